@@ -1,0 +1,207 @@
+//! The columns of spec §3: English key, Chinese name, and header matching.
+
+/// One field of the submission format, in the order of spec §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    RegNo,
+    Op,
+    Title,
+    Kind,
+    Region,
+    RegDate,
+    FirstUnit,
+    Units,
+    Persons,
+    Keywords,
+    Discipline,
+    Industry,
+    Stage,
+    Level,
+    Trl,
+    TaskSource,
+    PlanNo,
+    FiscalFunded,
+    Ip,
+    Transfer,
+    Abstract,
+    Funding,
+    Benefit,
+    Contact,
+    Phone,
+    Secret,
+    EmbargoUntil,
+}
+
+impl Field {
+    pub const ALL: [Field; 27] = [
+        Field::RegNo,
+        Field::Op,
+        Field::Title,
+        Field::Kind,
+        Field::Region,
+        Field::RegDate,
+        Field::FirstUnit,
+        Field::Units,
+        Field::Persons,
+        Field::Keywords,
+        Field::Discipline,
+        Field::Industry,
+        Field::Stage,
+        Field::Level,
+        Field::Trl,
+        Field::TaskSource,
+        Field::PlanNo,
+        Field::FiscalFunded,
+        Field::Ip,
+        Field::Transfer,
+        Field::Abstract,
+        Field::Funding,
+        Field::Benefit,
+        Field::Contact,
+        Field::Phone,
+        Field::Secret,
+        Field::EmbargoUntil,
+    ];
+
+    /// The English key, used in reports, JSON and query output.
+    pub fn key(self) -> &'static str {
+        match self {
+            Field::RegNo => "reg_no",
+            Field::Op => "op",
+            Field::Title => "title",
+            Field::Kind => "kind",
+            Field::Region => "region",
+            Field::RegDate => "reg_date",
+            Field::FirstUnit => "first_unit",
+            Field::Units => "units",
+            Field::Persons => "persons",
+            Field::Keywords => "keywords",
+            Field::Discipline => "discipline",
+            Field::Industry => "industry",
+            Field::Stage => "stage",
+            Field::Level => "level",
+            Field::Trl => "trl",
+            Field::TaskSource => "task_source",
+            Field::PlanNo => "plan_no",
+            Field::FiscalFunded => "fiscal_funded",
+            Field::Ip => "ip",
+            Field::Transfer => "transfer",
+            Field::Abstract => "abstract",
+            Field::Funding => "funding",
+            Field::Benefit => "benefit",
+            Field::Contact => "contact",
+            Field::Phone => "phone",
+            Field::Secret => "secret",
+            Field::EmbargoUntil => "embargo_until",
+        }
+    }
+
+    /// The Chinese column name of spec §3.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Field::RegNo => "登记号",
+            Field::Op => "操作",
+            Field::Title => "成果名称",
+            Field::Kind => "成果类型",
+            Field::Region => "行政区划代码",
+            Field::RegDate => "登记日期",
+            Field::FirstUnit => "第一完成单位",
+            Field::Units => "完成单位",
+            Field::Persons => "主要完成人",
+            Field::Keywords => "关键词",
+            Field::Discipline => "学科分类",
+            Field::Industry => "应用行业",
+            Field::Stage => "成果所处阶段",
+            Field::Level => "成果水平",
+            Field::Trl => "技术就绪水平",
+            Field::TaskSource => "任务来源",
+            Field::PlanNo => "计划编号",
+            Field::FiscalFunded => "财政资金",
+            Field::Ip => "知识产权",
+            Field::Transfer => "转化方式",
+            Field::Abstract => "成果简介",
+            Field::Funding => "研究经费(万元)",
+            Field::Benefit => "经济效益(万元)",
+            Field::Contact => "联系人",
+            Field::Phone => "联系电话",
+            Field::Secret => "密级",
+            Field::EmbargoUntil => "延期公开至",
+        }
+    }
+
+    /// Required in every upsert row (the conditional ones, industry, stage and plan_no,
+    /// are checked per row).
+    pub fn required(self) -> bool {
+        matches!(
+            self,
+            Field::RegNo
+                | Field::Title
+                | Field::Kind
+                | Field::Region
+                | Field::RegDate
+                | Field::FirstUnit
+                | Field::Persons
+                | Field::Discipline
+                | Field::TaskSource
+                | Field::Abstract
+                | Field::Secret
+        )
+    }
+
+    /// Shown by the public view (spec §3, column "public").
+    pub fn public(self) -> bool {
+        !matches!(
+            self,
+            Field::Op | Field::Funding | Field::Benefit | Field::Contact | Field::Phone | Field::Secret | Field::EmbargoUntil
+        )
+    }
+
+    /// A list field: `;`, `；` or `、` separated in CSV/XLSX, an array in JSON.
+    pub fn is_list(self) -> bool {
+        matches!(self, Field::Units | Field::Persons | Field::Keywords | Field::Ip)
+    }
+
+    /// A field holding a code: a number in a spreadsheet cell must be an exact integer.
+    pub fn is_code(self) -> bool {
+        matches!(self, Field::RegNo | Field::Region | Field::Discipline | Field::Industry | Field::PlanNo | Field::Phone)
+    }
+
+    /// A date field: Excel date cells are accepted here.
+    pub fn is_date(self) -> bool {
+        matches!(self, Field::RegDate | Field::EmbargoUntil)
+    }
+
+    /// Matches a header cell (or a JSON key): trimmed; English keys case-insensitively,
+    /// Chinese names exactly. Full-width parentheses in `研究经费（万元）` are also
+    /// accepted, because Chinese input methods type them by default.
+    pub fn from_header(name: &str) -> Option<Field> {
+        let name = name.trim();
+        Field::ALL.into_iter().find(|f| {
+            f.key().eq_ignore_ascii_case(name) || f.zh() == name || (f.zh().contains('(') && f.zh().replace('(', "（").replace(')', "）") == name)
+        })
+    }
+}
+
+/// The column the node adds to `NAME.rejected.csv`; ignored without a warning when a
+/// clerk drops the fixed file back in.
+pub const ERROR_COLUMN: &str = "错误 (error)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_match_per_spec() {
+        assert_eq!(Field::from_header(" REG_NO "), Some(Field::RegNo));
+        assert_eq!(Field::from_header("登记号"), Some(Field::RegNo));
+        assert_eq!(Field::from_header("研究经费(万元)"), Some(Field::Funding));
+        assert_eq!(Field::from_header("研究经费（万元）"), Some(Field::Funding));
+        assert_eq!(Field::from_header("备注"), None);
+        assert_eq!(Field::from_header("登记 号"), None);
+        for f in Field::ALL {
+            assert_eq!(Field::from_header(f.key()), Some(f));
+            assert_eq!(Field::from_header(f.zh()), Some(f));
+            assert_eq!(Field::from_header(&f.key().to_uppercase()), Some(f));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! huijiao-protocol: everything two huijiao nodes, or a node and an office file, must
+//! agree on — without doing any IO.
+//!
+//! Layout:
+//! - [`regions`]: the GB/T 2260 table and the jurisdiction rule.
+//! - [`date`]: calendar dates in Beijing time, every date form of the spec.
+//! - [`fields`]: the columns of the submission format and header matching.
+//! - [`record`]: the validated record, its canonical JSON, hash and public view.
+//! - [`validate`]: row validation, one error per broken rule.
+//! - [`report`]: the per-file report of spec §5.
+//!
+//! Architecture invariant: nothing here touches files, sockets, clocks or threads;
+//! callers pass `today` and bytes in.
+
+pub mod date;
+pub mod fields;
+pub mod record;
+pub mod regions;
+pub mod report;
+pub mod validate;
+
+pub use date::Date;
+pub use fields::Field;
+pub use record::{Kind, Record, Secret};
+pub use regions::RegionTable;
+pub use report::{Refusal, Report, RowError, Warning};
+pub use validate::{RawRow, RawValue, Row, Validator};
