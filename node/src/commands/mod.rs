@@ -1,0 +1,3 @@
+//! The CLI commands; `main.rs` parses arguments and calls these.
+
+pub mod check;
