@@ -26,3 +26,186 @@ pub fn check_node_id(node: &str, regions: &RegionTable) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The configuration file as written. Every section rejects unknown keys, so a typo
+/// stops the daemon with the file, line and key instead of being silently ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// This node's id: its GB/T 2260 region code, `000000` for the national node. Required.
+    pub node_id: String,
+    /// Directory of the store (`huijiao.db`). Required. Relative paths are relative to
+    /// the configuration file.
+    pub data_dir: PathBuf,
+    /// A newer GB/T 2260 table (TSV with `code name level parent`). Default: built in.
+    #[serde(default)]
+    pub regions_file: Option<PathBuf>,
+    /// The watched folders. Default: none (a node may only relay its children).
+    #[serde(default)]
+    pub inbox: InboxSection,
+}
+
+/// `[inbox]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxSection {
+    /// Folders to watch. Default: `[]`.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// How long size and mtime must stay unchanged before a file is read, ms. Default 1000.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// Full rescan interval, seconds (file events get lost under load and on network
+    /// shares). Default 15.
+    #[serde(default = "default_rescan_secs")]
+    pub rescan_secs: u64,
+    /// Files larger than this are refused as a whole, MiB. Default 256.
+    #[serde(default = "default_max_file_mib")]
+    pub max_file_mib: u64,
+    /// Where handled files go; default: `processed` and `rejected` beside each inbox
+    /// folder (siblings of it).
+    #[serde(default)]
+    pub processed_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub rejected_dir: Option<PathBuf>,
+    /// A file still changing after this many seconds is read anyway, with a warning,
+    /// so a writer that never stops cannot block the inbox. Default 600.
+    #[serde(default = "default_max_settle_secs")]
+    pub max_settle_secs: u64,
+}
+
+impl Default for InboxSection {
+    fn default() -> Self {
+        InboxSection {
+            paths: Vec::new(),
+            settle_ms: default_settle_ms(),
+            rescan_secs: default_rescan_secs(),
+            max_file_mib: default_max_file_mib(),
+            processed_dir: None,
+            rejected_dir: None,
+            max_settle_secs: default_max_settle_secs(),
+        }
+    }
+}
+
+fn default_settle_ms() -> u64 {
+    1000
+}
+fn default_rescan_secs() -> u64 {
+    15
+}
+fn default_max_file_mib() -> u64 {
+    256
+}
+fn default_max_settle_secs() -> u64 {
+    600
+}
+
+/// One watched folder with the folders its files go to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxDir {
+    pub path: PathBuf,
+    pub processed: PathBuf,
+    pub rejected: PathBuf,
+}
+
+/// The validated runtime configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_id: String,
+    pub data_dir: PathBuf,
+    pub regions: std::sync::Arc<RegionTable>,
+    pub inboxes: Vec<InboxDir>,
+    pub settle: Duration,
+    pub rescan: Duration,
+    pub max_settle: Duration,
+    pub max_file_size: u64,
+    /// The file this came from, for messages.
+    pub source: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates a configuration file. Errors name the file and the key.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let file: ConfigFile = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        // Absolute paths, so file events (which carry the watched path) compare equal.
+        let abs_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = abs_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::from_file(file, &base, path).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// Validates a parsed file; relative paths are taken from `base`.
+    pub fn from_file(file: ConfigFile, base: &Path, source: &Path) -> anyhow::Result<Config> {
+        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let regions = load_regions(file.regions_file.as_deref().map(abs).as_deref()).context("key `regions_file`")?.into_owned();
+        check_node_id(&file.node_id, &regions).context("key `node_id`")?;
+        let inbox = &file.inbox;
+        if inbox.settle_ms == 0 {
+            bail!("key `inbox.settle_ms` must be at least 1");
+        }
+        let inboxes = inbox
+            .paths
+            .iter()
+            .map(|p| {
+                let path = abs(p);
+                let beside = |name: &str| path.parent().map_or_else(|| PathBuf::from(name), |d| d.join(name));
+                InboxDir {
+                    processed: inbox.processed_dir.as_deref().map_or_else(|| beside("processed"), abs),
+                    rejected: inbox.rejected_dir.as_deref().map_or_else(|| beside("rejected"), abs),
+                    path,
+                }
+            })
+            .collect();
+        Ok(Config {
+            node_id: file.node_id,
+            data_dir: abs(&file.data_dir),
+            regions: std::sync::Arc::new(regions),
+            inboxes,
+            settle: Duration::from_millis(inbox.settle_ms),
+            rescan: Duration::from_secs(inbox.rescan_secs.max(1)),
+            max_settle: Duration::from_secs(inbox.max_settle_secs.max(1)),
+            max_file_size: inbox.max_file_mib.saturating_mul(1024 * 1024),
+            source: source.to_path_buf(),
+        })
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join(crate::store::DB_FILE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, "node_id = \"420102\"\ndata_dir = \"d\"\n[inbox]\npath = [\"x\"]\n").unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("bad.toml") && e.contains("path") && e.contains("line 4"), "{e}");
+        std::fs::write(&p, "node_id = \"420199\"\ndata_dir = \"d\"\n").unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("bad.toml") && e.contains("node_id"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_and_default_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.toml");
+        std::fs::write(&p, "node_id = \"420102\"\ndata_dir = \"data\"\n[inbox]\npaths = [\"drop/inbox\"]\nsettle_ms = 250\n").unwrap();
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.inboxes[0].path, dir.path().join("drop/inbox"));
+        assert_eq!(c.inboxes[0].processed, dir.path().join("drop/processed"));
+        assert_eq!(c.inboxes[0].rejected, dir.path().join("drop/rejected"));
+        assert_eq!(c.settle, Duration::from_millis(250));
+        assert_eq!(c.max_file_size, 256 * 1024 * 1024);
+    }
+}

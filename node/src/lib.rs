@@ -1,7 +1,11 @@
 //! huijiao node: the daemon and CLI behind the national S&T achievement system.
 //!
 //! Layout:
+//! - [`daemon`]: `huijiao run` — opens the store and runs the subsystems until shutdown.
+//! - [`inbox`]: watching folders, settling files, handling each file exactly once.
 //! - [`ingest`]: reading office files (CSV, XLSX, JSON, JSONL) into rows and checking them.
+//! - [`store`]: the SQLite store, the only code that touches SQLite.
+//! - [`xlsx_writer`]: a minimal XLSX writer for the demo and tests.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`commands`]: the CLI commands `main.rs` dispatches to.
 //! - [`clock`]: the wall clock, read only at the edges.
@@ -9,4 +13,8 @@
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod daemon;
+pub mod inbox;
 pub mod ingest;
+pub mod store;
+pub mod xlsx_writer;

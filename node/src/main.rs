@@ -1,6 +1,8 @@
-//! The `huijiao` binary: argument parsing and dispatch only.
+//! The `huijiao` binary: argument parsing, logging set-up and dispatch only.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use huijiao::store::Filter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,17 +32,62 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Run the node daemon in the foreground until SIGINT or SIGTERM.
+    Run {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Query the store (also while the daemon runs).
+    Query {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Region code prefix (42, 4201), or a node code (420000 = all of Hubei).
+        #[arg(long, value_name = "PREFIX")]
+        region: Option<String>,
+        /// 应用技术 / 基础理论 / 软科学 (or applied / basic / soft).
+        #[arg(long, value_name = "K")]
+        kind: Option<String>,
+        /// Registered on or after this date.
+        #[arg(long, value_name = "D")]
+        since: Option<String>,
+        /// Registered on or before this date.
+        #[arg(long, value_name = "D")]
+        until: Option<String>,
+        #[arg(long = "reg-no", value_name = "R")]
+        reg_no: Option<String>,
+        /// Substring of title, abstract, units, persons or keywords.
+        #[arg(long, value_name = "S")]
+        text: Option<String>,
+        /// Only what the public may see, with only the public fields (spec §3).
+        #[arg(long)]
+        public: bool,
+        /// JSON Lines: one record per line with the spec's English keys.
+        #[arg(long)]
+        json: bool,
+        /// Print only the number of matching records.
+        #[arg(long)]
+        count: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
+        // A reader that went away (`huijiao query | head`) is not an error.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("huijiao: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn init_logging() {
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("HUIJIAO_LOG").unwrap_or_else(|_| "info".into());
+    let filter: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|_| "info".parse().expect("valid default"));
+    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).with(filter).init();
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -51,6 +98,56 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 huijiao::config::check_node_id(node, &table)?;
             }
             huijiao::commands::check::run(&files, json, node.as_deref(), &table, &mut std::io::stdout().lock())
+        }
+        Command::Run { config } => {
+            init_logging();
+            let cfg = huijiao::config::Config::load(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+            rt.block_on(async {
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let on_signal = shutdown.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    tracing::info!("signal received, shutting down");
+                    on_signal.cancel();
+                });
+                huijiao::daemon::run(cfg, shutdown).await
+            })?;
+            Ok(0)
+        }
+        Command::Query { config, region, kind, since, until, reg_no, text, public, json, count } => {
+            let cfg = huijiao::config::Config::load(&config)?;
+            let kind = kind
+                .map(|k| huijiao_protocol::Kind::parse(&k).with_context(|| format!("unknown kind `{k}` (use 应用技术, 基础理论, 软科学)")))
+                .transpose()?;
+            let parse = |d: Option<String>| d.map(|d| huijiao::commands::query::parse_date_arg(&d)).transpose();
+            let filter = Filter {
+                region,
+                kind,
+                since: parse(since)?,
+                until: parse(until)?,
+                reg_no,
+                text,
+                public: public.then(huijiao::clock::today),
+            };
+            let reader = huijiao::store::Reader::open(&cfg.db_path())?;
+            huijiao::commands::query::run(&reader, &filter, json, count, &mut std::io::stdout().lock())?;
+            Ok(0)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

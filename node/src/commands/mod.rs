@@ -1,3 +1,4 @@
 //! The CLI commands; `main.rs` parses arguments and calls these.
 
 pub mod check;
+pub mod query;

@@ -263,26 +263,43 @@ pub struct Checked {
 
 /// Validates every row; the report gets counts and one error per broken rule.
 pub fn check_rows(parsed: &Parsed, validator: &Validator<'_>) -> Checked {
-    let mut report = parsed.report.clone();
     let mut valid = Vec::with_capacity(parsed.rows.len());
+    let report = validate_rows(parsed, validator, usize::MAX, |chunk| valid.extend(chunk));
+    Checked { report, valid }
+}
+
+/// Validates rows in chunks of `chunk` valid rows, handing each chunk to `sink` as soon
+/// as it is full so a store can write while later rows are still being checked.
+/// Returns the report with counts and errors.
+pub fn validate_rows(parsed: &Parsed, validator: &Validator<'_>, chunk: usize, mut sink: impl FnMut(Vec<(u64, Row)>)) -> Report {
+    let mut report = parsed.report.clone();
     if report.refused.is_some() {
-        return Checked { report, valid };
+        return report;
     }
+    let mut buf = Vec::new();
     for r in &parsed.rows {
         let result = match &r.broken {
             Some(e) => Err(vec![e.clone()]),
             None => validator.validate(&r.raw),
         };
         match result {
-            Ok(row) => valid.push((r.row, row)),
+            Ok(row) => {
+                report.accepted += 1;
+                buf.push((r.row, row));
+                if buf.len() >= chunk {
+                    sink(std::mem::take(&mut buf));
+                }
+            }
             Err(errors) => {
                 report.rejected += 1;
                 report.errors.extend(errors);
             }
         }
     }
-    report.accepted = valid.len() as u64;
-    Checked { report, valid }
+    if !buf.is_empty() {
+        sink(buf);
+    }
+    report
 }
 
 /// `NAME.rejected.csv`: the rejected rows as given plus the error column, UTF-8 with a
@@ -317,3 +334,6 @@ pub fn rejected_csv(parsed: &Parsed, report: &Report) -> Option<Vec<u8>> {
     }
     (out.len() > 1).then(|| text::write_csv(out))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,168 @@
+use super::*;
+use crate::xlsx_writer::{workbook, Cell};
+use huijiao_protocol::{Date, RegionTable};
+
+const HEADER: &str = "登记号,成果名称,成果类型,行政区划代码,登记日期,第一完成单位,主要完成人,学科分类,应用行业,成果所处阶段,任务来源,成果简介,密级";
+const ROW: &str = "4201022024Y0001,测试成果,应用技术,420102,2024-03-05,武汉研究所,张三,413,C27,初期阶段,计划外,简介,公开";
+
+fn validator() -> Validator<'static> {
+    Validator { regions: RegionTable::embedded(), today: Date::new(2026, 11, 26).unwrap(), node: Some("420102") }
+}
+
+fn refusal(name: &str, bytes: &[u8]) -> String {
+    let p = parse_file(name, bytes, DEFAULT_MAX_FILE_SIZE);
+    assert!(p.rows.is_empty());
+    p.report.refused.expect("refused").code
+}
+
+fn check(name: &str, bytes: &[u8]) -> Report {
+    check_rows(&parse_file(name, bytes, DEFAULT_MAX_FILE_SIZE), &validator()).report
+}
+
+#[test]
+fn one_refusal_per_kind() {
+    assert_eq!(refusal("a.txt", b"x"), "unsupported_file_type");
+    assert_eq!(refusal("a.xls", b"x"), "unsupported_file_type");
+    let p = parse_file("a.csv", format!("{HEADER}\n{ROW}\n").as_bytes(), 10);
+    assert_eq!(p.report.refused.unwrap().code, "file_too_large");
+    assert_eq!(refusal("a.csv", b""), "empty_file");
+    assert_eq!(refusal("a.csv", format!("{HEADER}\r\n").as_bytes()), "no_data_rows");
+    assert_eq!(refusal("a.csv", format!("{HEADER}\n,,,\n\n").as_bytes()), "no_data_rows");
+    assert_eq!(refusal("a.json", b"[]"), "no_data_rows");
+    assert_eq!(refusal("a.jsonl", b"\n\n"), "no_data_rows");
+    assert_eq!(refusal("a.csv", b"\x81\x20\x81\x20,\xff\xfe"), "undecodable");
+    assert_eq!(refusal("a.csv", b"PK\x03\x04\0\0\x01\x02"), "binary_file");
+    assert_eq!(refusal("a.csv", b"\xff\xfea\0,\0"), "unsupported_encoding");
+    assert_eq!(refusal("a.json", b"[{\"reg_no\": \"1"), "malformed_json");
+    assert_eq!(refusal("a.json", b"42"), "not_object_or_array");
+    assert_eq!(refusal("a.csv", "登记号,成果类型\n4201022024Y0001,应用技术\n".as_bytes()), "missing_column");
+    assert_eq!(refusal("a.csv", "成果名称\n甲\n".as_bytes()), "missing_column");
+    assert_eq!(refusal("a.xlsx", b"not a zip at all"), "unreadable_xlsx");
+}
+
+#[test]
+fn a_withdraw_only_file_needs_only_reg_no() {
+    let r = check("w.csv", "登记号,操作\n4201022024Y0001,撤销\n".as_bytes());
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!(check("w.csv", "登记号,操作\n4201022024Y0001,登记\n".as_bytes()).refused.unwrap().code, "missing_column");
+}
+
+#[test]
+fn rows_are_numbered_as_the_clerk_sees_them() {
+    // A quoted line break, an empty line and an Excel blank row all keep numbering right.
+    let csv = format!("{HEADER}\n{}\n\n,,,,\n{}\n", ROW.replace("简介", "\"第一行\n第二行\""), ROW.replace("413", "41"));
+    let r = check("a.csv", csv.as_bytes());
+    assert_eq!((r.rows, r.accepted, r.rejected), (2, 1, 1));
+    assert_eq!(r.errors[0].row, 5);
+    assert_eq!(r.errors[0].field.as_deref(), Some("discipline"));
+}
+
+#[test]
+fn broken_csv_rows_are_row_errors() {
+    let csv = format!("{HEADER}\n{ROW},多余\n{}\n{}\n", ROW.replace("4201022024Y0001", "4201022024Y0002"), ROW.replace("简介", "\"未闭合"));
+    let r = check("a.csv", csv.as_bytes());
+    assert_eq!((r.accepted, r.rejected), (1, 2));
+    assert_eq!((r.errors[0].row, r.errors[0].code.as_str()), (2, "too_many_cells"));
+    assert_eq!((r.errors[1].row, r.errors[1].code.as_str(), r.errors[1].field.clone()), (4, "unterminated_quote", None));
+}
+
+#[test]
+fn gbk_and_utf8_give_the_same_rows() {
+    let text = format!("{HEADER}\n{ROW}\n");
+    let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+    let a = check("a.csv", &gbk);
+    let b = check("a.csv", text.as_bytes());
+    assert_eq!(a.encoding.as_deref(), Some("gbk"));
+    assert!(a.is_clean() && b.is_clean());
+}
+
+#[test]
+fn unknown_columns_warn_and_english_headers_match_any_case() {
+    let csv = format!("{},备注\n{ROW},x\n", HEADER.replace("登记号", "REG_NO").replace("成果名称", "Title"));
+    let r = check("a.csv", csv.as_bytes());
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!(r.warnings.len(), 1);
+    assert_eq!((r.warnings[0].code.as_str(), r.warnings[0].field.as_deref()), ("unknown_column", Some("备注")));
+}
+
+fn sheet(extra: Vec<(&str, Cell)>) -> Vec<u8> {
+    let mut header: Vec<Cell> = HEADER.split(',').map(|h| Cell::Text(h.into())).collect();
+    let mut row: Vec<Cell> = ROW.split(',').map(|v| Cell::Text(v.into())).collect();
+    for (col, cell) in extra {
+        let i = HEADER.split(',').position(|h| h == col);
+        match i {
+            Some(i) => row[i] = cell,
+            None => {
+                header.push(Cell::Text(col.into()));
+                row.push(cell);
+            }
+        }
+    }
+    workbook(&[header, row])
+}
+
+#[test]
+fn xlsx_date_cells_and_numeric_codes() {
+    let bytes = sheet(vec![("登记日期", Cell::Date(Date::new(2024, 3, 5).unwrap())), ("学科分类", Cell::Number(413.0)), ("行政区划代码", Cell::Number(420102.0))]);
+    let c = check_rows(&parse_file("a.xlsx", &bytes, DEFAULT_MAX_FILE_SIZE), &validator());
+    assert!(c.report.is_clean(), "{:?}", c.report);
+    let huijiao_protocol::Row::Upsert(r) = &c.valid[0].1 else { panic!() };
+    assert_eq!((r.reg_date.to_string().as_str(), r.discipline.as_str()), ("2024-03-05", "413"));
+}
+
+#[test]
+fn a_code_too_long_to_be_exact_is_a_row_error_not_rounded() {
+    let bytes = sheet(vec![("计划编号", Cell::Number(2024123456789012.0)), ("任务来源", Cell::Text("国家计划".into()))]);
+    let r = check("a.xlsx", &bytes);
+    assert_eq!((r.accepted, r.rejected), (0, 1));
+    assert_eq!((r.errors[0].row, r.errors[0].field.as_deref(), r.errors[0].code.as_str()), (2, Some("plan_no"), "inexact_number"));
+}
+
+#[test]
+fn json_rows_and_jsonl_lines() {
+    let obj = r#"{"reg_no":"4201022024Y0001","title":"测试","kind":"applied","region":420102,"reg_date":"2024/3/5","first_unit":"所","persons":["甲","乙"],"discipline":"413","industry":"C27","stage":"初期阶段","task_source":"计划外","abstract":"简介","secret":"公开","trl":5,"extra":1}"#;
+    let r = check("a.json", obj.as_bytes());
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!(r.warnings[0].field.as_deref(), Some("extra"));
+    let arr = format!("[{obj}, 7, {}]", obj.replace("\"trl\":5", "\"trl\":10"));
+    let r = check("a.json", arr.as_bytes());
+    assert_eq!(r.rejected_rows(), vec![2, 3]);
+    assert_eq!(r.errors[0].code, "not_an_object");
+    let lines = format!("{obj}\n\n{{broken\n{}\n", obj.replace("4201022024Y0001", "4201022024Y0002"));
+    let r = check("a.ndjson", lines.as_bytes());
+    assert_eq!((r.rows, r.accepted), (3, 2));
+    assert_eq!((r.errors[0].row, r.errors[0].code.as_str()), (3, "malformed_json_line"));
+}
+
+#[test]
+fn rejected_csv_keeps_rows_as_given_and_leaves_out_classified_ones() {
+    let bad = ROW.replace("413", "41");
+    let secret = ROW.replace("公开", "机密").replace("测试成果", "不可外泄的名称");
+    let csv = format!("{HEADER},备注\n{ROW},a\n{bad},b\n{secret},c\n");
+    let parsed = parse_file("a.csv", csv.as_bytes(), DEFAULT_MAX_FILE_SIZE);
+    let report = check_rows(&parsed, &validator()).report;
+    assert_eq!(report.rejected_rows(), vec![3, 4]);
+    let out = rejected_csv(&parsed, &report).unwrap();
+    assert!(out.starts_with(&[0xEF, 0xBB, 0xBF]));
+    let text = std::str::from_utf8(&out[3..]).unwrap();
+    assert!(!text.contains("不可外泄") && !text.contains("机密"), "classified content echoed: {text}");
+    let rows = text::parse_csv(text);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].fields.last().unwrap(), ERROR_COLUMN);
+    assert_eq!(rows[1].fields[..rows[1].fields.len() - 1].join(","), format!("{bad},b"));
+    assert!(rows[1].fields.last().unwrap().contains("discipline"));
+    // The clerk fixes the row and drops the file back in: the error column is ignored.
+    let fixed = format!("{}\n{}", text.lines().next().unwrap(), format!("{ROW},b,旧错误"));
+    let r = check("fixed.csv", fixed.as_bytes());
+    assert!(r.is_clean() && r.warnings.iter().all(|w| w.field.as_deref() == Some("备注")), "{r:?}");
+}
+
+#[test]
+fn ignored_names_follow_the_spec() {
+    for n in [".hidden.csv", "~$book.xlsx", "a.csv.tmp", "a.part", "a.crdownload", "a.csv.swp", "A.TMP"] {
+        assert!(is_ignored_name(n), "{n}");
+    }
+    for n in ["a.csv", "a.tmp.csv", "批次.xlsx"] {
+        assert!(!is_ignored_name(n), "{n}");
+    }
+}

@@ -1,0 +1,243 @@
+//! Local ingest: rows from an inbox file become changes at this node, their origin.
+
+use super::Writer;
+use anyhow::{bail, Context};
+use huijiao_protocol::record::{sha256, withdraw_hash};
+use huijiao_protocol::report::{zh_en, Report, RowError};
+use huijiao_protocol::validate::Row;
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::sync::mpsc::Receiver;
+
+/// The journal entry of a file being ingested.
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    pub sha256: String,
+    pub name: String,
+    /// Where the file lies in the inbox.
+    pub source_path: String,
+    /// Where it will be moved, chosen before the commit so a restart can finish the move.
+    pub dest: String,
+    pub received_at: i64,
+}
+
+/// A journal entry as stored.
+#[derive(Debug, Clone)]
+pub struct FileEntry {
+    pub meta: FileMeta,
+    pub report: Report,
+    pub moved: bool,
+}
+
+/// What the inbox streams to [`Writer::ingest_file`]: valid rows in chunks, then the
+/// validation report. A sender that goes away without `Done` rolls the file back.
+pub enum IngestMsg {
+    Rows(Vec<(u64, Row)>),
+    Done(Report),
+}
+
+/// The result of one committed file.
+#[derive(Debug, Clone)]
+pub struct IngestSummary {
+    /// The final report, including rows only the store could reject.
+    pub report: Report,
+    pub inserted: u64,
+    pub updated: u64,
+    pub withdrawn: u64,
+    pub unchanged: u64,
+}
+
+/// The state of a record that a row is checked against.
+pub(crate) struct Current {
+    origin: String,
+    version: i64,
+    withdrawn: bool,
+    hash: Vec<u8>,
+    region: String,
+}
+
+enum Applied {
+    Inserted,
+    Updated,
+    Withdrawn,
+    Unchanged,
+}
+
+fn store_error(row: u64, reg_no: &str, field: &str, code: &str, zh: &str, en: &str) -> RowError {
+    RowError { row, reg_no: Some(reg_no.to_string()), field: Some(field.to_string()), code: code.to_string(), message: zh_en(zh, en) }
+}
+
+impl Writer {
+    /// The journal entry for a file hash, if the file was ingested before.
+    pub fn lookup_file(&self, sha256: &str) -> anyhow::Result<Option<FileEntry>> {
+        self.conn
+            .query_row(
+                "SELECT sha256, name, source_path, dest, received_at, report, moved FROM files WHERE sha256 = ?1",
+                [sha256],
+                file_entry,
+            )
+            .optional()?
+            .transpose()
+    }
+
+    /// Files committed but not yet moved out of the inbox (a crash in between).
+    pub fn pending_moves(&self) -> anyhow::Result<Vec<FileEntry>> {
+        let mut st = self.conn.prepare("SELECT sha256, name, source_path, dest, received_at, report, moved FROM files WHERE moved = 0")?;
+        let rows = st.query_map([], file_entry)?;
+        rows.map(|r| r?).collect()
+    }
+
+    /// Whether an unfinished move has already claimed `dest`.
+    pub fn dest_reserved(&self, dest: &str) -> anyhow::Result<bool> {
+        Ok(self.conn.query_row("SELECT 1 FROM files WHERE dest = ?1 AND moved = 0", [dest], |_| Ok(())).optional()?.is_some())
+    }
+
+    pub fn mark_moved(&self, sha256: &str) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE files SET moved = 1 WHERE sha256 = ?1", [sha256])?;
+        Ok(())
+    }
+
+    /// Stores one file's valid rows and its journal entry in one durable transaction.
+    /// Rows arrive in chunks while the sender is still validating later ones.
+    pub fn ingest_file(&mut self, meta: FileMeta, rows: Receiver<IngestMsg>) -> anyhow::Result<IngestSummary> {
+        let node = self.node_id.clone();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut summary = IngestSummary { report: Report::new(&meta.name, &meta.sha256), inserted: 0, updated: 0, withdrawn: 0, unchanged: 0 };
+        let mut store_errors = Vec::new();
+        let source = format!("file:{}", meta.sha256);
+        let mut report = loop {
+            match rows.recv() {
+                Ok(IngestMsg::Rows(chunk)) => {
+                    let now = crate::clock::now_ms();
+                    for (row_no, row) in chunk {
+                        match apply_local(&tx, &node, &source, row_no, row, now)? {
+                            Ok(Applied::Inserted) => summary.inserted += 1,
+                            Ok(Applied::Updated) => summary.updated += 1,
+                            Ok(Applied::Withdrawn) => summary.withdrawn += 1,
+                            Ok(Applied::Unchanged) => summary.unchanged += 1,
+                            Err(e) => store_errors.push(e),
+                        }
+                    }
+                }
+                Ok(IngestMsg::Done(report)) => break report,
+                Err(_) => bail!("ingest of {} was abandoned before it finished; nothing was stored", meta.name),
+            }
+        };
+        for e in store_errors {
+            report.reject_accepted_row(e);
+        }
+        tx.execute(
+            "INSERT INTO files (sha256, name, source_path, dest, received_at, report, moved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+            params![meta.sha256, meta.name, meta.source_path, meta.dest, meta.received_at, serde_json::to_string(&report)?],
+        )
+        .context("cannot journal the file")?;
+        tx.commit().context("cannot commit the file")?;
+        summary.report = report;
+        Ok(summary)
+    }
+}
+
+fn file_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Result<FileEntry>> {
+    let report: String = r.get(5)?;
+    let meta = FileMeta { sha256: r.get(0)?, name: r.get(1)?, source_path: r.get(2)?, dest: r.get(3)?, received_at: r.get(4)? };
+    Ok(serde_json::from_str(&report).context("corrupt report in the file journal").map(|report| FileEntry { meta, report, moved: r.get::<_, i64>(6).unwrap_or(0) != 0 }))
+}
+
+pub(crate) fn current(tx: &Transaction<'_>, reg_no: &str) -> rusqlite::Result<Option<Current>> {
+    tx.prepare_cached("SELECT origin, version, withdrawn, hash, region FROM records WHERE reg_no = ?1")?
+        .query_row([reg_no], |r| Ok(Current { origin: r.get(0)?, version: r.get(1)?, withdrawn: r.get::<_, i64>(2)? != 0, hash: r.get(3)?, region: r.get(4)? }))
+        .optional()
+}
+
+/// Applies one row at its origin. The outer error is a database failure (the file is
+/// rolled back); the inner one a row the store refuses.
+fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row_no: u64, row: Row, now: i64) -> anyhow::Result<Result<Applied, RowError>> {
+    let reg_no = row.reg_no().to_string();
+    let cur = current(tx, &reg_no)?;
+    if let Some(c) = &cur {
+        if c.origin != node {
+            return Ok(Err(store_error(
+                row_no,
+                &reg_no,
+                "reg_no",
+                "not_origin",
+                &format!("该成果由节点 {} 登记，只有该节点可以修改或撤销", c.origin),
+                &format!("the record originated at node {}; only that node may change or withdraw it", c.origin),
+            )));
+        }
+    }
+    let hops = serde_json::to_string(&[(node, now)])?;
+    match row {
+        Row::Upsert(rec) => {
+            let body = rec.canonical_json();
+            let hash = sha256(&body);
+            let version = match &cur {
+                Some(c) if c.withdrawn => {
+                    return Ok(Err(store_error(
+                        row_no,
+                        &reg_no,
+                        "reg_no",
+                        "withdrawn_record",
+                        "该成果已撤销，撤销后不能再修改或重新登记",
+                        "the record was withdrawn; a withdrawn record cannot be changed or registered again",
+                    )))
+                }
+                Some(c) if c.hash == hash => return Ok(Ok(Applied::Unchanged)),
+                Some(c) => c.version + 1,
+                None => 1,
+            };
+            let body_text = std::str::from_utf8(&body).expect("serde_json writes UTF-8");
+            tx.prepare_cached(
+                "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![reg_no, node, version, rec.region, &hash[..], now, hops, source, body_text])?;
+            let seq = tx.last_insert_rowid();
+            tx.prepare_cached(
+                "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (reg_no) DO UPDATE SET version = excluded.version, hash = excluded.hash, seq = excluded.seq,
+                   body_seq = excluded.body_seq, region = excluded.region, kind = excluded.kind, reg_date = excluded.reg_date,
+                   secret = excluded.secret, embargo_until = excluded.embargo_until, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                reg_no,
+                node,
+                version,
+                &hash[..],
+                seq,
+                rec.region,
+                rec.kind.zh(),
+                rec.reg_date.to_string(),
+                rec.secret.zh(),
+                rec.embargo_until.map(|d| d.to_string()),
+                now
+            ])?;
+            Ok(Ok(if version == 1 { Applied::Inserted } else { Applied::Updated }))
+        }
+        Row::Withdraw { .. } => {
+            let Some(c) = cur else {
+                return Ok(Err(store_error(
+                    row_no,
+                    &reg_no,
+                    "reg_no",
+                    "unknown_record",
+                    "要撤销的登记号在本节点不存在",
+                    "the record to withdraw is not held by this node",
+                )));
+            };
+            if c.withdrawn {
+                return Ok(Ok(Applied::Unchanged));
+            }
+            let version = c.version + 1;
+            tx.prepare_cached(
+                "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, NULL)",
+            )?
+            .execute(params![reg_no, node, version, c.region, &withdraw_hash(&reg_no)[..], now, hops, source])?;
+            let seq = tx.last_insert_rowid();
+            tx.prepare_cached("UPDATE records SET version = ?2, withdrawn = 1, hash = ?3, seq = ?4, updated_at = ?5 WHERE reg_no = ?1")?
+                .execute(params![reg_no, version, &withdraw_hash(&reg_no)[..], seq, now])?;
+            Ok(Ok(Applied::Withdrawn))
+        }
+    }
+}

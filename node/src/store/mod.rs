@@ -1,0 +1,197 @@
+//! The store: the only module that touches SQLite.
+//!
+//! One writer thread owns the read-write connection and runs jobs sent to it in order
+//! ([`Store::call`]), so SQLite is never used across an `.await` and writes from the
+//! inbox and from children are serialized without locks. Readers ([`Reader`]) open
+//! their own short-lived connections, also from other processes (`huijiao query`),
+//! which WAL allows while the writer works.
+//!
+//! Durability: WAL with `synchronous = FULL`, so a commit that returned survives power
+//! loss; the inbox moves a file and a parent acknowledges a batch only after that.
+
+mod ingest;
+mod query;
+mod schema;
+
+pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary};
+pub use query::{Filter, Reader, StoredRecord};
+
+use anyhow::{bail, Context};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// The database file inside `data_dir`.
+pub const DB_FILE: &str = "huijiao.db";
+
+type Job = Box<dyn FnOnce(&mut Writer) + Send>;
+
+/// A handle to the writer thread. Cloning shares the thread.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::SyncSender<Job>,
+    path: PathBuf,
+    _thread: std::sync::Arc<WriterThread>,
+}
+
+/// Joins the writer thread when the last handle goes.
+struct WriterThread(Option<JoinHandle<()>>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// The writer's connection and the node it belongs to.
+pub struct Writer {
+    pub(crate) conn: Connection,
+    pub(crate) node_id: String,
+}
+
+/// Sets the pragmas every connection needs.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(())
+}
+
+/// Opens (creating if needed) the database and brings its schema up to date. `None`
+/// opens a private in-memory database (tests).
+pub fn open_writer_connection(path: Option<&Path>, node_id: &str) -> anyhow::Result<Connection> {
+    let shown = path.map_or_else(|| ":memory:".to_string(), |p| p.display().to_string());
+    let conn = match path {
+        Some(p) => Connection::open(p),
+        None => Connection::open_in_memory(),
+    }
+    .with_context(|| format!("cannot open store {shown}"))?;
+    configure(&conn)?;
+    // WAL lets readers (queries, the uplink) work while the writer commits; FULL makes
+    // each commit durable, which is what "left the inbox" and "acknowledged" promise.
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !(mode.eq_ignore_ascii_case("wal") || (path.is_none() && mode.eq_ignore_ascii_case("memory"))) {
+        bail!("store {shown} cannot use WAL (journal_mode is {mode})");
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -16_384)?;
+    migrate(&conn).with_context(|| format!("cannot migrate store {shown}"))?;
+    let stored: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| r.get(0)).optional()?;
+    match stored {
+        None => {
+            conn.execute("INSERT INTO meta (key, value) VALUES ('node_id', ?1)", [node_id])?;
+        }
+        Some(s) if s == node_id => {}
+        Some(s) => bail!("store {shown} belongs to node {s}, but the configuration says node_id = {node_id}; refusing to mix two nodes' data"),
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    if version > schema::MIGRATIONS.len() {
+        bail!("the store's schema version {version} is newer than this huijiao ({}); upgrade huijiao", schema::MIGRATIONS.len());
+    }
+    for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql).with_context(|| format!("migration {}", i + 1))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens the store at `path` for node `node_id` and starts the writer thread.
+    pub fn open(path: &Path, node_id: &str) -> anyhow::Result<Store> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let conn = open_writer_connection(Some(path), node_id)?;
+        let mut writer = Writer { conn, node_id: node_id.to_string() };
+        // A small queue: producers wait rather than pile up work in memory.
+        let (tx, rx) = mpsc::sync_channel::<Job>(16);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                for job in rx {
+                    // A panicking job must not take the store down with it; its caller
+                    // sees its result channel close and reports the failure.
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut writer))).is_err() {
+                        tracing::error!("a store job panicked; its transaction was rolled back");
+                        let _ = writer.conn.execute_batch("ROLLBACK");
+                    }
+                }
+                // Checkpoint on a clean exit so the WAL does not outlive the process.
+                let _ = writer.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })
+            .context("cannot start the store writer thread")?;
+        Ok(Store { tx, path: path.to_path_buf(), _thread: std::sync::Arc::new(WriterThread(Some(thread))) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the writer thread and waits for its result without blocking the runtime.
+    pub async fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> anyhow::Result<R> {
+        let (rtx, rrx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |w| {
+            let _ = rtx.send(f(w));
+        });
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || tx.send(job)).await?.map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        rrx.await.map_err(|_| anyhow::anyhow!("the store writer stopped during a job"))
+    }
+
+    /// Runs `f` on the writer thread from blocking code.
+    pub fn call_blocking<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> anyhow::Result<R> {
+        self.submit(f)?.recv().map_err(|_| anyhow::anyhow!("the store writer stopped during a job"))
+    }
+
+    /// Queues `f` on the writer thread and returns at once; the result arrives on the
+    /// returned channel. For a job that itself waits on the caller (a file ingest fed
+    /// chunk by chunk).
+    pub fn submit<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> anyhow::Result<mpsc::Receiver<R>> {
+        let (rtx, rrx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |w| {
+            let _ = rtx.send(f(w));
+        });
+        self.tx.send(job).map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        Ok(rrx)
+    }
+
+    /// A read-only connection to the same database.
+    pub fn reader(&self) -> anyhow::Result<Reader> {
+        Reader::open(&self.path)
+    }
+}
+
+/// Opens a read-only connection (queries, the uplink, other processes).
+pub(crate) fn open_reader_connection(path: &Path) -> anyhow::Result<Connection> {
+    if !path.exists() {
+        bail!("no store at {} (has the node run yet?)", path.display());
+    }
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("cannot open store {}", path.display()))?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+impl Writer {
+    /// A writer used directly, without the thread (tests and tools).
+    pub fn open(path: Option<&Path>, node_id: &str) -> anyhow::Result<Writer> {
+        Ok(Writer { conn: open_writer_connection(path, node_id)?, node_id: node_id.to_string() })
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+}
+
+#[cfg(test)]
+mod tests;

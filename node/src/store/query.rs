@@ -1,0 +1,148 @@
+//! Reading the store: queries for `huijiao query`, and the same filters for tools.
+
+use super::open_reader_connection;
+use anyhow::Context;
+use huijiao_protocol::{Date, Kind, Record};
+use rusqlite::Connection;
+use std::path::Path;
+
+/// A read-only view of the store.
+pub struct Reader {
+    pub(crate) conn: Connection,
+}
+
+/// What `huijiao query` can filter on. Every condition must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// A region code prefix (`42`, `4201`), or a node's code (`420000` means all of
+    /// Hubei, `420100` all of Wuhan, a county code only itself).
+    pub region: Option<String>,
+    pub kind: Option<Kind>,
+    /// `reg_date` on or after.
+    pub since: Option<Date>,
+    /// `reg_date` on or before.
+    pub until: Option<Date>,
+    pub reg_no: Option<String>,
+    /// A substring of the title, abstract, units, persons or keywords.
+    pub text: Option<String>,
+    /// Only records the public may see on `today` (spec §3).
+    pub public: Option<Date>,
+}
+
+/// A record with its bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord {
+    pub record: Record,
+    pub origin: String,
+    pub version: i64,
+    pub withdrawn: bool,
+    /// When this node accepted the latest change, ms since the epoch.
+    pub updated_at: i64,
+    /// (node, accepted at ms) for each node the latest change passed, origin first.
+    pub hops: Vec<(String, i64)>,
+}
+
+impl Filter {
+    /// The region prefix this filter means: a six-digit code stands for its jurisdiction.
+    fn region_prefix(&self) -> Option<String> {
+        let r = self.region.as_deref()?.trim();
+        Some(if huijiao_protocol::regions::is_six_digits(r) { huijiao_protocol::regions::jurisdiction_prefix(r).to_string() } else { r.to_string() })
+    }
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> anyhow::Result<Reader> {
+        Ok(Reader { conn: open_reader_connection(path)? })
+    }
+
+    /// Calls `f` for each matching record, ordered by `reg_no`, without holding them all.
+    pub fn for_each(&self, filter: &Filter, mut f: impl FnMut(StoredRecord) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+        let mut sql = String::from(
+            "SELECT r.origin, r.version, r.withdrawn, r.updated_at, b.body, l.hops
+             FROM records r JOIN changes b ON b.seq = r.body_seq JOIN changes l ON l.seq = r.seq WHERE 1 = 1",
+        );
+        let mut args: Vec<String> = Vec::new();
+        let mut arg = |sql: &mut String, cond: &str, v: String| {
+            args.push(v);
+            sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(prefix) = filter.region_prefix().filter(|p| !p.is_empty()) {
+            let mut upper = prefix.clone().into_bytes();
+            if let Some(last) = upper.last_mut() {
+                *last += 1;
+            }
+            arg(&mut sql, " AND r.region >= ?", prefix);
+            arg(&mut sql, " AND r.region < ?", String::from_utf8_lossy(&upper).into_owned());
+        }
+        if let Some(k) = filter.kind {
+            arg(&mut sql, " AND r.kind = ?", k.zh().to_string());
+        }
+        if let Some(d) = filter.since {
+            arg(&mut sql, " AND r.reg_date >= ?", d.to_string());
+        }
+        if let Some(d) = filter.until {
+            arg(&mut sql, " AND r.reg_date <= ?", d.to_string());
+        }
+        if let Some(r) = &filter.reg_no {
+            arg(&mut sql, " AND r.reg_no = ?", r.trim().to_ascii_uppercase());
+        }
+        if let Some(today) = filter.public {
+            arg(&mut sql, " AND r.secret = '公开' AND r.withdrawn = 0 AND (r.embargo_until IS NULL OR r.embargo_until < ?)", today.to_string());
+        }
+        sql.push_str(" ORDER BY r.reg_no");
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let body: String = row.get(4)?;
+            let record = Record::from_json(body.as_bytes()).context("corrupt record body in the store")?;
+            if let Some(text) = &filter.text {
+                if !record.search_text_matches(text.trim(), filter.public.is_some()) {
+                    continue;
+                }
+            }
+            let hops: String = row.get(5)?;
+            let stored = StoredRecord {
+                record,
+                origin: row.get(0)?,
+                version: row.get(1)?,
+                withdrawn: row.get::<_, i64>(2)? != 0,
+                updated_at: row.get(3)?,
+                hops: serde_json::from_str(&hops).context("corrupt hop list in the store")?,
+            };
+            n += 1;
+            f(stored)?;
+        }
+        Ok(n)
+    }
+
+    /// All matching records (tests and small results).
+    pub fn query(&self, filter: &Filter) -> anyhow::Result<Vec<StoredRecord>> {
+        let mut out = Vec::new();
+        self.for_each(filter, |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// One record by `reg_no`.
+    pub fn get(&self, reg_no: &str) -> anyhow::Result<Option<StoredRecord>> {
+        Ok(self.query(&Filter { reg_no: Some(reg_no.to_string()), ..Filter::default() })?.into_iter().next())
+    }
+
+    /// The number of changes in the log (all versions, all origins).
+    pub fn change_count(&self) -> anyhow::Result<i64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM changes", [], |r| r.get(0))?)
+    }
+
+    /// The number of records (withdrawn ones included).
+    pub fn record_count(&self) -> anyhow::Result<i64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?)
+    }
+
+    /// The node this store belongs to.
+    pub fn node_id(&self) -> anyhow::Result<String> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| r.get(0))?)
+    }
+}

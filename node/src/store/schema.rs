@@ -1,0 +1,60 @@
+//! The SQLite schema and its migrations, stepped by `PRAGMA user_version`.
+//!
+//! Design notes:
+//! - `changes` is the append-only change log. Its `seq` is this node's monotonic
+//!   sequence (rows are never deleted, so SQLite's max+1 rowid is monotonic); the sync
+//!   uplink streams it upward from the cursor the parent acknowledged. A change holds
+//!   the record body (canonical JSON) once; `records` points at it instead of copying
+//!   it, because storing 1 KiB bodies twice halves ingest speed.
+//! - `records` is the current state of each `reg_no`, with the columns queries filter on.
+//! - `files` is the journal of ingested files, keyed by SHA-256: a re-drop of the same
+//!   bytes stores nothing, and the destination chosen before the commit lets a restart
+//!   finish a move that a crash interrupted.
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the single-node store.
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE changes (
+        seq         INTEGER PRIMARY KEY,
+        reg_no      TEXT    NOT NULL,
+        origin      TEXT    NOT NULL,
+        version     INTEGER NOT NULL,
+        op          INTEGER NOT NULL,  -- 0 upsert, 1 withdraw
+        region      TEXT    NOT NULL,
+        hash        BLOB    NOT NULL,
+        accepted_at INTEGER NOT NULL,  -- ms since the Unix epoch, this node's clock
+        hops        TEXT    NOT NULL,  -- JSON [[node, ms], ...]: origin first, this node last
+        source      TEXT    NOT NULL,  -- 'file:<sha256>' or 'child:<node id>'
+        body        TEXT               -- canonical record JSON; NULL for a withdrawal
+    );
+    CREATE TABLE records (
+        reg_no        TEXT PRIMARY KEY,
+        origin        TEXT    NOT NULL,
+        version       INTEGER NOT NULL,
+        withdrawn     INTEGER NOT NULL,
+        hash          BLOB    NOT NULL,
+        seq           INTEGER NOT NULL,  -- the latest change
+        body_seq      INTEGER NOT NULL,  -- the change holding the latest body
+        region        TEXT    NOT NULL,
+        kind          TEXT    NOT NULL,
+        reg_date      TEXT    NOT NULL,  -- YYYY-MM-DD
+        secret        TEXT    NOT NULL,
+        embargo_until TEXT,
+        updated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX records_region ON records(region);
+    CREATE TABLE files (
+        sha256      TEXT PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        source_path TEXT    NOT NULL,
+        dest        TEXT    NOT NULL,
+        received_at INTEGER NOT NULL,
+        report      TEXT    NOT NULL,
+        moved       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX files_pending ON files(moved) WHERE moved = 0;",
+];
