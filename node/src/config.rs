@@ -174,6 +174,12 @@ impl Config {
         })
     }
 
+    /// Validates an example file without touching the paths it names (they belong to
+    /// the machine it is meant for).
+    pub fn check_example(file: ConfigFile) -> anyhow::Result<Config> {
+        Config::from_file(file, Path::new("/"), Path::new("example.toml"))
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join(crate::store::DB_FILE)
     }

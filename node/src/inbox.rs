@@ -96,7 +96,9 @@ pub async fn run(cfg: Arc<Config>, store: Store, shutdown: CancellationToken) ->
                     let r = &h.report;
                     match &r.refused {
                         Some(refusal) => warn!(file = %r.file, code = %refusal.code, dest = %h.dest.display(), "file refused"),
-                        None => info!(file = %r.file, rows = r.rows, accepted = r.accepted, rejected = r.rejected, dest = %h.dest.display(), "file handled"),
+                        None => {
+                            info!(file = %r.file, rows = r.rows, accepted = r.accepted, rejected = r.rejected, dest = %h.dest.display(), "file handled")
+                        }
                     }
                 }
                 Ok(Err(e)) => {
@@ -290,7 +292,16 @@ pub fn handle_file(cfg: &Config, store: &Store, inbox: &InboxDir, path: &Path) -
 /// between commit and move (finish the move with the stored report), or the same file
 /// dropped again (store nothing, say so).
 #[allow(clippy::too_many_arguments)]
-fn redrop(store: &Store, inbox: &InboxDir, path: &Path, name: &str, day: &str, bytes: &[u8], entry: FileEntry, max: u64) -> anyhow::Result<Handled> {
+fn redrop(
+    store: &Store,
+    inbox: &InboxDir,
+    path: &Path,
+    name: &str,
+    day: &str,
+    bytes: &[u8],
+    entry: FileEntry,
+    max: u64,
+) -> anyhow::Result<Handled> {
     let parsed = parse_file(name, bytes, max);
     let sha = entry.meta.sha256.clone();
     let dest = PathBuf::from(&entry.meta.dest);

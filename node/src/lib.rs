@@ -5,6 +5,7 @@
 //! - [`inbox`]: watching folders, settling files, handling each file exactly once.
 //! - [`ingest`]: reading office files (CSV, XLSX, JSON, JSONL) into rows and checking them.
 //! - [`store`]: the SQLite store, the only code that touches SQLite.
+//! - [`gen`]: deterministic synthetic submissions (demo, tests, benchmarks).
 //! - [`xlsx_writer`]: a minimal XLSX writer for the demo and tests.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`commands`]: the CLI commands `main.rs` dispatches to.
@@ -14,6 +15,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod gen;
 pub mod inbox;
 pub mod ingest;
 pub mod store;

@@ -37,6 +37,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Show what the node holds and when it last took something in.
+    Status {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Query the store (also while the daemon runs).
     Query {
         #[arg(long, value_name = "FILE")]
@@ -113,6 +121,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 });
                 huijiao::daemon::run(cfg, shutdown).await
             })?;
+            Ok(0)
+        }
+        Command::Status { config, json } => {
+            let cfg = huijiao::config::Config::load(&config)?;
+            huijiao::commands::status::run(&cfg, json, &mut std::io::stdout().lock())?;
             Ok(0)
         }
         Command::Query { config, region, kind, since, until, reg_no, text, public, json, count } => {

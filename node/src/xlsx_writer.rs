@@ -23,7 +23,9 @@ pub fn workbook(rows: &[Vec<Cell>]) -> Vec<u8> {
             let at = format!("{}{}", column_name(c), r + 1);
             match cell {
                 Cell::Empty => {}
-                Cell::Text(s) => sheet.push_str(&format!(r#"<c r="{at}" t="inlineStr"><is><t xml:space="preserve">{}</t></is></c>"#, escape(s))),
+                Cell::Text(s) => {
+                    sheet.push_str(&format!(r#"<c r="{at}" t="inlineStr"><is><t xml:space="preserve">{}</t></is></c>"#, escape(s)))
+                }
                 Cell::Number(x) => sheet.push_str(&format!(r#"<c r="{at}"><v>{x}</v></c>"#)),
                 Cell::Date(d) => {
                     // Excel's 1900 system: day 25569 is 1970-01-01.

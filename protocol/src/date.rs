@@ -122,8 +122,11 @@ impl Date {
         if !is_time_of_day(rest) {
             return Err(DateError::Format);
         }
-        let (year, month, day): (i32, u8, u8) =
-            (y.parse().map_err(|_| DateError::Format)?, m.parse().map_err(|_| DateError::Format)?, d.parse().map_err(|_| DateError::Format)?);
+        let (year, month, day): (i32, u8, u8) = (
+            y.parse().map_err(|_| DateError::Format)?,
+            m.parse().map_err(|_| DateError::Format)?,
+            d.parse().map_err(|_| DateError::Format)?,
+        );
         Date::new(year, month, day).ok_or(DateError::Impossible)
     }
 
@@ -191,7 +194,17 @@ mod tests {
     #[test]
     fn every_spec_form_parses() {
         let want = Date::new(2024, 3, 5).unwrap();
-        for s in ["2024-03-05", "2024-3-5", "2024/3/5", "2024/03/05", "2024年3月5日", "2024年03月05日", " 2024.3.5 ", "2024/3/5 0:00", "2024-03-05 00:00:00"] {
+        for s in [
+            "2024-03-05",
+            "2024-3-5",
+            "2024/3/5",
+            "2024/03/05",
+            "2024年3月5日",
+            "2024年03月05日",
+            " 2024.3.5 ",
+            "2024/3/5 0:00",
+            "2024-03-05 00:00:00",
+        ] {
             assert_eq!(Date::parse(s), Ok(want), "{s}");
         }
     }

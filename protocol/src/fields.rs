@@ -150,10 +150,7 @@ impl Field {
 
     /// Shown by the public view (spec §3, column "public").
     pub fn public(self) -> bool {
-        !matches!(
-            self,
-            Field::Op | Field::Funding | Field::Benefit | Field::Contact | Field::Phone | Field::Secret | Field::EmbargoUntil
-        )
+        !matches!(self, Field::Op | Field::Funding | Field::Benefit | Field::Contact | Field::Phone | Field::Secret | Field::EmbargoUntil)
     }
 
     /// A list field: `;`, `；` or `、` separated in CSV/XLSX, an array in JSON.
@@ -177,7 +174,9 @@ impl Field {
     pub fn from_header(name: &str) -> Option<Field> {
         let name = name.trim();
         Field::ALL.into_iter().find(|f| {
-            f.key().eq_ignore_ascii_case(name) || f.zh() == name || (f.zh().contains('(') && f.zh().replace('(', "（").replace(')', "）") == name)
+            f.key().eq_ignore_ascii_case(name)
+                || f.zh() == name
+                || (f.zh().contains('(') && f.zh().replace('(', "（").replace(')', "）") == name)
         })
     }
 }

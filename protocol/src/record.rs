@@ -155,12 +155,8 @@ impl Record {
             unreachable!("a record serializes to an object")
         };
         all.retain(|k, _| Field::ALL.iter().any(|f| f.key() == k && f.public()));
-        let ip: Vec<serde_json::Value> = self
-            .ip
-            .iter()
-            .filter(|entry| ip_type(entry) != Some(IP_TRADE_SECRET))
-            .map(|e| serde_json::Value::String(e.clone()))
-            .collect();
+        let ip: Vec<serde_json::Value> =
+            self.ip.iter().filter(|entry| ip_type(entry) != Some(IP_TRADE_SECRET)).map(|e| serde_json::Value::String(e.clone())).collect();
         all.insert("ip".to_string(), serde_json::Value::Array(ip));
         all
     }
@@ -228,7 +224,12 @@ pub(crate) mod tests {
         let r = sample();
         let bytes = r.canonical_json();
         let text = std::str::from_utf8(&bytes).unwrap();
-        assert!(text.starts_with(r#"{"reg_no":"4201022024Y0001","title":"测试成果","kind":"应用技术","region":"420102","reg_date":"2024-03-05""#), "{text}");
+        assert!(
+            text.starts_with(
+                r#"{"reg_no":"4201022024Y0001","title":"测试成果","kind":"应用技术","region":"420102","reg_date":"2024-03-05""#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#""abstract":"简介""#) && text.contains(r#""funding":12.5"#));
         assert_eq!(Record::from_json(&bytes).unwrap(), r);
     }

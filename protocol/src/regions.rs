@@ -74,10 +74,7 @@ impl RegionTable {
             }
             let cols: Vec<&str> = line.split('\t').collect();
             if cols.len() < 3 {
-                return Err(RegionTableError {
-                    line: line_no,
-                    reason: format!("expected 4 tab-separated columns, found {}", cols.len()),
-                });
+                return Err(RegionTableError { line: line_no, reason: format!("expected 4 tab-separated columns, found {}", cols.len()) });
             }
             let code = cols[0].trim();
             if !is_six_digits(code) {
@@ -88,9 +85,7 @@ impl RegionTable {
                 "province" => Level::Province,
                 "prefecture" => Level::Prefecture,
                 "county" => Level::County,
-                other => {
-                    return Err(RegionTableError { line: line_no, reason: format!("unknown level `{other}`") })
-                }
+                other => return Err(RegionTableError { line: line_no, reason: format!("unknown level `{other}`") }),
             };
             let region = Region {
                 code: code.to_string(),

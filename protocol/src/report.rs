@@ -124,15 +124,7 @@ impl Report {
             );
         }
         for e in &self.errors {
-            let _ = writeln!(
-                s,
-                "  第 {} 行 (row {}) [{}] {}: {}",
-                e.row,
-                e.row,
-                e.field.as_deref().unwrap_or("*"),
-                e.code,
-                e.message
-            );
+            let _ = writeln!(s, "  第 {} 行 (row {}) [{}] {}: {}", e.row, e.row, e.field.as_deref().unwrap_or("*"), e.code, e.message);
         }
         for w in &self.warnings {
             let row = w.row.map(|r| format!("第 {r} 行 (row {r}) ")).unwrap_or_default();

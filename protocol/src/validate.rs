@@ -104,6 +104,8 @@ fn parse_op(s: &str) -> Option<Op> {
 }
 
 /// A valid row.
+// Almost every row is an upsert, so boxing the record would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Row {
     Upsert(Record),
@@ -189,12 +191,7 @@ impl Validator<'_> {
             Some(s) => match parse_op(&s) {
                 Some(op) => op,
                 None => {
-                    v.e.push(
-                        Field::Op,
-                        "bad_op",
-                        "操作应为 登记 或 撤销".into(),
-                        "op must be upsert/登记 or withdraw/撤销".into(),
-                    );
+                    v.e.push(Field::Op, "bad_op", "操作应为 登记 或 撤销".into(), "op must be upsert/登记 or withdraw/撤销".into());
                     return Err(e.list);
                 }
             },
@@ -215,7 +212,12 @@ impl Validator<'_> {
         let kind = v.text(Field::Kind).and_then(|s| {
             let k = Kind::parse(&s);
             if k.is_none() {
-                v.e.push(Field::Kind, "bad_kind", "成果类型应为 应用技术、基础理论 或 软科学".into(), "kind must be 应用技术, 基础理论 or 软科学".into());
+                v.e.push(
+                    Field::Kind,
+                    "bad_kind",
+                    "成果类型应为 应用技术、基础理论 或 软科学".into(),
+                    "kind must be 应用技术, 基础理论 or 软科学".into(),
+                );
             }
             k
         });
@@ -236,7 +238,12 @@ impl Validator<'_> {
         let discipline = v.code(Field::Discipline, true).filter(|s| {
             let ok = matches!(s.len(), 3 | 5 | 7) && s.bytes().all(|b| b.is_ascii_digit());
             if !ok {
-                v.e.push(Field::Discipline, "bad_discipline", "学科分类应为 GB/T 13745 代码：3、5 或 7 位数字".into(), "discipline must be a GB/T 13745 code of exactly 3, 5 or 7 digits".into());
+                v.e.push(
+                    Field::Discipline,
+                    "bad_discipline",
+                    "学科分类应为 GB/T 13745 代码：3、5 或 7 位数字".into(),
+                    "discipline must be a GB/T 13745 code of exactly 3, 5 or 7 digits".into(),
+                );
             }
             ok
         });
@@ -244,7 +251,12 @@ impl Validator<'_> {
         let industry = v.code(Field::Industry, false).map(|s| s.to_ascii_uppercase()).filter(|s| {
             let ok = is_industry_code(s);
             if !ok {
-                v.e.push(Field::Industry, "bad_industry", "应用行业应为 GB/T 4754-2017 代码，如 C、C27、I6510".into(), "industry must be a GB/T 4754-2017 code such as C, C27 or I6510".into());
+                v.e.push(
+                    Field::Industry,
+                    "bad_industry",
+                    "应用行业应为 GB/T 4754-2017 代码，如 C、C27、I6510".into(),
+                    "industry must be a GB/T 4754-2017 code such as C, C27 or I6510".into(),
+                );
             }
             ok
         });
@@ -281,14 +293,24 @@ impl Validator<'_> {
             Some(s) if s == "公开" => Some(Secret::Public),
             Some(s) if s == "内部" => Some(Secret::Internal),
             Some(_) => {
-                v.e.push(Field::Secret, "bad_secret", "密级应为 公开、内部、秘密、机密 或 绝密".into(), "secret must be one of 公开, 内部, 秘密, 机密, 绝密".into());
+                v.e.push(
+                    Field::Secret,
+                    "bad_secret",
+                    "密级应为 公开、内部、秘密、机密 或 绝密".into(),
+                    "secret must be one of 公开, 内部, 秘密, 机密, 绝密".into(),
+                );
                 None
             }
         };
         let embargo_until = v.date(Field::EmbargoUntil, false);
         if let (Some(emb), Some(reg)) = (embargo_until, reg_date) {
             if emb > reg.add_years(5) {
-                v.e.push(Field::EmbargoUntil, "embargo_too_long", "延期公开至不能晚于登记日期后 5 年".into(), "embargo_until is more than 5 years after reg_date".into());
+                v.e.push(
+                    Field::EmbargoUntil,
+                    "embargo_too_long",
+                    "延期公开至不能晚于登记日期后 5 年".into(),
+                    "embargo_until is more than 5 years after reg_date".into(),
+                );
             }
         }
 
@@ -296,17 +318,32 @@ impl Validator<'_> {
         if let Some(parts) = &reg_no {
             if let Some(region) = &region {
                 if &parts.region != region {
-                    v.e.push(Field::RegNo, "reg_no_region_mismatch", "登记号前 6 位与行政区划代码不一致".into(), "the region part of reg_no differs from region".into());
+                    v.e.push(
+                        Field::RegNo,
+                        "reg_no_region_mismatch",
+                        "登记号前 6 位与行政区划代码不一致".into(),
+                        "the region part of reg_no differs from region".into(),
+                    );
                 }
             }
             if let Some(kind) = kind {
                 if parts.letter != kind.letter() {
-                    v.e.push(Field::RegNo, "reg_no_kind_mismatch", "登记号的类型字母与成果类型不一致（应用技术 Y、基础理论 J、软科学 R）".into(), "the type letter of reg_no does not match kind (Y, J, R)".into());
+                    v.e.push(
+                        Field::RegNo,
+                        "reg_no_kind_mismatch",
+                        "登记号的类型字母与成果类型不一致（应用技术 Y、基础理论 J、软科学 R）".into(),
+                        "the type letter of reg_no does not match kind (Y, J, R)".into(),
+                    );
                 }
             }
             if let Some(d) = reg_date {
                 if parts.year != d.year {
-                    v.e.push(Field::RegNo, "reg_no_year_mismatch", "登记号中的年份与登记日期的年份不一致".into(), "the year in reg_no differs from the year of reg_date".into());
+                    v.e.push(
+                        Field::RegNo,
+                        "reg_no_year_mismatch",
+                        "登记号中的年份与登记日期的年份不一致".into(),
+                        "the year in reg_no differs from the year of reg_date".into(),
+                    );
                 }
             }
         }
@@ -327,36 +364,46 @@ impl Validator<'_> {
             return Err(e.list);
         }
         match (reg_no, title, kind, region, reg_date, first_unit, persons, discipline, task_source, r#abstract, secret) {
-            (Some(reg_no), Some(title), Some(kind), Some(region), Some(reg_date), Some(first_unit), Some(persons), Some(discipline), Some(task_source), Some(r#abstract), Some(secret)) => {
-                Ok(Row::Upsert(Record {
-                    reg_no: reg_no.full,
-                    title,
-                    kind,
-                    region,
-                    reg_date,
-                    first_unit,
-                    units: units.unwrap_or_default(),
-                    persons,
-                    keywords: keywords.unwrap_or_default(),
-                    discipline,
-                    industry,
-                    stage,
-                    level,
-                    trl,
-                    task_source,
-                    plan_no,
-                    fiscal_funded,
-                    ip: ip.unwrap_or_default(),
-                    transfer,
-                    r#abstract,
-                    funding,
-                    benefit,
-                    contact,
-                    phone,
-                    secret,
-                    embargo_until,
-                }))
-            }
+            (
+                Some(reg_no),
+                Some(title),
+                Some(kind),
+                Some(region),
+                Some(reg_date),
+                Some(first_unit),
+                Some(persons),
+                Some(discipline),
+                Some(task_source),
+                Some(r#abstract),
+                Some(secret),
+            ) => Ok(Row::Upsert(Record {
+                reg_no: reg_no.full,
+                title,
+                kind,
+                region,
+                reg_date,
+                first_unit,
+                units: units.unwrap_or_default(),
+                persons,
+                keywords: keywords.unwrap_or_default(),
+                discipline,
+                industry,
+                stage,
+                level,
+                trl,
+                task_source,
+                plan_no,
+                fiscal_funded,
+                ip: ip.unwrap_or_default(),
+                transfer,
+                r#abstract,
+                funding,
+                benefit,
+                contact,
+                phone,
+                secret,
+                embargo_until,
+            })),
             // Every None above has pushed an error, so this is unreachable in practice;
             // it is kept total rather than panicking on a future rule change.
             _ => Err(vec![RowError {
@@ -454,7 +501,12 @@ impl Cells<'_> {
     }
 
     fn bad_type(&mut self, f: Field, kind: &str) {
-        self.e.push(f, "bad_type", format!("{}的值类型不正确（{kind}）", f.zh()), format!("{} has a value of the wrong type ({kind})", f.key()));
+        self.e.push(
+            f,
+            "bad_type",
+            format!("{}的值类型不正确（{kind}）", f.zh()),
+            format!("{} has a value of the wrong type ({kind})", f.key()),
+        );
     }
 
     /// A code field: a spreadsheet number must be an exact integer of at most 15 digits.
@@ -474,12 +526,20 @@ impl Cells<'_> {
                     f,
                     "inexact_number",
                     format!("{}以数字形式提供且无法精确表示（超过 15 位或带小数），请将该列设为文本格式后重新导出", f.zh()),
-                    format!("{} arrived as a number that cannot be exact (more than 15 digits or a fraction); format the column as text", f.key()),
+                    format!(
+                        "{} arrived as a number that cannot be exact (more than 15 digits or a fraction); format the column as text",
+                        f.key()
+                    ),
                 );
                 None
             }
             RawValue::Int(i) if i.unsigned_abs() >= 1_000_000_000_000_000 => {
-                self.e.push(f, "inexact_number", format!("{}数字超过 15 位，请以文本提供", f.zh()), format!("{} is a number of more than 15 digits; give it as text", f.key()));
+                self.e.push(
+                    f,
+                    "inexact_number",
+                    format!("{}数字超过 15 位，请以文本提供", f.zh()),
+                    format!("{} is a number of more than 15 digits; give it as text", f.key()),
+                );
                 None
             }
             _ => self.text(f),
@@ -499,7 +559,12 @@ impl Cells<'_> {
             Some(s) => {
                 let n = s.chars().count();
                 if n > max {
-                    self.e.push(f, "too_long", format!("{}超过 {max} 个字符（实际 {n} 个）", f.zh()), format!("{} is longer than {max} characters ({n})", f.key()));
+                    self.e.push(
+                        f,
+                        "too_long",
+                        format!("{}超过 {max} 个字符（实际 {n} 个）", f.zh()),
+                        format!("{} is longer than {max} characters ({n})", f.key()),
+                    );
                     None
                 } else {
                     Some(s)
@@ -515,7 +580,12 @@ impl Cells<'_> {
         } else {
             let list = allowed.join("、");
             let list_en = allowed.join(", ");
-            self.e.push(f, &format!("bad_{}", f.key()), format!("{}应为 {list} 之一", f.zh()), format!("{} must be one of {list_en}", f.key()));
+            self.e.push(
+                f,
+                &format!("bad_{}", f.key()),
+                format!("{}应为 {list} 之一", f.zh()),
+                format!("{} must be one of {list_en}", f.key()),
+            );
             None
         }
     }
@@ -620,7 +690,12 @@ impl Cells<'_> {
         }
         if let Some(max) = max {
             if items.len() > max {
-                self.e.push(f, "too_many_items", format!("{}最多 {max} 项（实际 {} 项）", f.zh(), items.len()), format!("{} holds more than {max} items ({})", f.key(), items.len()));
+                self.e.push(
+                    f,
+                    "too_many_items",
+                    format!("{}最多 {max} 项（实际 {} 项）", f.zh(), items.len()),
+                    format!("{} holds more than {max} items ({})", f.key(), items.len()),
+                );
                 return None;
             }
         }
@@ -717,7 +792,12 @@ impl Cells<'_> {
         if (7..=20).contains(&n) && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ')) {
             Some(s)
         } else {
-            self.e.push(Field::Phone, "bad_phone", "联系电话应为 7 到 20 个字符，只含数字、+、- 或空格".into(), "phone must be 7 to 20 characters of digits, +, - or spaces".into());
+            self.e.push(
+                Field::Phone,
+                "bad_phone",
+                "联系电话应为 7 到 20 个字符，只含数字、+、- 或空格".into(),
+                "phone must be 7 to 20 characters of digits, +, - or spaces".into(),
+            );
             None
         }
     }
@@ -753,7 +833,6 @@ pub fn parse_decimal(s: &str) -> Option<f64> {
     }
     s.replace(',', "").parse::<f64>().ok()
 }
-
 
 #[cfg(test)]
 #[path = "validate_tests.rs"]

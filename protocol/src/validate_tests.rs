@@ -111,7 +111,19 @@ fn each_field_rule_blames_its_field() {
 
 #[test]
 fn required_fields_and_conditional_requirements() {
-    for f in [Field::RegNo, Field::Title, Field::Kind, Field::Region, Field::RegDate, Field::FirstUnit, Field::Persons, Field::Discipline, Field::TaskSource, Field::Abstract, Field::Secret] {
+    for f in [
+        Field::RegNo,
+        Field::Title,
+        Field::Kind,
+        Field::Region,
+        Field::RegDate,
+        Field::FirstUnit,
+        Field::Persons,
+        Field::Discipline,
+        Field::TaskSource,
+        Field::Abstract,
+        Field::Secret,
+    ] {
         let errs = errors(&with(good(), f, RawValue::Empty));
         assert!(errs.contains(&(f.key().to_string(), "missing_field".to_string())), "{f:?}: {errs:?}");
     }

@@ -40,25 +40,22 @@ pub fn run(reader: &Reader, filter: &Filter, json: bool, count_only: bool, out: 
         return Ok(n);
     }
     if !json {
-        writeln!(out, "{:<18} {:>3} {:<8} {:<6} {:<10} {:<4} {}", "reg_no", "ver", "kind", "region", "reg_date", "状态", "title")?;
+        table_row(out, ["reg_no", "ver", "kind", "region", "reg_date", "状态", "title"])?;
     }
     let n = reader.for_each(filter, |r| {
         if json {
             writeln!(out, "{}", Value::Object(record_json(&r, public)))?;
         } else {
             let title: String = r.record.title.chars().take(30).collect();
-            let state = if r.withdrawn { "撤销" } else if r.record.secret == huijiao_protocol::Secret::Internal { "内部" } else { "公开" };
-            writeln!(
-                out,
-                "{:<18} {:>3} {:<8} {:<6} {:<10} {:<4} {}",
-                r.record.reg_no,
-                r.version,
-                r.record.kind.zh(),
-                r.record.region,
-                r.record.reg_date,
-                state,
-                title
-            )?;
+            let state = if r.withdrawn {
+                "撤销"
+            } else if r.record.secret == huijiao_protocol::Secret::Internal {
+                "内部"
+            } else {
+                "公开"
+            };
+            let (version, date) = (r.version.to_string(), r.record.reg_date.to_string());
+            table_row(out, [&r.record.reg_no, &version, r.record.kind.zh(), &r.record.region, &date, state, &title])?;
         }
         Ok(())
     })?;
@@ -66,6 +63,10 @@ pub fn run(reader: &Reader, filter: &Filter, json: bool, count_only: bool, out: 
         writeln!(out, "({n} records)")?;
     }
     Ok(n)
+}
+
+fn table_row(out: &mut dyn Write, c: [&str; 7]) -> std::io::Result<()> {
+    writeln!(out, "{:<18} {:>3} {:<8} {:<6} {:<10} {:<4} {}", c[0], c[1], c[2], c[3], c[4], c[5], c[6])
 }
 
 /// Parses a `--since` / `--until` value in any date form the spec accepts.

@@ -18,32 +18,24 @@ pub fn read_json(bytes: &[u8]) -> Result<Table, Refusal> {
             &format!("JSON cannot be parsed at line {} column {}: {e}", e.line(), e.column()),
         )
     })?;
-    let items: Vec<(u64, Result<serde_json::Map<String, Value>, Value>)> = match value {
-        Value::Object(o) => vec![(1, Ok(o))],
-        Value::Array(a) => a
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let n = i as u64 + 1;
+    let mut b = Builder::default();
+    match value {
+        Value::Object(o) => b.object(1, o),
+        Value::Array(items) => {
+            for (i, v) in items.into_iter().enumerate() {
+                let row = i as u64 + 1;
                 match v {
-                    Value::Object(o) => (n, Ok(o)),
-                    other => (n, Err(other)),
+                    Value::Object(o) => b.object(row, o),
+                    other => b.not_object(row, other.to_string()),
                 }
-            })
-            .collect(),
+            }
+        }
         _ => {
             return Err(Refusal::new(
                 "not_object_or_array",
                 "JSON 顶层应为一个对象或对象数组",
                 "JSON must be one object or an array of objects",
             ))
-        }
-    };
-    let mut b = Builder::default();
-    for (row, item) in items {
-        match item {
-            Ok(obj) => b.object(row, obj),
-            Err(v) => b.not_object(row, v.to_string()),
         }
     }
     Ok(b.finish(encoding))
@@ -116,7 +108,10 @@ impl Builder {
 
     fn broken(&mut self, row: u64, text: String, e: huijiao_protocol::RowError) {
         self.has_raw = true;
-        self.rows.push((SourceRow { row, raw: RawRow { row, cells: Vec::new() }, given: Vec::new(), broken: Some(e) }, vec![(RAW_COLUMN.to_string(), text)]));
+        self.rows.push((
+            SourceRow { row, raw: RawRow { row, cells: Vec::new() }, given: Vec::new(), broken: Some(e) },
+            vec![(RAW_COLUMN.to_string(), text)],
+        ));
     }
 
     fn finish(mut self, encoding: &'static str) -> Table {

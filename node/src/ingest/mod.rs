@@ -158,11 +158,7 @@ fn missing_columns(present: &[Field], rows: &[SourceRow]) -> Option<Refusal> {
     }
     let zh: Vec<String> = missing.iter().map(|f| f.zh().to_string()).collect();
     let en: Vec<&str> = missing.iter().map(|f| f.key()).collect();
-    Some(Refusal::new(
-        "missing_column",
-        &format!("缺少必填列：{}", zh.join("、")),
-        &format!("required column missing: {}", en.join(", ")),
-    ))
+    Some(Refusal::new("missing_column", &format!("缺少必填列：{}", zh.join("、")), &format!("required column missing: {}", en.join(", "))))
 }
 
 /// Maps header cells to fields; unknown columns become warnings, a second column for
@@ -183,7 +179,10 @@ pub(crate) fn map_header(header: &[String]) -> (Vec<Option<Field>>, Vec<Warning>
                         row: None,
                         field: Some(name.to_string()),
                         code: "duplicate_column".into(),
-                        message: zh_en(&format!("列“{name}”与前面的列重复，已忽略"), &format!("column `{name}` repeats an earlier column and is ignored")),
+                        message: zh_en(
+                            &format!("列“{name}”与前面的列重复，已忽略"),
+                            &format!("column `{name}` repeats an earlier column and is ignored"),
+                        ),
                     });
                     None
                 }
@@ -237,9 +236,19 @@ fn read_csv(bytes: &[u8]) -> Result<Table, Refusal> {
         }
         let extra = rec.fields.iter().skip(width).any(|f| !f.trim().is_empty());
         let broken = if rec.unterminated {
-            Some(broken_row(rec.row, "unterminated_quote", "引号未闭合，该行及其后内容无法解析", "unterminated quote; the row cannot be parsed"))
+            Some(broken_row(
+                rec.row,
+                "unterminated_quote",
+                "引号未闭合，该行及其后内容无法解析",
+                "unterminated quote; the row cannot be parsed",
+            ))
         } else if extra {
-            Some(broken_row(rec.row, "too_many_cells", "该行的单元格多于表头的列数（可能有多余的逗号）", "the row has more cells than the header (a stray comma?)"))
+            Some(broken_row(
+                rec.row,
+                "too_many_cells",
+                "该行的单元格多于表头的列数（可能有多余的逗号）",
+                "the row has more cells than the header (a stray comma?)",
+            ))
         } else {
             None
         };

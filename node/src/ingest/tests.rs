@@ -2,7 +2,8 @@ use super::*;
 use crate::xlsx_writer::{workbook, Cell};
 use huijiao_protocol::{Date, RegionTable};
 
-const HEADER: &str = "登记号,成果名称,成果类型,行政区划代码,登记日期,第一完成单位,主要完成人,学科分类,应用行业,成果所处阶段,任务来源,成果简介,密级";
+const HEADER: &str =
+    "登记号,成果名称,成果类型,行政区划代码,登记日期,第一完成单位,主要完成人,学科分类,应用行业,成果所处阶段,任务来源,成果简介,密级";
 const ROW: &str = "4201022024Y0001,测试成果,应用技术,420102,2024-03-05,武汉研究所,张三,413,C27,初期阶段,计划外,简介,公开";
 
 fn validator() -> Validator<'static> {
@@ -103,7 +104,11 @@ fn sheet(extra: Vec<(&str, Cell)>) -> Vec<u8> {
 
 #[test]
 fn xlsx_date_cells_and_numeric_codes() {
-    let bytes = sheet(vec![("登记日期", Cell::Date(Date::new(2024, 3, 5).unwrap())), ("学科分类", Cell::Number(413.0)), ("行政区划代码", Cell::Number(420102.0))]);
+    let bytes = sheet(vec![
+        ("登记日期", Cell::Date(Date::new(2024, 3, 5).unwrap())),
+        ("学科分类", Cell::Number(413.0)),
+        ("行政区划代码", Cell::Number(420102.0)),
+    ]);
     let c = check_rows(&parse_file("a.xlsx", &bytes, DEFAULT_MAX_FILE_SIZE), &validator());
     assert!(c.report.is_clean(), "{:?}", c.report);
     let huijiao_protocol::Row::Upsert(r) = &c.valid[0].1 else { panic!() };
@@ -152,7 +157,7 @@ fn rejected_csv_keeps_rows_as_given_and_leaves_out_classified_ones() {
     assert_eq!(rows[1].fields[..rows[1].fields.len() - 1].join(","), format!("{bad},b"));
     assert!(rows[1].fields.last().unwrap().contains("discipline"));
     // The clerk fixes the row and drops the file back in: the error column is ignored.
-    let fixed = format!("{}\n{}", text.lines().next().unwrap(), format!("{ROW},b,旧错误"));
+    let fixed = format!("{}\n{ROW},b,旧错误", text.lines().next().unwrap());
     let r = check("fixed.csv", fixed.as_bytes());
     assert!(r.is_clean() && r.warnings.iter().all(|w| w.field.as_deref() == Some("备注")), "{r:?}");
 }

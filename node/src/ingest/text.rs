@@ -18,7 +18,11 @@ pub fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, &'static str), Refusal> {
     let (text, label): (Cow<'_, str>, &'static str) = match std::str::from_utf8(body) {
         Ok(s) => (Cow::Borrowed(s), "utf-8"),
         Err(_) if body.len() < bytes.len() => {
-            return Err(Refusal::new("undecodable", "文件以 UTF-8 标记开头，但内容不是有效的 UTF-8", "file starts with a UTF-8 BOM but is not valid UTF-8"))
+            return Err(Refusal::new(
+                "undecodable",
+                "文件以 UTF-8 标记开头，但内容不是有效的 UTF-8",
+                "file starts with a UTF-8 BOM but is not valid UTF-8",
+            ))
         }
         Err(_) => {
             // encoding_rs's GB18030 decoder is a superset of GBK (what Excel writes on

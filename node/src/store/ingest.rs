@@ -101,7 +101,8 @@ impl Writer {
     pub fn ingest_file(&mut self, meta: FileMeta, rows: Receiver<IngestMsg>) -> anyhow::Result<IngestSummary> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut summary = IngestSummary { report: Report::new(&meta.name, &meta.sha256), inserted: 0, updated: 0, withdrawn: 0, unchanged: 0 };
+        let mut summary =
+            IngestSummary { report: Report::new(&meta.name, &meta.sha256), inserted: 0, updated: 0, withdrawn: 0, unchanged: 0 };
         let mut store_errors = Vec::new();
         let source = format!("file:{}", meta.sha256);
         let mut report = loop {
@@ -139,18 +140,31 @@ impl Writer {
 fn file_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Result<FileEntry>> {
     let report: String = r.get(5)?;
     let meta = FileMeta { sha256: r.get(0)?, name: r.get(1)?, source_path: r.get(2)?, dest: r.get(3)?, received_at: r.get(4)? };
-    Ok(serde_json::from_str(&report).context("corrupt report in the file journal").map(|report| FileEntry { meta, report, moved: r.get::<_, i64>(6).unwrap_or(0) != 0 }))
+    Ok(serde_json::from_str(&report).context("corrupt report in the file journal").map(|report| FileEntry {
+        meta,
+        report,
+        moved: r.get::<_, i64>(6).unwrap_or(0) != 0,
+    }))
 }
 
 pub(crate) fn current(tx: &Transaction<'_>, reg_no: &str) -> rusqlite::Result<Option<Current>> {
     tx.prepare_cached("SELECT origin, version, withdrawn, hash, region FROM records WHERE reg_no = ?1")?
-        .query_row([reg_no], |r| Ok(Current { origin: r.get(0)?, version: r.get(1)?, withdrawn: r.get::<_, i64>(2)? != 0, hash: r.get(3)?, region: r.get(4)? }))
+        .query_row([reg_no], |r| {
+            Ok(Current { origin: r.get(0)?, version: r.get(1)?, withdrawn: r.get::<_, i64>(2)? != 0, hash: r.get(3)?, region: r.get(4)? })
+        })
         .optional()
 }
 
 /// Applies one row at its origin. The outer error is a database failure (the file is
 /// rolled back); the inner one a row the store refuses.
-fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row_no: u64, row: Row, now: i64) -> anyhow::Result<Result<Applied, RowError>> {
+fn apply_local(
+    tx: &Transaction<'_>,
+    node: &str,
+    source: &str,
+    row_no: u64,
+    row: Row,
+    now: i64,
+) -> anyhow::Result<Result<Applied, RowError>> {
     let reg_no = row.reg_no().to_string();
     let cur = current(tx, &reg_no)?;
     if let Some(c) = &cur {

@@ -14,7 +14,7 @@ mod query;
 mod schema;
 
 pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary};
-pub use query::{Filter, Reader, StoredRecord};
+pub use query::{Filter, Reader, StoreStatus, StoredRecord};
 
 use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -86,7 +86,9 @@ pub fn open_writer_connection(path: Option<&Path>, node_id: &str) -> anyhow::Res
             conn.execute("INSERT INTO meta (key, value) VALUES ('node_id', ?1)", [node_id])?;
         }
         Some(s) if s == node_id => {}
-        Some(s) => bail!("store {shown} belongs to node {s}, but the configuration says node_id = {node_id}; refusing to mix two nodes' data"),
+        Some(s) => {
+            bail!("store {shown} belongs to node {s}, but the configuration says node_id = {node_id}; refusing to mix two nodes' data")
+        }
     }
     Ok(conn)
 }

@@ -42,11 +42,31 @@ pub struct StoredRecord {
     pub hops: Vec<(String, i64)>,
 }
 
+/// Store-wide counts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoreStatus {
+    pub node_id: String,
+    /// Records held, withdrawn ones included.
+    pub records: i64,
+    pub withdrawn: i64,
+    /// Entries in the change log (every version of every record).
+    pub changes: i64,
+    pub last_seq: i64,
+    pub last_change_at: Option<i64>,
+    /// Files in the journal (files that went through row-by-row ingest).
+    pub files: i64,
+    pub last_file_at: Option<i64>,
+}
+
 impl Filter {
     /// The region prefix this filter means: a six-digit code stands for its jurisdiction.
     fn region_prefix(&self) -> Option<String> {
         let r = self.region.as_deref()?.trim();
-        Some(if huijiao_protocol::regions::is_six_digits(r) { huijiao_protocol::regions::jurisdiction_prefix(r).to_string() } else { r.to_string() })
+        Some(if huijiao_protocol::regions::is_six_digits(r) {
+            huijiao_protocol::regions::jurisdiction_prefix(r).to_string()
+        } else {
+            r.to_string()
+        })
     }
 }
 
@@ -87,7 +107,11 @@ impl Reader {
             arg(&mut sql, " AND r.reg_no = ?", r.trim().to_ascii_uppercase());
         }
         if let Some(today) = filter.public {
-            arg(&mut sql, " AND r.secret = '公开' AND r.withdrawn = 0 AND (r.embargo_until IS NULL OR r.embargo_until < ?)", today.to_string());
+            arg(
+                &mut sql,
+                " AND r.secret = '公开' AND r.withdrawn = 0 AND (r.embargo_until IS NULL OR r.embargo_until < ?)",
+                today.to_string(),
+            );
         }
         sql.push_str(" ORDER BY r.reg_no");
         let mut st = self.conn.prepare(&sql)?;
@@ -139,6 +163,19 @@ impl Reader {
     /// The number of records (withdrawn ones included).
     pub fn record_count(&self) -> anyhow::Result<i64> {
         Ok(self.conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?)
+    }
+
+    /// Counts for `huijiao status`.
+    pub fn status(&self) -> anyhow::Result<StoreStatus> {
+        let (records, withdrawn): (i64, i64) =
+            self.conn.query_row("SELECT count(*), coalesce(sum(withdrawn), 0) FROM records", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (changes, last_seq, last_change_at): (i64, i64, Option<i64>) =
+            self.conn.query_row("SELECT count(*), coalesce(max(seq), 0), max(accepted_at) FROM changes", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        let (files, last_file_at): (i64, Option<i64>) =
+            self.conn.query_row("SELECT count(*), max(received_at) FROM files", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(StoreStatus { node_id: self.node_id()?, records, withdrawn, changes, last_seq, last_change_at, files, last_file_at })
     }
 
     /// The node this store belongs to.

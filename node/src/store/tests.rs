@@ -28,7 +28,8 @@ fn ingest(w: &mut Writer, sha: &str, rows: Vec<Row>) -> IngestSummary {
     report.accepted = n;
     tx.send(IngestMsg::Rows(rows.into_iter().enumerate().map(|(i, r)| (i as u64 + 2, r)).collect())).unwrap();
     tx.send(IngestMsg::Done(report)).unwrap();
-    let meta = FileMeta { sha256: sha.into(), name: "f.csv".into(), source_path: "/in/f.csv".into(), dest: format!("/p/{sha}"), received_at: 1 };
+    let meta =
+        FileMeta { sha256: sha.into(), name: "f.csv".into(), source_path: "/in/f.csv".into(), dest: format!("/p/{sha}"), received_at: 1 };
     w.ingest_file(meta, rx).unwrap()
 }
 
@@ -64,7 +65,8 @@ fn versions_count_only_real_changes() {
 fn withdraw_leaves_a_tombstone_and_nothing_resurrects() {
     both(|w| {
         ingest(w, "a", vec![Row::Upsert(record(1, "甲"))]);
-        let s = ingest(w, "b", vec![Row::Withdraw { reg_no: "4201022024Y0001".into() }, Row::Withdraw { reg_no: "4201022024Y0009".into() }]);
+        let s =
+            ingest(w, "b", vec![Row::Withdraw { reg_no: "4201022024Y0001".into() }, Row::Withdraw { reg_no: "4201022024Y0009".into() }]);
         assert_eq!(s.withdrawn, 1);
         assert_eq!(s.report.rejected_rows(), vec![3]);
         assert_eq!(s.report.errors[0].code, "unknown_record");

@@ -1,0 +1,198 @@
+//! Helpers for tests that run the real `huijiao` binary.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_huijiao")
+}
+
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/samples")
+}
+
+pub fn expected() -> serde_json::Map<String, Value> {
+    let text = std::fs::read_to_string(samples().join("expected.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Polls `cond` until it holds or `limit` passes; panics with `what` on timeout.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One node in a temporary folder, run as a child process.
+pub struct Node {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn new(node_id: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!("node_id = \"{node_id}\"\ndata_dir = \"data\"\n\n[inbox]\npaths = [\"inbox\"]\nsettle_ms = 100\nrescan_secs = 1\n"),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+        Node { dir, config, child: None }
+    }
+
+    pub fn inbox(&self) -> PathBuf {
+        self.dir.path().join("inbox")
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none());
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log")).unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("HUIJIAO_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let status = c.wait().unwrap();
+            assert!(status.success(), "node exited with {status}; log:\n{}", self.log());
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// Copies a file into the inbox the way a clerk's tool would: write a temporary
+    /// name, then rename.
+    pub fn drop_file(&self, name: &str, bytes: &[u8]) {
+        let tmp = self.inbox().join(format!("{name}.part"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, self.inbox().join(name)).unwrap();
+    }
+
+    /// All `*.report.json` files under processed/ and rejected/, by file name.
+    pub fn reports(&self) -> Vec<(PathBuf, Value)> {
+        let mut out = Vec::new();
+        for top in ["processed", "rejected"] {
+            let Ok(days) = std::fs::read_dir(self.dir.path().join(top)) else { continue };
+            for day in days.flatten() {
+                for f in std::fs::read_dir(day.path()).unwrap().flatten() {
+                    let p = f.path();
+                    if p.to_string_lossy().ends_with(".report.json") {
+                        let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                        out.push((p, v));
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Waits until `name` has left the inbox and a report for it exists; returns the
+    /// report of the most recent handling.
+    pub fn wait_handled(&self, name: &str, count: usize) -> Value {
+        wait_for(&format!("{name} to be handled ({count} reports)"), Duration::from_secs(120), || {
+            !self.inbox().join(name).exists() && self.reports().iter().filter(|(_, r)| r["file"] == name).count() >= count
+        });
+        let mut reports: Vec<(PathBuf, Value)> = self.reports().into_iter().filter(|(_, r)| r["file"] == name).collect();
+        reports.sort_by_key(|(p, _)| std::fs::metadata(p).unwrap().modified().unwrap());
+        reports.pop().unwrap().1
+    }
+
+    pub fn query(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.cli(&[&["query", "--json", "--config", self.config.to_str().unwrap()], args].concat());
+        assert!(out.status.success(), "query failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin()).args(args).output().unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Checks a report against one entry of `expected.json` (counts, rejected rows and the
+/// fields blamed, warned columns, encoding, refusal). `verdict` may be the `node` entry.
+pub fn assert_verdict(file: &str, report: &Value, verdict: &Value) {
+    let refused = verdict["refused"].as_bool().unwrap_or(false);
+    assert_eq!(!report["refused"].is_null(), refused, "{file}: refused? report: {report}");
+    if refused {
+        assert_eq!(report["accepted"], 0, "{file}");
+        return;
+    }
+    for key in ["rows", "accepted", "rejected"] {
+        if !verdict[key].is_null() {
+            assert_eq!(report[key], verdict[key], "{file}: {key}; report: {report}");
+        }
+    }
+    if let Some(enc) = verdict.get("encoding") {
+        assert_eq!(&report["encoding"], enc, "{file}: encoding");
+    }
+    let want = verdict["rejected_rows"].as_object().unwrap();
+    let mut got_rows: Vec<u64> = report["errors"].as_array().unwrap().iter().map(|e| e["row"].as_u64().unwrap()).collect();
+    got_rows.dedup();
+    let mut want_rows: Vec<u64> = want.keys().map(|k| k.parse().unwrap()).collect();
+    want_rows.sort();
+    assert_eq!(got_rows, want_rows, "{file}: rejected rows");
+    for (row, case) in want {
+        let fields: Vec<&str> = case["fields"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        let errs: Vec<&Value> =
+            report["errors"].as_array().unwrap().iter().filter(|e| e["row"].as_u64().unwrap().to_string() == *row).collect();
+        if fields != ["*"] {
+            assert!(
+                errs.iter().all(|e| e["field"].as_str().is_some_and(|f| fields.contains(&f))),
+                "{file} row {row}: blamed {errs:?}, expected one of {fields:?}"
+            );
+        }
+        for e in &errs {
+            let msg = e["message"].as_str().unwrap();
+            assert!(msg.contains(" (") && msg.ends_with(')') && !msg.is_ascii(), "{file} row {row}: message not Chinese (English): {msg}");
+        }
+    }
+    if let Some(cols) = verdict.get("warn_columns") {
+        for c in cols.as_array().unwrap() {
+            assert!(
+                report["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "unknown_column" && &w["field"] == c),
+                "{file}: column {c} not warned"
+            );
+        }
+    }
+}
+
+/// The sample files a test drops (everything but the docs and the verdicts).
+pub fn sample_files() -> Vec<String> {
+    let mut v: Vec<String> = expected().keys().cloned().collect();
+    v.sort();
+    v
+}
