@@ -8,6 +8,8 @@
 //! - [`record`]: the validated record, its canonical JSON, hash and public view.
 //! - [`validate`]: row validation, one error per broken rule.
 //! - [`report`]: the per-file report of spec §5.
+//! - [`wire`]: the federation wire format (frames, messages, changes).
+//! - [`sync`]: the sync session state machines and the checks a parent applies.
 //!
 //! Architecture invariant: nothing here touches files, sockets, clocks or threads;
 //! callers pass `today` and bytes in.
@@ -25,3 +27,5 @@ pub use record::{Kind, Record, Secret};
 pub use regions::RegionTable;
 pub use report::{Refusal, Report, RowError, Warning};
 pub use validate::{RawRow, RawValue, Row, Validator};
+pub mod sync;
+pub mod wire;

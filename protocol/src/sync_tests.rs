@@ -1,0 +1,277 @@
+//! The sync machines driven deterministically: two in-memory peers, a simulated clock,
+//! and a network that drops, duplicates and reorders messages.
+
+use super::*;
+use crate::record::tests::sample;
+use std::collections::HashMap;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+const CHILD: &str = "420102";
+const PARENT: &str = "420100";
+
+/// A child change log: `records` reg_nos, each changed a few times, some withdrawn.
+fn child_log(rng: &mut Rng, records: u32, changes: usize) -> Vec<Change> {
+    let mut versions: HashMap<String, (u64, bool)> = HashMap::new();
+    let mut log = Vec::new();
+    while log.len() < changes {
+        let n = rng.below(u64::from(records)) as u32;
+        let reg_no = format!("4201022024Y{n:04}");
+        let (v, withdrawn) = versions.get(&reg_no).copied().unwrap_or((0, false));
+        if withdrawn {
+            continue;
+        }
+        let seq = log.len() as u64 + 1;
+        let hops = vec![Hop { node: CHILD.into(), accepted_at_ms: seq as i64 }];
+        let withdrawn_so_far = versions.values().filter(|(_, w)| *w).count() as u32;
+        let change = if v > 0 && withdrawn_so_far < records / 2 && rng.chance(15) {
+            versions.insert(reg_no.clone(), (v + 1, true));
+            Change {
+                seq,
+                hash: withdraw_hash(&reg_no),
+                reg_no,
+                origin: CHILD.into(),
+                version: v + 1,
+                op: Op::Withdraw,
+                region: CHILD.into(),
+                body: None,
+                hops,
+            }
+        } else {
+            let mut r = sample();
+            r.reg_no = reg_no.clone();
+            r.title = format!("第{}版", v + 1);
+            let body = r.canonical_json();
+            versions.insert(reg_no.clone(), (v + 1, false));
+            Change {
+                seq,
+                hash: sha256(&body),
+                reg_no,
+                origin: CHILD.into(),
+                version: v + 1,
+                op: Op::Upsert,
+                region: CHILD.into(),
+                body: Some(body),
+                hops,
+            }
+        };
+        log.push(change);
+    }
+    log
+}
+
+/// What the parent holds: reg_no → (version, withdrawn, hash), and the durable cursor.
+#[derive(Default)]
+struct ParentStore {
+    records: HashMap<String, (u64, bool, [u8; 32])>,
+    cursor: u64,
+    applied: u64,
+}
+
+impl ParentStore {
+    /// One transaction: check everything, then apply and move the cursor.
+    fn apply(&mut self, b: &Batch) -> Result<(u32, u32), Refused> {
+        assert_eq!(b.after, self.cursor, "the session only applies batches at the cursor");
+        let changes = decode_changes(&b.payload).map_err(|e| Refused::new("bad_batch", e.to_string()))?;
+        for c in &changes {
+            check_change(CHILD, c)?;
+        }
+        let (mut applied, mut dup) = (0, 0);
+        for c in changes {
+            let cur = self.records.get(&c.reg_no).map_or(0, |r| r.0);
+            if c.version > cur {
+                self.records.insert(c.reg_no, (c.version, c.op == Op::Withdraw, c.hash));
+                applied += 1;
+            } else {
+                dup += 1;
+            }
+        }
+        self.cursor = b.upto;
+        self.applied += u64::from(applied);
+        Ok((applied, dup))
+    }
+}
+
+struct Net {
+    /// (deliver at, to parent?, message)
+    queue: Vec<(i64, bool, Message)>,
+    drop: u64,
+    dup: u64,
+    max_delay: u64,
+}
+
+impl Net {
+    fn send(&mut self, rng: &mut Rng, now: i64, to_parent: bool, msg: Message) {
+        let copies = if rng.chance(self.dup) { 2 } else { 1 };
+        for _ in 0..copies {
+            if !rng.chance(self.drop) {
+                self.queue.push((now + 1 + rng.below(self.max_delay) as i64, to_parent, msg.clone()));
+            }
+        }
+    }
+}
+
+/// Runs one simulated federation link to completion; returns the simulated time taken.
+fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> i64 {
+    let mut rng = Rng(seed);
+    let log = child_log(&mut rng, 40, 300);
+    let mut expected: HashMap<String, (u64, bool, [u8; 32])> = HashMap::new();
+    for c in &log {
+        expected.insert(c.reg_no.clone(), (c.version, c.op == Op::Withdraw, c.hash));
+    }
+    let mut store = ParentStore::default();
+    let mut net = Net { queue: Vec::new(), drop, dup, max_delay: 40 };
+    let mut child = ChildSession::new(CHILD, FEATURE_ZSTD, 4, 200);
+    let mut parent = ParentSession::new(PARENT, CHILD, store.cursor, FEATURE_ZSTD);
+    let mut now = 0i64;
+    net.send(&mut rng, now, true, child.hello(now, "sim"));
+    for _ in 0..200_000 {
+        if store.cursor == log.len() as u64 && child.acked() == store.cursor {
+            assert_eq!(store.records, expected, "seed {seed}: the parent holds every record at its latest version");
+            assert!(store.applied <= log.len() as u64, "seed {seed}: nothing applied twice");
+            return now;
+        }
+        // A connection loss: both sides start a new session from durable state.
+        if rng.below(1000) < reconnect_per_mille {
+            net.queue.clear();
+            parent = ParentSession::new(PARENT, CHILD, store.cursor, FEATURE_ZSTD);
+            net.send(&mut rng, now, true, child.hello(now, "sim"));
+        }
+        // Deliver what is due, in delivery-time order.
+        net.queue.sort_by_key(|(at, _, _)| *at);
+        let due: Vec<(i64, bool, Message)> = {
+            let split = net.queue.partition_point(|(at, _, _)| *at <= now);
+            net.queue.drain(..split).collect()
+        };
+        for (_, to_parent, msg) in due {
+            if to_parent {
+                match parent.handle(msg) {
+                    ParentAction::Send(m) => net.send(&mut rng, now, false, m),
+                    ParentAction::Apply(b) => {
+                        let (a, d) = store.apply(&b).unwrap_or_else(|r| panic!("seed {seed}: {r}"));
+                        let ack = parent.applied(b.upto, a, d, 0);
+                        net.send(&mut rng, now, false, ack);
+                    }
+                    ParentAction::Close(r) => panic!("seed {seed}: parent closed: {r}"),
+                }
+            } else if let Err(r) = child.handle(msg, now) {
+                panic!("seed {seed}: child refused: {r}");
+            }
+        }
+        // The child sends while its window allows, 1 to 5 changes per batch.
+        while let Some(after) = child.next_after() {
+            let start = after as usize;
+            if start >= log.len() {
+                break;
+            }
+            let end = (start + 1 + rng.below(5) as usize).min(log.len());
+            let chunk = &log[start..end];
+            let m = child.batch(after, end as u64, chunk.len() as u32, ENCODING_PLAIN, encode_changes(chunk), now);
+            net.send(&mut rng, now, true, m);
+        }
+        if let Some(m) = child.tick(now, "sim") {
+            net.send(&mut rng, now, true, m);
+        }
+        now += 1 + rng.below(5) as i64;
+    }
+    panic!("seed {seed}: did not converge; parent cursor {} of {}", store.cursor, log.len());
+}
+
+#[test]
+fn a_perfect_link_converges() {
+    for seed in 0..5 {
+        simulate(seed, 0, 0, 0);
+    }
+}
+
+#[test]
+fn loss_duplication_and_reordering_converge_exactly_once() {
+    for seed in 0..40 {
+        simulate(seed, 10, 10, 0);
+    }
+}
+
+#[test]
+fn heavy_loss_and_reconnects_converge() {
+    for seed in 100..120 {
+        simulate(seed, 30, 20, 5);
+    }
+}
+
+fn hello(min: u16, max: u16, id: &str) -> Message {
+    Message::Hello(Hello { magic: MAGIC, min_version: min, max_version: max, node_id: id.into(), features: 0, agent: String::new() })
+}
+
+#[test]
+fn a_peer_of_another_version_gets_a_clear_refusal() {
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0);
+    let ParentAction::Close(r) = p.handle(hello(7, 9, CHILD)) else { panic!() };
+    assert_eq!(r.code, "version_mismatch");
+    assert!(r.message.contains("7..=9") && r.message.contains("1..=1"), "{r}");
+    let mut c = ChildSession::new(CHILD, 0, 1, 100);
+    let _ = c.hello(0, "t");
+    let err = c.handle(Message::Welcome(Welcome { version: 9, node_id: PARENT.into(), cursor: 0, features: 0 }), 1).unwrap_err();
+    assert_eq!(err.code, "version_mismatch");
+}
+
+#[test]
+fn the_hello_must_match_the_certificate_and_come_first() {
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0);
+    let batch = Message::Batch(Batch { after: 0, upto: 1, count: 0, encoding: 0, payload: vec![] });
+    assert!(matches!(p.handle(batch), ParentAction::Close(r) if r.code == "unexpected_message"));
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0);
+    assert!(matches!(p.handle(hello(1, 1, "420103")), ParentAction::Close(r) if r.code == "identity_mismatch"));
+    let mut bad_magic = hello(1, 1, CHILD);
+    if let Message::Hello(h) = &mut bad_magic {
+        h.magic = 1;
+    }
+    assert!(matches!(p.handle(bad_magic), ParentAction::Close(r) if r.code == "bad_hello"));
+}
+
+#[test]
+fn children_must_lie_inside_the_jurisdiction_and_on_the_list() {
+    assert!(authorize_child("420100", "420102", None).is_ok());
+    assert!(authorize_child("420000", "429004", None).is_ok(), "a 省直辖县 under its province");
+    assert_eq!(authorize_child("420100", "420202", None).unwrap_err().code, "outside_jurisdiction");
+    assert_eq!(authorize_child("420100", "420100", None).unwrap_err().code, "outside_jurisdiction");
+    let list = vec!["420103".to_string()];
+    assert_eq!(authorize_child("420100", "420102", Some(&list)).unwrap_err().code, "not_allowed");
+}
+
+#[test]
+fn changes_are_checked_for_jurisdiction_provenance_and_integrity() {
+    let mut rng = Rng(1);
+    let good = child_log(&mut rng, 3, 1).remove(0);
+    assert!(check_change(CHILD, &good).is_ok());
+    let mut c = good.clone();
+    c.region = "420103".into();
+    c.reg_no = format!("420103{}", &c.reg_no[6..]);
+    assert_eq!(check_change(CHILD, &c).unwrap_err().code, "outside_jurisdiction");
+    let mut c = good.clone();
+    c.body.as_mut().unwrap().push(b' ');
+    assert_eq!(check_change(CHILD, &c).unwrap_err().code, "bad_change");
+    let mut c = good.clone();
+    c.hops.clear();
+    assert_eq!(check_change(CHILD, &c).unwrap_err().code, "bad_change");
+    // A prefecture may forward its counties' changes.
+    let mut c = good;
+    c.hops.push(Hop { node: PARENT.into(), accepted_at_ms: 9 });
+    assert!(check_change(PARENT, &c).is_ok());
+    assert_eq!(check_change("420200", &c).unwrap_err().code, "outside_jurisdiction");
+}

@@ -1,0 +1,355 @@
+//! The federation wire format, version 1.
+//!
+//! A sync session is one QUIC bidirectional stream opened by the child. Each direction
+//! carries *frames*: a 4-byte little-endian length, then that many bytes of one
+//! bincode-2 encoded [`Message`] (standard config: varint integers, little endian).
+//! The length is checked against [`MAX_FRAME`] before anything is allocated.
+//!
+//! ```text
+//! child                                   parent
+//!   Hello {versions, node_id, features} ─▶
+//!                                       ◀─ Welcome {version, node_id, cursor, features}
+//!   Batch {after, upto, payload}        ─▶   (several in flight)
+//!   Batch {after, upto, payload}        ─▶
+//!                                       ◀─ Ack {cursor}   (after the durable commit)
+//!                                       ◀─ Refused {code, message}   (then close)
+//! ```
+//!
+//! `cursor` is the highest sequence number of the child's change log that the parent
+//! has durably applied; a new session resumes from it. A batch covers the child's log
+//! sequence range `(after, upto]`, and the parent applies it only if `after` equals its
+//! cursor, so replays and reordered batches are no-ops.
+//!
+//! **The rule: shipped types are never changed.** bincode writes no field names or
+//! tags: never reorder, insert or remove a field of a type below, and never reorder
+//! enum variants. A change to the wire is a new protocol version with new types;
+//! `Hello` keeps its layout forever so any two versions can negotiate.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol versions this build speaks.
+pub const MIN_VERSION: u16 = 1;
+pub const MAX_VERSION: u16 = 1;
+/// The QUIC ALPN token.
+pub const ALPN: &[u8] = b"huijiao/1";
+/// `Hello.magic`: lets a peer recognise a huijiao stream among garbage.
+pub const MAGIC: u32 = 0x4855_4a49; // "HUJI"
+/// Feature bit: batch payloads may be zstd-compressed.
+pub const FEATURE_ZSTD: u32 = 1;
+/// The largest frame either side accepts, checked before decoding.
+pub const MAX_FRAME: usize = 4 * 1024 * 1024;
+/// The largest decompressed batch payload.
+pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// Every message of protocol version 1. Variant order is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    Hello(Hello),
+    Welcome(Welcome),
+    Batch(Batch),
+    Ack(Ack),
+    Refused(Refused),
+}
+
+/// The child's opening message. Its layout never changes, in any version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: u32,
+    pub min_version: u16,
+    pub max_version: u16,
+    /// The node id the child believes it is; must equal the id in its certificate.
+    pub node_id: String,
+    /// Feature bits ([`FEATURE_ZSTD`]).
+    pub features: u32,
+    /// Free text for logs, e.g. `huijiao 0.1.0`.
+    pub agent: String,
+}
+
+/// The parent's answer: the version chosen and where to resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub version: u16,
+    pub node_id: String,
+    /// Highest child log sequence durably applied here.
+    pub cursor: u64,
+    /// Features both sides support.
+    pub features: u32,
+}
+
+/// Changes from the child's log with sequence numbers in `(after, upto]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub after: u64,
+    pub upto: u64,
+    /// Number of changes in the payload.
+    pub count: u32,
+    /// 0: plain; 1: zstd.
+    pub encoding: u8,
+    /// The encoded `Vec<Change>` ([`encode_changes`]), compressed per `encoding`.
+    pub payload: Vec<u8>,
+}
+
+pub const ENCODING_PLAIN: u8 = 0;
+pub const ENCODING_ZSTD: u8 = 1;
+
+/// Everything up to `cursor` is durably applied at the parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    pub cursor: u64,
+    /// Of the acknowledged batch: changes applied, skipped as already known,
+    /// and quarantined as conflicts.
+    pub applied: u32,
+    pub duplicates: u32,
+    pub conflicts: u32,
+}
+
+/// The session ends: a stable snake_case `code` and a message for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    pub code: String,
+    pub message: String,
+}
+
+impl Refused {
+    pub fn new(code: &str, message: impl Into<String>) -> Refused {
+        Refused { code: code.to_string(), message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// What a change does to its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    Upsert,
+    Withdraw,
+}
+
+/// One node a change passed through, and when that node accepted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    pub node: String,
+    pub accepted_at_ms: i64,
+}
+
+/// One entry of a change log, as it travels upward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The sender's log sequence number.
+    pub seq: u64,
+    pub reg_no: String,
+    /// The node whose inbox accepted the record first; only it may change it.
+    pub origin: String,
+    /// The record's version at its origin (1, 2, …).
+    pub version: u64,
+    pub op: Op,
+    /// The record's region code (for jurisdiction checks without parsing the body).
+    pub region: String,
+    /// SHA-256 of `body` for an upsert, of the withdrawal marker for a withdrawal.
+    pub hash: [u8; 32],
+    /// The record's canonical JSON; None for a withdrawal.
+    pub body: Option<Vec<u8>>,
+    /// Origin first; the sender last.
+    pub hops: Vec<Hop>,
+}
+
+/// A frame or payload that cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    TooLarge { len: usize, max: usize },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<{ MAX_PAYLOAD }>()
+}
+
+/// The frame for a message: length prefix and bincode body.
+pub fn encode_frame(msg: &Message) -> Vec<u8> {
+    let body = bincode::serde::encode_to_vec(msg, config()).expect("messages always encode");
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Checks a frame's length prefix before its body is read or allocated.
+pub fn check_frame_len(prefix: [u8; 4]) -> Result<usize, DecodeError> {
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > MAX_FRAME {
+        return Err(DecodeError::TooLarge { len, max: MAX_FRAME });
+    }
+    Ok(len)
+}
+
+/// Decodes a frame body (without the length prefix). Never panics.
+pub fn decode_message(body: &[u8]) -> Result<Message, DecodeError> {
+    if body.len() > MAX_FRAME {
+        return Err(DecodeError::TooLarge { len: body.len(), max: MAX_FRAME });
+    }
+    let (msg, used) = bincode::serde::decode_from_slice(body, config()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != body.len() {
+        return Err(DecodeError::Malformed(format!("{} trailing bytes", body.len() - used)));
+    }
+    Ok(msg)
+}
+
+/// Splits a byte stream into frames (for simulations and tests; the QUIC driver reads
+/// the prefix and body directly).
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete message, if any. An error poisons the stream: the caller
+    /// must close it.
+    pub fn next(&mut self) -> Result<Option<Message>, DecodeError> {
+        if self.buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = check_frame_len([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])?;
+        if self.buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let msg = decode_message(&self.buf[4..4 + len])?;
+        self.buf.drain(..4 + len);
+        Ok(Some(msg))
+    }
+}
+
+/// Encodes changes for a batch payload.
+pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
+    bincode::serde::encode_to_vec(changes, config()).expect("changes always encode")
+}
+
+/// Decodes a batch payload (after decompression). Never panics.
+pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, DecodeError> {
+    let (changes, used): (Vec<Change>, usize) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(DecodeError::Malformed(format!("{} trailing bytes", bytes.len() - used)));
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_change() -> impl Strategy<Value = Change> {
+        (
+            any::<u64>(),
+            "[0-9A-Z]{15,17}",
+            "[0-9]{6}",
+            any::<u64>(),
+            any::<bool>(),
+            any::<[u8; 32]>(),
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..300)),
+            prop::collection::vec(("[0-9]{6}", any::<i64>()).prop_map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }), 0..5),
+        )
+            .prop_map(|(seq, reg_no, region, version, withdraw, hash, body, hops)| Change {
+                seq,
+                origin: region.clone(),
+                reg_no,
+                version,
+                op: if withdraw { Op::Withdraw } else { Op::Upsert },
+                region,
+                hash,
+                body,
+                hops,
+            })
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (any::<u32>(), any::<u16>(), any::<u16>(), ".{0,8}", any::<u32>(), ".{0,8}").prop_map(
+                |(magic, min_version, max_version, node_id, features, agent)| {
+                    Message::Hello(Hello { magic, min_version, max_version, node_id, features, agent })
+                }
+            ),
+            (any::<u16>(), ".{0,8}", any::<u64>(), any::<u32>())
+                .prop_map(|(version, node_id, cursor, features)| Message::Welcome(Welcome { version, node_id, cursor, features })),
+            (any::<u64>(), any::<u64>(), any::<u32>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..200))
+                .prop_map(|(after, upto, count, encoding, payload)| Message::Batch(Batch { after, upto, count, encoding, payload })),
+            (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>())
+                .prop_map(|(cursor, applied, duplicates, conflicts)| Message::Ack(Ack { cursor, applied, duplicates, conflicts })),
+            ("[a-z_]{0,12}", ".{0,20}").prop_map(|(code, message)| Message::Refused(Refused { code, message })),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_message_round_trips(msg in arb_message()) {
+            let frame = encode_frame(&msg);
+            let mut r = FrameReader::default();
+            r.push(&frame);
+            prop_assert_eq!(r.next().unwrap(), Some(msg));
+            prop_assert_eq!(r.next().unwrap(), None);
+        }
+
+        #[test]
+        fn changes_round_trip(changes in prop::collection::vec(arb_change(), 0..8)) {
+            prop_assert_eq!(decode_changes(&encode_changes(&changes)).unwrap(), changes);
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_message(&bytes);
+            let _ = decode_changes(&bytes);
+            let mut r = FrameReader::default();
+            r.push(&bytes);
+            let _ = r.next();
+        }
+
+        #[test]
+        fn a_frame_split_anywhere_reassembles(msg in arb_message(), cut in any::<prop::sample::Index>()) {
+            let frame = encode_frame(&msg);
+            let at = cut.index(frame.len() + 1);
+            let mut r = FrameReader::default();
+            r.push(&frame[..at]);
+            if at < frame.len() {
+                prop_assert_eq!(r.next().unwrap(), None);
+            }
+            r.push(&frame[at..]);
+            prop_assert_eq!(r.next().unwrap(), Some(msg));
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_decoding() {
+        let mut r = FrameReader::default();
+        r.push(&((MAX_FRAME as u32) + 1).to_le_bytes());
+        assert_eq!(r.next(), Err(DecodeError::TooLarge { len: MAX_FRAME + 1, max: MAX_FRAME }));
+        // A huge claimed collection length inside a small frame does not allocate it.
+        let mut body = vec![4u8]; // variant Refused
+        body.extend_from_slice(&[0xFD, 0xFF, 0xFF, 0xFF, 0x7F]); // a ~2 GiB string length
+        assert!(matches!(decode_message(&body), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn hello_layout_is_frozen() {
+        // The first bytes of a version-1 Hello; any change here breaks negotiation.
+        let hello = Message::Hello(Hello {
+            magic: MAGIC,
+            min_version: 1,
+            max_version: 1,
+            node_id: "420102".into(),
+            features: 1,
+            agent: "x".into(),
+        });
+        let frame = encode_frame(&hello);
+        assert_eq!(&frame[4..], &[0, 0xFC, 0x49, 0x4A, 0x55, 0x48, 1, 1, 6, b'4', b'2', b'0', b'1', b'0', b'2', 1, 1, b'x']);
+    }
+}
