@@ -181,7 +181,7 @@ impl ChildSession {
     }
 
     /// Features both sides agreed on in `Welcome`.
-    pub fn features(&self) -> u32 {
+    pub fn agreed_features(&self) -> u32 {
         self.agreed_features
     }
 }

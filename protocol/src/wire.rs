@@ -214,7 +214,7 @@ impl FrameReader {
 
     /// The next complete message, if any. An error poisons the stream: the caller
     /// must close it.
-    pub fn next(&mut self) -> Result<Option<Message>, DecodeError> {
+    pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
@@ -295,8 +295,8 @@ mod tests {
             let frame = encode_frame(&msg);
             let mut r = FrameReader::default();
             r.push(&frame);
-            prop_assert_eq!(r.next().unwrap(), Some(msg));
-            prop_assert_eq!(r.next().unwrap(), None);
+            prop_assert_eq!(r.next_message().unwrap(), Some(msg));
+            prop_assert_eq!(r.next_message().unwrap(), None);
         }
 
         #[test]
@@ -310,7 +310,7 @@ mod tests {
             let _ = decode_changes(&bytes);
             let mut r = FrameReader::default();
             r.push(&bytes);
-            let _ = r.next();
+            let _ = r.next_message();
         }
 
         #[test]
@@ -320,10 +320,10 @@ mod tests {
             let mut r = FrameReader::default();
             r.push(&frame[..at]);
             if at < frame.len() {
-                prop_assert_eq!(r.next().unwrap(), None);
+                prop_assert_eq!(r.next_message().unwrap(), None);
             }
             r.push(&frame[at..]);
-            prop_assert_eq!(r.next().unwrap(), Some(msg));
+            prop_assert_eq!(r.next_message().unwrap(), Some(msg));
         }
     }
 
@@ -331,7 +331,7 @@ mod tests {
     fn oversized_frames_are_refused_before_decoding() {
         let mut r = FrameReader::default();
         r.push(&((MAX_FRAME as u32) + 1).to_le_bytes());
-        assert_eq!(r.next(), Err(DecodeError::TooLarge { len: MAX_FRAME + 1, max: MAX_FRAME }));
+        assert_eq!(r.next_message(), Err(DecodeError::TooLarge { len: MAX_FRAME + 1, max: MAX_FRAME }));
         // A huge claimed collection length inside a small frame does not allocate it.
         let mut body = vec![4u8]; // variant Refused
         body.extend_from_slice(&[0xFD, 0xFF, 0xFF, 0xFF, 0x7F]); // a ~2 GiB string length
