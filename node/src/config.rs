@@ -47,6 +47,138 @@ pub struct ConfigFile {
     /// The watched folders. Default: none (a node may only relay its children).
     #[serde(default)]
     pub inbox: InboxSection,
+    /// Where children connect. Default: none (a county usually has no children).
+    #[serde(default)]
+    pub listen: Option<ListenSection>,
+    /// The parent to push changes to. Required for every node but the national one.
+    #[serde(default)]
+    pub parent: Option<ParentSection>,
+    /// Certificates; required with `[listen]` or `[parent]`.
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+    /// Sync tuning; the defaults suit every tier.
+    #[serde(default)]
+    pub sync: SyncSection,
+}
+
+/// `[listen]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// UDP address for QUIC, e.g. `0.0.0.0:7443`. Required.
+    pub address: String,
+    /// If given, only these child node ids may connect (each must also lie inside this
+    /// node's jurisdiction). Default: any child inside the jurisdiction.
+    #[serde(default)]
+    pub children: Option<Vec<String>>,
+    /// Connections held at once; more are refused. Default 4096.
+    #[serde(default = "default_max_children")]
+    pub max_children: usize,
+}
+
+/// `[parent]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentSection {
+    /// `host:port` of the parent's `[listen]` address. Required.
+    pub address: String,
+    /// The parent's node id; its certificate must name it. Required.
+    pub node_id: String,
+}
+
+/// `[tls]`: PEM files made by `huijiao pki`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The federation CA certificate (`ca.crt`).
+    pub ca: PathBuf,
+    /// This node's certificate (`NODE_ID.crt`).
+    pub cert: PathBuf,
+    /// This node's private key (`NODE_ID.key`); must not be readable by group or others.
+    pub key: PathBuf,
+    /// The CA's revocation list (`crl.pem`); re-read when it changes.
+    pub crl: PathBuf,
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncSection {
+    /// Most changes per batch. Default 2000.
+    #[serde(default = "default_batch_changes")]
+    pub batch_changes: usize,
+    /// Most body bytes per batch, KiB. Default 1024.
+    #[serde(default = "default_batch_kib")]
+    pub batch_kib: usize,
+    /// Batches in flight before an acknowledgement. Default 4.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Offer zstd compression of batches. Default true.
+    #[serde(default = "default_true")]
+    pub compress: bool,
+    /// Reconnect backoff bounds, ms (doubling, with jitter). Defaults 500 and 30000.
+    #[serde(default = "default_reconnect_min_ms")]
+    pub reconnect_min_ms: u64,
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    /// QUIC idle timeout, s; keep-alives go every third of it. Default 30.
+    #[serde(default = "default_idle_secs")]
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for SyncSection {
+    fn default() -> Self {
+        toml::from_str("").expect("all sync keys have defaults")
+    }
+}
+
+fn default_max_children() -> usize {
+    4096
+}
+fn default_batch_changes() -> usize {
+    2000
+}
+fn default_batch_kib() -> usize {
+    1024
+}
+fn default_window() -> usize {
+    4
+}
+fn default_true() -> bool {
+    true
+}
+fn default_reconnect_min_ms() -> u64 {
+    500
+}
+fn default_reconnect_max_ms() -> u64 {
+    30_000
+}
+fn default_idle_secs() -> u64 {
+    30
+}
+
+/// Where children connect, validated.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub address: std::net::SocketAddr,
+    pub children: Option<Vec<String>>,
+    pub max_children: usize,
+}
+
+/// The parent, validated.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub address: String,
+    pub node_id: String,
+}
+
+/// Certificate paths, made absolute.
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub crl: PathBuf,
 }
 
 /// `[inbox]`.
@@ -124,6 +256,10 @@ pub struct Config {
     pub rescan: Duration,
     pub max_settle: Duration,
     pub max_file_size: u64,
+    pub listen: Option<Listen>,
+    pub parent: Option<Parent>,
+    pub tls: Option<TlsPaths>,
+    pub sync: SyncSection,
     /// The file this came from, for messages.
     pub source: PathBuf,
 }
@@ -161,7 +297,47 @@ impl Config {
                 }
             })
             .collect();
+        let node_id = file.node_id.clone();
+        let listen = file
+            .listen
+            .as_ref()
+            .map(|l| -> anyhow::Result<Listen> {
+                let address = l
+                    .address
+                    .parse()
+                    .with_context(|| format!("key `listen.address`: `{}` is not an address like 0.0.0.0:7443", l.address))?;
+                if let Some(children) = &l.children {
+                    for c in children {
+                        huijiao_protocol::sync::authorize_child(&node_id, c, None)
+                            .map_err(|r| anyhow::anyhow!("key `listen.children`: {}", r.message))?;
+                    }
+                }
+                Ok(Listen { address, children: l.children.clone(), max_children: l.max_children.max(1) })
+            })
+            .transpose()?;
+        let parent = match (&file.parent, node_id == huijiao_protocol::regions::NATIONAL) {
+            (Some(_), true) => bail!("section `[parent]`: the national node has no parent"),
+            (None, _) => None,
+            (Some(p), false) => {
+                check_node_id(&p.node_id, &regions).context("key `parent.node_id`")?;
+                if !huijiao_protocol::regions::is_below(&p.node_id, &node_id) {
+                    bail!("key `parent.node_id`: node {node_id} is not inside the jurisdiction of {}", p.node_id);
+                }
+                Some(Parent { address: p.address.clone(), node_id: p.node_id.clone() })
+            }
+        };
+        let tls = file.tls.as_ref().map(|t| TlsPaths { ca: abs(&t.ca), cert: abs(&t.cert), key: abs(&t.key), crl: abs(&t.crl) });
+        if (listen.is_some() || parent.is_some()) && tls.is_none() {
+            bail!("section `[tls]` is required with `[listen]` or `[parent]`: the federation speaks mutual TLS only");
+        }
+        if file.sync.batch_changes == 0 || file.sync.batch_kib == 0 || file.sync.window == 0 {
+            bail!("section `[sync]`: batch_changes, batch_kib and window must be at least 1");
+        }
         Ok(Config {
+            listen,
+            parent,
+            tls,
+            sync: file.sync.clone(),
             node_id: file.node_id,
             data_dir: abs(&file.data_dir),
             regions: std::sync::Arc::new(regions),

@@ -1,48 +1,113 @@
 //! The daemon: opens the store and runs every subsystem until shutdown.
 
 use crate::config::Config;
+use crate::net::Identity;
 use crate::store::Store;
+use anyhow::Context;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
-/// Runs the node until `shutdown` is cancelled or a subsystem fails. Subsystems drain
-/// in order: the inbox finishes the file it is handling, then the store writer
-/// checkpoints and closes.
+/// The file in `data_dir` where a listening node writes the address it bound (useful
+/// with port 0).
+pub const LISTEN_ADDRESS_FILE: &str = "listen-address";
+
+/// A started node.
+pub struct Running {
+    /// The bound QUIC address, when the node listens for children.
+    pub listen_addr: Option<SocketAddr>,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops the node and waits for it to drain.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?
+    }
+}
+
+/// Runs the node until `shutdown` is cancelled or a subsystem fails.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let running = start(cfg, shutdown).await?;
+    running.handle.await?
+}
+
+/// Starts the node: checks certificates, opens the store, binds the endpoint, and
+/// spawns the inbox, the downlink (children) and the uplink (parent). Errors that
+/// would stop the node (a bad key, a taken port) come back here, before it runs.
+pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);
+    let identity = cfg.tls.as_ref().map(|t| Identity::load(t, &cfg.node_id)).transpose()?;
     let store = Store::open(&cfg.db_path(), &cfg.node_id)?;
-    info!(node = %cfg.node_id, store = %cfg.db_path().display(), inboxes = cfg.inboxes.len(), "node starting");
+    let idle = Duration::from_secs(cfg.sync.idle_timeout_secs.max(3));
+    let endpoint = match (&identity, &cfg.listen, &cfg.parent) {
+        (Some(id), Some(listen), _) => Some(
+            quinn::Endpoint::server(id.server_config(idle)?, listen.address)
+                .with_context(|| format!("cannot listen on {}", listen.address))?,
+        ),
+        (Some(_), None, Some(_)) => Some(quinn::Endpoint::client("0.0.0.0:0".parse().expect("valid")).context("cannot open a UDP socket")?),
+        _ => None,
+    };
+    let listen_addr = match (&endpoint, &cfg.listen) {
+        (Some(e), Some(_)) => Some(e.local_addr()?),
+        _ => None,
+    };
+    if let Some(a) = listen_addr {
+        std::fs::write(cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string())?;
+    }
+    info!(node = %cfg.node_id, store = %cfg.db_path().display(), inboxes = cfg.inboxes.len(), listen = ?listen_addr, parent = ?cfg.parent.as_ref().map(|p| &p.node_id), "node starting");
     let mut tasks = JoinSet::new();
     tasks.spawn(crate::inbox::run(cfg.clone(), store.clone(), shutdown.child_token()));
-    let mut result = Ok(());
+    if let (Some(e), Some(id)) = (&endpoint, &identity) {
+        if cfg.listen.is_some() {
+            tasks.spawn(crate::downlink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), shutdown.child_token()));
+        }
+        if cfg.parent.is_some() {
+            tasks.spawn(crate::uplink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), shutdown.child_token()));
+        }
+    }
+    let token = shutdown.clone();
+    let handle = tokio::spawn(async move {
+        let result = supervise(&mut tasks, &token).await;
+        // Drain in order: the subsystems stop (the inbox finishes its file, sessions
+        // close with a reason), the endpoint flushes its close frames, the store closes.
+        token.cancel();
+        while tasks.join_next().await.is_some() {}
+        if let Some(e) = endpoint {
+            e.close(crate::net::CLOSE_DONE.into(), b"node shutting down");
+            if tokio::time::timeout(Duration::from_secs(3), e.wait_idle()).await.is_err() {
+                warn!("connections did not close within 3 s");
+            }
+        }
+        tokio::task::spawn_blocking(move || drop(store)).await?;
+        info!(node = %cfg.node_id, "node stopped");
+        result
+    });
+    Ok(Running { listen_addr, shutdown, handle })
+}
+
+async fn supervise(tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &CancellationToken) -> anyhow::Result<()> {
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => return Ok(()),
             done = tasks.join_next() => match done {
-                None => break,
+                None => return Ok(()),
                 Some(Ok(Ok(()))) => {}
                 Some(Ok(Err(e))) => {
                     error!("subsystem failed: {e:#}");
-                    result = Err(e);
-                    shutdown.cancel();
-                    break;
+                    return Err(e);
                 }
                 Some(Err(e)) => {
                     error!("subsystem panicked: {e}");
-                    result = Err(anyhow::anyhow!("subsystem panicked: {e}"));
-                    shutdown.cancel();
-                    break;
+                    return Err(anyhow::anyhow!("subsystem panicked: {e}"));
                 }
             },
         }
     }
-    while tasks.join_next().await.is_some() {}
-    // Close the store last: dropping the final handle joins the writer thread, which
-    // checkpoints the WAL.
-    tokio::task::spawn_blocking(move || drop(store)).await?;
-    info!(node = %cfg.node_id, "node stopped");
-    result
 }

@@ -37,6 +37,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// The federation PKI: a CA, node certificates, revocations.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// List changes held aside because two origins sent the same reg_no.
+    Conflicts {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show what the node holds and when it last took something in.
     Status {
         #[arg(long, value_name = "FILE")]
@@ -75,6 +85,37 @@ enum Command {
         /// Print only the number of matching records.
         #[arg(long)]
         count: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create the federation CA (ECDSA P-256) in a new folder, with an empty CRL.
+    Init {
+        #[arg(long, value_name = "CA_DIR")]
+        dir: PathBuf,
+    },
+    /// Issue a certificate and key for a node (`NODE_ID.crt`, `NODE_ID.key`, key 0600).
+    Issue {
+        #[arg(long, value_name = "CA_DIR")]
+        ca: PathBuf,
+        /// The node's region code (000000 for the national node).
+        node_id: String,
+        /// Where to write the files. Default: the current folder.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Revoke every certificate of a node, or one by serial, and rewrite crl.pem.
+    Revoke {
+        #[arg(long, value_name = "CA_DIR")]
+        ca: PathBuf,
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        node_id: Option<String>,
+        #[arg(long, value_name = "HEX")]
+        serial: Option<String>,
     },
 }
 
@@ -121,6 +162,46 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 });
                 huijiao::daemon::run(cfg, shutdown).await
             })?;
+            Ok(0)
+        }
+        Command::Pki(PkiCommand::Init { dir }) => {
+            huijiao::pki::init(&dir)?;
+            println!("CA created in {} (ca.crt, ca.key 0600, crl.pem); keep ca.key offline", dir.display());
+            Ok(0)
+        }
+        Command::Pki(PkiCommand::Issue { ca, node_id, out, days }) => {
+            let (crt, key) = huijiao::pki::issue(&ca, &node_id, &out, days)?;
+            println!("issued {} and {} for node {node_id}, valid {days} days", crt.display(), key.display());
+            Ok(0)
+        }
+        Command::Pki(PkiCommand::Revoke { ca, node_id, serial }) => {
+            let target = match (node_id, serial) {
+                (Some(n), _) => huijiao::pki::RevokeTarget::Node(n),
+                (None, Some(s)) => huijiao::pki::RevokeTarget::Serial(s),
+                (None, None) => anyhow::bail!("give a node id or --serial"),
+            };
+            let revoked = huijiao::pki::revoke(&ca, target)?;
+            println!("revoked {} certificate(s); distribute {}/crl.pem to every parent", revoked.len(), ca.display());
+            Ok(0)
+        }
+        Command::Conflicts { config, json } => {
+            let cfg = huijiao::config::Config::load(&config)?;
+            let reader = huijiao::store::Reader::open(&cfg.db_path())?;
+            for q in reader.quarantine()? {
+                if json {
+                    println!("{}", serde_json::to_string(&q)?);
+                } else {
+                    println!(
+                        "{} version {} from origin {} (via {}), held origin {}: {}",
+                        q.reg_no,
+                        q.version,
+                        q.origin,
+                        q.from_child,
+                        q.held_origin.as_deref().unwrap_or("-"),
+                        q.reason
+                    );
+                }
+            }
             Ok(0)
         }
         Command::Status { config, json } => {

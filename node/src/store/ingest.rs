@@ -48,11 +48,11 @@ pub struct IngestSummary {
 
 /// The state of a record that a row is checked against.
 pub(crate) struct Current {
-    origin: String,
-    version: i64,
-    withdrawn: bool,
-    hash: Vec<u8>,
-    region: String,
+    pub(crate) origin: String,
+    pub(crate) version: i64,
+    pub(crate) withdrawn: bool,
+    pub(crate) hash: Vec<u8>,
+    pub(crate) region: String,
 }
 
 enum Applied {
@@ -132,6 +132,9 @@ impl Writer {
         )
         .context("cannot journal the file")?;
         tx.commit().context("cannot commit the file")?;
+        if summary.inserted + summary.updated + summary.withdrawn > 0 {
+            self.notify_changes();
+        }
         summary.report = report;
         Ok(summary)
     }

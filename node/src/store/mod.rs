@@ -12,9 +12,11 @@
 mod ingest;
 mod query;
 mod schema;
+mod sync;
 
 pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary};
 pub use query::{Filter, Reader, StoreStatus, StoredRecord};
+pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, UplinkStatus};
 
 use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -32,6 +34,8 @@ type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 pub struct Store {
     tx: mpsc::SyncSender<Job>,
     path: PathBuf,
+    /// The highest committed change seq; the uplink waits on it.
+    changes: tokio::sync::watch::Receiver<u64>,
     _thread: std::sync::Arc<WriterThread>,
 }
 
@@ -52,6 +56,8 @@ impl Drop for WriterThread {
 pub struct Writer {
     pub(crate) conn: Connection,
     pub(crate) node_id: String,
+    /// Tells the uplink that new changes were committed.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// Sets the pragmas every connection needs.
@@ -113,8 +119,8 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let conn = open_writer_connection(Some(path), node_id)?;
-        let mut writer = Writer { conn, node_id: node_id.to_string() };
+        let mut writer = Writer::open(Some(path), node_id)?;
+        let changes = writer.changes.subscribe();
         // A small queue: producers wait rather than pile up work in memory.
         let (tx, rx) = mpsc::sync_channel::<Job>(16);
         let thread = std::thread::Builder::new()
@@ -132,7 +138,7 @@ impl Store {
                 let _ = writer.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             })
             .context("cannot start the store writer thread")?;
-        Ok(Store { tx, path: path.to_path_buf(), _thread: std::sync::Arc::new(WriterThread(Some(thread))) })
+        Ok(Store { tx, path: path.to_path_buf(), changes, _thread: std::sync::Arc::new(WriterThread(Some(thread))) })
     }
 
     pub fn path(&self) -> &Path {
@@ -167,6 +173,11 @@ impl Store {
         Ok(rrx)
     }
 
+    /// Watches the highest committed change seq.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
     /// A read-only connection to the same database.
     pub fn reader(&self) -> anyhow::Result<Reader> {
         Reader::open(&self.path)
@@ -187,7 +198,17 @@ pub(crate) fn open_reader_connection(path: &Path) -> anyhow::Result<Connection> 
 impl Writer {
     /// A writer used directly, without the thread (tests and tools).
     pub fn open(path: Option<&Path>, node_id: &str) -> anyhow::Result<Writer> {
-        Ok(Writer { conn: open_writer_connection(path, node_id)?, node_id: node_id.to_string() })
+        let conn = open_writer_connection(path, node_id)?;
+        let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
+        let (changes, _) = tokio::sync::watch::channel(last as u64);
+        Ok(Writer { conn, node_id: node_id.to_string(), changes })
+    }
+
+    /// Publishes the highest committed change seq after a commit that added changes.
+    pub(crate) fn notify_changes(&self) {
+        if let Ok(last) = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0)) {
+            self.changes.send_replace(last as u64);
+        }
     }
 
     pub fn node_id(&self) -> &str {

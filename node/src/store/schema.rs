@@ -57,4 +57,41 @@ pub const MIGRATIONS: &[&str] = &[
         moved       INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX files_pending ON files(moved) WHERE moved = 0;",
+    // 2: federation. The parent's durable cursor per child (advanced in the same
+    // transaction as the batch it acknowledges), conflicts held aside, and what the
+    // uplink last saw, for `huijiao status`.
+    "CREATE TABLE children (
+        child         TEXT PRIMARY KEY,
+        cursor        INTEGER NOT NULL,  -- highest child log seq durably applied
+        batches       INTEGER NOT NULL DEFAULT 0,
+        changes       INTEGER NOT NULL DEFAULT 0,
+        last_batch_at INTEGER,
+        last_seen_at  INTEGER,
+        last_error    TEXT
+    );
+    CREATE TABLE quarantine (
+        id          INTEGER PRIMARY KEY,
+        reg_no      TEXT    NOT NULL,
+        origin      TEXT    NOT NULL,
+        version     INTEGER NOT NULL,
+        op          INTEGER NOT NULL,
+        region      TEXT    NOT NULL,
+        hash        BLOB    NOT NULL,
+        hops        TEXT    NOT NULL,
+        body        TEXT,
+        from_child  TEXT    NOT NULL,
+        received_at INTEGER NOT NULL,
+        held_origin TEXT,              -- the origin of the record this node keeps
+        reason      TEXT    NOT NULL,
+        UNIQUE (reg_no, origin, version)
+    );
+    CREATE TABLE uplink (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        parent       TEXT    NOT NULL,
+        state        TEXT    NOT NULL,  -- connecting / streaming / refused / error
+        acked        INTEGER NOT NULL,
+        last_error   TEXT,
+        connected_at INTEGER,
+        updated_at   INTEGER NOT NULL
+    );",
 ];

@@ -1,0 +1,201 @@
+//! QUIC and TLS set-up shared by the uplink and the downlink, and frame IO.
+//!
+//! TLS 1.3 only, with the ring provider passed explicitly everywhere; client
+//! certificates are required and verified against the federation CA and its CRL; ALPN
+//! `huijiao/1`; no 0-RTT. Flow control is bounded so a stalled or hostile peer costs a
+//! parent at most about [`CONN_RECEIVE_WINDOW`] of buffered data plus one frame
+//! (capped by `wire::MAX_FRAME` and a shared budget in the downlink).
+
+use crate::config::TlsPaths;
+use crate::pki;
+use anyhow::{bail, Context};
+use huijiao_protocol::wire::{self, Message};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{TransportConfig, VarInt};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Per-stream flow-control window.
+pub const STREAM_RECEIVE_WINDOW: u32 = 1024 * 1024;
+/// Per-connection flow-control window: the most a peer can make us buffer.
+pub const CONN_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
+
+/// QUIC application close codes.
+pub const CLOSE_DONE: u32 = 0;
+pub const CLOSE_REFUSED: u32 = 1;
+pub const CLOSE_ERROR: u32 = 2;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// This node's certificates and key, loaded and checked.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub node_id: String,
+    pub ca: Vec<CertificateDer<'static>>,
+    pub certs: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+    pub crl_path: std::path::PathBuf,
+}
+
+impl Identity {
+    /// Loads the `[tls]` files; refuses a key readable by others and a certificate that
+    /// names another node than `node_id`.
+    pub fn load(paths: &TlsPaths, node_id: &str) -> anyhow::Result<Identity> {
+        let ca = pki::load_certs(&paths.ca)?;
+        let certs = pki::load_certs(&paths.cert)?;
+        let key = pki::load_key(&paths.key)?;
+        let named = pki::node_id_of(&certs[0]).with_context(|| format!("certificate {}", paths.cert.display()))?;
+        if named != node_id {
+            bail!(
+                "certificate {} names node {named}, but this node is {node_id}: a certificate belongs to exactly one node",
+                paths.cert.display()
+            );
+        }
+        pki::load_crls(&paths.crl)?;
+        Ok(Identity { node_id: node_id.to_string(), ca, certs, key: Arc::new(key), crl_path: paths.crl.clone() })
+    }
+
+    fn roots(&self) -> anyhow::Result<Arc<rustls::RootCertStore>> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in &self.ca {
+            roots.add(c.clone()).context("invalid CA certificate")?;
+        }
+        Ok(Arc::new(roots))
+    }
+
+    fn crls(&self) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+        pki::load_crls(&self.crl_path)
+    }
+
+    /// The server side: client certificates required, checked against CA and CRL.
+    /// Re-reads the CRL, so call it again after the CRL changes.
+    pub fn server_config(&self, idle: Duration) -> anyhow::Result<quinn::ServerConfig> {
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots()?, provider())
+            .with_crls(self.crls()?)
+            .build()
+            .context("cannot build the client verifier")?;
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.certs.clone(), self.key.clone_key())
+            .context("certificate and key do not match")?;
+        tls.alpn_protocols = vec![wire::ALPN.to_vec()];
+        tls.max_early_data_size = 0;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls)?));
+        cfg.transport_config(transport(idle));
+        cfg.migration(false);
+        Ok(cfg)
+    }
+
+    /// The client side: present our certificate, verify the parent's against CA and CRL.
+    pub fn client_config(&self, idle: Duration) -> anyhow::Result<quinn::ClientConfig> {
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(self.roots()?, provider())
+            .with_crls(self.crls()?)
+            .build()
+            .context("cannot build the server verifier")?;
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_webpki_verifier(verifier)
+            .with_client_auth_cert(self.certs.clone(), self.key.clone_key())
+            .context("certificate and key do not match")?;
+        tls.alpn_protocols = vec![wire::ALPN.to_vec()];
+        tls.enable_early_data = false;
+        let mut cfg = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls)?));
+        cfg.transport_config(transport(idle));
+        Ok(cfg)
+    }
+}
+
+/// Bounded windows and streams; keep-alive well below half the idle timeout.
+pub fn transport(idle: Duration) -> Arc<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.max_idle_timeout(Some(idle.try_into().unwrap_or_else(|_| VarInt::from_u32(30_000).into())));
+    t.keep_alive_interval(Some(idle / 3));
+    t.stream_receive_window(VarInt::from_u32(STREAM_RECEIVE_WINDOW));
+    t.receive_window(VarInt::from_u32(CONN_RECEIVE_WINDOW));
+    t.send_window(u64::from(CONN_RECEIVE_WINDOW));
+    // One sync stream per session; a spare for a session restarting on the same link.
+    t.max_concurrent_bidi_streams(VarInt::from_u32(2));
+    t.max_concurrent_uni_streams(VarInt::from_u32(0));
+    t.datagram_receive_buffer_size(None);
+    // GSO fails with EIO/EINVAL on some virtual machines; the gain is small next to
+    // the SQLite commits that bound sync throughput.
+    t.enable_segmentation_offload(false);
+    Arc::new(t)
+}
+
+/// The certificate chain a verified peer presented.
+pub fn peer_certs(conn: &quinn::Connection) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    conn.peer_identity()
+        .context("the peer presented no certificate")?
+        .downcast::<Vec<CertificateDer<'static>>>()
+        .map(|b| *b)
+        .map_err(|_| anyhow::anyhow!("unexpected peer identity type"))
+}
+
+/// Why reading a frame failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("{0}")]
+    Decode(#[from] wire::DecodeError),
+    #[error("stream: {0}")]
+    Read(#[from] quinn::ReadExactError),
+    #[error("stream: {0}")]
+    Write(#[from] quinn::WriteError),
+}
+
+/// Reads one frame; `None` at a clean end of stream. The length is checked against
+/// the cap before the body is allocated; `reserve` is called with it first so the
+/// caller can bound memory shared across connections.
+pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, FrameError> {
+    let mut prefix = [0u8; 4];
+    match recv.read_exact(&mut prefix).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = wire::check_frame_len(prefix)?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await?;
+    Ok(Some(body))
+}
+
+pub async fn write_frame(send: &mut quinn::SendStream, msg: &Message) -> Result<(), FrameError> {
+    send.write_all(&wire::encode_frame(msg)).await?;
+    Ok(())
+}
+
+/// Compresses a batch payload when worthwhile and agreed.
+pub fn compress(payload: Vec<u8>, zstd_ok: bool) -> (u8, Vec<u8>) {
+    if zstd_ok && payload.len() > 1024 {
+        if let Ok(c) = zstd::bulk::compress(&payload, 1) {
+            if c.len() < payload.len() {
+                return (wire::ENCODING_ZSTD, c);
+            }
+        }
+    }
+    (wire::ENCODING_PLAIN, payload)
+}
+
+/// Reverses [`compress`], refusing to inflate beyond `wire::MAX_PAYLOAD`.
+pub fn decompress(encoding: u8, payload: Vec<u8>) -> Result<Vec<u8>, wire::DecodeError> {
+    match encoding {
+        wire::ENCODING_PLAIN => Ok(payload),
+        wire::ENCODING_ZSTD => {
+            zstd::bulk::decompress(&payload, wire::MAX_PAYLOAD).map_err(|e| wire::DecodeError::Malformed(format!("zstd: {e}")))
+        }
+        other => Err(wire::DecodeError::Malformed(format!("unknown payload encoding {other}"))),
+    }
+}
+
+/// Aborts a helper task when its owner goes away.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,315 @@
+//! The federation PKI: one CA, one certificate per node, a CRL.
+//!
+//! A node's identity is its region code, carried in its certificate as the DNS subject
+//! alternative name `<node id>.node.huijiao` (and, for people reading certificates, the
+//! URI `urn:huijiao:node:<node id>`). A child connects to its parent with the server
+//! name `<parent id>.node.huijiao`, so ordinary certificate verification proves it
+//! reached the parent it expects; a parent reads the child's id from the same SAN of
+//! the verified client certificate.
+//!
+//! CA folder layout (`huijiao pki init --dir CA_DIR`):
+//! `ca.crt`, `ca.key` (0600), `crl.pem` (always present, possibly empty — rustls needs
+//! a CRL for every issuer to decide revocation), `issued.tsv` (serial, node, not after),
+//! `revoked.tsv` (serial, revoked at), `crl_number`.
+
+use anyhow::{bail, Context};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType, SerialNumber,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+pub const SAN_SUFFIX: &str = ".node.huijiao";
+
+/// The DNS name a node's certificate carries and its children connect to.
+pub fn node_dns_name(node_id: &str) -> String {
+    format!("{node_id}{SAN_SUFFIX}")
+}
+
+fn at(secs: i64) -> anyhow::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs).context("time out of range")
+}
+
+fn now_secs() -> i64 {
+    crate::clock::now_ms() / 1000
+}
+
+/// Writes a file readable only by its owner.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Refuses a private key that its group or others could read.
+pub fn check_key_permissions(path: &Path) -> anyhow::Result<()> {
+    let mode = std::fs::metadata(path).with_context(|| format!("cannot read key {}", path.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!("key file {} is readable by group or others (mode {:o}); run: chmod 600 {}", path.display(), mode & 0o777, path.display());
+    }
+    Ok(())
+}
+
+fn random_serial() -> anyhow::Result<Vec<u8>> {
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).context("cannot read /dev/urandom")?;
+    b[0] &= 0x7F; // positive
+    b[0] |= 0x01; // and no leading zero byte
+    Ok(b.to_vec())
+}
+
+pub fn hex_serial(bytes: &[u8]) -> String {
+    huijiao_protocol::record::hex(bytes)
+}
+
+fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
+    let s = s.trim().trim_start_matches("0x").replace(':', "");
+    if s.len() % 2 != 0 {
+        bail!("`{s}` is not a hex serial");
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).with_context(|| format!("`{s}` is not a hex serial"))).collect()
+}
+
+/// `huijiao pki init`: a new federation CA with an empty CRL.
+pub fn init(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("ca.key").exists() {
+        bail!("{} already holds a CA; refusing to overwrite it", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, "huijiao federation CA");
+    params.distinguished_name.push(DnType::OrganizationName, "huijiao");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.not_before = at(now_secs() - 3600)?;
+    params.not_after = at(now_secs() + 20 * 365 * 86_400)?;
+    params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
+    let cert = params.self_signed(&key)?;
+    write_private(&dir.join("ca.key"), key.serialize_pem().as_bytes())?;
+    std::fs::write(dir.join("ca.crt"), cert.pem())?;
+    std::fs::write(dir.join("issued.tsv"), "serial\tnode\tnot_after\n")?;
+    std::fs::write(dir.join("revoked.tsv"), "serial\trevoked_at\n")?;
+    write_crl(dir, 1)?;
+    Ok(())
+}
+
+fn load_issuer(ca: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
+    let key_path = ca.join("ca.key");
+    check_key_permissions(&key_path)?;
+    let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path)?).with_context(|| format!("invalid CA key {}", key_path.display()))?;
+    let pem = std::fs::read_to_string(ca.join("ca.crt")).with_context(|| format!("no CA at {} (run huijiao pki init)", ca.display()))?;
+    Issuer::from_ca_cert_pem(&pem, key).context("invalid CA certificate")
+}
+
+/// `huijiao pki issue`: a node certificate and key, valid from an hour ago (clock
+/// skew) for `days` days. Returns the certificate and key paths.
+pub fn issue(ca: &Path, node_id: &str, out: &Path, days: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let now = now_secs();
+    issue_between(ca, node_id, out, now - 3600, now + i64::from(days) * 86_400)
+}
+
+/// Issues with an explicit validity window (tests use it for expired certificates).
+pub fn issue_between(ca: &Path, node_id: &str, out: &Path, not_before: i64, not_after: i64) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if !huijiao_protocol::regions::is_six_digits(node_id) {
+        bail!("node id `{node_id}` is not a 6-digit region code");
+    }
+    let issuer = load_issuer(ca)?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::new(vec![node_dns_name(node_id)])?;
+    params.subject_alt_names.push(SanType::URI(format!("urn:huijiao:node:{node_id}").try_into()?));
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, format!("huijiao node {node_id}"));
+    params.distinguished_name.push(DnType::OrganizationName, "huijiao");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = at(not_before)?;
+    params.not_after = at(not_after)?;
+    let serial = random_serial()?;
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    let cert = params.signed_by(&key, &issuer)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let (cert_path, key_path) = (out.join(format!("{node_id}.crt")), out.join(format!("{node_id}.key")));
+    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert_path, cert.pem())?;
+    let mut issued = std::fs::OpenOptions::new().append(true).open(ca.join("issued.tsv"))?;
+    writeln!(issued, "{}\t{node_id}\t{not_after}", hex_serial(&serial))?;
+    Ok((cert_path, key_path))
+}
+
+/// What to revoke.
+pub enum RevokeTarget {
+    /// Every certificate issued to this node.
+    Node(String),
+    Serial(String),
+}
+
+/// `huijiao pki revoke`: adds certificates to `revoked.tsv` and writes a new CRL.
+/// Returns the serials newly revoked.
+pub fn revoke(ca: &Path, target: RevokeTarget) -> anyhow::Result<Vec<String>> {
+    let issued = std::fs::read_to_string(ca.join("issued.tsv")).with_context(|| format!("no CA at {}", ca.display()))?;
+    let serials: Vec<String> = match &target {
+        RevokeTarget::Node(id) => issued
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').collect::<Vec<_>>().get(..2).map(|c| (c[0].to_string(), c[1] == id)))
+            .filter(|(_, m)| *m)
+            .map(|(s, _)| s)
+            .collect(),
+        RevokeTarget::Serial(s) => vec![hex_serial(&parse_hex(s)?)],
+    };
+    if serials.is_empty() {
+        bail!("no certificate matches; nothing revoked");
+    }
+    let revoked_text = std::fs::read_to_string(ca.join("revoked.tsv")).unwrap_or_default();
+    let mut newly = Vec::new();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(ca.join("revoked.tsv"))?;
+    for s in serials {
+        if !revoked_text.lines().any(|l| l.split('\t').next() == Some(s.as_str())) {
+            writeln!(f, "{s}\t{}", now_secs())?;
+            newly.push(s);
+        }
+    }
+    let number: u64 = std::fs::read_to_string(ca.join("crl_number")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(1);
+    write_crl(ca, number + 1)?;
+    Ok(newly)
+}
+
+fn write_crl(ca: &Path, number: u64) -> anyhow::Result<()> {
+    let issuer = load_issuer(ca)?;
+    let revoked_text = std::fs::read_to_string(ca.join("revoked.tsv")).unwrap_or_default();
+    let mut revoked_certs = Vec::new();
+    for line in revoked_text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 2 {
+            continue;
+        }
+        revoked_certs.push(RevokedCertParams {
+            serial_number: SerialNumber::from_slice(&parse_hex(cols[0])?),
+            revocation_time: at(cols[1].parse().unwrap_or_else(|_| now_secs()))?,
+            reason_code: Some(RevocationReason::KeyCompromise),
+            invalidity_date: None,
+        });
+    }
+    let params = CertificateRevocationListParams {
+        this_update: at(now_secs() - 60)?,
+        next_update: at(now_secs() + 365 * 86_400)?,
+        crl_number: SerialNumber::from(number),
+        issuing_distribution_point: None,
+        revoked_certs,
+        key_identifier_method: rcgen::KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer)?;
+    let tmp = ca.join(".crl.pem.tmp");
+    std::fs::write(&tmp, crl.pem()?)?;
+    std::fs::rename(&tmp, ca.join("crl.pem"))?;
+    std::fs::write(ca.join("crl_number"), number.to_string())?;
+    Ok(())
+}
+
+pub fn load_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read certificate {}", path.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("invalid certificate {}", path.display()))?;
+    if certs.is_empty() {
+        bail!("no certificate in {}", path.display());
+    }
+    Ok(certs)
+}
+
+pub fn load_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    check_key_permissions(path)?;
+    PrivateKeyDer::from_pem_file(path).with_context(|| format!("invalid private key {}", path.display()))
+}
+
+pub fn load_crls(path: &Path) -> anyhow::Result<Vec<CertificateRevocationListDer<'static>>> {
+    CertificateRevocationListDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read CRL {}", path.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("invalid CRL {}", path.display()))
+}
+
+/// The node id a certificate names, from its `<id>.node.huijiao` DNS SAN.
+pub fn node_id_of(cert: &CertificateDer<'_>) -> anyhow::Result<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| anyhow::anyhow!("unparsable certificate: {e}"))?;
+    let san = c
+        .subject_alternative_name()
+        .map_err(|e| anyhow::anyhow!("bad SAN extension: {e}"))?
+        .context("certificate has no subject alternative name")?;
+    for name in &san.value.general_names {
+        if let x509_parser::extensions::GeneralName::DNSName(d) = name {
+            if let Some(id) = d.strip_suffix(SAN_SUFFIX) {
+                if huijiao_protocol::regions::is_six_digits(id) {
+                    return Ok(id.to_string());
+                }
+            }
+        }
+    }
+    bail!("certificate names no huijiao node (no DNS name <id>{SAN_SUFFIX})")
+}
+
+/// The certificate's serial number, hex.
+pub fn serial_of(cert: &CertificateDer<'_>) -> anyhow::Result<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| anyhow::anyhow!("unparsable certificate: {e}"))?;
+    Ok(hex_serial(c.raw_serial()))
+}
+
+/// The serials a CRL file lists, hex.
+pub fn revoked_serials(crl_path: &Path) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for crl in load_crls(crl_path)? {
+        let (_, c) = x509_parser::parse_x509_crl(crl.as_ref()).map_err(|e| anyhow::anyhow!("unparsable CRL: {e}"))?;
+        out.extend(c.iter_revoked_certificates().map(|r| hex_serial(r.raw_serial())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_issue_revoke() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca");
+        init(&ca).unwrap();
+        assert!(init(&ca).is_err(), "never overwrites a CA");
+        check_key_permissions(&ca.join("ca.key")).unwrap();
+        let (crt, key) = issue(&ca, "420102", &dir.path().join("n"), 30).unwrap();
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        let cert = &load_certs(&crt).unwrap()[0];
+        assert_eq!(node_id_of(cert).unwrap(), "420102");
+        load_key(&key).unwrap();
+        assert!(revoked_serials(&ca.join("crl.pem")).unwrap().is_empty());
+        let serial = serial_of(cert).unwrap();
+        assert_eq!(revoke(&ca, RevokeTarget::Node("420102".into())).unwrap(), vec![serial.clone()]);
+        assert_eq!(revoked_serials(&ca.join("crl.pem")).unwrap(), vec![serial.clone()]);
+        assert!(revoke(&ca, RevokeTarget::Serial(serial)).unwrap().is_empty(), "revoking twice changes nothing");
+        assert!(revoke(&ca, RevokeTarget::Node("110101".into())).is_err());
+    }
+
+    #[test]
+    fn world_readable_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.key");
+        std::fs::write(&p, "x").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = check_key_permissions(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+    }
+}

@@ -1,0 +1,347 @@
+//! Federation in the store: streaming the change log upward, applying a child's batch
+//! exactly once, conflicts, and the bookkeeping `huijiao status` shows.
+
+use super::ingest::current;
+use super::{Reader, Writer};
+use anyhow::Context;
+use huijiao_protocol::record::Record;
+use huijiao_protocol::sync::check_change;
+use huijiao_protocol::wire::{Change, Hop, Op, Refused};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+/// What applying one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub applied: u32,
+    /// Already known (a replay, or an older version than held).
+    pub duplicates: u32,
+    /// Quarantined: another origin holds the `reg_no`, or the change would resurrect
+    /// a withdrawn record.
+    pub conflicts: u32,
+    /// (reg_no, arriving origin, held origin) of each conflict, for the log.
+    pub conflict_list: Vec<(String, String, String)>,
+    /// The batch did not start at the durable cursor and was not applied.
+    pub stale: bool,
+}
+
+/// A batch that cannot be applied at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The child sent something it must not: the whole batch is refused.
+    #[error("{0}")]
+    Refused(Refused),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for ApplyError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApplyError::Store(e.into())
+    }
+}
+
+/// One child as its parent sees it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChildStatus {
+    pub child: String,
+    pub cursor: i64,
+    pub batches: i64,
+    pub changes: i64,
+    pub last_batch_at: Option<i64>,
+    pub last_seen_at: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The uplink as last recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UplinkStatus {
+    pub parent: String,
+    pub state: String,
+    pub acked: i64,
+    pub last_error: Option<String>,
+    pub connected_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+/// A change held aside.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Quarantined {
+    pub reg_no: String,
+    pub origin: String,
+    pub version: i64,
+    pub from_child: String,
+    pub received_at: i64,
+    pub held_origin: Option<String>,
+    pub reason: String,
+}
+
+impl Writer {
+    /// The durable cursor of `child`: the highest child log seq applied here.
+    pub fn child_cursor(&self, child: &str) -> anyhow::Result<u64> {
+        let c: Option<i64> = self.conn.query_row("SELECT cursor FROM children WHERE child = ?1", [child], |r| r.get(0)).optional()?;
+        Ok(c.unwrap_or(0) as u64)
+    }
+
+    /// Notes that a child connected or failed, for `huijiao status`.
+    pub fn child_seen(&self, child: &str, now: i64, error: Option<&str>) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO children (child, cursor, last_seen_at, last_error) VALUES (?1, 0, ?2, ?3)
+             ON CONFLICT (child) DO UPDATE SET last_seen_at = excluded.last_seen_at, last_error = excluded.last_error",
+            params![child, now, error],
+        )?;
+        Ok(())
+    }
+
+    /// Applies a batch `(after, upto]` from `child` in one transaction that also moves
+    /// the child's cursor; nothing of it is applied if any change is refused.
+    pub fn apply_batch(&mut self, child: &str, after: u64, upto: u64, changes: Vec<Change>, now: i64) -> Result<BatchOutcome, ApplyError> {
+        let mut records = Vec::with_capacity(changes.len());
+        for c in &changes {
+            check_change(child, c).map_err(ApplyError::Refused)?;
+            if c.seq <= after || c.seq > upto {
+                return Err(ApplyError::Refused(Refused::new(
+                    "bad_batch",
+                    format!("change seq {} outside batch ({after}, {upto}]", c.seq),
+                )));
+            }
+            records.push(match &c.body {
+                Some(b) => Some(Record::from_json(b).context("body checked above")?),
+                None => None,
+            });
+        }
+        let node = self.node_id.clone();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let cursor: i64 = tx.query_row("SELECT cursor FROM children WHERE child = ?1", [child], |r| r.get(0)).optional()?.unwrap_or(0);
+        let mut out = BatchOutcome::default();
+        if cursor as u64 != after {
+            out.stale = true;
+            return Ok(out);
+        }
+        let source = format!("child:{child}");
+        for (c, rec) in changes.into_iter().zip(records) {
+            let mut hops = c.hops.clone();
+            hops.push(Hop { node: node.clone(), accepted_at_ms: now });
+            let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
+            let cur = current(&tx, &c.reg_no)?;
+            let conflict = match &cur {
+                Some(cur) if cur.origin != c.origin => Some((Some(cur.origin.clone()), "another origin holds this reg_no")),
+                Some(cur) if (c.version as i64) <= cur.version => {
+                    out.duplicates += 1;
+                    continue;
+                }
+                Some(cur) if cur.withdrawn => Some((Some(cur.origin.clone()), "the record was withdrawn; nothing resurrects it")),
+                None if c.op == Op::Withdraw => Some((None, "a withdrawal of a record this node never held")),
+                _ => None,
+            };
+            if let Some((held, reason)) = conflict {
+                let n = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO quarantine (reg_no, origin, version, op, region, hash, hops, body, from_child, received_at, held_origin, reason)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    )?
+                    .execute(params![
+                        c.reg_no,
+                        c.origin,
+                        c.version as i64,
+                        op_code(c.op),
+                        c.region,
+                        &c.hash[..],
+                        hops_json,
+                        c.body.as_deref().map(String::from_utf8_lossy),
+                        child,
+                        now,
+                        held,
+                        reason
+                    ])?;
+                if n > 0 {
+                    out.conflicts += 1;
+                    out.conflict_list.push((c.reg_no.clone(), c.origin.clone(), held.unwrap_or_default()));
+                } else {
+                    out.duplicates += 1;
+                }
+                continue;
+            }
+            let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
+            tx.prepare_cached(
+                "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                c.reg_no,
+                c.origin,
+                c.version as i64,
+                op_code(c.op),
+                c.region,
+                &c.hash[..],
+                now,
+                hops_json,
+                source,
+                body
+            ])?;
+            let seq = tx.last_insert_rowid();
+            match rec {
+                Some(r) => {
+                    tx.prepare_cached(
+                        "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
+                         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                         ON CONFLICT (reg_no) DO UPDATE SET version = excluded.version, hash = excluded.hash, seq = excluded.seq,
+                           body_seq = excluded.body_seq, region = excluded.region, kind = excluded.kind, reg_date = excluded.reg_date,
+                           secret = excluded.secret, embargo_until = excluded.embargo_until, updated_at = excluded.updated_at",
+                    )?
+                    .execute(params![
+                        c.reg_no,
+                        c.origin,
+                        c.version as i64,
+                        &c.hash[..],
+                        seq,
+                        r.region,
+                        r.kind.zh(),
+                        r.reg_date.to_string(),
+                        r.secret.zh(),
+                        r.embargo_until.map(|d| d.to_string()),
+                        now
+                    ])?;
+                }
+                None => {
+                    tx.prepare_cached(
+                        "UPDATE records SET version = ?2, withdrawn = 1, hash = ?3, seq = ?4, updated_at = ?5 WHERE reg_no = ?1",
+                    )?
+                    .execute(params![c.reg_no, c.version as i64, &c.hash[..], seq, now])?;
+                }
+            }
+            out.applied += 1;
+        }
+        let total = out.applied + out.duplicates + out.conflicts;
+        tx.execute(
+            "INSERT INTO children (child, cursor, batches, changes, last_batch_at, last_seen_at) VALUES (?1, ?2, 1, ?3, ?4, ?4)
+             ON CONFLICT (child) DO UPDATE SET cursor = excluded.cursor, batches = batches + 1, changes = changes + excluded.changes,
+               last_batch_at = excluded.last_batch_at, last_seen_at = excluded.last_seen_at, last_error = NULL",
+            params![child, upto as i64, total, now],
+        )?;
+        tx.commit()?;
+        if out.applied > 0 {
+            self.notify_changes();
+        }
+        Ok(out)
+    }
+
+    /// Records what the uplink is doing, for `huijiao status`.
+    /// `acked` None keeps the recorded value; an error is kept until the next one.
+    pub fn set_uplink(
+        &self,
+        parent: &str,
+        state: &str,
+        acked: Option<u64>,
+        error: Option<&str>,
+        connected_at: Option<i64>,
+        now: i64,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO uplink (id, parent, state, acked, last_error, connected_at, updated_at) VALUES (1, ?1, ?2, coalesce(?3, 0), ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET parent = excluded.parent, state = excluded.state, acked = coalesce(?3, acked),
+               last_error = coalesce(excluded.last_error, last_error), connected_at = coalesce(excluded.connected_at, connected_at),
+               updated_at = excluded.updated_at",
+            params![parent, state, acked.map(|a| a as i64), error, connected_at, now],
+        )?;
+        Ok(())
+    }
+}
+
+fn op_code(op: Op) -> i64 {
+    match op {
+        Op::Upsert => 0,
+        Op::Withdraw => 1,
+    }
+}
+
+impl Reader {
+    /// Up to `max_changes` log entries after `after`, stopping once `max_bytes` of
+    /// bodies are collected (at least one entry is returned when there is one).
+    pub fn changes_after(&self, after: u64, max_changes: usize, max_bytes: usize) -> anyhow::Result<Vec<Change>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, reg_no, origin, version, op, region, hash, hops, body FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = st.query(params![after as i64, max_changes as i64])?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while let Some(r) = rows.next()? {
+            let hash: Vec<u8> = r.get(6)?;
+            let hops: String = r.get(7)?;
+            let hops: Vec<(String, i64)> = serde_json::from_str(&hops).context("corrupt hop list in the store")?;
+            let body: Option<String> = r.get(8)?;
+            bytes += body.as_ref().map_or(64, |b| b.len() + 64);
+            out.push(Change {
+                seq: r.get::<_, i64>(0)? as u64,
+                reg_no: r.get(1)?,
+                origin: r.get(2)?,
+                version: r.get::<_, i64>(3)? as u64,
+                op: if r.get::<_, i64>(4)? == 0 { Op::Upsert } else { Op::Withdraw },
+                region: r.get(5)?,
+                hash: hash.try_into().map_err(|_| anyhow::anyhow!("corrupt hash in the store"))?,
+                body: body.map(String::into_bytes),
+                hops: hops.into_iter().map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }).collect(),
+            });
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The highest sequence number in the log.
+    pub fn last_seq(&self) -> anyhow::Result<u64> {
+        Ok(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    pub fn children(&self) -> anyhow::Result<Vec<ChildStatus>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error FROM children ORDER BY child")?;
+        let rows = st.query_map([], |r| {
+            Ok(ChildStatus {
+                child: r.get(0)?,
+                cursor: r.get(1)?,
+                batches: r.get(2)?,
+                changes: r.get(3)?,
+                last_batch_at: r.get(4)?,
+                last_seen_at: r.get(5)?,
+                last_error: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn uplink(&self) -> anyhow::Result<Option<UplinkStatus>> {
+        Ok(self
+            .conn
+            .query_row("SELECT parent, state, acked, last_error, connected_at, updated_at FROM uplink WHERE id = 1", [], |r| {
+                Ok(UplinkStatus {
+                    parent: r.get(0)?,
+                    state: r.get(1)?,
+                    acked: r.get(2)?,
+                    last_error: r.get(3)?,
+                    connected_at: r.get(4)?,
+                    updated_at: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn quarantine(&self) -> anyhow::Result<Vec<Quarantined>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT reg_no, origin, version, from_child, received_at, held_origin, reason FROM quarantine ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok(Quarantined {
+                reg_no: r.get(0)?,
+                origin: r.get(1)?,
+                version: r.get(2)?,
+                from_child: r.get(3)?,
+                received_at: r.get(4)?,
+                held_origin: r.get(5)?,
+                reason: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,229 @@
+//! The uplink: a child streams its change log to its parent over QUIC, resuming from
+//! the parent's durable cursor, reconnecting with exponential backoff and jitter.
+
+use crate::config::{Config, Parent};
+use crate::gen::Rng;
+use crate::net::{self, Identity};
+use crate::store::Store;
+use anyhow::Context;
+use huijiao_protocol::sync::{ChildEvent, ChildSession};
+use huijiao_protocol::wire::{self, Message, Refused};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+/// How a session ended.
+enum End {
+    Shutdown,
+    Refused(Refused),
+}
+
+/// Runs until `shutdown`; every failure is logged, recorded for `huijiao status`, and
+/// followed by a reconnect.
+pub async fn run(
+    cfg: Arc<Config>,
+    store: Store,
+    endpoint: quinn::Endpoint,
+    identity: Identity,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(parent) = cfg.parent.clone() else { return Ok(()) };
+    let min = Duration::from_millis(cfg.sync.reconnect_min_ms.max(10));
+    let max = Duration::from_millis(cfg.sync.reconnect_max_ms.max(cfg.sync.reconnect_min_ms));
+    let mut backoff = min;
+    let mut rng = Rng::new(crate::clock::now_ms() as u64 ^ u64::from(std::process::id()));
+    loop {
+        record(&store, &parent, "connecting", None, None, None).await;
+        let started = Instant::now();
+        let mut progressed = false;
+        let result = session(&cfg, &store, &endpoint, &identity, &parent, &shutdown, &mut progressed).await;
+        match result {
+            Ok(End::Shutdown) => {
+                record(&store, &parent, "stopped", None, None, None).await;
+                return Ok(());
+            }
+            Ok(End::Refused(r)) => {
+                error!(parent = %parent.node_id, code = %r.code, "the parent refused this node: {}", r.message);
+                record(&store, &parent, "refused", None, Some(&r.to_string()), None).await;
+            }
+            Err(e) => {
+                warn!(parent = %parent.node_id, address = %parent.address, "uplink failed: {e:#}");
+                record(&store, &parent, "error", None, Some(&format!("{e:#}")), None).await;
+            }
+        }
+        if progressed || started.elapsed() > max {
+            backoff = min;
+        }
+        // Full jitter over [backoff/2, backoff): many counties reconnecting after a
+        // parent restart do not arrive in step.
+        let wait = backoff / 2 + Duration::from_millis(rng.below(backoff.as_millis().max(2) as u64 / 2));
+        debug!(?wait, "reconnecting after backoff");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(wait) => {}
+        }
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+async fn record(store: &Store, parent: &Parent, state: &str, acked: Option<u64>, error: Option<&str>, connected_at: Option<i64>) {
+    let (p, s, e) = (parent.node_id.clone(), state.to_string(), error.map(str::to_string));
+    let now = crate::clock::now_ms();
+    match store.call(move |w| w.set_uplink(&p, &s, acked, e.as_deref(), connected_at, now)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) | Err(e) => warn!("cannot record the uplink state: {e:#}"),
+    }
+}
+
+async fn session(
+    cfg: &Config,
+    store: &Store,
+    endpoint: &quinn::Endpoint,
+    identity: &Identity,
+    parent: &Parent,
+    shutdown: &CancellationToken,
+    progressed: &mut bool,
+) -> anyhow::Result<End> {
+    let idle = Duration::from_secs(cfg.sync.idle_timeout_secs.max(3));
+    let addr = tokio::net::lookup_host(&parent.address)
+        .await
+        .with_context(|| format!("cannot resolve parent address {}", parent.address))?
+        .next()
+        .with_context(|| format!("parent address {} resolves to nothing", parent.address))?;
+    // Built per attempt so a renewed CRL is picked up.
+    let client = identity.client_config(idle)?;
+    let connecting = endpoint.connect_with(client, addr, &crate::pki::node_dns_name(&parent.node_id))?;
+    let conn = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(End::Shutdown),
+        c = connecting => c.with_context(|| format!("cannot connect to parent {} at {addr}", parent.node_id))?,
+    };
+    let result = stream(cfg, store, &conn, parent, shutdown, progressed, idle).await;
+    match &result {
+        Ok(End::Shutdown) => conn.close(net::CLOSE_DONE.into(), b"shutting down"),
+        Ok(End::Refused(_)) => conn.close(net::CLOSE_REFUSED.into(), b"refused"),
+        Err(_) => conn.close(net::CLOSE_ERROR.into(), b"error"),
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    cfg: &Config,
+    store: &Store,
+    conn: &quinn::Connection,
+    parent: &Parent,
+    shutdown: &CancellationToken,
+    progressed: &mut bool,
+    idle: Duration,
+) -> anyhow::Result<End> {
+    let (mut send, mut recv) = conn.open_bi().await.context("cannot open the sync stream")?;
+    let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
+    let stall = idle.as_millis() as i64 * 2;
+    let mut s = ChildSession::new(&cfg.node_id, features, cfg.sync.window, stall);
+    let agent = concat!("huijiao ", env!("CARGO_PKG_VERSION"));
+    net::write_frame(&mut send, &s.hello(crate::clock::now_ms(), agent)).await?;
+
+    // Frames are read by their own task so a slow store never stalls the connection.
+    let (ftx, mut frx) = tokio::sync::mpsc::channel::<anyhow::Result<Message>>(16);
+    let reader = tokio::spawn(async move {
+        loop {
+            let r = match net::read_frame(&mut recv).await {
+                Ok(Some(body)) => wire::decode_message(&body).map_err(anyhow::Error::from),
+                Ok(None) => Err(anyhow::anyhow!("the parent closed the sync stream")),
+                Err(e) => Err(anyhow::Error::from(e)),
+            };
+            let stop = r.is_err();
+            if ftx.send(r).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let _reader_guard = net::AbortOnDrop(reader);
+
+    let mut changes = store.subscribe();
+    let mut last_seq = *changes.borrow_and_update();
+    let mut reader_conn = Some(store.reader()?);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_recorded = Instant::now() - Duration::from_secs(10);
+    let mut last_heard = Instant::now();
+    let stall = Duration::from_millis(stall as u64);
+    loop {
+        // Send while the window allows and there is something to send: a lone change
+        // goes at once, and under load each read returns a full batch.
+        while let Some(after) = s.next_after() {
+            if after >= last_seq {
+                break;
+            }
+            let r = reader_conn.take().context("reader in use")?;
+            let (max_c, max_b) = (cfg.sync.batch_changes, cfg.sync.batch_kib * 1024);
+            let (r, batch) = tokio::task::spawn_blocking(move || {
+                let res = r.changes_after(after, max_c, max_b);
+                (r, res)
+            })
+            .await?;
+            reader_conn = Some(r);
+            let batch = batch?;
+            let Some(upto) = batch.last().map(|c| c.seq) else {
+                last_seq = after;
+                break;
+            };
+            let count = batch.len() as u32;
+            let zstd_ok = s.agreed_features() & wire::FEATURE_ZSTD != 0;
+            let (encoding, payload) = tokio::task::spawn_blocking(move || net::compress(wire::encode_changes(&batch), zstd_ok)).await?;
+            let msg = s.batch(after, upto, count, encoding, payload, crate::clock::now_ms());
+            net::write_frame(&mut send, &msg).await?;
+        }
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {
+                let _ = send.finish();
+                return Ok(End::Shutdown);
+            }
+            msg = frx.recv() => {
+                let msg = msg.context("frame reader stopped")??;
+                last_heard = Instant::now();
+                match s.handle(msg, crate::clock::now_ms()) {
+                    Ok(ChildEvent::Ready { cursor, version, features }) => {
+                        info!(parent = %parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
+                        record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
+                    }
+                    Ok(ChildEvent::Acked { cursor, ack }) => {
+                        *progressed = true;
+                        if ack.conflicts > 0 {
+                            warn!(parent = %parent.node_id, conflicts = ack.conflicts, "the parent quarantined conflicting changes");
+                        }
+                        if last_recorded.elapsed() >= Duration::from_secs(2) {
+                            record(store, parent, "streaming", Some(cursor), None, None).await;
+                            last_recorded = Instant::now();
+                        }
+                    }
+                    Ok(ChildEvent::Nothing) => {}
+                    Ok(ChildEvent::Refused(r)) => return Ok(End::Refused(r)),
+                    Err(r) => {
+                        let _ = net::write_frame(&mut send, &Message::Refused(r.clone())).await;
+                        return Ok(End::Refused(r));
+                    }
+                }
+            }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("the store closed");
+                }
+                last_seq = *changes.borrow_and_update();
+            }
+            _ = tick.tick() => {
+                // QUIC delivers in order or not at all, so instead of the machine's
+                // go-back-N a stall here means a broken link: reconnect.
+                let waiting = s.in_flight() > 0 || matches!(s.state(), huijiao_protocol::sync::ChildState::AwaitWelcome);
+                if waiting && last_heard.elapsed() > stall {
+                    anyhow::bail!("no answer from parent {} for {stall:?}", parent.node_id);
+                }
+                if last_recorded.elapsed() >= Duration::from_secs(2) && s.acked() > 0 {
+                    record(store, parent, "streaming", Some(s.acked()), None, None).await;
+                    last_recorded = Instant::now();
+                }
+            }
+        }
+    }
+}
