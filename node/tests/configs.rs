@@ -15,5 +15,5 @@ fn every_example_config_loads() {
             n += 1;
         }
     }
-    assert!(n >= 1, "no example configs found in {}", dir.display());
+    assert!(n >= 4, "expected national, province, prefecture and county examples in {}", dir.display());
 }
