@@ -1,6 +1,7 @@
 //! huijiao node: the daemon and CLI behind the national S&T achievement system.
 //!
 //! Layout:
+//! - [`demo`]: `huijiao demo`, a whole federation of real daemons on loopback.
 //! - [`daemon`]: `huijiao run` — opens the store and runs the subsystems until shutdown.
 //! - [`inbox`]: watching folders, settling files, handling each file exactly once.
 //! - [`ingest`]: reading office files (CSV, XLSX, JSON, JSONL) into rows and checking them.
@@ -8,13 +9,18 @@
 //! - [`gen`]: deterministic synthetic submissions (demo, tests, benchmarks).
 //! - [`xlsx_writer`]: a minimal XLSX writer for the demo and tests.
 //! - [`config`]: the TOML configuration and its validation.
-//! - [`commands`]: the CLI commands `main.rs` dispatches to.
+//! - [`audit`]: the Jepsen-style check of a federation run (lost, stale, duplicated).
+//! - [`cli`]: argument parsing and dispatch (`main.rs` calls it).
+//! - [`commands`]: the CLI commands.
 //! - [`clock`]: the wall clock, read only at the edges.
 
+pub mod audit;
+pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod downlink;
 pub mod gen;
 pub mod inbox;

@@ -178,6 +178,35 @@ impl Reader {
         Ok(StoreStatus { node_id: self.node_id()?, records, withdrawn, changes, last_seq, last_change_at, files, last_file_at })
     }
 
+    /// (reg_no, origin, version, hash, withdrawn) of every record, for audits.
+    pub fn record_states(&self) -> anyhow::Result<Vec<(String, String, i64, Vec<u8>, bool)>> {
+        let mut st = self.conn.prepare("SELECT reg_no, origin, version, hash, withdrawn FROM records")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? != 0)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// (reg_no, version, times) of changes logged more than once: never, if delivery
+    /// is exactly once.
+    pub fn duplicate_changes(&self) -> anyhow::Result<Vec<(String, i64, i64)>> {
+        let mut st = self.conn.prepare("SELECT reg_no, version, count(*) FROM changes GROUP BY reg_no, version HAVING count(*) > 1")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// (reg_no, accepted at the origin, accepted here) of every record's latest change,
+    /// from its provenance, for latency figures.
+    pub fn arrival_times(&self) -> anyhow::Result<Vec<(String, i64, i64)>> {
+        let mut st = self.conn.prepare("SELECT c.reg_no, c.hops, c.accepted_at FROM records r JOIN changes c ON c.seq = r.seq")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (reg_no, hops, here) = row?;
+            let hops: Vec<(String, i64)> = serde_json::from_str(&hops)?;
+            out.push((reg_no, hops.first().map_or(here, |h| h.1), here));
+        }
+        Ok(out)
+    }
+
     /// The node this store belongs to.
     pub fn node_id(&self) -> anyhow::Result<String> {
         Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| r.get(0))?)
