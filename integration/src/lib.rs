@@ -3,10 +3,20 @@
 //! wait on conditions with deadlines.
 //!
 //! Layout:
-//! - [`Federation`]: nodes started with `huijiao::daemon::start`, each with its own
-//!   folder, config file, store and QUIC endpoint.
+//! - [`Federation`]: nodes, each with its own folder, config file, store and QUIC
+//!   endpoint, run either in this process (`huijiao::daemon::start`) or as real
+//!   processes of the `huijiao-node` binary (the same CLI) that can be SIGKILLed.
+//! - [`faults::Proxy`]: a UDP proxy that drops, delays, duplicates and reorders
+//!   datagrams and partitions a link, driven by a seed.
+//! - [`workload::Workload`]: seeded submissions (new records, updates, withdrawals).
 //! - [`RawClient`]: speaks the wire protocol directly, to send what a well-behaved
 //!   node never would.
+//! - The audit itself (lost, stale, duplicated) is `huijiao::audit`, shared with the
+//!   demo; [`Federation::audit`] runs it.
+
+pub mod faults;
+pub mod scenarios;
+pub mod workload;
 
 use anyhow::Context;
 use huijiao::config::Config;
@@ -31,6 +41,12 @@ pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> boo
     Ok(())
 }
 
+/// How a node runs.
+enum Runner {
+    InProcess(Running),
+    Process(std::process::Child),
+}
+
 /// One node of a test federation.
 pub struct TestNode {
     pub id: String,
@@ -38,7 +54,9 @@ pub struct TestNode {
     pub config_path: PathBuf,
     pub parent: Option<String>,
     pub listen: Option<SocketAddr>,
-    running: Option<Running>,
+    /// Environment for a process node (e.g. a skewed clock).
+    pub env: Vec<(String, String)>,
+    running: Option<Runner>,
 }
 
 impl TestNode {
@@ -77,7 +95,16 @@ impl TestNode {
     }
 }
 
-/// A federation of in-process nodes sharing one fresh CA.
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(Runner::Process(c)) = &mut self.running {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A federation of nodes sharing one fresh CA.
 pub struct Federation {
     pub root: tempfile::TempDir,
     pub ca: PathBuf,
@@ -86,6 +113,10 @@ pub struct Federation {
     pub extra_toml: String,
     /// Child allow-lists (`[listen] children`) by node.
     pub allow: BTreeMap<String, Vec<String>>,
+    /// Where a child reaches its parent, when not directly (a fault proxy).
+    pub parent_addr: BTreeMap<String, SocketAddr>,
+    /// Run nodes as processes of this binary instead of in-process.
+    pub bin: Option<PathBuf>,
 }
 
 impl Federation {
@@ -99,7 +130,16 @@ impl Federation {
             nodes: BTreeMap::new(),
             extra_toml: "[sync]\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n".into(),
             allow: BTreeMap::new(),
+            parent_addr: BTreeMap::new(),
+            bin: None,
         })
+    }
+
+    /// A federation whose nodes are real processes of `bin` (the huijiao CLI).
+    pub fn with_processes(bin: &str) -> anyhow::Result<Federation> {
+        let mut f = Federation::new()?;
+        f.bin = Some(bin.into());
+        Ok(f)
     }
 
     /// Adds a node (not started). Every node listens on a loopback port except
@@ -116,6 +156,7 @@ impl Federation {
                 dir,
                 parent: parent.map(str::to_string),
                 listen: None,
+                env: Vec::new(),
                 running: None,
             },
         );
@@ -140,7 +181,10 @@ impl Federation {
             t.push('\n');
         }
         if let Some(p) = &n.parent {
-            let addr = self.nodes[p].listen.with_context(|| format!("parent {p} of {id} has not started"))?;
+            let addr = match self.parent_addr.get(id) {
+                Some(a) => *a,
+                None => self.nodes[p].listen.with_context(|| format!("parent {p} of {id} has not started"))?,
+            };
             t.push_str(&format!("[parent]\naddress = \"{addr}\"\nnode_id = \"{p}\"\n\n"));
         }
         t.push_str(&self.extra_toml);
@@ -158,12 +202,46 @@ impl Federation {
         edit(&mut text);
         let n = self.nodes.get_mut(id).context("no such node")?;
         std::fs::write(&n.config_path, text)?;
-        let cfg = Config::load(&n.config_path)?;
-        let running = huijiao::daemon::start(cfg, CancellationToken::new()).await?;
-        if n.listen.is_none() {
-            n.listen = running.listen_addr;
+        match &self.bin {
+            None => {
+                let cfg = Config::load(&n.config_path)?;
+                let running = huijiao::daemon::start(cfg, CancellationToken::new()).await?;
+                if n.listen.is_none() {
+                    n.listen = running.listen_addr;
+                }
+                n.running = Some(Runner::InProcess(running));
+            }
+            Some(bin) => {
+                let addr_file = n.dir.join("data").join(huijiao::daemon::LISTEN_ADDRESS_FILE);
+                let _ = std::fs::remove_file(&addr_file);
+                let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("node.log"))?;
+                let child = std::process::Command::new(bin)
+                    .args(["run", "--config"])
+                    .arg(&n.config_path)
+                    .env("HUIJIAO_LOG", "info")
+                    .envs(n.env.iter().cloned())
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(log)
+                    .spawn()?;
+                n.running = Some(Runner::Process(child));
+                if huijiao_protocol::regions::node_level(id) != huijiao_protocol::regions::Level::County {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while !addr_file.exists() {
+                        if Instant::now() > deadline {
+                            anyhow::bail!(
+                                "node {id} did not start listening; log:\n{}",
+                                std::fs::read_to_string(n.dir.join("node.log")).unwrap_or_default()
+                            );
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    if n.listen.is_none() {
+                        n.listen = Some(std::fs::read_to_string(&addr_file)?.trim().parse()?);
+                    }
+                }
+            }
         }
-        n.running = Some(running);
         Ok(())
     }
 
@@ -177,22 +255,72 @@ impl Federation {
         Ok(())
     }
 
-    /// A clean stop: the node drains and closes its connections.
+    /// A clean stop (SIGTERM for a process): the node drains and closes its connections.
     pub async fn stop(&mut self, id: &str) -> anyhow::Result<()> {
-        if let Some(r) = self.nodes.get_mut(id).and_then(|n| n.running.take()) {
-            r.stop().await?;
+        match self.nodes.get_mut(id).and_then(|n| n.running.take()) {
+            Some(Runner::InProcess(r)) => r.stop().await?,
+            Some(Runner::Process(mut c)) => {
+                huijiao::demo::terminate(c.id());
+                let status = tokio::task::spawn_blocking(move || c.wait()).await??;
+                anyhow::ensure!(status.success(), "node {id} exited with {status} on SIGTERM");
+            }
+            None => {}
         }
         Ok(())
     }
 
-    /// An abrupt stop: tasks are aborted where they stand, as in a crash of the
-    /// process (committed data stays; nothing else is flushed).
+    /// An abrupt stop: SIGKILL for a process; for an in-process node its tasks are
+    /// aborted where they stand (committed data stays; nothing else is flushed).
     pub async fn crash(&mut self, id: &str) {
-        if let Some(r) = self.nodes.get_mut(id).and_then(|n| n.running.take()) {
-            r.handle.abort();
-            r.shutdown.cancel();
-            let _ = r.handle.await;
+        match self.nodes.get_mut(id).and_then(|n| n.running.take()) {
+            Some(Runner::InProcess(r)) => {
+                r.handle.abort();
+                r.shutdown.cancel();
+                let _ = r.handle.await;
+            }
+            Some(Runner::Process(mut c)) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            None => {}
         }
+    }
+
+    /// Audits `top` against every county-level node (their own records).
+    pub fn audit(&self, top: &str) -> anyhow::Result<huijiao::audit::Audit> {
+        let readers: Vec<(String, Reader)> = self
+            .nodes
+            .values()
+            .filter(|n| huijiao_protocol::regions::node_level(&n.id) == huijiao_protocol::regions::Level::County)
+            .map(|n| Ok((n.id.clone(), n.reader()?)))
+            .collect::<anyhow::Result<_>>()?;
+        let origins: Vec<(&str, &Reader)> = readers.iter().map(|(id, r)| (id.as_str(), r)).collect();
+        huijiao::audit::audit(&origins, &self.nodes[top].reader()?)
+    }
+
+    /// Waits until the audit of `top` passes with at least `min` records; on timeout
+    /// fails with the last audit.
+    pub async fn converge(&self, top: &str, min: usize, limit: Duration) -> anyhow::Result<huijiao::audit::Audit> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let a = self.audit(top);
+            if let Ok(a) = &a {
+                if a.ok() && a.expected >= min {
+                    return Ok(a.clone());
+                }
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("no convergence at {top} within {limit:?}: {}", a.map(|a| a.summary()).unwrap_or_else(|e| format!("{e:#}")));
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Whether every inbox is empty (every dropped file handled).
+    pub fn inboxes_empty(&self) -> bool {
+        self.nodes.values().all(|n| {
+            std::fs::read_dir(n.inbox()).map(|d| d.flatten().all(|e| e.file_name().to_string_lossy().starts_with('.'))).unwrap_or(true)
+        })
     }
 
     pub fn node(&self, id: &str) -> &TestNode {

@@ -2,7 +2,7 @@
 //! the top node holds. Lost, stale, mismatched and duplicated changes are reported;
 //! the demo and the fault-injection tests fail on any.
 
-use crate::store::Reader;
+use crate::store::{Reader, RecordState};
 use std::collections::HashMap;
 
 /// The outcome of an audit.
@@ -51,21 +51,20 @@ impl Audit {
 /// Audits `top` against the origins `(node id, its store)`.
 pub fn audit(origins: &[(&str, &Reader)], top: &Reader) -> anyhow::Result<Audit> {
     let mut a = Audit::default();
-    let held: HashMap<String, (String, i64, Vec<u8>, bool)> =
-        top.record_states()?.into_iter().map(|(reg_no, origin, version, hash, withdrawn)| (reg_no, (origin, version, hash, withdrawn))).collect();
+    let held: HashMap<String, RecordState> = top.record_states()?.into_iter().map(|r| (r.reg_no.clone(), r)).collect();
     for (node, reader) in origins {
-        let own: HashMap<String, (i64, Vec<u8>, bool)> =
-            reader.record_states()?.into_iter().filter(|r| r.1 == *node).map(|(reg_no, _, v, h, w)| (reg_no, (v, h, w))).collect();
+        let own: HashMap<String, RecordState> =
+            reader.record_states()?.into_iter().filter(|r| r.origin == *node).map(|r| (r.reg_no.clone(), r)).collect();
         a.expected += own.len();
-        for (reg_no, (version, hash, withdrawn)) in &own {
+        for (reg_no, mine) in &own {
             match held.get(reg_no) {
                 None => a.lost.push(reg_no.clone()),
-                Some((_, v, _, _)) if v < version => a.stale.push((reg_no.clone(), *v, *version)),
-                Some((o, v, h, w)) if o != node || v != version || h != hash || w != withdrawn => a.mismatched.push(reg_no.clone()),
+                Some(top) if top.version < mine.version => a.stale.push((reg_no.clone(), top.version, mine.version)),
+                Some(top) if top != mine => a.mismatched.push(reg_no.clone()),
                 Some(_) => a.matched += 1,
             }
         }
-        a.phantom.extend(held.iter().filter(|(r, (o, ..))| o == node && !own.contains_key(*r)).map(|(r, _)| r.clone()));
+        a.phantom.extend(held.values().filter(|r| r.origin == *node && !own.contains_key(&r.reg_no)).map(|r| r.reg_no.clone()));
     }
     a.duplicated = top.duplicate_changes()?;
     a.lost.sort();

@@ -2,9 +2,9 @@
 //! `main.rs` only calls [`main`]; the integration crate builds the same CLI into its
 //! own binary so its multi-process tests can spawn it.
 
+use crate::store::Filter;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use crate::store::Filter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -186,9 +186,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             })?;
             Ok(0)
         }
-        Command::Demo { records, keep, dir, seed, timeout_secs } => {
-            crate::demo::run(crate::demo::Options { records: records.max(6), keep, dir, seed, timeout: std::time::Duration::from_secs(timeout_secs) })
-        }
+        Command::Demo { records, keep, dir, seed, timeout_secs } => crate::demo::run(crate::demo::Options {
+            records: records.max(6),
+            keep,
+            dir,
+            seed,
+            timeout: std::time::Duration::from_secs(timeout_secs),
+        }),
         Command::Pki(PkiCommand::Init { dir }) => {
             crate::pki::init(&dir)?;
             println!("CA created in {} (ca.crt, ca.key 0600, crl.pem); keep ca.key offline", dir.display());
@@ -240,15 +244,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .map(|k| huijiao_protocol::Kind::parse(&k).with_context(|| format!("unknown kind `{k}` (use 应用技术, 基础理论, 软科学)")))
                 .transpose()?;
             let parse = |d: Option<String>| d.map(|d| crate::commands::query::parse_date_arg(&d)).transpose();
-            let filter = Filter {
-                region,
-                kind,
-                since: parse(since)?,
-                until: parse(until)?,
-                reg_no,
-                text,
-                public: public.then(crate::clock::today),
-            };
+            let filter =
+                Filter { region, kind, since: parse(since)?, until: parse(until)?, reg_no, text, public: public.then(crate::clock::today) };
             let reader = crate::store::Reader::open(&cfg.db_path())?;
             crate::commands::query::run(&reader, &filter, json, count, &mut std::io::stdout().lock())?;
             Ok(0)

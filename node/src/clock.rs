@@ -9,7 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// that is far off, as a badly kept county machine has; never set it in production.
 pub fn now_ms() -> i64 {
     static SKEW_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    let skew = *SKEW_MS.get_or_init(|| std::env::var("HUIJIAO_CLOCK_SKEW_SECS").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) * 1000);
+    let skew =
+        *SKEW_MS.get_or_init(|| std::env::var("HUIJIAO_CLOCK_SKEW_SECS").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0) * 1000);
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64) + skew
 }
 

@@ -87,7 +87,10 @@ impl Node {
             for day in days.flatten() {
                 for f in std::fs::read_dir(day.path()).into_iter().flatten().flatten() {
                     if f.file_name().to_string_lossy().ends_with(".report.json") {
-                        if let Ok(r) = std::fs::read(f.path()).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice::<huijiao_protocol::Report>(&b)?)) {
+                        if let Ok(r) = std::fs::read(f.path())
+                            .map_err(anyhow::Error::from)
+                            .and_then(|b| Ok(serde_json::from_slice::<huijiao_protocol::Report>(&b)?))
+                        {
                             out.0 += 1;
                             out.1 += r.accepted;
                             out.2 += r.rejected;
@@ -117,7 +120,9 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
     let result = build_and_run(&opts, &root, &mut nodes, &interrupted);
     if opts.keep && result.is_ok() && !interrupted.load(Ordering::Relaxed) {
         print_keep_help(&root, &nodes);
-        while !interrupted.load(Ordering::Relaxed) && nodes.iter_mut().any(|n| n.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())) {
+        while !interrupted.load(Ordering::Relaxed)
+            && nodes.iter_mut().any(|n| n.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none()))
+        {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -150,7 +155,8 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
             files: 0,
             dropped_at: 0,
         };
-        let parent_addr = parent.map(|p| nodes.iter().find(|n| n.id == p).and_then(|n| n.listen.clone()).context("parent started first")).transpose()?;
+        let parent_addr =
+            parent.map(|p| nodes.iter().find(|n| n.id == p).and_then(|n| n.listen.clone()).context("parent started first")).transpose()?;
         std::fs::write(&node.config, config_text(&node, &ca, parent_addr.as_deref()))?;
         let log = std::fs::File::create(node.dir.join("node.log"))?;
         node.child = Some(
@@ -197,7 +203,11 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
         }
     }
     let total_files: usize = counties.iter().map(|&i| nodes[i].files).sum();
-    println!("dropped {total_files} files with {} records (some rows deliberately bad) into {} county inboxes", opts.records, counties.len());
+    println!(
+        "dropped {total_files} files with {} records (some rows deliberately bad) into {} county inboxes",
+        opts.records,
+        counties.len()
+    );
 
     let started = Instant::now();
     let tty = std::io::stdout().is_terminal();
@@ -336,12 +346,13 @@ fn tier_bars(nodes: &[Node], handled: usize, total_files: usize) -> Vec<String> 
     };
     let bar = |label: &str, done: u64, total: u64, unit: &str| {
         let width = 30;
-        let filled = if total == 0 { 0 } else { (done.min(total) * width / total) as usize };
+        let filled = (done.min(total) * width).checked_div(total).unwrap_or(0) as usize;
         format!("{label:<12} [{}{}] {done:>6}/{total:<6} {unit}", "█".repeat(filled), "·".repeat(width as usize - filled))
     };
     let mut out = vec![bar("counties", handled as u64, total_files as u64, "files handled")];
     for (level, label) in [(Level::Prefecture, "prefectures"), (Level::Province, "provinces"), (Level::National, "national")] {
-        let (done, total) = nodes.iter().filter(|n| n.level() == level).fold((0u64, 0u64), |(d, t), n| (d + n.records() as u64, t + expected(n)));
+        let (done, total) =
+            nodes.iter().filter(|n| n.level() == level).fold((0u64, 0u64), |(d, t), n| (d + n.records() as u64, t + expected(n)));
         out.push(bar(label, done, total, "records"));
     }
     out

@@ -15,7 +15,7 @@ mod schema;
 mod sync;
 
 pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary};
-pub use query::{Filter, Reader, StoreStatus, StoredRecord};
+pub use query::{Filter, Reader, RecordState, StoreStatus, StoredRecord};
 pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, UplinkStatus};
 
 use anyhow::{bail, Context};

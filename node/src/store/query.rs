@@ -42,6 +42,16 @@ pub struct StoredRecord {
     pub hops: Vec<(String, i64)>,
 }
 
+/// What an audit compares of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordState {
+    pub reg_no: String,
+    pub origin: String,
+    pub version: i64,
+    pub hash: Vec<u8>,
+    pub withdrawn: bool,
+}
+
 /// Store-wide counts.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoreStatus {
@@ -178,10 +188,18 @@ impl Reader {
         Ok(StoreStatus { node_id: self.node_id()?, records, withdrawn, changes, last_seq, last_change_at, files, last_file_at })
     }
 
-    /// (reg_no, origin, version, hash, withdrawn) of every record, for audits.
-    pub fn record_states(&self) -> anyhow::Result<Vec<(String, String, i64, Vec<u8>, bool)>> {
+    /// The state of every record, for audits.
+    pub fn record_states(&self) -> anyhow::Result<Vec<RecordState>> {
         let mut st = self.conn.prepare("SELECT reg_no, origin, version, hash, withdrawn FROM records")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, i64>(4)? != 0)))?;
+        let rows = st.query_map([], |r| {
+            Ok(RecordState {
+                reg_no: r.get(0)?,
+                origin: r.get(1)?,
+                version: r.get(2)?,
+                hash: r.get(3)?,
+                withdrawn: r.get::<_, i64>(4)? != 0,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -1,0 +1,7 @@
+//! The huijiao CLI built inside the integration package, so that its multi-process
+//! tests can spawn real node processes (`CARGO_BIN_EXE_huijiao-node`). Same code as
+//! the `huijiao` binary: both only call `huijiao::cli::main`.
+
+fn main() -> std::process::ExitCode {
+    huijiao::cli::main()
+}
