@@ -142,7 +142,16 @@ enum PkiCommand {
 
 /// Runs the CLI with the process arguments; returns the exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_with(std::env::args_os())
+}
+
+/// Runs the CLI with these arguments (the first is the program name).
+pub fn main_with<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         // A reader that went away (`huijiao query | head`) is not an error.
