@@ -14,6 +14,7 @@
 //! - The audit itself (lost, stale, duplicated) is `huijiao::audit`, shared with the
 //!   demo; [`Federation::audit`] runs it.
 
+pub mod bench;
 pub mod faults;
 pub mod scenarios;
 pub mod workload;
@@ -84,6 +85,14 @@ impl TestNode {
 
     pub fn is_running(&self) -> bool {
         self.running.is_some()
+    }
+
+    /// The process id of a node run as a process.
+    pub fn pid(&self) -> Option<u32> {
+        match &self.running {
+            Some(Runner::Process(c)) => Some(c.id()),
+            _ => None,
+        }
     }
 
     /// Drops a file the way an office tool does: a temporary name, then a rename.
@@ -325,6 +334,10 @@ impl Federation {
 
     pub fn node(&self, id: &str) -> &TestNode {
         &self.nodes[id]
+    }
+
+    pub fn pid(&self, id: &str) -> Option<u32> {
+        self.nodes.get(id).and_then(TestNode::pid)
     }
 
     pub async fn stop_all(&mut self) -> anyhow::Result<()> {

@@ -1,0 +1,588 @@
+//! The benchmark scenarios of BENCHMARKS.md. Each generates its own data, measures
+//! huijiao and, where one exists, a raw baseline of the bare libraries in the same
+//! run, and returns result rows. Speed is measured here, never asserted in tests.
+
+use crate::{Federation, RawClient};
+use huijiao::gen::{self, Generator};
+use huijiao::store::{FileMeta, IngestMsg, Writer};
+use huijiao_protocol::report::Report;
+use huijiao_protocol::wire::{self, Message};
+use huijiao_protocol::Record;
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// One line of the results table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub scenario: String,
+    pub metric: String,
+    pub goal: String,
+    pub measured: f64,
+    pub unit: String,
+    pub baseline: Option<f64>,
+    pub ratio: Option<f64>,
+    /// Whether the goal is met; None where the row has no goal.
+    pub met: Option<bool>,
+    pub note: String,
+}
+
+impl Row {
+    fn new(scenario: &str, metric: &str, goal: &str, measured: f64, unit: &str) -> Row {
+        Row { scenario: scenario.into(), metric: metric.into(), goal: goal.into(), measured, unit: unit.into(), baseline: None, ratio: None, met: None, note: String::new() }
+    }
+    fn baseline(mut self, b: f64) -> Row {
+        self.baseline = Some(b);
+        self.ratio = Some(self.measured / b);
+        self
+    }
+    fn met(mut self, ok: bool) -> Row {
+        self.met = Some(ok);
+        self
+    }
+    fn note(mut self, n: impl Into<String>) -> Row {
+        self.note = n.into();
+        self
+    }
+}
+
+/// The machine the numbers come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu: String,
+    pub memory_gib: f64,
+    pub disk: String,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn probe(dir: &Path) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("?").trim().to_string();
+        let mem_kb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+            .unwrap_or(0.0);
+        let out = |cmd: &str, args: &[&str]| std::process::Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        let df = out("df", &["-T", "-h", &dir.display().to_string()]);
+        let disk = df.lines().nth(1).map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {} ({} total)", c.first().unwrap_or(&"?"), c.get(1).unwrap_or(&"?"), c.get(2).unwrap_or(&"?"))
+        });
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu,
+            memory_gib: mem_kb / 1024.0 / 1024.0,
+            disk: disk.unwrap_or_default(),
+            kernel: out("uname", &["-r"]),
+        }
+    }
+}
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    pub smoke: bool,
+}
+
+impl Size {
+    fn pick<T>(self, full: T, smoke: T) -> T {
+        if self.smoke {
+            smoke
+        } else {
+            full
+        }
+    }
+}
+
+/// A one-line progress bar on stderr (only the final state when it is not a terminal).
+pub fn progress(label: &str, done: u64, total: u64) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() && done < total {
+        return;
+    }
+    let width = 30u64;
+    let filled = (done.min(total) * width).checked_div(total).unwrap_or(0) as usize;
+    eprint!("\r  {label:<22} [{}{}] {done}/{total}   ", "█".repeat(filled), "·".repeat(width as usize - filled));
+    if done >= total {
+        eprintln!();
+    }
+    let _ = std::io::stderr().flush();
+}
+
+fn records(region: &str, from: u32, n: u32, seed: u64) -> Vec<Record> {
+    let mut g = Generator::new(seed);
+    let today = huijiao::clock::today();
+    (from..from + n).map(|i| g.record(region, i, today)).collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Resident and peak memory of a process, MiB, from /proc.
+pub fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0;
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// CPU seconds a process has used, from /proc.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz: f64 = std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0);
+    ticks / hz
+}
+
+/// Fills a store with `recs` as local changes of `node`, the way the inbox does.
+fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(db.parent().unwrap_or(Path::new(".")))?;
+    let mut w = Writer::open(Some(db), node)?;
+    for (i, chunk) in recs.chunks(100_000).enumerate() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let rows: Vec<(u64, huijiao_protocol::Row)> = chunk.iter().enumerate().map(|(j, r)| (j as u64 + 2, huijiao_protocol::Row::Upsert(r.clone()))).collect();
+        let mut report = Report::new("preload", &format!("preload-{i}"));
+        report.rows = rows.len() as u64;
+        report.accepted = rows.len() as u64;
+        let h = std::thread::spawn(move || {
+            for c in rows.chunks(2048) {
+                let _ = tx.send(IngestMsg::Rows(c.to_vec()));
+            }
+            let _ = tx.send(IngestMsg::Done(report));
+        });
+        let meta = FileMeta { sha256: format!("preload-{i}"), name: "preload".into(), source_path: String::new(), dest: format!("preload-{i}"), received_at: 0 };
+        w.ingest_file(meta, rx)?;
+        w.mark_moved(&format!("preload-{i}"))?;
+        let _ = h.join();
+    }
+    Ok(())
+}
+
+/// `ingest`: N records as CSV and as JSONL dropped into an inbox until committed,
+/// against a minimal rusqlite loop with the same durability settings.
+pub async fn ingest(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
+    let n: u32 = size.pick(1_000_000, 4_000);
+    let files: u32 = size.pick(10, 2);
+    let per = n / files;
+    let stage = root.join("ingest-stage");
+    std::fs::create_dir_all(&stage)?;
+    let mut bodies: Vec<(String, String)> = Vec::with_capacity(n as usize);
+    for f in 0..files {
+        progress("generating", u64::from(f), u64::from(files));
+        let recs = records("420102", f * per, per, u64::from(f));
+        let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
+        std::fs::write(stage.join(format!("batch-{f:02}.csv")), gen::csv(&rows, false))?;
+        std::fs::write(stage.join(format!("batch-{f:02}.jsonl")), gen::jsonl(&recs))?;
+        bodies.extend(recs.iter().map(|r| (r.reg_no.clone(), String::from_utf8(r.canonical_json()).unwrap_or_default())));
+    }
+    progress("generating", u64::from(files), u64::from(files));
+    let mean_body = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / bodies.len().max(1);
+
+    // The baseline: one table, the same bodies, WAL + synchronous=FULL, one
+    // transaction per file's worth of rows.
+    let base_db = root.join("baseline.db");
+    let t = Instant::now();
+    {
+        let conn = rusqlite::Connection::open(&base_db)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, reg_no TEXT NOT NULL, body TEXT NOT NULL)")?;
+        let mut conn = conn;
+        for chunk in bodies.chunks(per as usize) {
+            let tx = conn.transaction()?;
+            {
+                let mut st = tx.prepare_cached("INSERT INTO t (reg_no, body) VALUES (?1, ?2)")?;
+                for (r, b) in chunk {
+                    st.execute([r, b])?;
+                }
+            }
+            tx.commit()?;
+        }
+    }
+    let baseline = f64::from(n) / t.elapsed().as_secs_f64();
+    drop(bodies);
+
+    let mut rows = Vec::new();
+    for ext in ["csv", "jsonl"] {
+        let mut f = Federation::new()?;
+        f.add("420102", None)?;
+        f.start("420102").await?;
+        let inbox = f.node("420102").inbox();
+        let t = Instant::now();
+        for i in 0..files {
+            let name = format!("batch-{i:02}.{ext}");
+            std::fs::copy(stage.join(&name), inbox.join(format!(".{name}.part")))?;
+        }
+        // Copied first, then renamed in at once: the clock runs from the drop.
+        let t0 = Instant::now();
+        for i in 0..files {
+            let name = format!("batch-{i:02}.{ext}");
+            std::fs::rename(inbox.join(format!(".{name}.part")), inbox.join(&name))?;
+        }
+        let _ = t;
+        let node = f.node("420102");
+        loop {
+            let done = node.reader().ok().and_then(|r| r.status().ok()).map_or(0, |s| s.files);
+            progress(&format!("ingest {ext}"), done as u64, u64::from(files));
+            if done as u32 >= files {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let held = node.record_count();
+        anyhow::ensure!(held as u32 == n, "ingest {ext}: {held} of {n} records stored");
+        let rate = f64::from(n) / secs;
+        f.stop_all().await?;
+        rows.push(
+            Row::new("ingest", &format!("{ext}, {n} records of ~{mean_body} B"), "≥ 50,000/s and ≥ 0.5 × baseline", rate, "records/s")
+                .baseline(baseline)
+                .met(rate >= 50_000.0 && rate >= 0.5 * baseline)
+                .note(format!("{secs:.1} s from drop to the last commit, settle 100 ms")),
+        );
+    }
+    Ok(rows)
+}
+
+/// Reads every change of a store in the sync's batch shape and encodes the frames a
+/// child would send (zstd, as negotiated), for the raw baseline.
+fn encoded_frames(db: &Path, batch: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let r = huijiao::store::Reader::open(db)?;
+    let mut after = 0;
+    let mut frames = Vec::new();
+    loop {
+        let changes = r.changes_after(after, batch, 1024 * 1024)?;
+        let Some(last) = changes.last().map(|c| c.seq) else { break };
+        let (encoding, payload) = huijiao::net::compress(wire::encode_changes(&changes), true);
+        frames.push(wire::encode_frame(&Message::Batch(wire::Batch { after, upto: last, count: changes.len() as u32, encoding, payload })));
+        after = last;
+    }
+    Ok(frames)
+}
+
+/// `sync`: one hop, a child with a backlog connects until the parent has committed and
+/// acknowledged everything; baseline: raw quinn with the same TLS sending the same
+/// encoded bytes on one stream, no store. Also `catchup` over three hops.
+pub async fn sync(size: Size, root: &Path) -> anyhow::Result<(Vec<Row>, PathBuf)> {
+    let n: u32 = size.pick(1_000_000, 4_000);
+    let mut f = Federation::new()?;
+    f.extra_toml.push_str("batch_changes = 2000\n");
+    f.add("420100", None)?;
+    f.add("420102", Some("420100"))?;
+    let recs_db = root.join("backlog.db");
+    {
+        progress("building the backlog", 0, 1);
+        let recs = records("420102", 0, n, 99);
+        preload(&recs_db, "420102", &recs)?;
+        progress("building the backlog", 1, 1);
+    }
+    std::fs::create_dir_all(f.node("420102").dir.join("data"))?;
+    std::fs::copy(&recs_db, f.node("420102").db())?;
+    f.start("420100").await?;
+    let t0 = Instant::now();
+    f.start("420102").await?;
+    let parent = f.node("420100");
+    loop {
+        let cursor = parent.reader().ok().and_then(|r| r.children().ok()).and_then(|c| c.first().map(|c| c.cursor)).unwrap_or(0);
+        progress("sync one hop", cursor as u64, u64::from(n));
+        if cursor as u32 >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let rate = f64::from(n) / secs;
+    f.stop_all().await?;
+
+    // Raw quinn: the same certificates and transport, the same bytes, no store.
+    let frames = encoded_frames(&recs_db, 2000)?;
+    let bytes: usize = frames.iter().map(Vec::len).sum();
+    let raw = raw_quinn(&f, frames).await?;
+    let raw_rate = f64::from(n) / raw;
+    let mut rows = vec![Row::new("sync", &format!("one hop, {n}-change backlog"), "≥ 50,000/s; report the ratio", rate, "changes/s")
+        .baseline(raw_rate)
+        .met(rate >= 50_000.0)
+        .note(format!("{secs:.1} s until the parent committed and acked all; raw quinn moved the same {:.0} MiB in {raw:.2} s", bytes as f64 / 1048576.0))];
+
+    // Catch-up over three hops, from a copy of the same backlog.
+    let mut c = Federation::new()?;
+    c.extra_toml.push_str("batch_changes = 2000\n");
+    for (id, p) in [("000000", None), ("420000", Some("000000")), ("420100", Some("420000")), ("420102", Some("420100"))] {
+        c.add(id, p)?;
+    }
+    std::fs::create_dir_all(c.node("420102").dir.join("data"))?;
+    std::fs::copy(&recs_db, c.node("420102").db())?;
+    for id in ["000000", "420000", "420100"] {
+        c.start(id).await?;
+    }
+    let t0 = Instant::now();
+    c.start("420102").await?;
+    let national = c.node("000000");
+    loop {
+        let held = national.record_count();
+        progress("catch-up, three hops", held as u64, u64::from(n));
+        if held as u32 >= n {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            anyhow::bail!("catch-up did not finish in 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    c.stop_all().await?;
+    rows.push(
+        Row::new("catchup", &format!("{n} changes county → national (3 hops)"), "≤ 60 s", secs, "s")
+            .met(secs <= 60.0)
+            .note(format!("{:.0} changes/s end to end; all four nodes share the cores", f64::from(n) / secs)),
+    );
+    Ok((rows, recs_db))
+}
+
+/// Seconds for raw quinn to carry `frames` from a child to a parent endpoint.
+async fn raw_quinn(f: &Federation, frames: Vec<Vec<u8>>) -> anyhow::Result<f64> {
+    let tls = |id: &str| huijiao::config::TlsPaths {
+        ca: f.ca.join("ca.crt"),
+        cert: f.node(id).dir.join(format!("tls/{id}.crt")),
+        key: f.node(id).dir.join(format!("tls/{id}.key")),
+        crl: f.ca.join("crl.pem"),
+    };
+    let server_id = huijiao::net::Identity::load(&tls("420100"), "420100")?;
+    let client_id = huijiao::net::Identity::load(&tls("420102"), "420102")?;
+    let idle = Duration::from_secs(30);
+    let server = quinn::Endpoint::server(server_id.server_config(idle)?, "127.0.0.1:0".parse()?)?;
+    let addr = server.local_addr()?;
+    let total: usize = frames.iter().map(Vec::len).sum();
+    let recv = tokio::spawn(async move {
+        let conn = server.accept().await.ok_or_else(|| anyhow::anyhow!("no connection"))?.await?;
+        let (_s, mut r) = conn.accept_bi().await?;
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 1 << 20];
+        while let Some(n) = r.read(&mut buf).await? {
+            got += n;
+        }
+        anyhow::ensure!(got == total, "raw quinn received {got} of {total} bytes");
+        Ok::<_, anyhow::Error>(Instant::now())
+    });
+    let mut client = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
+    client.set_default_client_config(client_id.client_config(idle)?);
+    let t0 = Instant::now();
+    let conn = client.connect(addr, &huijiao::pki::node_dns_name("420100"))?.await?;
+    let (mut s, _r) = conn.open_bi().await?;
+    for fr in &frames {
+        s.write_all(fr).await?;
+    }
+    s.finish()?;
+    let t1 = recv.await??;
+    conn.close(0u32.into(), b"done");
+    Ok((t1 - t0).as_secs_f64())
+}
+
+/// `latency`: single-record files dropped at a county every 100 ms, settle 250 ms;
+/// time until visible at the national node, with a per-hop breakdown from provenance.
+pub async fn latency(size: Size) -> anyhow::Result<Vec<Row>> {
+    let secs: u64 = size.pick(60, 3);
+    let mut f = Federation::new()?;
+    for (id, p) in [("000000", None), ("420000", Some("000000")), ("420100", Some("420000")), ("420102", Some("420100"))] {
+        f.add(id, p)?;
+    }
+    for id in ["000000", "420000", "420100"] {
+        f.start(id).await?;
+    }
+    f.start_with("420102", |t| *t = t.replace("settle_ms = 100", "settle_ms = 250")).await?;
+    // Let every link come up before the clock starts.
+    crate::wait_for("the chain to connect", Duration::from_secs(30), || {
+        ["420102", "420100", "420000"].iter().all(|id| f.node(id).reader().ok().and_then(|r| r.uplink().ok().flatten()).is_some_and(|u| u.state == "streaming"))
+    })
+    .await?;
+    let total = secs * 10;
+    let recs = records("420102", 0, total as u32, 5);
+    let mut dropped = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for (i, r) in recs.iter().enumerate() {
+        tick.tick().await;
+        let name = format!("one-{i:04}.jsonl");
+        let inbox = f.node("420102").inbox();
+        std::fs::write(inbox.join(format!(".{name}.part")), gen::jsonl(std::slice::from_ref(r)))?;
+        std::fs::rename(inbox.join(format!(".{name}.part")), inbox.join(&name))?;
+        dropped.insert(r.reg_no.clone(), huijiao::clock::now_ms());
+        progress("dropping one-record files", i as u64 + 1, total);
+    }
+    crate::wait_for("every record at the national node", Duration::from_secs(60), || f.node("000000").record_count() as u64 == total).await?;
+    let national = f.node("000000").records();
+    let mut stages: Vec<Vec<f64>> = vec![Vec::new(); 5];
+    for (reg_no, r) in &national {
+        let d = dropped[reg_no] as f64;
+        let h: Vec<f64> = r.hops.iter().map(|(_, t)| *t as f64).collect();
+        anyhow::ensure!(h.len() == 4, "{reg_no}: {} hops", h.len());
+        stages[0].push(h[3] - d);
+        stages[1].push(h[0] - d);
+        stages[2].push(h[1] - h[0]);
+        stages[3].push(h[2] - h[1]);
+        stages[4].push(h[3] - h[2]);
+    }
+    for s in &mut stages {
+        s.sort_by(|a, b| a.total_cmp(b));
+    }
+    f.stop_all().await?;
+    let (p50, p99) = (percentile(&stages[0], 0.5), percentile(&stages[0], 0.99));
+    let mut rows = vec![
+        Row::new("latency", "drop → national p50", "≤ 500 ms", p50, "ms").met(p50 <= 500.0).note(format!("{total} single-record files, one every 100 ms")),
+        Row::new("latency", "drop → national p99", "≤ 1000 ms", p99, "ms").met(p99 <= 1000.0),
+    ];
+    for (i, name) in ["drop → county commit (settle 250 ms)", "county → prefecture", "prefecture → province", "province → national"].iter().enumerate() {
+        let s = &stages[i + 1];
+        rows.push(Row::new("latency", &format!("{name} p50 / p99"), "", percentile(s, 0.5), "ms").note(format!("p99 {:.0} ms", percentile(s, 0.99))));
+    }
+    Ok(rows)
+}
+
+/// `fanin`: many children connected at once to one parent process, each sending a
+/// batch; time until all are acknowledged, and the parent's memory.
+pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
+    let children: usize = size.pick(3000, 20);
+    let per: u32 = size.pick(100, 10);
+    let mut f = Federation::with_processes(&exe.display().to_string())?;
+    f.add("000000", None)?;
+    f.start("000000").await?;
+    let addr = f.node("000000").listen.ok_or_else(|| anyhow::anyhow!("parent not listening"))?;
+    let pid = f.pid("000000").ok_or_else(|| anyhow::anyhow!("parent is not a process"))?;
+    let regions = huijiao_protocol::RegionTable::embedded();
+    let mut ids: Vec<&str> = [huijiao_protocol::regions::Level::County, huijiao_protocol::regions::Level::Prefecture, huijiao_protocol::regions::Level::Province]
+        .iter()
+        .flat_map(|l| regions.codes_of(*l))
+        .collect();
+    ids.truncate(children);
+    let certs = f.root.path().join("fanin-certs");
+    for (i, id) in ids.iter().enumerate() {
+        huijiao::pki::issue(&f.ca, id, &certs, 30)?;
+        if i % 100 == 0 {
+            progress("issuing certificates", i as u64, ids.len() as u64);
+        }
+    }
+    progress("issuing certificates", ids.len() as u64, ids.len() as u64);
+    // Each child's batch, encoded before the clock starts.
+    let mut batches = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let recs = records(id, 0, per, i as u64);
+        let changes: Vec<wire::Change> = recs
+            .iter()
+            .enumerate()
+            .map(|(j, r)| {
+                let body = r.canonical_json();
+                wire::Change {
+                    seq: j as u64 + 1,
+                    reg_no: r.reg_no.clone(),
+                    origin: (*id).to_string(),
+                    version: 1,
+                    op: wire::Op::Upsert,
+                    region: (*id).to_string(),
+                    hash: huijiao_protocol::record::sha256(&body),
+                    body: Some(body),
+                    hops: vec![wire::Hop { node: (*id).to_string(), accepted_at_ms: 0 }],
+                }
+            })
+            .collect();
+        let (encoding, payload) = huijiao::net::compress(wire::encode_changes(&changes), true);
+        batches.push(Message::Batch(wire::Batch { after: 0, upto: u64::from(per), count: per, encoding, payload }));
+    }
+    let (base_rss, _) = rss_mib(pid);
+    // Connect everyone (a bounded number of handshakes at a time), and hold.
+    let ca = f.ca.clone();
+    let mut clients = Vec::with_capacity(ids.len());
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut handles = Vec::new();
+    for id in &ids {
+        let (ca, certs, id, sem) = (ca.clone(), certs.clone(), (*id).to_string(), sem.clone());
+        handles.push(tokio::spawn(async move {
+            let _p = sem.acquire().await?;
+            let mut c = RawClient::connect(&ca, &certs.join(format!("{id}.crt")), &certs.join(format!("{id}.key")), &id, addr, "000000").await?;
+            c.send(&RawClient::hello(&id, 1, 1)).await?;
+            match c.recv().await? {
+                Message::Welcome(_) => Ok::<_, anyhow::Error>(c),
+                other => anyhow::bail!("{id}: {other:?}"),
+            }
+        }));
+    }
+    for (i, h) in handles.into_iter().enumerate() {
+        clients.push(h.await??);
+        if i % 100 == 0 {
+            progress("connecting children", i as u64, ids.len() as u64);
+        }
+    }
+    progress("connecting children", ids.len() as u64, ids.len() as u64);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (connected_rss, _) = rss_mib(pid);
+    let t0 = Instant::now();
+    let mut handles = Vec::new();
+    for (mut c, b) in clients.into_iter().zip(batches) {
+        handles.push(tokio::spawn(async move {
+            c.send(&b).await?;
+            loop {
+                match c.recv().await? {
+                    Message::Ack(a) if a.cursor >= u64::from(per) => break,
+                    Message::Ack(_) => {}
+                    other => anyhow::bail!("unexpected {other:?}"),
+                }
+            }
+            Ok::<_, anyhow::Error>(c)
+        }));
+    }
+    let mut done = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        done.push(h.await??);
+        if i % 100 == 0 {
+            progress("children acknowledged", i as u64, ids.len() as u64);
+        }
+    }
+    progress("children acknowledged", ids.len() as u64, ids.len() as u64);
+    let secs = t0.elapsed().as_secs_f64();
+    let (_, peak) = rss_mib(pid);
+    let held = f.node("000000").record_count();
+    anyhow::ensure!(held as usize == ids.len() * per as usize, "fanin: parent holds {held} records");
+    drop(done);
+    f.stop_all().await?;
+    let per_conn_kib = (connected_rss - base_rss) * 1024.0 / ids.len() as f64;
+    Ok(vec![
+        Row::new("fanin", &format!("{} children × {per} records, all acked", ids.len()), "≤ 60 s", secs, "s").met(secs <= 60.0),
+        Row::new("fanin", "parent peak RSS", "≤ 1024 MiB", peak, "MiB").met(peak <= 1024.0),
+        Row::new("fanin", "memory per idle connection", "report", per_conn_kib, "KiB").note(format!("RSS {base_rss:.0} MiB before, {connected_rss:.0} MiB with all connected")),
+    ])
+}
+
+/// `idle`: a county node with an inbox and a live parent link, doing nothing.
+pub async fn idle(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
+    let secs: u64 = size.pick(60, 3);
+    let mut f = Federation::with_processes(&exe.display().to_string())?;
+    f.extra_toml = String::new();
+    f.add("420100", None)?;
+    f.add("420102", Some("420100"))?;
+    f.start("420100").await?;
+    f.start("420102").await?;
+    let county = f.node("420102");
+    crate::wait_for("the county's uplink", Duration::from_secs(30), || county.reader().ok().and_then(|r| r.uplink().ok().flatten()).is_some_and(|u| u.state == "streaming")).await?;
+    let pid = f.pid("420102").ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cpu0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    for s in 0..secs {
+        progress("idle", s, secs);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    progress("idle", secs, secs);
+    let cpu = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let (rss, peak) = rss_mib(pid);
+    f.stop_all().await?;
+    Ok(vec![
+        Row::new("idle", &format!("RSS after {secs} s idle"), "≤ 30 MiB", rss, "MiB").met(rss <= 30.0).note(format!("peak {peak:.1} MiB")),
+        Row::new("idle", "CPU while idle", "≈ 0 (no busy polling)", cpu, "% of a core").met(cpu < 1.0),
+    ])
+}
