@@ -30,7 +30,17 @@ pub struct Row {
 
 impl Row {
     fn new(scenario: &str, metric: &str, goal: &str, measured: f64, unit: &str) -> Row {
-        Row { scenario: scenario.into(), metric: metric.into(), goal: goal.into(), measured, unit: unit.into(), baseline: None, ratio: None, met: None, note: String::new() }
+        Row {
+            scenario: scenario.into(),
+            metric: metric.into(),
+            goal: goal.into(),
+            measured,
+            unit: unit.into(),
+            baseline: None,
+            ratio: None,
+            met: None,
+            note: String::new(),
+        }
     }
     fn baseline(mut self, b: f64) -> Row {
         self.baseline = Some(b);
@@ -65,7 +75,13 @@ impl Machine {
             .ok()
             .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
             .unwrap_or(0.0);
-        let out = |cmd: &str, args: &[&str]| std::process::Command::new(cmd).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        let out = |cmd: &str, args: &[&str]| {
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
+        };
         let df = out("df", &["-T", "-h", &dir.display().to_string()]);
         let disk = df.lines().nth(1).map(|l| {
             let c: Vec<&str> = l.split_whitespace().collect();
@@ -128,7 +144,15 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Resident and peak memory of a process, MiB, from /proc.
 pub fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
     (field("VmRSS:"), field("VmHWM:"))
 }
 
@@ -137,8 +161,14 @@ pub fn cpu_secs(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz: f64 = std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz: f64 = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0);
     ticks / hz
 }
 
@@ -148,7 +178,11 @@ fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
     let mut w = Writer::open(Some(db), node)?;
     for (i, chunk) in recs.chunks(100_000).enumerate() {
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        let rows: Vec<(u64, huijiao_protocol::Row)> = chunk.iter().enumerate().map(|(j, r)| (j as u64 + 2, huijiao_protocol::Row::Upsert(r.clone()))).collect();
+        let rows: Vec<huijiao::store::Prepared> = chunk
+            .iter()
+            .enumerate()
+            .map(|(j, r)| huijiao::store::Prepared::new(j as u64 + 2, huijiao_protocol::Row::Upsert(r.clone())))
+            .collect();
         let mut report = Report::new("preload", &format!("preload-{i}"));
         report.rows = rows.len() as u64;
         report.accepted = rows.len() as u64;
@@ -158,7 +192,13 @@ fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
             }
             let _ = tx.send(IngestMsg::Done(report));
         });
-        let meta = FileMeta { sha256: format!("preload-{i}"), name: "preload".into(), source_path: String::new(), dest: format!("preload-{i}"), received_at: 0 };
+        let meta = FileMeta {
+            sha256: format!("preload-{i}"),
+            name: "preload".into(),
+            source_path: String::new(),
+            dest: format!("preload-{i}"),
+            received_at: 0,
+        };
         w.ingest_file(meta, rx)?;
         w.mark_moved(&format!("preload-{i}"))?;
         let _ = h.join();
@@ -229,13 +269,15 @@ pub async fn ingest(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
         }
         let _ = t;
         let node = f.node("420102");
+        // Polls the inbox folder, not the store, so the measurement costs nothing.
         loop {
-            let done = node.reader().ok().and_then(|r| r.status().ok()).map_or(0, |s| s.files);
-            progress(&format!("ingest {ext}"), done as u64, u64::from(files));
-            if done as u32 >= files {
+            let left = std::fs::read_dir(&inbox)?.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count();
+            let done = u64::from(files) - left as u64;
+            progress(&format!("ingest {ext}"), done, u64::from(files));
+            if left == 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let secs = t0.elapsed().as_secs_f64();
         let held = node.record_count();
@@ -310,7 +352,10 @@ pub async fn sync(size: Size, root: &Path) -> anyhow::Result<(Vec<Row>, PathBuf)
     let mut rows = vec![Row::new("sync", &format!("one hop, {n}-change backlog"), "≥ 50,000/s; report the ratio", rate, "changes/s")
         .baseline(raw_rate)
         .met(rate >= 50_000.0)
-        .note(format!("{secs:.1} s until the parent committed and acked all; raw quinn moved the same {:.0} MiB in {raw:.2} s", bytes as f64 / 1048576.0))];
+        .note(format!(
+            "{secs:.1} s until the parent committed and acked all; raw quinn moved the same {:.0} MiB in {raw:.2} s",
+            bytes as f64 / 1048576.0
+        ))];
 
     // Catch-up over three hops, from a copy of the same backlog.
     let mut c = Federation::new()?;
@@ -400,7 +445,9 @@ pub async fn latency(size: Size) -> anyhow::Result<Vec<Row>> {
     f.start_with("420102", |t| *t = t.replace("settle_ms = 100", "settle_ms = 250")).await?;
     // Let every link come up before the clock starts.
     crate::wait_for("the chain to connect", Duration::from_secs(30), || {
-        ["420102", "420100", "420000"].iter().all(|id| f.node(id).reader().ok().and_then(|r| r.uplink().ok().flatten()).is_some_and(|u| u.state == "streaming"))
+        ["420102", "420100", "420000"]
+            .iter()
+            .all(|id| f.node(id).reader().ok().and_then(|r| r.uplink().ok().flatten()).is_some_and(|u| u.state == "streaming"))
     })
     .await?;
     let total = secs * 10;
@@ -416,7 +463,8 @@ pub async fn latency(size: Size) -> anyhow::Result<Vec<Row>> {
         dropped.insert(r.reg_no.clone(), huijiao::clock::now_ms());
         progress("dropping one-record files", i as u64 + 1, total);
     }
-    crate::wait_for("every record at the national node", Duration::from_secs(60), || f.node("000000").record_count() as u64 == total).await?;
+    crate::wait_for("every record at the national node", Duration::from_secs(60), || f.node("000000").record_count() as u64 == total)
+        .await?;
     let national = f.node("000000").records();
     let mut stages: Vec<Vec<f64>> = vec![Vec::new(); 5];
     for (reg_no, r) in &national {
@@ -435,12 +483,19 @@ pub async fn latency(size: Size) -> anyhow::Result<Vec<Row>> {
     f.stop_all().await?;
     let (p50, p99) = (percentile(&stages[0], 0.5), percentile(&stages[0], 0.99));
     let mut rows = vec![
-        Row::new("latency", "drop → national p50", "≤ 500 ms", p50, "ms").met(p50 <= 500.0).note(format!("{total} single-record files, one every 100 ms")),
+        Row::new("latency", "drop → national p50", "≤ 500 ms", p50, "ms")
+            .met(p50 <= 500.0)
+            .note(format!("{total} single-record files, one every 100 ms")),
         Row::new("latency", "drop → national p99", "≤ 1000 ms", p99, "ms").met(p99 <= 1000.0),
     ];
-    for (i, name) in ["drop → county commit (settle 250 ms)", "county → prefecture", "prefecture → province", "province → national"].iter().enumerate() {
+    for (i, name) in
+        ["drop → county commit (settle 250 ms)", "county → prefecture", "prefecture → province", "province → national"].iter().enumerate()
+    {
         let s = &stages[i + 1];
-        rows.push(Row::new("latency", &format!("{name} p50 / p99"), "", percentile(s, 0.5), "ms").note(format!("p99 {:.0} ms", percentile(s, 0.99))));
+        rows.push(
+            Row::new("latency", &format!("{name} p50 / p99"), "", percentile(s, 0.5), "ms")
+                .note(format!("p99 {:.0} ms", percentile(s, 0.99))),
+        );
     }
     Ok(rows)
 }
@@ -456,10 +511,14 @@ pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
     let addr = f.node("000000").listen.ok_or_else(|| anyhow::anyhow!("parent not listening"))?;
     let pid = f.pid("000000").ok_or_else(|| anyhow::anyhow!("parent is not a process"))?;
     let regions = huijiao_protocol::RegionTable::embedded();
-    let mut ids: Vec<&str> = [huijiao_protocol::regions::Level::County, huijiao_protocol::regions::Level::Prefecture, huijiao_protocol::regions::Level::Province]
-        .iter()
-        .flat_map(|l| regions.codes_of(*l))
-        .collect();
+    let mut ids: Vec<&str> = [
+        huijiao_protocol::regions::Level::County,
+        huijiao_protocol::regions::Level::Prefecture,
+        huijiao_protocol::regions::Level::Province,
+    ]
+    .iter()
+    .flat_map(|l| regions.codes_of(*l))
+    .collect();
     ids.truncate(children);
     let certs = f.root.path().join("fanin-certs");
     for (i, id) in ids.iter().enumerate() {
@@ -504,7 +563,8 @@ pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
         let (ca, certs, id, sem) = (ca.clone(), certs.clone(), (*id).to_string(), sem.clone());
         handles.push(tokio::spawn(async move {
             let _p = sem.acquire().await?;
-            let mut c = RawClient::connect(&ca, &certs.join(format!("{id}.crt")), &certs.join(format!("{id}.key")), &id, addr, "000000").await?;
+            let mut c =
+                RawClient::connect(&ca, &certs.join(format!("{id}.crt")), &certs.join(format!("{id}.key")), &id, addr, "000000").await?;
             c.send(&RawClient::hello(&id, 1, 1)).await?;
             match c.recv().await? {
                 Message::Welcome(_) => Ok::<_, anyhow::Error>(c),
@@ -554,7 +614,8 @@ pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
     Ok(vec![
         Row::new("fanin", &format!("{} children × {per} records, all acked", ids.len()), "≤ 60 s", secs, "s").met(secs <= 60.0),
         Row::new("fanin", "parent peak RSS", "≤ 1024 MiB", peak, "MiB").met(peak <= 1024.0),
-        Row::new("fanin", "memory per idle connection", "report", per_conn_kib, "KiB").note(format!("RSS {base_rss:.0} MiB before, {connected_rss:.0} MiB with all connected")),
+        Row::new("fanin", "memory per idle connection", "report", per_conn_kib, "KiB")
+            .note(format!("RSS {base_rss:.0} MiB before, {connected_rss:.0} MiB with all connected")),
     ])
 }
 
@@ -568,7 +629,10 @@ pub async fn idle(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
     f.start("420100").await?;
     f.start("420102").await?;
     let county = f.node("420102");
-    crate::wait_for("the county's uplink", Duration::from_secs(30), || county.reader().ok().and_then(|r| r.uplink().ok().flatten()).is_some_and(|u| u.state == "streaming")).await?;
+    crate::wait_for("the county's uplink", Duration::from_secs(30), || {
+        county.reader().ok().and_then(|r| r.uplink().ok().flatten()).is_some_and(|u| u.state == "streaming")
+    })
+    .await?;
     let pid = f.pid("420102").ok_or_else(|| anyhow::anyhow!("no pid"))?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let cpu0 = cpu_secs(pid);

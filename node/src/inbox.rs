@@ -15,7 +15,7 @@
 
 use crate::config::{Config, InboxDir};
 use crate::ingest::{is_ignored_name, parse_file, rejected_csv, too_large, validate_rows, Format};
-use crate::store::{FileEntry, FileMeta, IngestMsg, Store};
+use crate::store::{FileEntry, FileMeta, IngestMsg, Prepared, Store};
 use anyhow::Context;
 use huijiao_protocol::record::hex;
 use huijiao_protocol::report::{zh_en, Report, Warning};
@@ -276,8 +276,9 @@ pub fn handle_file(cfg: &Config, store: &Store, inbox: &InboxDir, path: &Path) -
     let result = store.submit(move |w| w.ingest_file(meta, rx))?;
     let validator = Validator { regions: &cfg.regions, today: crate::clock::today(), node: Some(&cfg.node_id) };
     let report = validate_rows(&parsed, &validator, CHUNK_ROWS, |chunk| {
+        let prepared = chunk.into_iter().map(|(n, row)| Prepared::new(n, row)).collect();
         // A closed channel means the writer failed; its error arrives on `result`.
-        let _ = tx.send(IngestMsg::Rows(chunk));
+        let _ = tx.send(IngestMsg::Rows(prepared));
     });
     let _ = tx.send(IngestMsg::Done(report));
     drop(tx);

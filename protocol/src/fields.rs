@@ -172,12 +172,26 @@ impl Field {
     /// Chinese names exactly. Full-width parentheses in `研究经费（万元）` are also
     /// accepted, because Chinese input methods type them by default.
     pub fn from_header(name: &str) -> Option<Field> {
+        static NAMES: std::sync::OnceLock<std::collections::HashMap<String, Field>> = std::sync::OnceLock::new();
+        let names = NAMES.get_or_init(|| {
+            let mut m = std::collections::HashMap::new();
+            for f in Field::ALL {
+                m.insert(f.key().to_string(), f);
+                m.insert(f.zh().to_string(), f);
+                m.insert(f.zh().replace('(', "（").replace(')', "）"), f);
+            }
+            m
+        });
         let name = name.trim();
-        Field::ALL.into_iter().find(|f| {
-            f.key().eq_ignore_ascii_case(name)
-                || f.zh() == name
-                || (f.zh().contains('(') && f.zh().replace('(', "（").replace(')', "）") == name)
-        })
+        if let Some(f) = names.get(name) {
+            return Some(*f);
+        }
+        // English keys match in any case; Chinese names only exactly.
+        name.bytes()
+            .any(|b| b.is_ascii_uppercase())
+            .then(|| names.get(&name.to_ascii_lowercase()).copied())
+            .flatten()
+            .filter(|f| f.key().eq_ignore_ascii_case(name))
     }
 }
 

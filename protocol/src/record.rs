@@ -138,6 +138,11 @@ impl Record {
         serde_json::to_vec(self).expect("a record always serializes")
     }
 
+    /// [`Record::canonical_json`] as a string.
+    pub fn canonical_string(&self) -> String {
+        serde_json::to_string(self).expect("a record always serializes")
+    }
+
     /// Parses canonical (or any equivalent) JSON back into a record.
     pub fn from_json(bytes: &[u8]) -> Result<Record, serde_json::Error> {
         serde_json::from_slice(bytes)

@@ -10,6 +10,7 @@ use crate::fields::Field;
 use crate::record::{self, Kind, Record, Secret};
 use crate::regions::{self, RegionTable};
 use crate::report::{zh_en, RowError};
+use std::borrow::Cow;
 
 /// A cell as a reader found it, before any rule is applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,14 +136,14 @@ pub struct Validator<'a> {
 const CLASSIFIED_MARKS: [&str; 3] = ["秘密", "机密", "绝密"];
 
 /// The text of a non-list cell, or why it is not text.
-fn text_of(v: &RawValue) -> Result<String, &'static str> {
+fn text_of(v: &RawValue) -> Result<Cow<'_, str>, &'static str> {
     match v {
-        RawValue::Empty => Ok(String::new()),
-        RawValue::Text(s) => Ok(s.trim().to_string()),
-        RawValue::Int(i) => Ok(i.to_string()),
-        RawValue::Float(f) => Ok(format_float(*f)),
-        RawValue::Bool(b) => Ok(b.to_string()),
-        RawValue::Date(d) => Ok(d.to_string()),
+        RawValue::Empty => Ok(Cow::Borrowed("")),
+        RawValue::Text(s) => Ok(Cow::Borrowed(s.trim())),
+        RawValue::Int(i) => Ok(Cow::Owned(i.to_string())),
+        RawValue::Float(f) => Ok(Cow::Owned(format_float(*f))),
+        RawValue::Bool(b) => Ok(Cow::Owned(b.to_string())),
+        RawValue::Date(d) => Ok(Cow::Owned(d.to_string())),
         RawValue::List(_) => Err("list"),
         RawValue::Invalid(kind) => Err(kind),
     }
@@ -184,7 +185,13 @@ impl Validator<'_> {
         }
         let reg_no_text = raw.get(Field::RegNo).and_then(|v| text_of(v).ok()).map(|s| s.to_ascii_uppercase());
         let mut e = Errors { row: raw.row, reg_no: reg_no_text.filter(|s| !s.is_empty()), list: Vec::new() };
-        let mut v = Cells { raw, e: &mut e, validator: self };
+        let mut slots: [Option<&RawValue>; 27] = [None; 27];
+        for (f, value) in raw.cells.iter().rev() {
+            if !value.is_blank() {
+                slots[*f as usize] = Some(value);
+            }
+        }
+        let mut v = Cells { slots, e: &mut e, validator: self };
 
         let op = match v.text(Field::Op) {
             None => Op::Upsert,
@@ -221,7 +228,7 @@ impl Validator<'_> {
             }
             k
         });
-        if v.raw.get(Field::Kind).is_none() {
+        if v.get(Field::Kind).is_none() {
             v.e.missing(Field::Kind, "", "");
         }
         let region = v.region();
@@ -235,7 +242,7 @@ impl Validator<'_> {
         let units = v.list(Field::Units, None, false);
         let persons = v.list(Field::Persons, Some(15), true);
         let keywords = v.list(Field::Keywords, Some(5), false);
-        let discipline = v.code(Field::Discipline, true).filter(|s| {
+        let discipline = v.code(Field::Discipline, true).map(Cow::into_owned).filter(|s| {
             let ok = matches!(s.len(), 3 | 5 | 7) && s.bytes().all(|b| b.is_ascii_digit());
             if !ok {
                 v.e.push(
@@ -260,21 +267,21 @@ impl Validator<'_> {
             }
             ok
         });
-        if applied && v.raw.get(Field::Industry).is_none() {
+        if applied && v.get(Field::Industry).is_none() {
             v.e.missing(Field::Industry, "（应用技术成果）", " for 应用技术 achievements");
         }
         let stage = v.one_of(Field::Stage, &record::STAGES);
-        if applied && v.raw.get(Field::Stage).is_none() {
+        if applied && v.get(Field::Stage).is_none() {
             v.e.missing(Field::Stage, "（应用技术成果）", " for 应用技术 achievements");
         }
         let level = v.one_of(Field::Level, &record::LEVELS);
         let trl = v.trl();
         let task_source = v.one_of(Field::TaskSource, &record::TASK_SOURCES);
-        if v.raw.get(Field::TaskSource).is_none() {
+        if v.get(Field::TaskSource).is_none() {
             v.e.missing(Field::TaskSource, "", "");
         }
         let plan_no = v.length(Field::PlanNo, 50, false);
-        if v.raw.get(Field::PlanNo).is_none() && task_source.as_deref().is_some_and(|t| t != record::TASK_SOURCE_UNPLANNED) {
+        if v.get(Field::PlanNo).is_none() && task_source.as_deref().is_some_and(|t| t != record::TASK_SOURCE_UNPLANNED) {
             v.e.missing(Field::PlanNo, "（任务来源不是计划外时）", " unless task_source is 计划外");
         }
         let fiscal_funded = v.boolean(Field::FiscalFunded);
@@ -290,8 +297,8 @@ impl Validator<'_> {
                 v.e.missing(Field::Secret, "", "");
                 None
             }
-            Some(s) if s == "公开" => Some(Secret::Public),
-            Some(s) if s == "内部" => Some(Secret::Internal),
+            Some(s) if s.as_ref() == "公开" => Some(Secret::Public),
+            Some(s) if s.as_ref() == "内部" => Some(Secret::Internal),
             Some(_) => {
                 v.e.push(
                     Field::Secret,
@@ -481,15 +488,20 @@ fn parse_reg_no(s: &str) -> Option<RegNoParts> {
 
 /// The row being validated with its error list.
 struct Cells<'a> {
-    raw: &'a RawRow,
+    /// The non-blank value of each field, indexed by `Field as usize`.
+    slots: [Option<&'a RawValue>; 27],
     e: &'a mut Errors,
     validator: &'a Validator<'a>,
 }
 
-impl Cells<'_> {
+impl<'a> Cells<'a> {
+    fn get(&self, f: Field) -> Option<&'a RawValue> {
+        self.slots[f as usize]
+    }
+
     /// The trimmed text of a non-list field, or None when absent or not text.
-    fn text(&mut self, f: Field) -> Option<String> {
-        let v = self.raw.get(f)?;
+    fn text(&mut self, f: Field) -> Option<Cow<'a, str>> {
+        let v = self.get(f)?;
         match text_of(v) {
             Ok(s) if s.is_empty() => None,
             Ok(s) => Some(s),
@@ -510,8 +522,8 @@ impl Cells<'_> {
     }
 
     /// A code field: a spreadsheet number must be an exact integer of at most 15 digits.
-    fn code(&mut self, f: Field, required: bool) -> Option<String> {
-        let v = match self.raw.get(f) {
+    fn code(&mut self, f: Field, required: bool) -> Option<Cow<'a, str>> {
+        let v = match self.get(f) {
             Some(v) => v,
             None => {
                 if required {
@@ -551,7 +563,7 @@ impl Cells<'_> {
         let s = if f.is_code() { self.code(f, false) } else { self.text(f) };
         match s {
             None => {
-                if required && self.raw.get(f).is_none() {
+                if required && self.get(f).is_none() {
                     self.e.missing(f, "", "");
                 }
                 None
@@ -567,7 +579,7 @@ impl Cells<'_> {
                     );
                     None
                 } else {
-                    Some(s)
+                    Some(s.into_owned())
                 }
             }
         }
@@ -575,8 +587,8 @@ impl Cells<'_> {
 
     fn one_of(&mut self, f: Field, allowed: &[&str]) -> Option<String> {
         let s = self.text(f)?;
-        if allowed.contains(&s.as_str()) {
-            Some(s)
+        if allowed.contains(&s.as_ref()) {
+            Some(s.into_owned())
         } else {
             let list = allowed.join("、");
             let list_en = allowed.join(", ");
@@ -616,11 +628,11 @@ impl Cells<'_> {
             self.e.push(Field::Region, "bad_region", "行政区划代码应为 6 位数字".into(), "region must be a 6-digit code".into());
             return None;
         }
-        self.region_code(Field::Region, &s).then_some(s)
+        self.region_code(Field::Region, &s).then(|| s.into_owned())
     }
 
     fn date(&mut self, f: Field, required: bool) -> Option<Date> {
-        let v = match self.raw.get(f) {
+        let v = match self.get(f) {
             Some(v) => v,
             None => {
                 if required {
@@ -661,7 +673,7 @@ impl Cells<'_> {
 
     /// A list field: split text on `;` `；` `、`, or a JSON array of values.
     fn list(&mut self, f: Field, max: Option<usize>, required: bool) -> Option<Vec<String>> {
-        let items = match self.raw.get(f) {
+        let items = match self.get(f) {
             None => Vec::new(),
             Some(RawValue::List(values)) => {
                 let mut out = Vec::new();
@@ -704,7 +716,7 @@ impl Cells<'_> {
 
     fn trl(&mut self) -> Option<u8> {
         let f = Field::Trl;
-        let v = self.raw.get(f)?;
+        let v = self.get(f)?;
         let n = match v {
             RawValue::Int(i) => Some(*i),
             RawValue::Float(x) if x.fract() == 0.0 && x.abs() < 1e9 => Some(*x as i64),
@@ -721,7 +733,7 @@ impl Cells<'_> {
     }
 
     fn boolean(&mut self, f: Field) -> Option<bool> {
-        let v = self.raw.get(f)?;
+        let v = self.get(f)?;
         let b = match v {
             RawValue::Bool(b) => Some(*b),
             RawValue::Int(1) => Some(true),
@@ -764,7 +776,7 @@ impl Cells<'_> {
 
     /// A decimal number, given as a number or as text (thousands separators allowed).
     fn number(&mut self, f: Field, non_negative: bool) -> Option<f64> {
-        let v = self.raw.get(f)?;
+        let v = self.get(f)?;
         let n = match v {
             RawValue::Int(i) => Some(*i as f64),
             RawValue::Float(x) => Some(*x),
@@ -790,7 +802,7 @@ impl Cells<'_> {
         let s = self.code(Field::Phone, false)?;
         let n = s.chars().count();
         if (7..=20).contains(&n) && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ')) {
-            Some(s)
+            Some(s.into_owned())
         } else {
             self.e.push(
                 Field::Phone,

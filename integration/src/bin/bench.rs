@@ -45,7 +45,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     let size = Size { smoke };
     let root = tempfile::tempdir_in(std::env::var("HUIJIAO_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string()))?;
     let machine = Machine::probe(root.path());
-    eprintln!("machine: {} cores, {}, {:.0} GiB RAM, disk {}, kernel {}", machine.cores, machine.cpu, machine.memory_gib, machine.disk, machine.kernel);
+    eprintln!(
+        "machine: {} cores, {}, {:.0} GiB RAM, disk {}, kernel {}",
+        machine.cores, machine.cpu, machine.memory_gib, machine.disk, machine.kernel
+    );
     let exe = std::env::current_exe()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut rows: Vec<Row> = Vec::new();
@@ -65,14 +68,24 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     let table = markdown(&rows);
     println!("{table}");
     std::fs::create_dir_all(&out)?;
-    std::fs::write(out.join("results.json"), serde_json::to_vec_pretty(&serde_json::json!({"machine": machine, "smoke": smoke, "results": rows}))?)?;
-    std::fs::write(out.join("results.md"), format!("Machine: {} cores, {}, {:.0} GiB RAM, disk {}, Linux {}\n\n{table}", machine.cores, machine.cpu, machine.memory_gib, machine.disk, machine.kernel))?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_vec_pretty(&serde_json::json!({"machine": machine, "smoke": smoke, "results": rows}))?,
+    )?;
+    std::fs::write(
+        out.join("results.md"),
+        format!(
+            "Machine: {} cores, {}, {:.0} GiB RAM, disk {}, Linux {}\n\n{table}",
+            machine.cores, machine.cpu, machine.memory_gib, machine.disk, machine.kernel
+        ),
+    )?;
     eprintln!("wrote {}/results.json and results.md", out.display());
     Ok(())
 }
 
 fn markdown(rows: &[Row]) -> String {
-    let mut s = String::from("| scenario | metric | goal | measured | baseline | ratio | met | note |\n|---|---|---|---|---|---|---|---|\n");
+    let mut s =
+        String::from("| scenario | metric | goal | measured | baseline | ratio | met | note |\n|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let num = |x: f64| if x >= 100.0 { format!("{x:.0}") } else { format!("{x:.2}") };
         s.push_str(&format!(
@@ -94,3 +107,7 @@ fn markdown(rows: &[Row]) -> String {
     }
     s
 }
+
+// The same allocator as the huijiao binary (see node/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -5,3 +5,7 @@
 fn main() -> std::process::ExitCode {
     huijiao::cli::main()
 }
+
+// The same allocator as the huijiao binary (see node/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

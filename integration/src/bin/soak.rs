@@ -31,3 +31,7 @@ fn main() -> anyhow::Result<()> {
     println!("soak passed");
     Ok(())
 }
+
+// The same allocator as the huijiao binary (see node/src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -20,12 +20,12 @@ pub fn read_json(bytes: &[u8]) -> Result<Table, Refusal> {
     })?;
     let mut b = Builder::default();
     match value {
-        Value::Object(o) => b.object(1, o),
+        Value::Object(o) => b.object(1, o.into_iter().collect()),
         Value::Array(items) => {
             for (i, v) in items.into_iter().enumerate() {
                 let row = i as u64 + 1;
                 match v {
-                    Value::Object(o) => b.object(row, o),
+                    Value::Object(o) => b.object(row, o.into_iter().collect()),
                     other => b.not_object(row, other.to_string()),
                 }
             }
@@ -49,9 +49,10 @@ pub fn read_jsonl(bytes: &[u8]) -> Result<Table, Refusal> {
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(obj)) => b.object(row, obj),
-            Ok(other) => b.not_object(row, other.to_string()),
+        // Straight into (key, value) pairs: no map of the whole object is built.
+        match serde_json::from_str::<Pairs>(line) {
+            Ok(Pairs(pairs)) => b.object(row, pairs),
+            Err(e) if e.classify() == serde_json::error::Category::Data => b.not_object(row, line.trim().to_string()),
             Err(e) => b.broken(
                 row,
                 line.to_string(),
@@ -71,34 +72,50 @@ pub fn read_jsonl(bytes: &[u8]) -> Result<Table, Refusal> {
 #[derive(Default)]
 struct Builder {
     keys: Vec<String>,
-    rows: Vec<(SourceRow, Vec<(String, String)>)>,
+    /// The field of each key in `keys`.
+    fields: Vec<Option<Field>>,
+    rows: Vec<SourceRow>,
     unknown: Vec<String>,
-    has_raw: bool,
+    raw_column: Option<usize>,
 }
 
 impl Builder {
-    fn object(&mut self, row: u64, obj: serde_json::Map<String, Value>) {
-        let mut raw = RawRow { row, cells: Vec::with_capacity(obj.len()) };
-        let mut given = Vec::with_capacity(obj.len());
-        for (k, v) in obj {
-            if !self.keys.contains(&k) {
-                self.keys.push(k.clone());
+    /// The column of a key; `hint` is where the key usually is (rows of one file
+    /// mostly list their keys in the same order).
+    fn column(&mut self, key: &str, hint: usize) -> usize {
+        if self.keys.get(hint).is_some_and(|k| k == key) {
+            return hint;
+        }
+        match self.keys.iter().position(|k| k == key) {
+            Some(i) => i,
+            None => {
+                self.keys.push(key.to_string());
+                self.fields.push(Field::from_header(key));
+                self.keys.len() - 1
             }
-            given.push((k.clone(), display(&v)));
-            match Field::from_header(&k) {
+        }
+    }
+
+    fn object(&mut self, row: u64, obj: Vec<(String, Value)>) {
+        let mut raw = RawRow { row, cells: Vec::with_capacity(obj.len()) };
+        let mut extra = Vec::new();
+        for (i, (k, v)) in obj.into_iter().enumerate() {
+            let col = self.column(&k, i);
+            match self.fields[col] {
                 Some(f) if !raw.cells.iter().any(|(g, _)| *g == f) => raw.cells.push((f, to_raw(v))),
-                Some(_) => {}
+                Some(_) => extra.push((col, display(&v))),
                 None => {
                     if !self.unknown.contains(&k) {
                         self.unknown.push(k);
                     }
+                    extra.push((col, display(&v)));
                 }
             }
         }
-        if raw.is_blank() && given.iter().all(|(_, v)| v.trim().is_empty()) {
+        if raw.is_blank() && extra.iter().all(|(_, v)| v.trim().is_empty()) {
             return;
         }
-        self.rows.push((SourceRow { row, raw, given: Vec::new(), broken: None }, given));
+        self.rows.push(SourceRow { row, raw, extra, broken: None });
     }
 
     fn not_object(&mut self, row: u64, text: String) {
@@ -107,28 +124,49 @@ impl Builder {
     }
 
     fn broken(&mut self, row: u64, text: String, e: huijiao_protocol::RowError) {
-        self.has_raw = true;
-        self.rows.push((
-            SourceRow { row, raw: RawRow { row, cells: Vec::new() }, given: Vec::new(), broken: Some(e) },
-            vec![(RAW_COLUMN.to_string(), text)],
-        ));
+        let col = *self.raw_column.get_or_insert(usize::MAX);
+        self.rows.push(SourceRow { row, raw: RawRow { row, cells: Vec::new() }, extra: vec![(col, text)], broken: Some(e) });
     }
 
     fn finish(mut self, encoding: &'static str) -> Table {
-        if self.has_raw {
+        // The raw-text column, when needed, comes last.
+        if self.raw_column.is_some() {
+            let col = self.keys.len();
             self.keys.push(RAW_COLUMN.to_string());
+            for r in &mut self.rows {
+                for (c, _) in &mut r.extra {
+                    if *c == usize::MAX {
+                        *c = col;
+                    }
+                }
+            }
         }
-        let keys = self.keys;
-        let rows = self
-            .rows
-            .into_iter()
-            .map(|(mut r, given)| {
-                r.given = keys.iter().map(|k| given.iter().find(|(g, _)| g == k).map(|(_, v)| v.clone()).unwrap_or_default()).collect();
-                r
-            })
-            .collect();
+        let column_fields = self.keys.iter().map(|k| if k == RAW_COLUMN { None } else { Field::from_header(k) }).collect();
         let warnings: Vec<Warning> = self.unknown.iter().map(|k| unknown_column(k)).collect();
-        Table { encoding: Some(encoding), columns: keys, rows, warnings, header_fields: None }
+        Table { encoding: Some(encoding), columns: self.keys, column_fields, rows: self.rows, warnings, header_fields: None }
+    }
+}
+
+/// A JSON object as its (key, value) pairs in order.
+struct Pairs(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pairs, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Pairs, A::Error> {
+                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(32));
+                while let Some(pair) = m.next_entry()? {
+                    v.push(pair);
+                }
+                Ok(Pairs(v))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 

@@ -60,9 +60,11 @@ pub fn is_ignored_name(name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRow {
     pub row: u64,
+    /// The recognised cells. Together with `extra` they are the row as given.
     pub raw: RawRow,
-    /// The cells as given, aligned with [`Parsed::columns`], for `NAME.rejected.csv`.
-    pub given: Vec<String>,
+    /// Cells of columns that map to no field (unknown or repeated columns), by
+    /// column index: only these are kept besides `raw`, so a row's text is stored once.
+    pub extra: Vec<(usize, String)>,
     /// Set when the row could not be parsed at all (a malformed JSON line, an
     /// unterminated quote): the row is rejected with this error.
     pub broken: Option<RowError>,
@@ -75,14 +77,32 @@ pub struct Parsed {
     pub report: Report,
     /// Column headings for `NAME.rejected.csv`, without the error column.
     pub columns: Vec<String>,
+    /// The field each column fills, if any.
+    pub column_fields: Vec<Option<Field>>,
     /// Non-blank data rows in file order.
     pub rows: Vec<SourceRow>,
+}
+
+impl Parsed {
+    /// A row's cells as given, aligned with `columns`.
+    pub fn given(&self, r: &SourceRow) -> Vec<String> {
+        (0..self.columns.len())
+            .map(|i| match r.extra.iter().find(|(c, _)| *c == i) {
+                Some((_, s)) => s.clone(),
+                None => match self.column_fields.get(i).copied().flatten() {
+                    Some(f) => r.raw.cells.iter().find(|(g, _)| *g == f).map(|(_, v)| v.display()).unwrap_or_default(),
+                    None => String::new(),
+                },
+            })
+            .collect()
+    }
 }
 
 /// What a reader hands back before the common header checks.
 pub(crate) struct Table {
     pub encoding: Option<&'static str>,
     pub columns: Vec<String>,
+    pub column_fields: Vec<Option<Field>>,
     pub rows: Vec<SourceRow>,
     pub warnings: Vec<Warning>,
     /// Fields present as columns (CSV/XLSX); None for JSON, where keys are per row.
@@ -95,7 +115,7 @@ pub fn parse_file(name: &str, bytes: &[u8], max_size: u64) -> Parsed {
     let mut report = Report::new(name, &hex(&sha256(bytes)));
     let refused = |mut report: Report, r: Refusal| {
         report.refuse(r);
-        Parsed { report, columns: Vec::new(), rows: Vec::new() }
+        Parsed { report, columns: Vec::new(), column_fields: Vec::new(), rows: Vec::new() }
     };
     let Some(format) = Format::from_name(name) else {
         return refused(
@@ -131,7 +151,7 @@ pub fn parse_file(name: &str, bytes: &[u8], max_size: u64) -> Parsed {
             return refused(report, r);
         }
     }
-    Parsed { report, columns: table.columns, rows: table.rows }
+    Parsed { report, columns: table.columns, column_fields: table.column_fields, rows: table.rows }
 }
 
 /// The refusal for a file over the size limit.
@@ -224,17 +244,21 @@ fn read_csv(bytes: &[u8]) -> Result<Table, Refusal> {
     let width = header.fields.len();
     let mut rows = Vec::new();
     for rec in records {
-        let mut raw = RawRow { row: rec.row, cells: Vec::with_capacity(width) };
-        for (i, f) in map.iter().enumerate() {
-            if let Some(f) = f {
-                let v = rec.fields.get(i).map_or(RawValue::Empty, |s| RawValue::Text(s.clone()));
-                raw.cells.push((*f, v));
-            }
-        }
         if !rec.unterminated && rec.fields.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let extra = rec.fields.iter().skip(width).any(|f| !f.trim().is_empty());
+        let extra_cells = rec.fields.iter().skip(width).any(|f| !f.trim().is_empty());
+        let mut raw = RawRow { row: rec.row, cells: Vec::with_capacity(width) };
+        let mut extra = Vec::new();
+        let mut fields = rec.fields.into_iter();
+        for (i, f) in map.iter().enumerate() {
+            let cell = fields.next();
+            match (f, cell) {
+                (Some(f), cell) => raw.cells.push((*f, cell.map_or(RawValue::Empty, RawValue::Text))),
+                (None, Some(c)) if !c.is_empty() => extra.push((i, c)),
+                (None, _) => {}
+            }
+        }
         let broken = if rec.unterminated {
             Some(broken_row(
                 rec.row,
@@ -242,7 +266,7 @@ fn read_csv(bytes: &[u8]) -> Result<Table, Refusal> {
                 "引号未闭合，该行及其后内容无法解析",
                 "unterminated quote; the row cannot be parsed",
             ))
-        } else if extra {
+        } else if extra_cells {
             Some(broken_row(
                 rec.row,
                 "too_many_cells",
@@ -252,9 +276,10 @@ fn read_csv(bytes: &[u8]) -> Result<Table, Refusal> {
         } else {
             None
         };
-        rows.push(SourceRow { row: rec.row, raw, given: rec.fields, broken });
+        rows.push(SourceRow { row: rec.row, raw, extra, broken });
     }
-    Ok(Table { encoding: Some(encoding), columns: header.fields, rows, warnings, header_fields: Some(map.into_iter().flatten().collect()) })
+    let fields: Vec<Field> = map.iter().flatten().copied().collect();
+    Ok(Table { encoding: Some(encoding), columns: header.fields, column_fields: map, rows, warnings, header_fields: Some(fields) })
 }
 
 /// An error for a row that could not be parsed at all: no field to blame.
@@ -329,8 +354,7 @@ pub fn rejected_csv(parsed: &Parsed, report: &Report) -> Option<Vec<u8>> {
             continue;
         }
         let Ok(i) = parsed.rows.binary_search_by_key(&row, |r| r.row) else { continue };
-        let mut cells = parsed.rows[i].given.clone();
-        cells.resize(parsed.columns.len(), String::new());
+        let mut cells = parsed.given(&parsed.rows[i]);
         let text: Vec<String> = errors
             .iter()
             .map(|e| match e.field.as_deref().and_then(Field::from_header) {

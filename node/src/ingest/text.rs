@@ -60,15 +60,18 @@ fn has_four_byte_gb18030(b: &[u8]) -> bool {
     false
 }
 
-/// NUL anywhere, or more than one control character per thousand, means binary.
+/// NUL anywhere, or more than one control character per thousand bytes, means binary.
+/// C0 controls and DEL are single bytes in UTF-8, so a byte scan finds them.
 fn looks_binary(text: &str) -> bool {
     let mut controls = 0usize;
-    for c in text.chars() {
-        if c == '\0' {
-            return true;
-        }
-        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
-            controls += 1;
+    for &b in text.as_bytes() {
+        if b < 0x20 || b == 0x7F {
+            if b == 0 {
+                return true;
+            }
+            if !matches!(b, b'\t' | b'\n' | b'\r') {
+                controls += 1;
+            }
         }
     }
     controls * 1000 > text.len().max(1)

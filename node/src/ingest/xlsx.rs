@@ -35,15 +35,22 @@ pub fn read(bytes: &[u8]) -> Result<Table, Refusal> {
             continue;
         }
         let mut raw = RawRow { row, cells: Vec::with_capacity(map.len()) };
-        for (f, v) in map.iter().zip(&values) {
-            if let Some(f) = f {
-                raw.cells.push((*f, v.clone()));
+        let mut extra = Vec::new();
+        for (i, (f, v)) in map.iter().zip(values).enumerate() {
+            match f {
+                Some(f) => raw.cells.push((*f, v)),
+                None => {
+                    let shown = v.display();
+                    if !shown.is_empty() {
+                        extra.push((i, shown));
+                    }
+                }
             }
         }
-        let given = values.iter().take(header.len()).map(RawValue::display).collect();
-        rows.push(SourceRow { row, raw, given, broken: None });
+        rows.push(SourceRow { row, raw, extra, broken: None });
     }
-    Ok(Table { encoding: None, columns: header, rows, warnings, header_fields: Some(map.into_iter().flatten().collect()) })
+    let fields: Vec<_> = map.iter().flatten().copied().collect();
+    Ok(Table { encoding: None, columns: header, column_fields: map, rows, warnings, header_fields: Some(fields) })
 }
 
 fn to_raw(c: &Data) -> RawValue {

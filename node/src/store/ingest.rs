@@ -31,8 +31,54 @@ pub struct FileEntry {
 /// What the inbox streams to [`Writer::ingest_file`]: valid rows in chunks, then the
 /// validation report. A sender that goes away without `Done` rolls the file back.
 pub enum IngestMsg {
-    Rows(Vec<(u64, Row)>),
+    Rows(Vec<Prepared>),
     Done(Report),
+}
+
+/// A valid row made ready for the store off the writer thread: the canonical body and
+/// its hash are computed by the sender, so the writer only writes.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub row_no: u64,
+    pub reg_no: String,
+    pub upsert: Option<PreparedRecord>,
+}
+
+/// The columns and body of an upsert.
+#[derive(Debug, Clone)]
+pub struct PreparedRecord {
+    pub body: String,
+    pub hash: [u8; 32],
+    pub region: String,
+    pub kind: &'static str,
+    pub reg_date: String,
+    pub secret: &'static str,
+    pub embargo_until: Option<String>,
+}
+
+impl Prepared {
+    pub fn new(row_no: u64, row: Row) -> Prepared {
+        match row {
+            Row::Withdraw { reg_no } => Prepared { row_no, reg_no, upsert: None },
+            Row::Upsert(rec) => {
+                let body = rec.canonical_string();
+                let hash = sha256(body.as_bytes());
+                Prepared {
+                    row_no,
+                    upsert: Some(PreparedRecord {
+                        hash,
+                        region: rec.region,
+                        kind: rec.kind.zh(),
+                        reg_date: rec.reg_date.to_string(),
+                        secret: rec.secret.zh(),
+                        embargo_until: rec.embargo_until.map(|d| d.to_string()),
+                        body,
+                    }),
+                    reg_no: rec.reg_no,
+                }
+            }
+        }
+    }
 }
 
 /// The result of one committed file.
@@ -109,8 +155,8 @@ impl Writer {
             match rows.recv() {
                 Ok(IngestMsg::Rows(chunk)) => {
                     let now = crate::clock::now_ms();
-                    for (row_no, row) in chunk {
-                        match apply_local(&tx, &node, &source, row_no, row, now)? {
+                    for row in chunk {
+                        match apply_local(&tx, &node, &source, row, now)? {
                             Ok(Applied::Inserted) => summary.inserted += 1,
                             Ok(Applied::Updated) => summary.updated += 1,
                             Ok(Applied::Withdrawn) => summary.withdrawn += 1,
@@ -160,21 +206,14 @@ pub(crate) fn current(tx: &Transaction<'_>, reg_no: &str) -> rusqlite::Result<Op
 
 /// Applies one row at its origin. The outer error is a database failure (the file is
 /// rolled back); the inner one a row the store refuses.
-fn apply_local(
-    tx: &Transaction<'_>,
-    node: &str,
-    source: &str,
-    row_no: u64,
-    row: Row,
-    now: i64,
-) -> anyhow::Result<Result<Applied, RowError>> {
-    let reg_no = row.reg_no().to_string();
-    let cur = current(tx, &reg_no)?;
+fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, now: i64) -> anyhow::Result<Result<Applied, RowError>> {
+    let (row_no, reg_no) = (row.row_no, row.reg_no.as_str());
+    let cur = current(tx, reg_no)?;
     if let Some(c) = &cur {
         if c.origin != node {
             return Ok(Err(store_error(
                 row_no,
-                &reg_no,
+                reg_no,
                 "reg_no",
                 "not_origin",
                 &format!("该成果由节点 {} 登记，只有该节点可以修改或撤销", c.origin),
@@ -182,32 +221,29 @@ fn apply_local(
             )));
         }
     }
-    let hops = serde_json::to_string(&[(node, now)])?;
-    match row {
-        Row::Upsert(rec) => {
-            let body = rec.canonical_json();
-            let hash = sha256(&body);
+    let hops = format!("[[\"{node}\",{now}]]");
+    match row.upsert {
+        Some(rec) => {
             let version = match &cur {
                 Some(c) if c.withdrawn => {
                     return Ok(Err(store_error(
                         row_no,
-                        &reg_no,
+                        reg_no,
                         "reg_no",
                         "withdrawn_record",
                         "该成果已撤销，撤销后不能再修改或重新登记",
                         "the record was withdrawn; a withdrawn record cannot be changed or registered again",
                     )))
                 }
-                Some(c) if c.hash == hash => return Ok(Ok(Applied::Unchanged)),
+                Some(c) if c.hash == rec.hash => return Ok(Ok(Applied::Unchanged)),
                 Some(c) => c.version + 1,
                 None => 1,
             };
-            let body_text = std::str::from_utf8(&body).expect("serde_json writes UTF-8");
             tx.prepare_cached(
                 "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
                  VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .execute(params![reg_no, node, version, rec.region, &hash[..], now, hops, source, body_text])?;
+            .execute(params![reg_no, node, version, rec.region, &rec.hash[..], now, hops, source, rec.body])?;
             let seq = tx.last_insert_rowid();
             tx.prepare_cached(
                 "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
@@ -216,26 +252,14 @@ fn apply_local(
                    body_seq = excluded.body_seq, region = excluded.region, kind = excluded.kind, reg_date = excluded.reg_date,
                    secret = excluded.secret, embargo_until = excluded.embargo_until, updated_at = excluded.updated_at",
             )?
-            .execute(params![
-                reg_no,
-                node,
-                version,
-                &hash[..],
-                seq,
-                rec.region,
-                rec.kind.zh(),
-                rec.reg_date.to_string(),
-                rec.secret.zh(),
-                rec.embargo_until.map(|d| d.to_string()),
-                now
-            ])?;
+            .execute(params![reg_no, node, version, &rec.hash[..], seq, rec.region, rec.kind, rec.reg_date, rec.secret, rec.embargo_until, now])?;
             Ok(Ok(if version == 1 { Applied::Inserted } else { Applied::Updated }))
         }
-        Row::Withdraw { .. } => {
+        None => {
             let Some(c) = cur else {
                 return Ok(Err(store_error(
                     row_no,
-                    &reg_no,
+                    reg_no,
                     "reg_no",
                     "unknown_record",
                     "要撤销的登记号在本节点不存在",
@@ -246,14 +270,15 @@ fn apply_local(
                 return Ok(Ok(Applied::Unchanged));
             }
             let version = c.version + 1;
+            let hash = withdraw_hash(reg_no);
             tx.prepare_cached(
                 "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
                  VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, NULL)",
             )?
-            .execute(params![reg_no, node, version, c.region, &withdraw_hash(&reg_no)[..], now, hops, source])?;
+            .execute(params![reg_no, node, version, c.region, &hash[..], now, hops, source])?;
             let seq = tx.last_insert_rowid();
             tx.prepare_cached("UPDATE records SET version = ?2, withdrawn = 1, hash = ?3, seq = ?4, updated_at = ?5 WHERE reg_no = ?1")?
-                .execute(params![reg_no, version, &withdraw_hash(&reg_no)[..], seq, now])?;
+                .execute(params![reg_no, version, &hash[..], seq, now])?;
             Ok(Ok(Applied::Withdrawn))
         }
     }

@@ -26,7 +26,7 @@ fn ingest(w: &mut Writer, sha: &str, rows: Vec<Row>) -> IngestSummary {
     let mut report = Report::new("f.csv", sha);
     report.rows = n;
     report.accepted = n;
-    tx.send(IngestMsg::Rows(rows.into_iter().enumerate().map(|(i, r)| (i as u64 + 2, r)).collect())).unwrap();
+    tx.send(IngestMsg::Rows(rows.into_iter().enumerate().map(|(i, r)| Prepared::new(i as u64 + 2, r)).collect())).unwrap();
     tx.send(IngestMsg::Done(report)).unwrap();
     let meta =
         FileMeta { sha256: sha.into(), name: "f.csv".into(), source_path: "/in/f.csv".into(), dest: format!("/p/{sha}"), received_at: 1 };
@@ -103,7 +103,7 @@ fn the_journal_remembers_files_and_an_abandoned_file_stores_nothing() {
         assert!(w.lookup_file("zz").unwrap().is_none());
 
         let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        tx.send(IngestMsg::Rows(vec![(2, Row::Upsert(record(5, "半途")))])).unwrap();
+        tx.send(IngestMsg::Rows(vec![Prepared::new(2, Row::Upsert(record(5, "半途")))])).unwrap();
         drop(tx);
         let meta = FileMeta { sha256: "x".into(), name: "x.csv".into(), source_path: String::new(), dest: String::new(), received_at: 0 };
         assert!(w.ingest_file(meta, rx).is_err());
