@@ -14,7 +14,7 @@
 //!    fsync, and mark the journal entry moved.
 
 use crate::config::{Config, InboxDir};
-use crate::ingest::{is_ignored_name, parse_file, rejected_csv, too_large, validate_rows, Format};
+use crate::ingest::{is_ignored_name, open_file, parse_file, rejected_csv, too_large, validate_rows, Format};
 use crate::store::{FileEntry, FileMeta, IngestMsg, Prepared, Store};
 use anyhow::Context;
 use huijiao_protocol::record::hex;
@@ -250,19 +250,20 @@ pub fn handle_file(cfg: &Config, store: &Store, inbox: &InboxDir, path: &Path) -
         return finish(path, &dest, &report, None);
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let sha = hex(&huijiao_protocol::record::sha256(&bytes));
+    // Hashes the bytes, and for CSV and JSONL starts parsing them on a reader thread.
+    let opened = open_file(&name, bytes, cfg.max_file_size);
+    let sha = opened.report.sha256.clone();
     let seen = {
         let sha = sha.clone();
         store.call_blocking(move |w| w.lookup_file(&sha))??
     };
     if let Some(entry) = seen {
-        return redrop(store, inbox, path, &name, &day, &bytes, entry, cfg.max_file_size);
+        drop(opened);
+        return redrop(store, inbox, path, &name, &day, entry, cfg.max_file_size);
     }
-    let parsed = parse_file(&name, &bytes, cfg.max_file_size);
-    drop(bytes);
-    if parsed.report.refused.is_some() {
+    if opened.report.refused.is_some() {
         let dest = unique_dest(&inbox.rejected.join(&day), &name, store)?;
-        return finish(path, &dest, &parsed.report, None);
+        return finish(path, &dest, &opened.report, None);
     }
     let dest = unique_dest(&inbox.processed.join(&day), &name, store)?;
     let meta = FileMeta {
@@ -275,16 +276,32 @@ pub fn handle_file(cfg: &Config, store: &Store, inbox: &InboxDir, path: &Path) -
     let (tx, rx) = std::sync::mpsc::sync_channel(2);
     let result = store.submit(move |w| w.ingest_file(meta, rx))?;
     let validator = Validator { regions: &cfg.regions, today: crate::clock::today(), node: Some(&cfg.node_id) };
-    let report = validate_rows(&parsed, &validator, CHUNK_ROWS, |chunk| {
+    // Three stages on their own threads: reading, checking (here), writing.
+    let parsed = validate_rows(opened, &validator, CHUNK_ROWS, |chunk| {
         let prepared = chunk.into_iter().map(|(n, row)| Prepared::new(n, row)).collect();
         // A closed channel means the writer failed; its error arrives on `result`.
         let _ = tx.send(IngestMsg::Rows(prepared));
     });
-    let _ = tx.send(IngestMsg::Done(report));
+    if parsed.report.refused.is_some() {
+        // Refused on the way (a missing column, no rows): abandon the transaction.
+        drop(tx);
+        let _ = result.recv();
+        let dest = unique_dest(&inbox.rejected.join(&day), &name, store)?;
+        return finish(path, &dest, &parsed.report, None);
+    }
+    let _ = tx.send(IngestMsg::Done(parsed.report.clone()));
     drop(tx);
     let summary = result.recv().context("the store writer stopped during the ingest")??;
+    // Rows only the store could reject were not kept: read the file again for them.
+    let kept_all = summary.report.rejected_rows().iter().all(|r| parsed.rows.binary_search_by_key(r, |s| s.row).is_ok());
+    let rejected = if kept_all {
+        rejected_csv(&parsed, &summary.report)
+    } else {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        rejected_csv(&parse_file(&name, &bytes, cfg.max_file_size), &summary.report)
+    };
     // Committed durably: only now may the file leave the inbox.
-    let handled = finish(path, &dest, &summary.report, rejected_csv(&parsed, &summary.report))?;
+    let handled = finish(path, &dest, &summary.report, rejected)?;
     store.call_blocking(move |w| w.mark_moved(&sha))??;
     Ok(handled)
 }
@@ -292,18 +309,9 @@ pub fn handle_file(cfg: &Config, store: &Store, inbox: &InboxDir, path: &Path) -
 /// A file whose bytes are already in the journal: either a restart after a crash
 /// between commit and move (finish the move with the stored report), or the same file
 /// dropped again (store nothing, say so).
-#[allow(clippy::too_many_arguments)]
-fn redrop(
-    store: &Store,
-    inbox: &InboxDir,
-    path: &Path,
-    name: &str,
-    day: &str,
-    bytes: &[u8],
-    entry: FileEntry,
-    max: u64,
-) -> anyhow::Result<Handled> {
-    let parsed = parse_file(name, bytes, max);
+fn redrop(store: &Store, inbox: &InboxDir, path: &Path, name: &str, day: &str, entry: FileEntry, max: u64) -> anyhow::Result<Handled> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed = parse_file(name, &bytes, max);
     let sha = entry.meta.sha256.clone();
     let dest = PathBuf::from(&entry.meta.dest);
     if !entry.moved && !dest.exists() {

@@ -77,9 +77,10 @@ impl Report {
         }
     }
 
-    /// Marks the whole file refused: nothing from it counts as accepted.
+    /// Marks the whole file refused: nothing from it counts, as no row was taken.
     pub fn refuse(&mut self, refusal: Refusal) {
         self.refused = Some(refusal);
+        self.rows = 0;
         self.accepted = 0;
         self.rejected = 0;
         self.errors.clear();

@@ -1,6 +1,6 @@
 //! `huijiao check`: validate files without storing anything.
 
-use crate::ingest::{check_rows, parse_file, DEFAULT_MAX_FILE_SIZE};
+use crate::ingest::{open_file, validate_rows, DEFAULT_MAX_FILE_SIZE};
 use huijiao_protocol::report::{Refusal, Report};
 use huijiao_protocol::{RegionTable, Validator};
 use std::io::Write;
@@ -14,7 +14,8 @@ pub fn run(files: &[PathBuf], json: bool, node: Option<&str>, regions: &RegionTa
     for path in files {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
         let report = match std::fs::read(path) {
-            Ok(bytes) => check_rows(&parse_file(&name, &bytes, DEFAULT_MAX_FILE_SIZE), &validator).report,
+            // The same path as the inbox, without a store.
+            Ok(bytes) => validate_rows(open_file(&name, bytes, DEFAULT_MAX_FILE_SIZE), &validator, usize::MAX, |_| {}).report,
             Err(e) => {
                 let mut r = Report::new(&name, "");
                 r.refuse(Refusal::new("unreadable_file", "无法读取文件", &format!("cannot read {}: {e}", path.display())));

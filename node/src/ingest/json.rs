@@ -1,6 +1,6 @@
 //! JSON (one object or an array of objects) and JSONL / NDJSON (one object per line).
 
-use super::{broken_row, text, unknown_column, SourceRow, Table};
+use super::{broken_row, text, unknown_column, SourceRow, Stream, Table, Tail, CHUNK};
 use huijiao_protocol::fields::Field;
 use huijiao_protocol::report::{Refusal, Warning};
 use huijiao_protocol::validate::{format_float, RawRow, RawValue};
@@ -9,7 +9,7 @@ use serde_json::Value;
 /// The column of `NAME.rejected.csv` that carries a JSON line that could not be parsed.
 pub const RAW_COLUMN: &str = "原始内容 (raw)";
 
-pub fn read_json(bytes: &[u8]) -> Result<Table, Refusal> {
+pub fn read_json(bytes: Vec<u8>) -> Result<Table, Refusal> {
     let (text, encoding) = text::decode(bytes)?;
     let value: Value = serde_json::from_str(&text).map_err(|e| {
         Refusal::new(
@@ -38,34 +38,43 @@ pub fn read_json(bytes: &[u8]) -> Result<Table, Refusal> {
             ))
         }
     }
-    Ok(b.finish(encoding))
+    Ok(b.finish(Some(encoding)))
 }
 
-pub fn read_jsonl(bytes: &[u8]) -> Result<Table, Refusal> {
-    let (text, encoding) = text::decode(bytes)?;
-    let mut b = Builder::default();
-    for (i, line) in text.lines().enumerate() {
-        let row = i as u64 + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        // Straight into (key, value) pairs: no map of the whole object is built.
-        match serde_json::from_str::<Pairs>(line) {
-            Ok(Pairs(pairs)) => b.object(row, pairs),
-            Err(e) if e.classify() == serde_json::error::Category::Data => b.not_object(row, line.trim().to_string()),
-            Err(e) => b.broken(
-                row,
-                line.to_string(),
-                broken_row(
-                    row,
-                    "malformed_json_line",
-                    &format!("该行不是有效的 JSON（第 {} 列）", e.column()),
-                    &format!("the line is not valid JSON: {e}"),
-                ),
-            ),
-        }
-    }
-    Ok(b.finish(encoding))
+/// Parses JSON Lines on a thread of their own, handing rows over in chunks.
+pub(crate) fn stream_jsonl(text: String) -> Stream {
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let done = std::thread::Builder::new()
+        .name("jsonl-reader".into())
+        .spawn(move || {
+            let mut b = Builder::default();
+            for (i, line) in text.lines().enumerate() {
+                let row = i as u64 + 1;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                // Straight into (key, value) pairs: no map of the whole object is built.
+                match serde_json::from_str::<Pairs>(line) {
+                    Ok(Pairs(pairs)) => b.object(row, pairs),
+                    Err(e) if e.classify() == serde_json::error::Category::Data => b.not_object(row, line.trim().to_string()),
+                    Err(e) => b.broken(
+                        row,
+                        line.to_string(),
+                        broken_row(row, "malformed_json_line", &format!("该行不是有效的 JSON（第 {} 列）", e.column()), &format!("the line is not valid JSON: {e}")),
+                    ),
+                }
+                if b.rows.len() >= CHUNK && tx.send(std::mem::take(&mut b.rows)).is_err() {
+                    break;
+                }
+            }
+            if !b.rows.is_empty() {
+                let _ = tx.send(std::mem::take(&mut b.rows));
+            }
+            let t = b.finish(Some("utf-8"));
+            Tail { columns: t.columns, column_fields: t.column_fields, warnings: t.warnings }
+        })
+        .expect("can start a reader thread");
+    Stream { rx, done }
 }
 
 /// Collects rows and the union of keys (for `NAME.rejected.csv` columns).
@@ -76,7 +85,7 @@ struct Builder {
     fields: Vec<Option<Field>>,
     rows: Vec<SourceRow>,
     unknown: Vec<String>,
-    raw_column: Option<usize>,
+    has_raw: bool,
 }
 
 impl Builder {
@@ -123,27 +132,21 @@ impl Builder {
         self.broken(row, text, e);
     }
 
+    /// A row that could not be parsed: its text goes to the raw column (`usize::MAX`
+    /// until the columns are final, see `Parsed::given`).
     fn broken(&mut self, row: u64, text: String, e: huijiao_protocol::RowError) {
-        let col = *self.raw_column.get_or_insert(usize::MAX);
-        self.rows.push(SourceRow { row, raw: RawRow { row, cells: Vec::new() }, extra: vec![(col, text)], broken: Some(e) });
+        self.has_raw = true;
+        self.rows.push(SourceRow { row, raw: RawRow { row, cells: Vec::new() }, extra: vec![(usize::MAX, text)], broken: Some(e) });
     }
 
-    fn finish(mut self, encoding: &'static str) -> Table {
+    fn finish(mut self, encoding: Option<&'static str>) -> Table {
         // The raw-text column, when needed, comes last.
-        if self.raw_column.is_some() {
-            let col = self.keys.len();
+        if self.has_raw {
             self.keys.push(RAW_COLUMN.to_string());
-            for r in &mut self.rows {
-                for (c, _) in &mut r.extra {
-                    if *c == usize::MAX {
-                        *c = col;
-                    }
-                }
-            }
         }
         let column_fields = self.keys.iter().map(|k| if k == RAW_COLUMN { None } else { Field::from_header(k) }).collect();
         let warnings: Vec<Warning> = self.unknown.iter().map(|k| unknown_column(k)).collect();
-        Table { encoding: Some(encoding), columns: self.keys, column_fields, rows: self.rows, warnings, header_fields: None }
+        Table { encoding, columns: self.keys, column_fields, rows: self.rows, warnings, header_fields: None }
     }
 }
 

@@ -1,9 +1,11 @@
 //! Reading office files into rows and checking them (spec §1, §3, §5).
 //!
-//! [`parse_file`] turns a file's bytes into [`Parsed`] rows or a whole-file refusal;
-//! [`check_rows`] validates the rows. Both are pure: the inbox and `huijiao check` share
-//! them, so a file gets the same verdict from either, except for the rules only a store
-//! can decide (`unknown_record`, `not_origin`), which the store adds.
+//! [`open_file`] opens a file's bytes (CSV and JSONL are then parsed on a thread of
+//! their own); [`validate_rows`] checks the rows as they arrive and hands the valid
+//! ones on in chunks. The inbox and `huijiao check` share both, so a file gets the same
+//! verdict from either, except for the rules only a store can decide
+//! (`unknown_record`, `not_origin`), which the store adds. [`parse_file`] reads a whole
+//! file into rows (for `NAME.rejected.csv` and tests).
 
 mod json;
 pub mod text;
@@ -87,9 +89,17 @@ impl Parsed {
     /// A row's cells as given, aligned with `columns`.
     pub fn given(&self, r: &SourceRow) -> Vec<String> {
         (0..self.columns.len())
+            .map(|i| {
+                // The raw text of an unparsable JSON line sits in the last column.
+                if self.columns[i] == json::RAW_COLUMN {
+                    usize::MAX
+                } else {
+                    i
+                }
+            })
             .map(|i| match r.extra.iter().find(|(c, _)| *c == i) {
                 Some((_, s)) => s.clone(),
-                None => match self.column_fields.get(i).copied().flatten() {
+                None => match self.column_fields.get(i).copied().flatten().filter(|_| i != usize::MAX) {
                     Some(f) => r.raw.cells.iter().find(|(g, _)| *g == f).map(|(_, v)| v.display()).unwrap_or_default(),
                     None => String::new(),
                 },
@@ -109,49 +119,182 @@ pub(crate) struct Table {
     pub header_fields: Option<Vec<Field>>,
 }
 
-/// Reads a file's bytes. Never panics; a file that cannot be read at all comes back
-/// with `report.refused` set and no rows.
-pub fn parse_file(name: &str, bytes: &[u8], max_size: u64) -> Parsed {
-    let mut report = Report::new(name, &hex(&sha256(bytes)));
-    let refused = |mut report: Report, r: Refusal| {
+/// Rows arriving from a reader thread, and what the thread knows at the end.
+pub(crate) struct Stream {
+    pub rx: std::sync::mpsc::Receiver<Vec<SourceRow>>,
+    pub done: std::thread::JoinHandle<Tail>,
+}
+
+/// What a streaming reader knows only at the end (JSON keys are per row).
+pub(crate) struct Tail {
+    pub columns: Vec<String>,
+    pub column_fields: Vec<Option<Field>>,
+    pub warnings: Vec<Warning>,
+}
+
+enum Feed {
+    Ready(std::vec::IntoIter<SourceRow>),
+    Stream(Stream),
+}
+
+/// A file opened for reading: the header is known, the rows come in chunks while
+/// they are parsed (CSV and JSONL are parsed on their own thread, so a store can write
+/// the first rows while later ones are still being read).
+pub struct Opened {
+    /// File, hash, format, encoding and header warnings; `refused` when the file
+    /// could not be opened at all.
+    pub report: Report,
+    columns: Vec<String>,
+    column_fields: Vec<Option<Field>>,
+    header_fields: Option<Vec<Field>>,
+    feed: Feed,
+}
+
+/// Rows handed over per chunk.
+const CHUNK: usize = 1024;
+
+impl Opened {
+    fn refused(mut report: Report, r: Refusal) -> Opened {
         report.refuse(r);
-        Parsed { report, columns: Vec::new(), column_fields: Vec::new(), rows: Vec::new() }
-    };
+        Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Ready(Vec::new().into_iter()) }
+    }
+
+    fn from_table(mut report: Report, t: Table) -> Opened {
+        report.encoding = t.encoding.map(str::to_string);
+        report.warnings = t.warnings;
+        Opened { report, columns: t.columns, column_fields: t.column_fields, header_fields: t.header_fields, feed: Feed::Ready(t.rows.into_iter()) }
+    }
+
+    /// The next rows, in file order; None at the end.
+    pub fn next_chunk(&mut self) -> Option<Vec<SourceRow>> {
+        match &mut self.feed {
+            Feed::Ready(it) => {
+                let chunk: Vec<SourceRow> = it.by_ref().take(CHUNK).collect();
+                (!chunk.is_empty()).then_some(chunk)
+            }
+            Feed::Stream(s) => s.rx.recv().ok(),
+        }
+    }
+
+    /// After the last chunk: the columns (for `NAME.rejected.csv`) and warnings.
+    fn finish(self) -> (Report, Vec<String>, Vec<Option<Field>>) {
+        let mut report = self.report;
+        match self.feed {
+            Feed::Ready(_) => (report, self.columns, self.column_fields),
+            Feed::Stream(s) => {
+                drop(s.rx);
+                match s.done.join() {
+                    Ok(tail) => {
+                        report.warnings.extend(tail.warnings);
+                        let (columns, fields) = if tail.columns.is_empty() { (self.columns, self.column_fields) } else { (tail.columns, tail.column_fields) };
+                        (report, columns, fields)
+                    }
+                    Err(_) => (report, self.columns, self.column_fields),
+                }
+            }
+        }
+    }
+}
+
+/// Opens a file's bytes for reading. Never panics; a file that cannot be read at all
+/// comes back with `report.refused` set.
+pub fn open_file(name: &str, bytes: Vec<u8>, max_size: u64) -> Opened {
+    let report = Report::new(name, &hex(&sha256(&bytes)));
     let Some(format) = Format::from_name(name) else {
-        return refused(
+        return Opened::refused(
             report,
             Refusal::new("unsupported_file_type", "不支持的文件类型，只接受 .csv、.xlsx、.json、.jsonl、.ndjson", "unsupported file type"),
         );
     };
+    let mut report = report;
     report.format = Some(format.as_str().to_string());
     if bytes.len() as u64 > max_size {
-        return refused(report, too_large(bytes.len() as u64, max_size));
+        return Opened::refused(report, too_large(bytes.len() as u64, max_size));
     }
     if bytes.is_empty() {
-        return refused(report, Refusal::new("empty_file", "文件是空的", "file is empty"));
+        return Opened::refused(report, Refusal::new("empty_file", "文件是空的", "file is empty"));
     }
-    let table = match format {
-        Format::Csv => read_csv(bytes),
-        Format::Xlsx => xlsx::read(bytes),
-        Format::Json => json::read_json(bytes),
-        Format::Jsonl => json::read_jsonl(bytes),
-    };
-    let table = match table {
-        Ok(t) => t,
-        Err(r) => return refused(report, r),
-    };
-    report.encoding = table.encoding.map(str::to_string);
-    report.warnings = table.warnings;
-    report.rows = table.rows.len() as u64;
-    if table.rows.is_empty() {
-        return refused(report, Refusal::new("no_data_rows", "文件没有数据行", "file holds no data rows"));
-    }
-    if let Some(present) = &table.header_fields {
-        if let Some(r) = missing_columns(present, &table.rows) {
-            return refused(report, r);
+    match format {
+        Format::Xlsx => match xlsx::read(&bytes) {
+            Ok(t) => Opened::from_table(report, t),
+            Err(r) => Opened::refused(report, r),
+        },
+        Format::Json => match json::read_json(bytes) {
+            Ok(t) => Opened::from_table(report, t),
+            Err(r) => Opened::refused(report, r),
+        },
+        Format::Csv | Format::Jsonl => {
+            let (text, encoding) = match text::decode(bytes) {
+                Ok(d) => d,
+                Err(r) => return Opened::refused(report, r),
+            };
+            report.encoding = Some(encoding.to_string());
+            if format == Format::Jsonl {
+                let stream = json::stream_jsonl(text);
+                return Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(stream) };
+            }
+            match stream_csv(text) {
+                Ok((header, map, warnings, stream)) => {
+                    report.warnings = warnings;
+                    let fields = map.iter().flatten().copied().collect();
+                    Opened { report, columns: header, column_fields: map, header_fields: Some(fields), feed: Feed::Stream(stream) }
+                }
+                Err(r) => Opened::refused(report, r),
+            }
         }
     }
-    Parsed { report, columns: table.columns, column_fields: table.column_fields, rows: table.rows }
+}
+
+/// The required columns a header lacks.
+fn missing_required(present: &[Field]) -> Vec<Field> {
+    Field::ALL.into_iter().filter(|f| f.required() && !present.contains(f)).collect()
+}
+
+/// A required column missing from the header refuses the file. `reg_no` is always
+/// required; the others only when some row is not a withdrawal, because a withdrawal
+/// needs only `reg_no` (spec §3). Returns the refusal once it is certain.
+fn missing_column_refusal(missing: &[Field], any_upsert: bool) -> Option<Refusal> {
+    if missing.is_empty() || !(any_upsert || missing.contains(&Field::RegNo)) {
+        return None;
+    }
+    let missing: Vec<Field> = missing.iter().copied().filter(|f| *f == Field::RegNo || any_upsert).collect();
+    let zh: Vec<&str> = missing.iter().map(|f| f.zh()).collect();
+    let en: Vec<&str> = missing.iter().map(|f| f.key()).collect();
+    Some(Refusal::new("missing_column", &format!("缺少必填列：{}", zh.join("、")), &format!("required column missing: {}", en.join(", "))))
+}
+
+fn no_data_rows() -> Refusal {
+    Refusal::new("no_data_rows", "文件没有数据行", "file holds no data rows")
+}
+
+fn is_upsert(r: &SourceRow) -> bool {
+    r.broken.is_none() && !r.raw.is_withdraw()
+}
+
+/// Reads a whole file into rows (for `NAME.rejected.csv`, tools and tests).
+pub fn parse_file(name: &str, bytes: &[u8], max_size: u64) -> Parsed {
+    let mut o = open_file(name, bytes.to_vec(), max_size);
+    let mut rows = Vec::new();
+    while let Some(chunk) = o.next_chunk() {
+        rows.extend(chunk);
+    }
+    let missing = o.header_fields.as_deref().map(missing_required).unwrap_or_default();
+    let upserts_only = o.header_fields.as_ref().is_some_and(|h| !h.contains(&Field::Op));
+    let (mut report, columns, column_fields) = o.finish();
+    if report.refused.is_none() {
+        report.rows = rows.len() as u64;
+        // Decided as the streaming path decides: from the header alone when it can be.
+        let refusal = match missing_column_refusal(&missing, upserts_only) {
+            Some(r) => Some(r),
+            None if rows.is_empty() => Some(no_data_rows()),
+            None => missing_column_refusal(&missing, rows.iter().any(is_upsert)),
+        };
+        if let Some(r) = refusal {
+            report.refuse(r);
+            rows.clear();
+        }
+    }
+    Parsed { report, columns, column_fields, rows }
 }
 
 /// The refusal for a file over the size limit.
@@ -162,23 +305,6 @@ pub fn too_large(size: u64, max: u64) -> Refusal {
         &format!("文件大小 {} MiB 超过上限 {} MiB，请拆分后再提交", mib(size), mib(max)),
         &format!("file is {} MiB, over the {} MiB limit; split it", mib(size), mib(max)),
     )
-}
-
-/// A required column missing from the header refuses the file. `reg_no` is always
-/// required; the others only when some row is not a withdrawal, because a withdrawal
-/// needs only `reg_no` (spec §3).
-fn missing_columns(present: &[Field], rows: &[SourceRow]) -> Option<Refusal> {
-    let missing: Vec<Field> = Field::ALL
-        .into_iter()
-        .filter(|f| f.required() && !present.contains(f))
-        .filter(|f| *f == Field::RegNo || rows.iter().any(|r| r.broken.is_none() && !r.raw.is_withdraw()))
-        .collect();
-    if missing.is_empty() {
-        return None;
-    }
-    let zh: Vec<String> = missing.iter().map(|f| f.zh().to_string()).collect();
-    let en: Vec<&str> = missing.iter().map(|f| f.key()).collect();
-    Some(Refusal::new("missing_column", &format!("缺少必填列：{}", zh.join("、")), &format!("required column missing: {}", en.join(", "))))
 }
 
 /// Maps header cells to fields; unknown columns become warnings, a second column for
@@ -229,57 +355,68 @@ pub(crate) fn unknown_column(name: &str) -> Warning {
     }
 }
 
-fn read_csv(bytes: &[u8]) -> Result<Table, Refusal> {
-    let (text, encoding) = text::decode(bytes)?;
-    let mut records = text::parse_csv(&text).into_iter();
+/// Reads the header, then parses the rows on a thread of their own.
+#[allow(clippy::type_complexity)]
+fn stream_csv(text: String) -> Result<(Vec<String>, Vec<Option<Field>>, Vec<Warning>, Stream), Refusal> {
+    let mut cursor = text::CsvCursor::default();
     // The first non-blank line is the header (spec §1: "the first row").
     let header = loop {
-        match records.next() {
-            None => return Err(Refusal::new("no_data_rows", "文件没有数据行", "file holds no data rows")),
+        match cursor.next_record(&text) {
+            None => return Err(no_data_rows()),
             Some(r) if r.fields.iter().all(|f| f.trim().is_empty()) => continue,
             Some(r) => break r,
         }
     };
     let (map, warnings) = map_header(&header.fields);
     let width = header.fields.len();
-    let mut rows = Vec::new();
-    for rec in records {
-        if !rec.unterminated && rec.fields.iter().all(|f| f.trim().is_empty()) {
-            continue;
-        }
-        let extra_cells = rec.fields.iter().skip(width).any(|f| !f.trim().is_empty());
-        let mut raw = RawRow { row: rec.row, cells: Vec::with_capacity(width) };
-        let mut extra = Vec::new();
-        let mut fields = rec.fields.into_iter();
-        for (i, f) in map.iter().enumerate() {
-            let cell = fields.next();
-            match (f, cell) {
-                (Some(f), cell) => raw.cells.push((*f, cell.map_or(RawValue::Empty, RawValue::Text))),
-                (None, Some(c)) if !c.is_empty() => extra.push((i, c)),
-                (None, _) => {}
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let thread_map = map.clone();
+    let done = std::thread::Builder::new()
+        .name("csv-reader".into())
+        .spawn(move || {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while let Some(rec) = cursor.next_record(&text) {
+                if let Some(row) = csv_row(rec, &thread_map, width) {
+                    chunk.push(row);
+                    if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
+                        break;
+                    }
+                }
             }
-        }
-        let broken = if rec.unterminated {
-            Some(broken_row(
-                rec.row,
-                "unterminated_quote",
-                "引号未闭合，该行及其后内容无法解析",
-                "unterminated quote; the row cannot be parsed",
-            ))
-        } else if extra_cells {
-            Some(broken_row(
-                rec.row,
-                "too_many_cells",
-                "该行的单元格多于表头的列数（可能有多余的逗号）",
-                "the row has more cells than the header (a stray comma?)",
-            ))
-        } else {
-            None
-        };
-        rows.push(SourceRow { row: rec.row, raw, extra, broken });
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            Tail { columns: Vec::new(), column_fields: Vec::new(), warnings: Vec::new() }
+        })
+        .expect("can start a reader thread");
+    Ok((header.fields, map, warnings, Stream { rx, done }))
+}
+
+/// One CSV record as a row; None for a blank row.
+fn csv_row(rec: text::CsvRecord, map: &[Option<Field>], width: usize) -> Option<SourceRow> {
+    if !rec.unterminated && rec.fields.iter().all(|f| f.trim().is_empty()) {
+        return None;
     }
-    let fields: Vec<Field> = map.iter().flatten().copied().collect();
-    Ok(Table { encoding: Some(encoding), columns: header.fields, column_fields: map, rows, warnings, header_fields: Some(fields) })
+    let extra_cells = rec.fields.iter().skip(width).any(|f| !f.trim().is_empty());
+    let mut raw = RawRow { row: rec.row, cells: Vec::with_capacity(width) };
+    let mut extra = Vec::new();
+    let mut fields = rec.fields.into_iter();
+    for (i, f) in map.iter().enumerate() {
+        let cell = fields.next();
+        match (f, cell) {
+            (Some(f), cell) => raw.cells.push((*f, cell.map_or(RawValue::Empty, RawValue::Text))),
+            (None, Some(c)) if !c.is_empty() => extra.push((i, c)),
+            (None, _) => {}
+        }
+    }
+    let broken = if rec.unterminated {
+        Some(broken_row(rec.row, "unterminated_quote", "引号未闭合，该行及其后内容无法解析", "unterminated quote; the row cannot be parsed"))
+    } else if extra_cells {
+        Some(broken_row(rec.row, "too_many_cells", "该行的单元格多于表头的列数（可能有多余的逗号）", "the row has more cells than the header (a stray comma?)"))
+    } else {
+        None
+    };
+    Some(SourceRow { row: rec.row, raw, extra, broken })
 }
 
 /// An error for a row that could not be parsed at all: no field to blame.
@@ -295,45 +432,90 @@ pub struct Checked {
     pub valid: Vec<(u64, Row)>,
 }
 
-/// Validates every row; the report gets counts and one error per broken rule.
+/// Validates every row of a parsed file.
 pub fn check_rows(parsed: &Parsed, validator: &Validator<'_>) -> Checked {
+    let opened = Opened {
+        report: Report { rows: 0, ..parsed.report.clone() },
+        columns: parsed.columns.clone(),
+        column_fields: parsed.column_fields.clone(),
+        header_fields: None,
+        feed: Feed::Ready(parsed.rows.clone().into_iter()),
+    };
     let mut valid = Vec::with_capacity(parsed.rows.len());
-    let report = validate_rows(parsed, validator, usize::MAX, |chunk| valid.extend(chunk));
+    let checked = validate_rows(opened, validator, usize::MAX, |chunk| valid.extend(chunk));
+    let mut report = checked.report;
+    if parsed.report.refused.is_some() {
+        report = parsed.report.clone();
+    }
     Checked { report, valid }
 }
 
-/// Validates rows in chunks of `chunk` valid rows, handing each chunk to `sink` as soon
-/// as it is full so a store can write while later rows are still being checked.
-/// Returns the report with counts and errors.
-pub fn validate_rows(parsed: &Parsed, validator: &Validator<'_>, chunk: usize, mut sink: impl FnMut(Vec<(u64, Row)>)) -> Report {
-    let mut report = parsed.report.clone();
-    if report.refused.is_some() {
-        return report;
+/// Validates an opened file's rows as they arrive, handing valid rows to `sink` in
+/// chunks of `chunk` so a store can write while later rows are still being read and
+/// checked. Returns the report (counts, errors, or a whole-file refusal found on the
+/// way, in which case whatever reached `sink` must be discarded) and the rejected
+/// rows, as given, for `NAME.rejected.csv`.
+pub fn validate_rows(mut opened: Opened, validator: &Validator<'_>, chunk: usize, mut sink: impl FnMut(Vec<(u64, Row)>)) -> Parsed {
+    if opened.report.refused.is_some() {
+        let (report, columns, column_fields) = opened.finish();
+        return Parsed { report, columns, column_fields, rows: Vec::new() };
     }
+    let missing = opened.header_fields.as_deref().map(missing_required).unwrap_or_default();
+    // Without an `op` column every row is an upsert, so the header alone decides.
+    let upserts_only = opened.header_fields.as_ref().is_some_and(|h| !h.contains(&Field::Op));
+    let mut refusal = missing_column_refusal(&missing, upserts_only);
+    let (mut rows, mut accepted, mut rejected) = (0u64, 0u64, 0u64);
+    let mut errors = Vec::new();
+    let mut kept = Vec::new();
     let mut buf = Vec::new();
-    for r in &parsed.rows {
-        let result = match &r.broken {
-            Some(e) => Err(vec![e.clone()]),
-            None => validator.validate(&r.raw),
-        };
-        match result {
-            Ok(row) => {
-                report.accepted += 1;
-                buf.push((r.row, row));
-                if buf.len() >= chunk {
-                    sink(std::mem::take(&mut buf));
-                }
+    'read: while refusal.is_none() {
+        let Some(rows_in) = opened.next_chunk() else { break };
+        for r in rows_in {
+            rows += 1;
+            if !missing.is_empty() && is_upsert(&r) {
+                refusal = missing_column_refusal(&missing, true);
+                break 'read;
             }
-            Err(errors) => {
-                report.rejected += 1;
-                report.errors.extend(errors);
+            let result = match &r.broken {
+                Some(e) => Err(vec![e.clone()]),
+                None => validator.validate(&r.raw),
+            };
+            match result {
+                Ok(row) => {
+                    accepted += 1;
+                    buf.push((r.row, row));
+                    if buf.len() >= chunk {
+                        sink(std::mem::take(&mut buf));
+                    }
+                }
+                Err(e) => {
+                    rejected += 1;
+                    errors.extend(e);
+                    kept.push(r);
+                }
             }
         }
     }
-    if !buf.is_empty() {
+    if refusal.is_none() && rows == 0 {
+        refusal = Some(no_data_rows());
+    }
+    if refusal.is_none() && !buf.is_empty() {
         sink(buf);
     }
-    report
+    let (mut report, columns, column_fields) = opened.finish();
+    match refusal {
+        Some(r) => {
+            report.refuse(r);
+            kept.clear();
+        }
+        None => {
+            report.rows = rows;
+            report.accepted = accepted;
+            report.rejected = rejected;
+            report.errors = errors;
+        }
+    }
+    Parsed { report, columns, column_fields, rows: kept }
 }
 
 /// `NAME.rejected.csv`: the rejected rows as given plus the error column, UTF-8 with a

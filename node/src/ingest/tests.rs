@@ -171,3 +171,27 @@ fn ignored_names_follow_the_spec() {
         assert!(!is_ignored_name(n), "{n}");
     }
 }
+
+/// The streaming path (the inbox, `check`) and the whole-file path agree on every file.
+#[test]
+fn streaming_and_whole_file_reading_give_the_same_verdicts() {
+    let withdraw_then_upsert = format!("登记号,操作\n{},撤销\n4201022024Y0003,登记\n", "4201022024Y0002");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a.csv", format!("{HEADER}\n{ROW}\n{}\n", ROW.replace("413", "41")).into_bytes()),
+        ("w.csv", withdraw_then_upsert.into_bytes()),
+        ("w.csv", "登记号,操作\n4201022024Y0001,撤销\n".as_bytes().to_vec()),
+        ("blank.csv", format!("{HEADER}\n,,,\n").into_bytes()),
+        ("n.csv", "成果名称\n甲\n".as_bytes().to_vec()),
+        ("blank.jsonl", b"\n \n".to_vec()),
+        ("a.jsonl", b"{\"reg_no\":\"4201022024Y0001\"}\n{oops\n[1]\n".to_vec()),
+        ("a.json", b"[{\"title\":\"x\"}, 3]".to_vec()),
+        ("a.xlsx", sheet(vec![])),
+    ];
+    for (name, bytes) in cases {
+        let whole = check(name, &bytes);
+        let streamed = validate_rows(open_file(name, bytes.clone(), DEFAULT_MAX_FILE_SIZE), &validator(), 1, |_| {}).report;
+        assert_eq!(streamed, whole, "{name}");
+    }
+    let r = validate_rows(open_file("w.csv", format!("登记号,操作\n4201022024Y0002,撤销\n4201022024Y0003,登记\n").into_bytes(), DEFAULT_MAX_FILE_SIZE), &validator(), 1, |_| {}).report;
+    assert_eq!(r.refused.unwrap().code, "missing_column", "an upsert after withdrawals still needs every required column");
+}

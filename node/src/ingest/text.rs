@@ -5,8 +5,9 @@ use huijiao_protocol::report::Refusal;
 use std::borrow::Cow;
 
 /// Decodes a text file, detecting the encoding; never asks and never re-encodes.
-/// Returns the text and the encoding's report label.
-pub fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, &'static str), Refusal> {
+/// Returns the text and the encoding's report label. Valid UTF-8 is neither copied
+/// nor validated twice.
+pub fn decode(bytes: Vec<u8>) -> Result<(String, &'static str), Refusal> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
         return Err(Refusal::new(
             "unsupported_encoding",
@@ -14,21 +15,22 @@ pub fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, &'static str), Refusal> {
             "file is UTF-16; save it as CSV UTF-8 instead",
         ));
     }
-    let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
-    let (text, label): (Cow<'_, str>, &'static str) = match std::str::from_utf8(body) {
-        Ok(s) => (Cow::Borrowed(s), "utf-8"),
-        Err(_) if body.len() < bytes.len() => {
-            return Err(Refusal::new(
-                "undecodable",
-                "文件以 UTF-8 标记开头，但内容不是有效的 UTF-8",
-                "file starts with a UTF-8 BOM but is not valid UTF-8",
-            ))
+    let mut bytes = bytes;
+    let bom = bytes.starts_with(&[0xEF, 0xBB, 0xBF]);
+    if bom {
+        bytes.drain(..3);
+    }
+    let (text, label) = match String::from_utf8(bytes) {
+        Ok(s) => (s, "utf-8"),
+        Err(_) if bom => {
+            return Err(Refusal::new("undecodable", "文件以 UTF-8 标记开头，但内容不是有效的 UTF-8", "file starts with a UTF-8 BOM but is not valid UTF-8"))
         }
-        Err(_) => {
+        Err(e) => {
+            let body = e.into_bytes();
             // encoding_rs's GB18030 decoder is a superset of GBK (what Excel writes on
             // Chinese Windows), so one pass handles both.
-            match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(body) {
-                Some(s) => (Cow::Owned(s.into_owned()), if has_four_byte_gb18030(body) { "gb18030" } else { "gbk" }),
+            match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(&body) {
+                Some(s) => (s.into_owned(), if has_four_byte_gb18030(&body) { "gb18030" } else { "gbk" }),
                 None => {
                     return Err(Refusal::new(
                         "undecodable",
@@ -92,12 +94,26 @@ pub struct CsvRecord {
 /// lenient the way spreadsheets are: a quote inside an unquoted field is kept as text,
 /// and text after a closing quote is appended to the field.
 pub fn parse_csv(text: &str) -> Vec<CsvRecord> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut row = 0u64;
-    while i < b.len() {
-        row += 1;
+    let mut cursor = CsvCursor::default();
+    std::iter::from_fn(|| cursor.next_record(text)).collect()
+}
+
+/// Reads CSV records one at a time, so a large file can be processed as it is parsed.
+#[derive(Debug, Clone, Default)]
+pub struct CsvCursor {
+    pos: usize,
+    row: u64,
+}
+
+impl CsvCursor {
+    /// The next record of `text` (always the same text), or None at the end.
+    pub fn next_record(&mut self, text: &str) -> Option<CsvRecord> {
+        let b = text.as_bytes();
+        let mut i = self.pos;
+        if i >= b.len() {
+            return None;
+        }
+        self.row += 1;
         let mut fields = Vec::new();
         let mut unterminated = false;
         loop {
@@ -142,9 +158,9 @@ pub fn parse_csv(text: &str) -> Vec<CsvRecord> {
                 _ => break,
             }
         }
-        out.push(CsvRecord { row, fields, unterminated });
+        self.pos = i;
+        Some(CsvRecord { row: self.row, fields, unterminated })
     }
-    out
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
@@ -190,15 +206,15 @@ mod tests {
 
     #[test]
     fn detects_each_encoding() {
-        assert_eq!(decode("a,b".as_bytes()).unwrap().1, "utf-8");
-        assert_eq!(decode(b"\xEF\xBB\xBFa,b").unwrap(), (Cow::Borrowed("a,b"), "utf-8"));
+        assert_eq!(decode(b"a,b".to_vec()).unwrap().1, "utf-8");
+        assert_eq!(decode(b"\xEF\xBB\xBFa,b".to_vec()).unwrap(), ("a,b".to_string(), "utf-8"));
         let (gbk, _, _) = encoding_rs::GBK.encode("登记号,成果名称");
-        assert_eq!(decode(&gbk).unwrap(), (Cow::Owned("登记号,成果名称".to_string()), "gbk"));
+        assert_eq!(decode(gbk.into_owned()).unwrap(), ("登记号,成果名称".to_string(), "gbk"));
         let (gb, _, _) = encoding_rs::GB18030.encode("𠀀𬌗研究所");
-        assert_eq!(decode(&gb).unwrap(), (Cow::Owned("𠀀𬌗研究所".to_string()), "gb18030"));
-        assert_eq!(decode(b"\xFF\xFEa\0").unwrap_err().code, "unsupported_encoding");
-        assert_eq!(decode(b"\x81\x20\xff").unwrap_err().code, "undecodable");
-        assert_eq!(decode(b"abc\0def").unwrap_err().code, "binary_file");
+        assert_eq!(decode(gb.into_owned()).unwrap(), ("𠀀𬌗研究所".to_string(), "gb18030"));
+        assert_eq!(decode(b"\xFF\xFEa\0".to_vec()).unwrap_err().code, "unsupported_encoding");
+        assert_eq!(decode(b"\x81\x20\xff".to_vec()).unwrap_err().code, "undecodable");
+        assert_eq!(decode(b"abc\0def".to_vec()).unwrap_err().code, "binary_file");
     }
 
     proptest! {
