@@ -127,7 +127,7 @@ async fn hostile_and_misconfigured_peers_are_refused() {
     let bad = change(w.cursor + 2, "420104", 2, "420103");
     c.send(&batch(w.cursor, &[good.clone(), bad])).await.unwrap();
     let r = refused(c.recv().await.unwrap());
-    assert_eq!(r.code, "outside_jurisdiction");
+    assert_eq!(r.code, "outside_jurisdiction", "{r}");
     assert!(r.message.contains("420104") && r.message.contains("420103"), "{r}");
     assert!(!s.f.node("420100").records().contains_key(&good.reg_no), "nothing of a refused batch is applied");
 

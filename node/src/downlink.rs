@@ -11,7 +11,7 @@ use crate::net::{self, Identity};
 use crate::pki;
 use crate::store::{ApplyError, Store};
 use anyhow::Context;
-use huijiao_protocol::sync::{authorize_child, ParentAction, ParentSession};
+use huijiao_protocol::sync::{authorize_child, checked, CheckedChange, ParentAction, ParentSession};
 use huijiao_protocol::wire::{self, Message, Refused};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -180,9 +180,10 @@ async fn session(
     // the previous batch is being applied.
     let (ftx, mut frx) = tokio::sync::mpsc::channel::<anyhow::Result<Decoded>>(2);
     let budget = budget.clone();
+    let reader_child = child.to_string();
     let reader = tokio::spawn(async move {
         loop {
-            let r = read_decoded(&mut recv, &budget).await;
+            let r = read_decoded(&mut recv, &budget, &reader_child).await;
             let stop = !matches!(r, Ok(Some(_)));
             let item = match r {
                 Ok(Some(d)) => Ok(d),
@@ -229,14 +230,7 @@ async fn session(
             ParentAction::Apply(batch) => {
                 let changes = match decoded.changes {
                     Some(Ok(c)) => c,
-                    Some(Err(e)) => {
-                        return refuse(
-                            &mut send,
-                            child,
-                            Refused::new("bad_batch", format!("batch ({}, {}] from {child}: {e}", batch.after, batch.upto)),
-                        )
-                        .await
-                    }
+                    Some(Err(r)) => return refuse(&mut send, child, r).await,
                     None => Vec::new(),
                 };
                 let (c, after, upto, now) = (child.to_string(), batch.after, batch.upto, crate::clock::now_ms());
@@ -261,13 +255,14 @@ async fn session(
     }
 }
 
-/// A frame decoded off the connection task: the message and, for a batch, its changes.
+/// A frame decoded off the connection task: the message and, for a batch, its
+/// changes, already checked (jurisdiction, provenance, hashes, bodies).
 struct Decoded {
     message: Message,
-    changes: Option<Result<Vec<wire::Change>, wire::DecodeError>>,
+    changes: Option<Result<Vec<CheckedChange>, Refused>>,
 }
 
-async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Semaphore) -> anyhow::Result<Option<Decoded>> {
+async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Semaphore, child: &str) -> anyhow::Result<Option<Decoded>> {
     let mut prefix = [0u8; 4];
     match recv.read_exact(&mut prefix).await {
         Ok(()) => {}
@@ -282,8 +277,17 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Semaphore) -> anyho
     drop(body);
     let changes = match &mut message {
         Message::Batch(b) => {
-            let (enc, payload) = (b.encoding, std::mem::take(&mut b.payload));
-            Some(tokio::task::spawn_blocking(move || net::decompress(enc, payload).and_then(|p| wire::decode_changes(&p))).await?)
+            let (enc, payload, child) = (b.encoding, std::mem::take(&mut b.payload), child.to_string());
+            let range = format!("batch ({}, {}] from {child}", b.after, b.upto);
+            Some(
+                tokio::task::spawn_blocking(move || {
+                    let changes = net::decompress(enc, payload)
+                        .and_then(|p| wire::decode_changes(&p))
+                        .map_err(|e| Refused::new("bad_batch", format!("{range}: {e}")))?;
+                    changes.into_iter().map(|c| checked(&child, c)).collect::<Result<Vec<_>, _>>()
+                })
+                .await?,
+            )
         }
         _ => None,
     };

@@ -293,9 +293,26 @@ pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>) -> R
     Ok(())
 }
 
+/// A change that passed [`check_change`], with its parsed record (for an upsert).
+/// Only `check_change` makes one, so a store that takes `CheckedChange`s knows the
+/// checks ran.
+#[derive(Debug, Clone)]
+pub struct CheckedChange {
+    pub change: Change,
+    pub record: Option<Record>,
+    _checked: (),
+}
+
+/// Checks a change from `child` and keeps the record it parsed.
+pub fn checked(child: &str, change: Change) -> Result<CheckedChange, Refused> {
+    let record = check_change(child, &change)?;
+    Ok(CheckedChange { change, record, _checked: () })
+}
+
 /// Checks one change from `child`: inside its jurisdiction, a consistent provenance,
-/// and a body that matches its hash. Any failure refuses the whole batch.
-pub fn check_change(child: &str, c: &Change) -> Result<(), Refused> {
+/// and a body that matches its hash and is a record. Any failure refuses the whole
+/// batch. Returns the parsed record of an upsert, so it is parsed only once.
+pub fn check_change(child: &str, c: &Change) -> Result<Option<Record>, Refused> {
     let what = || format!("change {} of {} (version {}) from node {child}", c.seq, c.reg_no, c.version);
     if !regions::covers(child, &c.region) || !regions::covers(child, &c.origin) {
         return Err(Refused::new(
@@ -322,11 +339,11 @@ pub fn check_change(child: &str, c: &Change) -> Result<(), Refused> {
             if rec.reg_no != c.reg_no || rec.region != c.region {
                 return Err(Refused::new("bad_change", format!("{}: body names another record", what())));
             }
+            Ok(Some(rec))
         }
-        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => {}
-        _ => return Err(Refused::new("bad_change", format!("{}: body and operation disagree", what()))),
+        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => Ok(None),
+        _ => Err(Refused::new("bad_change", format!("{}: body and operation disagree", what()))),
     }
-    Ok(())
 }
 
 #[cfg(test)]

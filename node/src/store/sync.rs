@@ -4,8 +4,7 @@
 use super::ingest::current;
 use super::{Reader, Writer};
 use anyhow::Context;
-use huijiao_protocol::record::Record;
-use huijiao_protocol::sync::check_change;
+use huijiao_protocol::sync::CheckedChange;
 use huijiao_protocol::wire::{Change, Hop, Op, Refused};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -94,20 +93,20 @@ impl Writer {
 
     /// Applies a batch `(after, upto]` from `child` in one transaction that also moves
     /// the child's cursor; nothing of it is applied if any change is refused.
-    pub fn apply_batch(&mut self, child: &str, after: u64, upto: u64, changes: Vec<Change>, now: i64) -> Result<BatchOutcome, ApplyError> {
-        let mut records = Vec::with_capacity(changes.len());
-        for c in &changes {
-            check_change(child, c).map_err(ApplyError::Refused)?;
-            if c.seq <= after || c.seq > upto {
+    /// The changes come checked (`protocol::sync::checked`, done by the downlink off
+    /// the writer thread); their parsed records fill the columns.
+    pub fn apply_batch(&mut self, child: &str, after: u64, upto: u64, checked: Vec<CheckedChange>, now: i64) -> Result<BatchOutcome, ApplyError> {
+        let mut changes = Vec::with_capacity(checked.len());
+        let mut records = Vec::with_capacity(checked.len());
+        for c in checked {
+            if c.change.seq <= after || c.change.seq > upto || !c.change.hops.last().is_some_and(|h| h.node == child) {
                 return Err(ApplyError::Refused(Refused::new(
                     "bad_batch",
-                    format!("change seq {} outside batch ({after}, {upto}]", c.seq),
+                    format!("change seq {} outside batch ({after}, {upto}] or not from {child}", c.change.seq),
                 )));
             }
-            records.push(match &c.body {
-                Some(b) => Some(Record::from_json(b).context("body checked above")?),
-                None => None,
-            });
+            changes.push(c.change);
+            records.push(c.record);
         }
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
