@@ -24,6 +24,11 @@ use tracing::{debug, error, info, warn};
 /// Bytes of frames being read or decoded at once, across all children.
 pub const FRAME_BUDGET: usize = 128 * 1024 * 1024;
 
+/// Batches decoded and not yet applied, across all children. A decoded batch is a few
+/// hundred KiB; with thousands of children sending at once, letting each decode ahead
+/// of the single writer would hold a gigabyte. A few keep the writer busy.
+const DECODED_AHEAD: usize = 8;
+
 /// Live connections by QUIC connection id: child id, certificate serial, connection.
 type Live = Arc<Mutex<HashMap<usize, (String, String, quinn::Connection)>>>;
 
@@ -37,7 +42,7 @@ pub async fn run(
     let Some(listen) = cfg.listen.clone() else { return Ok(()) };
     let idle = Duration::from_secs(cfg.sync.idle_timeout_secs.max(3));
     let slots = Arc::new(Semaphore::new(listen.max_children));
-    let budget = Arc::new(Semaphore::new(FRAME_BUDGET / 1024));
+    let budget = Arc::new(Budget { bytes: Semaphore::new(FRAME_BUDGET / 1024), decoded: Arc::new(Semaphore::new(DECODED_AHEAD)) });
     let live: Live = Arc::default();
     let mut tasks = JoinSet::new();
     let mut crl_check = tokio::time::interval(Duration::from_secs(2));
@@ -116,11 +121,18 @@ fn reload_crl(endpoint: &quinn::Endpoint, identity: &Identity, idle: Duration, l
     info!(revoked = revoked.len(), "CRL reloaded");
 }
 
+/// What all children share: frame bytes in memory, and decoded batches waiting for
+/// the writer.
+struct Budget {
+    bytes: Semaphore,
+    decoded: Arc<Semaphore>,
+}
+
 async fn serve(
     cfg: Arc<Config>,
     store: Store,
     incoming: quinn::Incoming,
-    budget: Arc<Semaphore>,
+    budget: Arc<Budget>,
     live: Live,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -163,7 +175,7 @@ async fn session(
     store: &Store,
     conn: &quinn::Connection,
     child: &str,
-    budget: &Arc<Semaphore>,
+    budget: &Arc<Budget>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let (mut send, mut recv) = tokio::select! {
@@ -260,9 +272,11 @@ async fn session(
 struct Decoded {
     message: Message,
     changes: Option<Result<Vec<CheckedChange>, Refused>>,
+    /// Held until the batch is applied (see [`DECODED_AHEAD`]).
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Semaphore, child: &str) -> anyhow::Result<Option<Decoded>> {
+async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str) -> anyhow::Result<Option<Decoded>> {
     let mut prefix = [0u8; 4];
     match recv.read_exact(&mut prefix).await {
         Ok(()) => {}
@@ -270,13 +284,15 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Semaphore, child: &
         Err(e) => return Err(e.into()),
     }
     let len = wire::check_frame_len(prefix)?;
-    let _permit = budget.acquire_many(len.div_ceil(1024).max(1) as u32).await?;
+    let _permit = budget.bytes.acquire_many(len.div_ceil(1024).max(1) as u32).await?;
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body).await?;
     let mut message = wire::decode_message(&body)?;
     drop(body);
+    let mut slot = None;
     let changes = match &mut message {
         Message::Batch(b) => {
+            slot = Some(budget.decoded.clone().acquire_owned().await?);
             let (enc, payload, child) = (b.encoding, std::mem::take(&mut b.payload), child.to_string());
             let range = format!("batch ({}, {}] from {child}", b.after, b.upto);
             Some(
@@ -291,5 +307,5 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Semaphore, child: &
         }
         _ => None,
     };
-    Ok(Some(Decoded { message, changes }))
+    Ok(Some(Decoded { message, changes, _slot: slot }))
 }

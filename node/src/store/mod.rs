@@ -32,7 +32,8 @@ type Job = Box<dyn FnOnce(&mut Writer) + Send>;
 /// A handle to the writer thread. Cloning shares the thread.
 #[derive(Clone)]
 pub struct Store {
-    tx: mpsc::SyncSender<Job>,
+    /// Jobs for the writer; bounded, so producers wait instead of piling up work.
+    tx: tokio::sync::mpsc::Sender<Job>,
     path: PathBuf,
     /// The highest committed change seq; the uplink waits on it.
     changes: tokio::sync::watch::Receiver<u64>,
@@ -166,11 +167,11 @@ impl Store {
         writer.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let changes = writer.changes.subscribe();
         // A small queue: producers wait rather than pile up work in memory.
-        let (tx, rx) = mpsc::sync_channel::<Job>(16);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Job>(16);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                for job in rx {
+                while let Some(job) = rx.blocking_recv() {
                     // A panicking job must not take the store down with it; its caller
                     // sees its result channel close and reports the failure.
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut writer))).is_err() {
@@ -206,8 +207,9 @@ impl Store {
         let job: Job = Box::new(move |w| {
             let _ = rtx.send(f(w));
         });
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || tx.send(job)).await?.map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        // Waiting for room in the queue is async: a thousand children waiting for the
+        // writer cost a thousand tasks, not a thousand threads.
+        self.tx.send(job).await.map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
         rrx.await.map_err(|_| anyhow::anyhow!("the store writer stopped during a job"))
     }
 
@@ -224,7 +226,7 @@ impl Store {
         let job: Job = Box::new(move |w| {
             let _ = rtx.send(f(w));
         });
-        self.tx.send(job).map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        self.tx.blocking_send(job).map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
         Ok(rrx)
     }
 
