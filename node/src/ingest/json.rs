@@ -1,6 +1,6 @@
 //! JSON (one object or an array of objects) and JSONL / NDJSON (one object per line).
 
-use super::{broken_row, text, unknown_column, SourceRow, Stream, Table, Tail, CHUNK};
+use super::{broken_row, text, unknown_column, Piece, SourceRow, Stream, Table, Tail, CHUNK};
 use huijiao_protocol::fields::Field;
 use huijiao_protocol::report::{Refusal, Warning};
 use huijiao_protocol::validate::{format_float, RawRow, RawValue};
@@ -41,13 +41,23 @@ pub fn read_json(bytes: Vec<u8>) -> Result<Table, Refusal> {
     Ok(b.finish(Some(encoding)))
 }
 
-/// Parses JSON Lines on a thread of their own, handing rows over in chunks.
-pub(crate) fn stream_jsonl(text: String) -> Stream {
+/// Decodes and parses JSON Lines on a thread of their own, handing rows over in chunks.
+pub(crate) fn stream_jsonl(bytes: Vec<u8>) -> Stream {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let done = std::thread::Builder::new()
         .name("jsonl-reader".into())
         .spawn(move || {
             let mut b = Builder::default();
+            let text = match text::decode(bytes) {
+                Ok((text, encoding)) => {
+                    let _ = tx.send(Piece::Start { encoding, header: None });
+                    text
+                }
+                Err(r) => {
+                    let _ = tx.send(Piece::Refused(r));
+                    return Tail { columns: Vec::new(), column_fields: Vec::new(), warnings: Vec::new() };
+                }
+            };
             for (i, line) in text.lines().enumerate() {
                 let row = i as u64 + 1;
                 if line.trim().is_empty() {
@@ -63,12 +73,12 @@ pub(crate) fn stream_jsonl(text: String) -> Stream {
                         broken_row(row, "malformed_json_line", &format!("该行不是有效的 JSON（第 {} 列）", e.column()), &format!("the line is not valid JSON: {e}")),
                     ),
                 }
-                if b.rows.len() >= CHUNK && tx.send(std::mem::take(&mut b.rows)).is_err() {
+                if b.rows.len() >= CHUNK && tx.send(Piece::Rows(std::mem::take(&mut b.rows))).is_err() {
                     break;
                 }
             }
             if !b.rows.is_empty() {
-                let _ = tx.send(std::mem::take(&mut b.rows));
+                let _ = tx.send(Piece::Rows(std::mem::take(&mut b.rows)));
             }
             let t = b.finish(Some("utf-8"));
             Tail { columns: t.columns, column_fields: t.column_fields, warnings: t.warnings }

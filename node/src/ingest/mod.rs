@@ -119,9 +119,17 @@ pub(crate) struct Table {
     pub header_fields: Option<Vec<Field>>,
 }
 
-/// Rows arriving from a reader thread, and what the thread knows at the end.
+/// What a reader thread sends: first how the text decoded (and, for CSV, the
+/// header), then rows.
+pub(crate) enum Piece {
+    Start { encoding: &'static str, header: Option<(Vec<String>, Vec<Option<Field>>, Vec<Warning>)> },
+    Rows(Vec<SourceRow>),
+    Refused(Refusal),
+}
+
+/// Pieces arriving from a reader thread, and what the thread knows at the end.
 pub(crate) struct Stream {
-    pub rx: std::sync::mpsc::Receiver<Vec<SourceRow>>,
+    pub rx: std::sync::mpsc::Receiver<Piece>,
     pub done: std::thread::JoinHandle<Tail>,
 }
 
@@ -172,7 +180,24 @@ impl Opened {
                 let chunk: Vec<SourceRow> = it.by_ref().take(CHUNK).collect();
                 (!chunk.is_empty()).then_some(chunk)
             }
-            Feed::Stream(s) => s.rx.recv().ok(),
+            Feed::Stream(s) => loop {
+                match s.rx.recv().ok()? {
+                    Piece::Rows(rows) => return Some(rows),
+                    Piece::Start { encoding, header } => {
+                        self.report.encoding = Some(encoding.to_string());
+                        if let Some((columns, map, warnings)) = header {
+                            self.header_fields = Some(map.iter().flatten().copied().collect());
+                            self.columns = columns;
+                            self.column_fields = map;
+                            self.report.warnings = warnings;
+                        }
+                    }
+                    Piece::Refused(r) => {
+                        self.report.refuse(r);
+                        return None;
+                    }
+                }
+            },
         }
     }
 
@@ -223,24 +248,10 @@ pub fn open_file(name: &str, bytes: Vec<u8>, max_size: u64) -> Opened {
             Ok(t) => Opened::from_table(report, t),
             Err(r) => Opened::refused(report, r),
         },
-        Format::Csv | Format::Jsonl => {
-            let (text, encoding) = match text::decode(bytes) {
-                Ok(d) => d,
-                Err(r) => return Opened::refused(report, r),
-            };
-            report.encoding = Some(encoding.to_string());
-            if format == Format::Jsonl {
-                let stream = json::stream_jsonl(text);
-                return Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(stream) };
-            }
-            match stream_csv(text) {
-                Ok((header, map, warnings, stream)) => {
-                    report.warnings = warnings;
-                    let fields = map.iter().flatten().copied().collect();
-                    Opened { report, columns: header, column_fields: map, header_fields: Some(fields), feed: Feed::Stream(stream) }
-                }
-                Err(r) => Opened::refused(report, r),
-            }
+        // Decoding, too, happens on the reader thread.
+        Format::Csv => Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(stream_csv(bytes)) },
+        Format::Jsonl => {
+            Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(json::stream_jsonl(bytes)) }
         }
     }
 }
@@ -277,6 +288,9 @@ pub fn parse_file(name: &str, bytes: &[u8], max_size: u64) -> Parsed {
     let mut rows = Vec::new();
     while let Some(chunk) = o.next_chunk() {
         rows.extend(chunk);
+    }
+    if o.report.refused.is_some() {
+        rows.clear();
     }
     let missing = o.header_fields.as_deref().map(missing_required).unwrap_or_default();
     let upserts_only = o.header_fields.as_ref().is_some_and(|h| !h.contains(&Field::Op));
@@ -355,41 +369,54 @@ pub(crate) fn unknown_column(name: &str) -> Warning {
     }
 }
 
-/// Reads the header, then parses the rows on a thread of their own.
-#[allow(clippy::type_complexity)]
-fn stream_csv(text: String) -> Result<(Vec<String>, Vec<Option<Field>>, Vec<Warning>, Stream), Refusal> {
-    let mut cursor = text::CsvCursor::default();
-    // The first non-blank line is the header (spec §1: "the first row").
-    let header = loop {
-        match cursor.next_record(&text) {
-            None => return Err(no_data_rows()),
-            Some(r) if r.fields.iter().all(|f| f.trim().is_empty()) => continue,
-            Some(r) => break r,
-        }
-    };
-    let (map, warnings) = map_header(&header.fields);
-    let width = header.fields.len();
+/// Decodes the text, reads the header, then the rows, on a thread of its own.
+fn stream_csv(bytes: Vec<u8>) -> Stream {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
-    let thread_map = map.clone();
     let done = std::thread::Builder::new()
         .name("csv-reader".into())
         .spawn(move || {
+            let tail = Tail { columns: Vec::new(), column_fields: Vec::new(), warnings: Vec::new() };
+            let (text, encoding) = match text::decode(bytes) {
+                Ok(d) => d,
+                Err(r) => {
+                    let _ = tx.send(Piece::Refused(r));
+                    return tail;
+                }
+            };
+            let mut cursor = text::CsvCursor::default();
+            // The first non-blank line is the header (spec §1: "the first row").
+            let header = loop {
+                match cursor.next_record(&text) {
+                    None => {
+                        let _ = tx.send(Piece::Start { encoding, header: None });
+                        let _ = tx.send(Piece::Refused(no_data_rows()));
+                        return tail;
+                    }
+                    Some(r) if r.fields.iter().all(|f| f.trim().is_empty()) => continue,
+                    Some(r) => break r,
+                }
+            };
+            let (map, warnings) = map_header(&header.fields);
+            let width = header.fields.len();
+            if tx.send(Piece::Start { encoding, header: Some((header.fields, map.clone(), warnings)) }).is_err() {
+                return tail;
+            }
             let mut chunk = Vec::with_capacity(CHUNK);
             while let Some(rec) = cursor.next_record(&text) {
-                if let Some(row) = csv_row(rec, &thread_map, width) {
+                if let Some(row) = csv_row(rec, &map, width) {
                     chunk.push(row);
-                    if chunk.len() == CHUNK && tx.send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK))).is_err() {
-                        break;
+                    if chunk.len() == CHUNK && tx.send(Piece::Rows(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
+                        return tail;
                     }
                 }
             }
             if !chunk.is_empty() {
-                let _ = tx.send(chunk);
+                let _ = tx.send(Piece::Rows(chunk));
             }
-            Tail { columns: Vec::new(), column_fields: Vec::new(), warnings: Vec::new() }
+            tail
         })
         .expect("can start a reader thread");
-    Ok((header.fields, map, warnings, Stream { rx, done }))
+    Stream { rx, done }
 }
 
 /// One CSV record as a row; None for a blank row.
@@ -460,6 +487,8 @@ pub fn validate_rows(mut opened: Opened, validator: &Validator<'_>, chunk: usize
         let (report, columns, column_fields) = opened.finish();
         return Parsed { report, columns, column_fields, rows: Vec::new() };
     }
+    // The first chunk comes after the header, which a streaming reader sends first.
+    let mut next = opened.next_chunk();
     let missing = opened.header_fields.as_deref().map(missing_required).unwrap_or_default();
     // Without an `op` column every row is an upsert, so the header alone decides.
     let upserts_only = opened.header_fields.as_ref().is_some_and(|h| !h.contains(&Field::Op));
@@ -469,7 +498,7 @@ pub fn validate_rows(mut opened: Opened, validator: &Validator<'_>, chunk: usize
     let mut kept = Vec::new();
     let mut buf = Vec::new();
     'read: while refusal.is_none() {
-        let Some(rows_in) = opened.next_chunk() else { break };
+        let Some(rows_in) = next.take() else { break };
         for r in rows_in {
             rows += 1;
             if !missing.is_empty() && is_upsert(&r) {
@@ -495,6 +524,12 @@ pub fn validate_rows(mut opened: Opened, validator: &Validator<'_>, chunk: usize
                 }
             }
         }
+        next = opened.next_chunk();
+    }
+    if opened.report.refused.is_some() {
+        // The reader refused the file (it could not be decoded).
+        let (report, columns, column_fields) = opened.finish();
+        return Parsed { report, columns, column_fields, rows: Vec::new() };
     }
     if refusal.is_none() && rows == 0 {
         refusal = Some(no_data_rows());
