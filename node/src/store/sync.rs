@@ -121,6 +121,38 @@ impl Writer {
             let mut hops = c.hops.clone();
             hops.push(Hop { node: node.clone(), accepted_at_ms: now });
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
+            // A record this node has never seen is inserted without a lookup first.
+            if let Some(r) = &rec {
+                let seq: i64 = tx.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM changes")?.query_row([], |x| x.get(0))?;
+                let inserted = tx
+                    .prepare_cached(
+                        "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
+                         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (reg_no) DO NOTHING",
+                    )?
+                    .execute(params![
+                        c.reg_no,
+                        c.origin,
+                        c.version as i64,
+                        &c.hash[..],
+                        seq,
+                        r.region,
+                        r.kind.zh(),
+                        r.reg_date.to_string(),
+                        r.secret.zh(),
+                        r.embargo_until.map(|d| d.to_string()),
+                        now
+                    ])?;
+                if inserted == 1 {
+                    let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
+                    tx.prepare_cached(
+                        "INSERT INTO changes (seq, reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
+                         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )?
+                    .execute(params![seq, c.reg_no, c.origin, c.version as i64, c.region, &c.hash[..], now, hops_json, source, body])?;
+                    out.applied += 1;
+                    continue;
+                }
+            }
             let cur = current(&tx, &c.reg_no)?;
             let conflict = match &cur {
                 Some(cur) if cur.origin != c.origin => Some((Some(cur.origin.clone()), "another origin holds this reg_no")),
