@@ -184,7 +184,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let cfg = crate::config::Config::load(&config)?;
             // Blocking work (parsing, decoding, the store's callers) is bounded elsewhere;
             // this caps the thread pool behind it.
-            let rt = tokio::runtime::Builder::new_multi_thread().max_blocking_threads(64).enable_all().build().context("cannot start the runtime")?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .max_blocking_threads(64)
+                .enable_all()
+                .build()
+                .context("cannot start the runtime")?;
             rt.block_on(async {
                 let shutdown = tokio_util::sync::CancellationToken::new();
                 let on_signal = shutdown.clone();

@@ -297,16 +297,16 @@ pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>) -> R
 /// Only `check_change` makes one, so a store that takes `CheckedChange`s knows the
 /// checks ran.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CheckedChange {
     pub change: Change,
     pub record: Option<Record>,
-    _checked: (),
 }
 
 /// Checks a change from `child` and keeps the record it parsed.
 pub fn checked(child: &str, change: Change) -> Result<CheckedChange, Refused> {
     let record = check_change(child, &change)?;
-    Ok(CheckedChange { change, record, _checked: () })
+    Ok(CheckedChange { change, record })
 }
 
 /// Checks one change from `child`: inside its jurisdiction, a consistent provenance,

@@ -70,7 +70,12 @@ pub(crate) fn stream_jsonl(bytes: Vec<u8>) -> Stream {
                     Err(e) => b.broken(
                         row,
                         line.to_string(),
-                        broken_row(row, "malformed_json_line", &format!("该行不是有效的 JSON（第 {} 列）", e.column()), &format!("the line is not valid JSON: {e}")),
+                        broken_row(
+                            row,
+                            "malformed_json_line",
+                            &format!("该行不是有效的 JSON（第 {} 列）", e.column()),
+                            &format!("the line is not valid JSON: {e}"),
+                        ),
                     ),
                 }
                 if b.rows.len() >= CHUNK && tx.send(Piece::Rows(std::mem::take(&mut b.rows))).is_err() {

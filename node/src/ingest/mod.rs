@@ -119,10 +119,13 @@ pub(crate) struct Table {
     pub header_fields: Option<Vec<Field>>,
 }
 
+/// A CSV header: its cells, the field of each, and warnings about it.
+pub(crate) type Header = (Vec<String>, Vec<Option<Field>>, Vec<Warning>);
+
 /// What a reader thread sends: first how the text decoded (and, for CSV, the
 /// header), then rows.
 pub(crate) enum Piece {
-    Start { encoding: &'static str, header: Option<(Vec<String>, Vec<Option<Field>>, Vec<Warning>)> },
+    Start { encoding: &'static str, header: Option<Header> },
     Rows(Vec<SourceRow>),
     Refused(Refusal),
 }
@@ -170,7 +173,13 @@ impl Opened {
     fn from_table(mut report: Report, t: Table) -> Opened {
         report.encoding = t.encoding.map(str::to_string);
         report.warnings = t.warnings;
-        Opened { report, columns: t.columns, column_fields: t.column_fields, header_fields: t.header_fields, feed: Feed::Ready(t.rows.into_iter()) }
+        Opened {
+            report,
+            columns: t.columns,
+            column_fields: t.column_fields,
+            header_fields: t.header_fields,
+            feed: Feed::Ready(t.rows.into_iter()),
+        }
     }
 
     /// The next rows, in file order; None at the end.
@@ -211,7 +220,8 @@ impl Opened {
                 match s.done.join() {
                     Ok(tail) => {
                         report.warnings.extend(tail.warnings);
-                        let (columns, fields) = if tail.columns.is_empty() { (self.columns, self.column_fields) } else { (tail.columns, tail.column_fields) };
+                        let (columns, fields) =
+                            if tail.columns.is_empty() { (self.columns, self.column_fields) } else { (tail.columns, tail.column_fields) };
                         (report, columns, fields)
                     }
                     Err(_) => (report, self.columns, self.column_fields),
@@ -249,10 +259,16 @@ pub fn open_file(name: &str, bytes: Vec<u8>, max_size: u64) -> Opened {
             Err(r) => Opened::refused(report, r),
         },
         // Decoding, too, happens on the reader thread.
-        Format::Csv => Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(stream_csv(bytes)) },
-        Format::Jsonl => {
-            Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(json::stream_jsonl(bytes)) }
+        Format::Csv => {
+            Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(stream_csv(bytes)) }
         }
+        Format::Jsonl => Opened {
+            report,
+            columns: Vec::new(),
+            column_fields: Vec::new(),
+            header_fields: None,
+            feed: Feed::Stream(json::stream_jsonl(bytes)),
+        },
     }
 }
 
@@ -437,9 +453,19 @@ fn csv_row(rec: text::CsvRecord, map: &[Option<Field>], width: usize) -> Option<
         }
     }
     let broken = if rec.unterminated {
-        Some(broken_row(rec.row, "unterminated_quote", "引号未闭合，该行及其后内容无法解析", "unterminated quote; the row cannot be parsed"))
+        Some(broken_row(
+            rec.row,
+            "unterminated_quote",
+            "引号未闭合，该行及其后内容无法解析",
+            "unterminated quote; the row cannot be parsed",
+        ))
     } else if extra_cells {
-        Some(broken_row(rec.row, "too_many_cells", "该行的单元格多于表头的列数（可能有多余的逗号）", "the row has more cells than the header (a stray comma?)"))
+        Some(broken_row(
+            rec.row,
+            "too_many_cells",
+            "该行的单元格多于表头的列数（可能有多余的逗号）",
+            "the row has more cells than the header (a stray comma?)",
+        ))
     } else {
         None
     };

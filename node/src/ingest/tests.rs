@@ -192,6 +192,12 @@ fn streaming_and_whole_file_reading_give_the_same_verdicts() {
         let streamed = validate_rows(open_file(name, bytes.clone(), DEFAULT_MAX_FILE_SIZE), &validator(), 1, |_| {}).report;
         assert_eq!(streamed, whole, "{name}");
     }
-    let r = validate_rows(open_file("w.csv", format!("登记号,操作\n4201022024Y0002,撤销\n4201022024Y0003,登记\n").into_bytes(), DEFAULT_MAX_FILE_SIZE), &validator(), 1, |_| {}).report;
+    let r = validate_rows(
+        open_file("w.csv", "登记号,操作\n4201022024Y0002,撤销\n4201022024Y0003,登记\n".as_bytes().to_vec(), DEFAULT_MAX_FILE_SIZE),
+        &validator(),
+        1,
+        |_| {},
+    )
+    .report;
     assert_eq!(r.refused.unwrap().code, "missing_column", "an upsert after withdrawals still needs every required column");
 }

@@ -23,7 +23,11 @@ pub fn decode(bytes: Vec<u8>) -> Result<(String, &'static str), Refusal> {
     let (text, label) = match String::from_utf8(bytes) {
         Ok(s) => (s, "utf-8"),
         Err(_) if bom => {
-            return Err(Refusal::new("undecodable", "文件以 UTF-8 标记开头，但内容不是有效的 UTF-8", "file starts with a UTF-8 BOM but is not valid UTF-8"))
+            return Err(Refusal::new(
+                "undecodable",
+                "文件以 UTF-8 标记开头，但内容不是有效的 UTF-8",
+                "file starts with a UTF-8 BOM but is not valid UTF-8",
+            ))
         }
         Err(e) => {
             let body = e.into_bytes();

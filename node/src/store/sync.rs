@@ -95,11 +95,18 @@ impl Writer {
     /// the child's cursor; nothing of it is applied if any change is refused.
     /// The changes come checked (`protocol::sync::checked`, done by the downlink off
     /// the writer thread); their parsed records fill the columns.
-    pub fn apply_batch(&mut self, child: &str, after: u64, upto: u64, checked: Vec<CheckedChange>, now: i64) -> Result<BatchOutcome, ApplyError> {
+    pub fn apply_batch(
+        &mut self,
+        child: &str,
+        after: u64,
+        upto: u64,
+        checked: Vec<CheckedChange>,
+        now: i64,
+    ) -> Result<BatchOutcome, ApplyError> {
         let mut changes = Vec::with_capacity(checked.len());
         let mut records = Vec::with_capacity(checked.len());
         for c in checked {
-            if c.change.seq <= after || c.change.seq > upto || !c.change.hops.last().is_some_and(|h| h.node == child) {
+            if c.change.seq <= after || c.change.seq > upto || c.change.hops.last().is_none_or(|h| h.node != child) {
                 return Err(ApplyError::Refused(Refused::new(
                     "bad_batch",
                     format!("change seq {} outside batch ({after}, {upto}] or not from {child}", c.change.seq),
@@ -148,7 +155,18 @@ impl Writer {
                         "INSERT INTO changes (seq, reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
                          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)",
                     )?
-                    .execute(params![seq, c.reg_no, c.origin, c.version as i64, c.region, &c.hash[..], now, hops_json, source, body])?;
+                    .execute(params![
+                        seq,
+                        c.reg_no,
+                        c.origin,
+                        c.version as i64,
+                        c.region,
+                        &c.hash[..],
+                        now,
+                        hops_json,
+                        source,
+                        body
+                    ])?;
                     out.applied += 1;
                     continue;
                 }
