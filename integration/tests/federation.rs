@@ -20,14 +20,7 @@ fn records(county: &str, seed: u64, from: u32, n: u32) -> Vec<Record> {
 async fn chain() -> Federation {
     let mut f = Federation::new().unwrap();
     f.extra_toml.push_str("batch_changes = 50\n");
-    for (id, parent) in [
-        ("000000", None),
-        ("420000", Some("000000")),
-        ("420100", Some("420000")),
-        ("420102", Some("420100")),
-        ("420103", Some("420100")),
-        ("429004", Some("420000")),
-    ] {
+    for (id, parent) in integration::scenarios::CHAIN {
         f.add(id, parent).unwrap();
     }
     f.start_all().await.unwrap();

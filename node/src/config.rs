@@ -172,14 +172,8 @@ pub struct Parent {
     pub node_id: String,
 }
 
-/// Certificate paths, made absolute.
-#[derive(Debug, Clone)]
-pub struct TlsPaths {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub crl: PathBuf,
-}
+/// Certificate paths, made absolute: the `[tls]` section after validation.
+pub type TlsPaths = TlsSection;
 
 /// `[inbox]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +348,11 @@ impl Config {
     /// the machine it is meant for).
     pub fn check_example(file: ConfigFile) -> anyhow::Result<Config> {
         Config::from_file(file, Path::new("/"), Path::new("example.toml"))
+    }
+
+    /// The QUIC idle timeout (at least 3 s, so keep-alives at a third of it make sense).
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.sync.idle_timeout_secs.max(3))
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -44,7 +44,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     let cfg = Arc::new(cfg);
     let identity = cfg.tls.as_ref().map(|t| Identity::load(t, &cfg.node_id)).transpose()?;
     let store = Store::open(&cfg.db_path(), &cfg.node_id)?;
-    let idle = Duration::from_secs(cfg.sync.idle_timeout_secs.max(3));
+    let idle = cfg.idle_timeout();
     let endpoint = match (&identity, &cfg.listen, &cfg.parent) {
         (Some(id), Some(listen), _) => Some(
             quinn::Endpoint::server(id.server_config(idle)?, listen.address)

@@ -40,7 +40,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Some(listen) = cfg.listen.clone() else { return Ok(()) };
-    let idle = Duration::from_secs(cfg.sync.idle_timeout_secs.max(3));
+    let idle = cfg.idle_timeout();
     let slots = Arc::new(Semaphore::new(listen.max_children));
     let budget = Arc::new(Budget { bytes: Semaphore::new(FRAME_BUDGET / 1024), decoded: Arc::new(Semaphore::new(DECODED_AHEAD)) });
     let live: Live = Arc::default();
@@ -267,6 +267,14 @@ async fn session(
     }
 }
 
+/// Keeps a decoding error recognisable (it becomes a `bad_frame` refusal).
+fn frame_error(e: net::FrameError) -> anyhow::Error {
+    match e {
+        net::FrameError::Decode(d) => d.into(),
+        other => other.into(),
+    }
+}
+
 /// A frame decoded off the connection task: the message and, for a batch, its
 /// changes, already checked (jurisdiction, provenance, hashes, bodies).
 struct Decoded {
@@ -277,16 +285,9 @@ struct Decoded {
 }
 
 async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str) -> anyhow::Result<Option<Decoded>> {
-    let mut prefix = [0u8; 4];
-    match recv.read_exact(&mut prefix).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let len = wire::check_frame_len(prefix)?;
+    let Some(len) = net::read_frame_len(recv).await.map_err(frame_error)? else { return Ok(None) };
     let _permit = budget.bytes.acquire_many(len.div_ceil(1024).max(1) as u32).await?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await?;
+    let body = net::read_frame_body(recv, len).await.map_err(frame_error)?;
     let mut message = wire::decode_message(&body)?;
     drop(body);
     let mut slot = None;

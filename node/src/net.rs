@@ -147,20 +147,31 @@ pub enum FrameError {
     Write(#[from] quinn::WriteError),
 }
 
-/// Reads one frame; `None` at a clean end of stream. The length is checked against
-/// the cap before the body is allocated; `reserve` is called with it first so the
-/// caller can bound memory shared across connections.
+/// Reads one frame; `None` at a clean end of stream.
 pub async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Option<Vec<u8>>, FrameError> {
+    match read_frame_len(recv).await? {
+        Some(len) => read_frame_body(recv, len).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads a frame's length prefix and checks it against the cap, before anything is
+/// allocated; `None` at a clean end of stream. A caller that bounds memory shared
+/// across connections reserves the length before [`read_frame_body`].
+pub async fn read_frame_len(recv: &mut quinn::RecvStream) -> Result<Option<usize>, FrameError> {
     let mut prefix = [0u8; 4];
     match recv.read_exact(&mut prefix).await {
-        Ok(()) => {}
-        Err(quinn::ReadExactError::FinishedEarly(0)) => return Ok(None),
-        Err(e) => return Err(e.into()),
+        Ok(()) => Ok(Some(wire::check_frame_len(prefix)?)),
+        Err(quinn::ReadExactError::FinishedEarly(0)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    let len = wire::check_frame_len(prefix)?;
+}
+
+/// Reads a frame body of `len` bytes (checked by [`read_frame_len`]).
+pub async fn read_frame_body(recv: &mut quinn::RecvStream, len: usize) -> Result<Vec<u8>, FrameError> {
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body).await?;
-    Ok(Some(body))
+    Ok(body)
 }
 
 pub async fn write_frame(send: &mut quinn::SendStream, msg: &Message) -> Result<(), FrameError> {

@@ -85,7 +85,7 @@ async fn session(
     shutdown: &CancellationToken,
     progressed: &mut bool,
 ) -> anyhow::Result<End> {
-    let idle = Duration::from_secs(cfg.sync.idle_timeout_secs.max(3));
+    let idle = cfg.idle_timeout();
     let addr = tokio::net::lookup_host(&parent.address)
         .await
         .with_context(|| format!("cannot resolve parent address {}", parent.address))?

@@ -1,10 +1,12 @@
 //! Local ingest: rows from an inbox file become changes at this node, their origin.
 
+use super::rows::{append_change, insert_record, next_seq, update_record, withdraw_record, NewChange, RecordCols};
 use super::Writer;
 use anyhow::{bail, Context};
 use huijiao_protocol::record::{sha256, withdraw_hash};
 use huijiao_protocol::report::{zh_en, Report, RowError};
 use huijiao_protocol::validate::Row;
+use huijiao_protocol::wire::Op;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use std::sync::mpsc::Receiver;
 
@@ -54,6 +56,12 @@ pub struct PreparedRecord {
     pub reg_date: String,
     pub secret: &'static str,
     pub embargo_until: Option<String>,
+}
+
+impl PreparedRecord {
+    fn cols(&self) -> RecordCols<'_> {
+        RecordCols { kind: self.kind, reg_date: &self.reg_date, secret: self.secret, embargo_until: self.embargo_until.as_deref() }
+    }
 }
 
 impl Prepared {
@@ -211,95 +219,72 @@ pub(crate) fn current(tx: &Transaction<'_>, reg_no: &str) -> rusqlite::Result<Op
 fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, now: i64) -> anyhow::Result<Result<Applied, RowError>> {
     let (row_no, reg_no) = (row.row_no, row.reg_no.as_str());
     let hops = format!("[[\"{node}\",{now}]]");
+    let base = NewChange {
+        reg_no,
+        origin: node,
+        version: 1,
+        op: Op::Upsert,
+        region: "",
+        hash: &[],
+        accepted_at: now,
+        hops: &hops,
+        source,
+        body: None,
+    };
     // Most rows of a big file are new records: insert optimistically, and look the
     // record up only when it exists.
     if let Some(rec) = &row.upsert {
-        let seq: i64 = tx.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM changes")?.query_row([], |r| r.get(0))?;
-        let inserted = tx
-            .prepare_cached(
-                "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
-                 VALUES (?1, ?2, 1, 0, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (reg_no) DO NOTHING",
-            )?
-            .execute(params![reg_no, node, &rec.hash[..], seq, rec.region, rec.kind, rec.reg_date, rec.secret, rec.embargo_until, now])?;
-        if inserted == 1 {
-            tx.prepare_cached(
-                "INSERT INTO changes (seq, reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
-                 VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![seq, reg_no, node, rec.region, &rec.hash[..], now, hops, source, rec.body])?;
+        let seq = next_seq(tx)?;
+        let new = NewChange { region: &rec.region, hash: &rec.hash, body: Some(&rec.body), ..base };
+        if insert_record(tx, seq, &new, &rec.cols())? {
+            append_change(tx, seq, &new)?;
             return Ok(Ok(Applied::Inserted));
         }
     }
-    let cur = current(tx, reg_no)?;
-    if let Some(c) = &cur {
-        if c.origin != node {
-            return Ok(Err(store_error(
-                row_no,
-                reg_no,
-                "reg_no",
-                "not_origin",
-                &format!("该成果由节点 {} 登记，只有该节点可以修改或撤销", c.origin),
-                &format!("the record originated at node {}; only that node may change or withdraw it", c.origin),
-            )));
-        }
+    let Some(cur) = current(tx, reg_no)? else {
+        // Only a withdrawal gets here without a record: an upsert was inserted above.
+        return Ok(Err(store_error(
+            row_no,
+            reg_no,
+            "reg_no",
+            "unknown_record",
+            "要撤销的登记号在本节点不存在",
+            "the record to withdraw is not held by this node",
+        )));
+    };
+    if cur.origin != node {
+        return Ok(Err(store_error(
+            row_no,
+            reg_no,
+            "reg_no",
+            "not_origin",
+            &format!("该成果由节点 {} 登记，只有该节点可以修改或撤销", cur.origin),
+            &format!("the record originated at node {}; only that node may change or withdraw it", cur.origin),
+        )));
     }
-    match row.upsert {
+    let seq = next_seq(tx)?;
+    match &row.upsert {
+        Some(_) if cur.withdrawn => Ok(Err(store_error(
+            row_no,
+            reg_no,
+            "reg_no",
+            "withdrawn_record",
+            "该成果已撤销，撤销后不能再修改或重新登记",
+            "the record was withdrawn; a withdrawn record cannot be changed or registered again",
+        ))),
+        Some(rec) if cur.hash == rec.hash => Ok(Ok(Applied::Unchanged)),
         Some(rec) => {
-            let version = match &cur {
-                Some(c) if c.withdrawn => {
-                    return Ok(Err(store_error(
-                        row_no,
-                        reg_no,
-                        "reg_no",
-                        "withdrawn_record",
-                        "该成果已撤销，撤销后不能再修改或重新登记",
-                        "the record was withdrawn; a withdrawn record cannot be changed or registered again",
-                    )))
-                }
-                Some(c) if c.hash == rec.hash => return Ok(Ok(Applied::Unchanged)),
-                Some(c) => c.version + 1,
-                None => 1,
-            };
-            tx.prepare_cached(
-                "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![reg_no, node, version, rec.region, &rec.hash[..], now, hops, source, rec.body])?;
-            let seq = tx.last_insert_rowid();
-            tx.prepare_cached(
-                "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (reg_no) DO UPDATE SET version = excluded.version, hash = excluded.hash, seq = excluded.seq,
-                   body_seq = excluded.body_seq, region = excluded.region, kind = excluded.kind, reg_date = excluded.reg_date,
-                   secret = excluded.secret, embargo_until = excluded.embargo_until, updated_at = excluded.updated_at",
-            )?
-            .execute(params![reg_no, node, version, &rec.hash[..], seq, rec.region, rec.kind, rec.reg_date, rec.secret, rec.embargo_until, now])?;
-            Ok(Ok(if version == 1 { Applied::Inserted } else { Applied::Updated }))
+            let new = NewChange { version: cur.version + 1, region: &rec.region, hash: &rec.hash, body: Some(&rec.body), ..base };
+            append_change(tx, seq, &new)?;
+            update_record(tx, seq, &new, &rec.cols())?;
+            Ok(Ok(Applied::Updated))
         }
+        None if cur.withdrawn => Ok(Ok(Applied::Unchanged)),
         None => {
-            let Some(c) = cur else {
-                return Ok(Err(store_error(
-                    row_no,
-                    reg_no,
-                    "reg_no",
-                    "unknown_record",
-                    "要撤销的登记号在本节点不存在",
-                    "the record to withdraw is not held by this node",
-                )));
-            };
-            if c.withdrawn {
-                return Ok(Ok(Applied::Unchanged));
-            }
-            let version = c.version + 1;
             let hash = withdraw_hash(reg_no);
-            tx.prepare_cached(
-                "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
-                 VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, NULL)",
-            )?
-            .execute(params![reg_no, node, version, c.region, &hash[..], now, hops, source])?;
-            let seq = tx.last_insert_rowid();
-            tx.prepare_cached("UPDATE records SET version = ?2, withdrawn = 1, hash = ?3, seq = ?4, updated_at = ?5 WHERE reg_no = ?1")?
-                .execute(params![reg_no, version, &hash[..], seq, now])?;
+            let new = NewChange { version: cur.version + 1, op: Op::Withdraw, region: &cur.region, hash: &hash, ..base };
+            append_change(tx, seq, &new)?;
+            withdraw_record(tx, seq, &new)?;
             Ok(Ok(Applied::Withdrawn))
         }
     }

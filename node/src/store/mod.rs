@@ -11,6 +11,7 @@
 
 mod ingest;
 mod query;
+mod rows;
 mod schema;
 mod sync;
 

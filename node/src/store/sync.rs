@@ -2,6 +2,7 @@
 //! exactly once, conflicts, and the bookkeeping `huijiao status` shows.
 
 use super::ingest::current;
+use super::rows::{append_change, insert_record, next_seq, update_record, withdraw_record, NewChange, RecordCols};
 use super::{Reader, Writer};
 use anyhow::Context;
 use huijiao_protocol::sync::CheckedChange;
@@ -128,45 +129,32 @@ impl Writer {
             let mut hops = c.hops.clone();
             hops.push(Hop { node: node.clone(), accepted_at_ms: now });
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
+            let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
+            let new = NewChange {
+                reg_no: &c.reg_no,
+                origin: &c.origin,
+                version: c.version as i64,
+                op: c.op,
+                region: &c.region,
+                hash: &c.hash,
+                accepted_at: now,
+                hops: &hops_json,
+                source: &source,
+                body,
+            };
+            let (reg_date, embargo) =
+                rec.as_ref().map_or((String::new(), None), |r| (r.reg_date.to_string(), r.embargo_until.map(|d| d.to_string())));
+            let cols = rec.as_ref().map(|r| RecordCols {
+                kind: r.kind.zh(),
+                reg_date: &reg_date,
+                secret: r.secret.zh(),
+                embargo_until: embargo.as_deref(),
+            });
             // A record this node has never seen is inserted without a lookup first.
-            if let Some(r) = &rec {
-                let seq: i64 = tx.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM changes")?.query_row([], |x| x.get(0))?;
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
-                         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (reg_no) DO NOTHING",
-                    )?
-                    .execute(params![
-                        c.reg_no,
-                        c.origin,
-                        c.version as i64,
-                        &c.hash[..],
-                        seq,
-                        r.region,
-                        r.kind.zh(),
-                        r.reg_date.to_string(),
-                        r.secret.zh(),
-                        r.embargo_until.map(|d| d.to_string()),
-                        now
-                    ])?;
-                if inserted == 1 {
-                    let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
-                    tx.prepare_cached(
-                        "INSERT INTO changes (seq, reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
-                         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )?
-                    .execute(params![
-                        seq,
-                        c.reg_no,
-                        c.origin,
-                        c.version as i64,
-                        c.region,
-                        &c.hash[..],
-                        now,
-                        hops_json,
-                        source,
-                        body
-                    ])?;
+            if let Some(cols) = &cols {
+                let seq = next_seq(&tx)?;
+                if insert_record(&tx, seq, &new, cols)? {
+                    append_change(&tx, seq, &new)?;
                     out.applied += 1;
                     continue;
                 }
@@ -179,7 +167,7 @@ impl Writer {
                     continue;
                 }
                 Some(cur) if cur.withdrawn => Some((Some(cur.origin.clone()), "the record was withdrawn; nothing resurrects it")),
-                None if c.op == Op::Withdraw => Some((None, "a withdrawal of a record this node never held")),
+                None => Some((None, "a withdrawal of a record this node never held")),
                 _ => None,
             };
             if let Some((held, reason)) = conflict {
@@ -196,7 +184,7 @@ impl Writer {
                         c.region,
                         &c.hash[..],
                         hops_json,
-                        c.body.as_deref().map(String::from_utf8_lossy),
+                        body,
                         child,
                         now,
                         held,
@@ -210,53 +198,11 @@ impl Writer {
                 }
                 continue;
             }
-            let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
-            tx.prepare_cached(
-                "INSERT INTO changes (reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                c.reg_no,
-                c.origin,
-                c.version as i64,
-                op_code(c.op),
-                c.region,
-                &c.hash[..],
-                now,
-                hops_json,
-                source,
-                body
-            ])?;
-            let seq = tx.last_insert_rowid();
-            match rec {
-                Some(r) => {
-                    tx.prepare_cached(
-                        "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
-                         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                         ON CONFLICT (reg_no) DO UPDATE SET version = excluded.version, hash = excluded.hash, seq = excluded.seq,
-                           body_seq = excluded.body_seq, region = excluded.region, kind = excluded.kind, reg_date = excluded.reg_date,
-                           secret = excluded.secret, embargo_until = excluded.embargo_until, updated_at = excluded.updated_at",
-                    )?
-                    .execute(params![
-                        c.reg_no,
-                        c.origin,
-                        c.version as i64,
-                        &c.hash[..],
-                        seq,
-                        r.region,
-                        r.kind.zh(),
-                        r.reg_date.to_string(),
-                        r.secret.zh(),
-                        r.embargo_until.map(|d| d.to_string()),
-                        now
-                    ])?;
-                }
-                None => {
-                    tx.prepare_cached(
-                        "UPDATE records SET version = ?2, withdrawn = 1, hash = ?3, seq = ?4, updated_at = ?5 WHERE reg_no = ?1",
-                    )?
-                    .execute(params![c.reg_no, c.version as i64, &c.hash[..], seq, now])?;
-                }
+            let seq = next_seq(&tx)?;
+            append_change(&tx, seq, &new)?;
+            match &cols {
+                Some(cols) => update_record(&tx, seq, &new, cols)?,
+                None => withdraw_record(&tx, seq, &new)?,
             }
             out.applied += 1;
         }

@@ -1,0 +1,100 @@
+//! The row writes that local ingest and children's batches share: appending a change,
+//! and pointing a record at it.
+
+use huijiao_protocol::wire::Op;
+use rusqlite::{params, Transaction};
+
+/// A change about to be appended to the log.
+#[derive(Clone, Copy)]
+pub(crate) struct NewChange<'a> {
+    pub reg_no: &'a str,
+    pub origin: &'a str,
+    pub version: i64,
+    pub op: Op,
+    pub region: &'a str,
+    pub hash: &'a [u8],
+    /// When this node accepted it; also the record's `updated_at`.
+    pub accepted_at: i64,
+    /// JSON `[[node, ms], ...]`, this node last.
+    pub hops: &'a str,
+    pub source: &'a str,
+    pub body: Option<&'a str>,
+}
+
+/// The columns of a record row that come from its body.
+pub(crate) struct RecordCols<'a> {
+    pub kind: &'a str,
+    pub reg_date: &'a str,
+    pub secret: &'a str,
+    pub embargo_until: Option<&'a str>,
+}
+
+/// The sequence number the next change gets (the log is never pruned, so max + 1).
+pub(crate) fn next_seq(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM changes")?.query_row([], |r| r.get(0))
+}
+
+pub(crate) fn append_change(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>) -> rusqlite::Result<()> {
+    let op = match c.op {
+        Op::Upsert => 0,
+        Op::Withdraw => 1,
+    };
+    tx.prepare_cached(
+        "INSERT INTO changes (seq, reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![seq, c.reg_no, c.origin, c.version, op, c.region, c.hash, c.accepted_at, c.hops, c.source, c.body])?;
+    Ok(())
+}
+
+/// Inserts a record whose body is change `seq`, unless its reg_no is already held.
+/// Returns whether it was inserted: a new record needs no lookup first.
+pub(crate) fn insert_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, cols: &RecordCols<'_>) -> rusqlite::Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
+             VALUES (?1, ?2, ?3, 0, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (reg_no) DO NOTHING",
+        )?
+        .execute(params![
+            c.reg_no,
+            c.origin,
+            c.version,
+            c.hash,
+            seq,
+            c.region,
+            cols.kind,
+            cols.reg_date,
+            cols.secret,
+            cols.embargo_until,
+            c.accepted_at
+        ])?;
+    Ok(n == 1)
+}
+
+/// Points a held record at the upsert change `seq`.
+pub(crate) fn update_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, cols: &RecordCols<'_>) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE records SET version = ?2, hash = ?3, seq = ?4, body_seq = ?4, region = ?5, kind = ?6, reg_date = ?7, secret = ?8,
+           embargo_until = ?9, updated_at = ?10 WHERE reg_no = ?1",
+    )?
+    .execute(params![
+        c.reg_no,
+        c.version,
+        c.hash,
+        seq,
+        c.region,
+        cols.kind,
+        cols.reg_date,
+        cols.secret,
+        cols.embargo_until,
+        c.accepted_at
+    ])?;
+    Ok(())
+}
+
+/// Marks a held record withdrawn by change `seq`; its last body stays readable.
+pub(crate) fn withdraw_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE records SET version = ?2, withdrawn = 1, hash = ?3, seq = ?4, updated_at = ?5 WHERE reg_no = ?1")?
+        .execute(params![c.reg_no, c.version, c.hash, seq, c.accepted_at])?;
+    Ok(())
+}
