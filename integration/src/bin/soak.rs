@@ -1,9 +1,10 @@
 //! A long kill -9 soak, run by hand:
 //!
 //! ```sh
-//! cargo build --release -p integration
 //! cargo run --release -p integration --bin soak -- --rounds 200 --seed 7
 //! ```
+//!
+//! The nodes are this same binary acting as the huijiao CLI (`soak run --config …`).
 //!
 //! Kills a random node of a six-node chain at a random moment in each round while
 //! files keep arriving, restarts it, and finally audits the national node: 0 lost,
@@ -11,8 +12,21 @@
 
 use std::time::Duration;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("run") {
+        return huijiao::cli::main_with(args);
+    }
+    match soak(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("soak: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn soak(args: &[String]) -> anyhow::Result<()> {
     let arg = |name: &str, default: u64| -> anyhow::Result<u64> {
         match args.iter().position(|a| a == name) {
             Some(i) => Ok(args.get(i + 1).ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?.parse()?),
@@ -21,8 +35,7 @@ fn main() -> anyhow::Result<()> {
     };
     let rounds = arg("--rounds", 100)? as usize;
     let seed = arg("--seed", huijiao::clock::now_ms() as u64)?;
-    let bin = std::env::current_exe()?.with_file_name("huijiao-node");
-    anyhow::ensure!(bin.exists(), "{} is missing: cargo build --release -p integration", bin.display());
+    let bin = std::env::current_exe()?;
     println!("soak: {rounds} rounds of kill -9, seed {seed} (replay with --seed {seed})");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let audit = rt.block_on(integration::scenarios::kill_nine(bin.to_str().unwrap_or_default(), seed, rounds, Duration::from_secs(600)))?;
