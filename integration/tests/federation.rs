@@ -134,5 +134,15 @@ async fn the_same_reg_no_from_two_origins_is_quarantined_where_they_meet() {
     }
     assert_eq!(f.node("420102").records()[&rec.reg_no].record.title, rec.title);
     assert!(f.node("000000").reader().unwrap().quarantine().unwrap().is_empty(), "reported where the two meet");
+    // The prefecture's status: its county is connected, and the conflict is counted.
+    let cfg = huijiao::config::Config::load(&f.node("420100").config_path).unwrap();
+    let mut out = Vec::new();
+    huijiao::commands::status::run(&cfg, true, &mut out).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(status["conflicts"], 1, "{status}");
+    let child = &status["children"][0];
+    assert_eq!((child["child"].as_str(), child["connected"].as_bool()), (Some("420102"), Some(true)), "{status}");
+    assert!(child["quiet_secs"].as_i64().unwrap() < 180);
+    assert_eq!(status["uplink"]["state"], "streaming", "{status}");
     f.stop_all().await.unwrap();
 }

@@ -29,6 +29,10 @@ pub const FRAME_BUDGET: usize = 128 * 1024 * 1024;
 /// of the single writer would hold a gigabyte. A few keep the writer busy.
 const DECODED_AHEAD: usize = 8;
 
+/// How often a parent notes its connected children as seen, so `huijiao status` can
+/// tell a county that is connected but has nothing to send from one that went quiet.
+pub const HEARTBEAT: Duration = Duration::from_secs(60);
+
 /// Live connections by QUIC connection id: child id, certificate serial, connection.
 type Live = Arc<Mutex<HashMap<usize, (String, String, quinn::Connection)>>>;
 
@@ -46,6 +50,7 @@ pub async fn run(
     let live: Live = Arc::default();
     let mut tasks = JoinSet::new();
     let mut crl_check = tokio::time::interval(Duration::from_secs(2));
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut crl_mtime = mtime(&identity.crl_path);
     info!(address = %listen.address, max_children = listen.max_children, "listening for children");
     loop {
@@ -55,6 +60,15 @@ pub async fn run(
             Some(done) = tasks.join_next() => {
                 if let Err(e) = done {
                     error!("a child connection task panicked: {e}");
+                }
+            }
+            _ = heartbeat.tick() => {
+                let connected: Vec<String> = live.lock().expect("live map").values().map(|(child, _, _)| child.clone()).collect();
+                if !connected.is_empty() {
+                    let now = crate::clock::now_ms();
+                    if let Ok(Err(e)) = store.call(move |w| w.children_seen(&connected, now)).await {
+                        warn!("cannot note connected children: {e:#}");
+                    }
                 }
             }
             _ = crl_check.tick() => {

@@ -4,6 +4,15 @@ use crate::config::Config;
 use crate::store::Reader;
 use std::io::Write;
 
+/// A connected child is noted as seen every `downlink::HEARTBEAT`; three missed notes
+/// mean it is not connected.
+const CONNECTED_WITHIN_SECS: i64 = 3 * crate::downlink::HEARTBEAT.as_secs() as i64;
+
+/// Seconds since a child was last seen.
+fn quiet_secs(last_seen_at: Option<i64>) -> Option<i64> {
+    last_seen_at.map(|t| ((crate::clock::now_ms() - t) / 1000).max(0))
+}
+
 pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let reader = Reader::open(&cfg.db_path())?;
     let s = reader.status()?;
@@ -23,6 +32,13 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
         let mut v = serde_json::to_value(&s)?;
         v["inbox_waiting"] = waiting.into();
         v["children"] = serde_json::to_value(&children)?;
+        if let Some(list) = v["children"].as_array_mut() {
+            for c in list {
+                let quiet = quiet_secs(c["last_seen_at"].as_i64());
+                c["quiet_secs"] = quiet.into();
+                c["connected"] = (quiet.is_some_and(|q| q <= CONNECTED_WITHIN_SECS)).into();
+            }
+        }
         v["uplink"] = serde_json::to_value(&uplink)?;
         v["conflicts"] = conflicts.into();
         writeln!(out, "{v}")?;
@@ -44,15 +60,25 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
         writeln!(out, "conflicts       {conflicts} quarantined (huijiao conflicts --config …)")?;
     }
     if !children.is_empty() {
-        writeln!(out, "children        {:<8} {:>10} {:>10}  {:<29}  last error", "node", "cursor", "changes", "last seen")?;
+        writeln!(
+            out,
+            "children        {:<8} {:>10} {:>10}  {:<29}  {:<14}  last error",
+            "node", "cursor", "changes", "last seen", "state"
+        )?;
         for c in &children {
+            let state = match quiet_secs(c.last_seen_at) {
+                Some(q) if q <= CONNECTED_WITHIN_SECS => "connected".to_string(),
+                Some(q) => format!("QUIET {}h{:02}m", q / 3600, q / 60 % 60),
+                None => "never seen".to_string(),
+            };
             writeln!(
                 out,
-                "                {:<8} {:>10} {:>10}  {:<29}  {}",
+                "                {:<8} {:>10} {:>10}  {:<29}  {:<14}  {}",
                 c.child,
                 c.cursor,
                 c.changes,
                 at(c.last_seen_at),
+                state,
                 c.last_error.as_deref().unwrap_or("")
             )?;
         }

@@ -92,6 +92,16 @@ impl Writer {
         Ok(())
     }
 
+    /// Notes that these children are connected now.
+    pub fn children_seen(&mut self, children: &[String], now: i64) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        for c in children {
+            tx.prepare_cached("UPDATE children SET last_seen_at = ?2, last_error = NULL WHERE child = ?1")?.execute(params![c, now])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Applies a batch `(after, upto]` from `child` in one transaction that also moves
     /// the child's cursor; nothing of it is applied if any change is refused.
     /// The changes come checked (`protocol::sync::checked`, done by the downlink off
