@@ -83,10 +83,6 @@ impl TestNode {
         self.reader().and_then(|r| r.record_count()).unwrap_or(0)
     }
 
-    pub fn is_running(&self) -> bool {
-        self.running.is_some()
-    }
-
     /// The process id of a node run as a process.
     pub fn pid(&self) -> Option<u32> {
         match &self.running {

@@ -223,8 +223,7 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
                 bail!("node {} exited ({status}); see {}", n.id, n.dir.join("node.log").display());
             }
         }
-        let handled: usize = counties.iter().map(|&i| nodes[i].reports().0).sum();
-        let accepted: u64 = counties.iter().map(|&i| nodes[i].reports().1).sum();
+        let (handled, accepted) = counties.iter().map(|&i| nodes[i].reports()).fold((0usize, 0u64), |(h, a), r| (h + r.0, a + r.1));
         let bars = tier_bars(nodes, handled, total_files);
         if tty {
             if drawn {

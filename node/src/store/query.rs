@@ -171,11 +171,6 @@ impl Reader {
         Ok(self.query(&Filter { reg_no: Some(reg_no.to_string()), ..Filter::default() })?.into_iter().next())
     }
 
-    /// The number of changes in the log (all versions, all origins).
-    pub fn change_count(&self) -> anyhow::Result<i64> {
-        Ok(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?)
-    }
-
     /// The number of records (withdrawn ones included).
     pub fn record_count(&self) -> anyhow::Result<i64> {
         Ok(self.conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?)

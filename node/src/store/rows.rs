@@ -34,11 +34,16 @@ pub(crate) fn next_seq(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
     tx.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM changes")?.query_row([], |r| r.get(0))
 }
 
-pub(crate) fn append_change(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>) -> rusqlite::Result<()> {
-    let op = match c.op {
+/// How `changes.op` and `quarantine.op` store an operation.
+pub(crate) fn op_code(op: Op) -> i64 {
+    match op {
         Op::Upsert => 0,
         Op::Withdraw => 1,
-    };
+    }
+}
+
+pub(crate) fn append_change(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>) -> rusqlite::Result<()> {
+    let op = op_code(c.op);
     tx.prepare_cached(
         "INSERT INTO changes (seq, reg_no, origin, version, op, region, hash, accepted_at, hops, source, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

@@ -2,7 +2,7 @@
 //! exactly once, conflicts, and the bookkeeping `huijiao status` shows.
 
 use super::ingest::current;
-use super::rows::{append_change, insert_record, next_seq, update_record, withdraw_record, NewChange, RecordCols};
+use super::rows::{append_change, insert_record, next_seq, op_code, update_record, withdraw_record, NewChange, RecordCols};
 use super::{Reader, Writer};
 use anyhow::Context;
 use huijiao_protocol::sync::CheckedChange;
@@ -252,13 +252,6 @@ impl Writer {
     }
 }
 
-fn op_code(op: Op) -> i64 {
-    match op {
-        Op::Upsert => 0,
-        Op::Withdraw => 1,
-    }
-}
-
 impl Reader {
     /// Up to `max_changes` log entries after `after`, stopping once `max_bytes` of
     /// bodies are collected (at least one entry is returned when there is one).
@@ -291,11 +284,6 @@ impl Reader {
             }
         }
         Ok(out)
-    }
-
-    /// The highest sequence number in the log.
-    pub fn last_seq(&self) -> anyhow::Result<u64> {
-        Ok(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
     pub fn children(&self) -> anyhow::Result<Vec<ChildStatus>> {
