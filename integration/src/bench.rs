@@ -190,7 +190,7 @@ fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
             for c in rows.chunks(2048) {
                 let _ = tx.send(IngestMsg::Rows(c.to_vec()));
             }
-            let _ = tx.send(IngestMsg::Done(report));
+            let _ = tx.send(IngestMsg::Done(Box::new(report)));
         });
         let meta = FileMeta {
             sha256: format!("preload-{i}"),
@@ -199,7 +199,9 @@ fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
             dest: format!("preload-{i}"),
             received_at: 0,
         };
-        w.ingest_file(meta, rx)?;
+        // Nothing here can be refused by the store; its answers are not read.
+        let (answers, _unread) = std::sync::mpsc::sync_channel(4096);
+        w.ingest_file(meta, rx, answers)?;
         w.mark_moved(&format!("preload-{i}"))?;
         let _ = h.join();
     }

@@ -234,10 +234,14 @@ mod tests {
             ("d.json", json_array(&recs)),
             ("e.xlsx", xlsx(&rows)),
         ] {
-            let c = crate::ingest::check_rows(&crate::ingest::parse_file(name, &bytes, u64::MAX), &v);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let mut sink = crate::ingest::Collect::default();
+            let c = crate::ingest::check_file(&path, &v, &crate::ingest::Limits::default(), &mut sink, None);
             assert!(c.report.is_clean(), "{name}: {:?}", c.report.errors.first());
-            let back: Vec<&Record> = c
-                .valid
+            let back: Vec<&Record> = sink
+                .rows
                 .iter()
                 .map(|(_, r)| match r {
                     Row::Upsert(r) => r,

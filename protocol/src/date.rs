@@ -100,6 +100,12 @@ impl Date {
     /// Excel appends when a date cell is exported: `2024/3/5 0:00`). The time is ignored.
     pub fn parse(text: &str) -> Result<Date, DateError> {
         let s = text.trim();
+        // YYYYMMDD, eight digits and nothing else.
+        if s.len() == 8 && s.bytes().all(|b| b.is_ascii_digit()) {
+            let n = |r: std::ops::Range<usize>| s[r].parse::<u32>().map_err(|_| DateError::Format);
+            let (year, month, day) = (n(0..4)? as i32, n(4..6)? as u8, n(6..8)? as u8);
+            return Date::new(year, month, day).ok_or(DateError::Impossible);
+        }
         let (y, rest) = take_digits(s);
         if y.len() != 4 {
             return Err(DateError::Format);
@@ -204,6 +210,8 @@ mod tests {
             " 2024.3.5 ",
             "2024/3/5 0:00",
             "2024-03-05 00:00:00",
+            "20240305",
+            " 2024.03.05",
         ] {
             assert_eq!(Date::parse(s), Ok(want), "{s}");
         }
@@ -214,7 +222,8 @@ mod tests {
         assert_eq!(Date::parse("2023-02-30"), Err(DateError::Impossible));
         assert_eq!(Date::parse("2023-13-01"), Err(DateError::Impossible));
         assert_eq!(Date::parse("2024-02-29").map(|d| d.day), Ok(29));
-        for s in ["2024-3/5", "24-3-5", "2024年3月5", "2024-03-05x", "20240305", "", "2024--05", "2024-03-05 25:00"] {
+        assert_eq!(Date::parse("20230230"), Err(DateError::Impossible));
+        for s in ["2024-3/5", "24-3-5", "2024年3月5", "2024-03-05x", "2024030", "202403051", "", "2024--05", "2024-03-05 25:00"] {
             assert_eq!(Date::parse(s), Err(DateError::Format), "{s}");
         }
     }

@@ -168,9 +168,9 @@ impl Field {
         matches!(self, Field::RegDate | Field::EmbargoUntil)
     }
 
-    /// Matches a header cell (or a JSON key): trimmed; English keys case-insensitively,
-    /// Chinese names exactly. Full-width parentheses in `研究经费（万元）` are also
-    /// accepted, because Chinese input methods type them by default.
+    /// Matches a header cell or a JSON key after the normalization of spec §1.1
+    /// ([`normalize_header`]): English keys in any case, Chinese names exactly, a unit
+    /// in parentheses optional (`研究经费`, `研究经费(万元)`, `研究经费（万元）`).
     pub fn from_header(name: &str) -> Option<Field> {
         static NAMES: std::sync::OnceLock<std::collections::HashMap<String, Field>> = std::sync::OnceLock::new();
         let names = NAMES.get_or_init(|| {
@@ -178,26 +178,55 @@ impl Field {
             for f in Field::ALL {
                 m.insert(f.key().to_string(), f);
                 m.insert(f.zh().to_string(), f);
-                m.insert(f.zh().replace('(', "（").replace(')', "）"), f);
+                if let Some((bare, _unit)) = f.zh().split_once('(') {
+                    m.insert(bare.to_string(), f);
+                }
             }
             m
         });
-        let name = name.trim();
-        if let Some(f) = names.get(name) {
-            return Some(*f);
-        }
-        // English keys match in any case; Chinese names only exactly.
-        name.bytes()
-            .any(|b| b.is_ascii_uppercase())
-            .then(|| names.get(&name.to_ascii_lowercase()).copied())
-            .flatten()
-            .filter(|f| f.key().eq_ignore_ascii_case(name))
+        let n = normalize_header(name);
+        names.get(&n).copied().or_else(|| secret_like(&n).then_some(Field::Secret))
     }
+}
+
+/// A header cell as matched (spec §1.1): every kind of whitespace removed (spaces,
+/// full-width spaces, line breaks inside a cell), zero-width characters removed, a
+/// leading or trailing required-field marker `*` / `＊` removed, full-width
+/// parentheses read as half-width, and ASCII letters lower-cased (English keys match
+/// in any case).
+pub fn normalize_header(name: &str) -> String {
+    let kept: String = name
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'))
+        .map(|c| match c {
+            '（' => '(',
+            '）' => ')',
+            other => other.to_ascii_lowercase(),
+        })
+        .collect();
+    kept.trim_matches(['*', '＊']).to_string()
+}
+
+/// Fail-closed: a column whose name speaks of secrecy (`密级（原）`, `secret_level`,
+/// `保密等级`) is read as a second 密级 column, so a marking in it classifies the row.
+fn secret_like(normalized: &str) -> bool {
+    ["密级", "保密", "涉密", "secret", "classif", "confidential"].iter().any(|w| normalized.contains(w))
+}
+
+/// A column that only numbers the rows of a form (序号, or 编号 beside a 登记号
+/// column): ignored without a warning.
+pub fn is_serial_column(normalized: &str, has_reg_no: bool) -> bool {
+    normalized == "序号" || (has_reg_no && normalized == "编号")
 }
 
 /// The column the node adds to `NAME.rejected.csv`; ignored without a warning when a
 /// clerk drops the fixed file back in.
 pub const ERROR_COLUMN: &str = "错误 (error)";
+
+/// Whether a header cell is the node's own error column.
+pub fn is_error_column(name: &str) -> bool {
+    normalize_header(name) == normalize_header(ERROR_COLUMN)
+}
 
 #[cfg(test)]
 mod tests {
@@ -210,7 +239,16 @@ mod tests {
         assert_eq!(Field::from_header("研究经费(万元)"), Some(Field::Funding));
         assert_eq!(Field::from_header("研究经费（万元）"), Some(Field::Funding));
         assert_eq!(Field::from_header("备注"), None);
-        assert_eq!(Field::from_header("登记 号"), None);
+        assert_eq!(Field::from_header("登记 号"), Some(Field::RegNo));
+        assert_eq!(Field::from_header("*登记号"), Some(Field::RegNo));
+        assert_eq!(Field::from_header("成果\n名称"), Some(Field::Title));
+        assert_eq!(Field::from_header("研究经费"), Some(Field::Funding));
+        assert_eq!(Field::from_header("经济效益（万元）"), Some(Field::Benefit));
+        assert_eq!(Field::from_header("研究经费(元)"), None);
+        assert_eq!(Field::from_header("密\u{3000}级＊"), Some(Field::Secret));
+        assert_eq!(Field::from_header("Secret"), Some(Field::Secret));
+        assert_eq!(Field::from_header("密级（原）"), Some(Field::Secret));
+        assert_eq!(Field::from_header("Secret_Level"), Some(Field::Secret));
         for f in Field::ALL {
             assert_eq!(Field::from_header(f.key()), Some(f));
             assert_eq!(Field::from_header(f.zh()), Some(f));

@@ -6,6 +6,7 @@
 //! - [`date`]: calendar dates in Beijing time, every date form of the spec.
 //! - [`fields`]: the columns of the submission format and header matching.
 //! - [`record`]: the validated record, its canonical JSON, hash and public view.
+//! - [`secrecy`]: fail-closed reading of 密级 markings.
 //! - [`validate`]: row validation, one error per broken rule.
 //! - [`report`]: the per-file report of spec §5.
 //! - [`wire`]: the federation wire format (frames, messages, changes).
@@ -19,6 +20,7 @@ pub mod fields;
 pub mod record;
 pub mod regions;
 pub mod report;
+pub mod secrecy;
 pub mod validate;
 
 pub use date::Date;

@@ -7,9 +7,10 @@
 
 use crate::date::{Date, DateError};
 use crate::fields::Field;
-use crate::record::{self, Kind, Record, Secret};
+use crate::record::{self, Kind, Record};
 use crate::regions::{self, RegionTable};
 use crate::report::{zh_en, RowError};
+use crate::secrecy;
 use std::borrow::Cow;
 
 /// A cell as a reader found it, before any rule is applied.
@@ -29,13 +30,19 @@ pub enum RawValue {
     List(Vec<RawValue>),
     /// A value of a kind no field takes (a JSON object, an Excel error cell); names the kind.
     Invalid(&'static str),
+    /// A cell longer than [`MAX_CELL_CHARS`] (its length in characters): the reader
+    /// does not keep it, and the row is refused without echoing it.
+    TooLong(usize),
 }
+
+/// The longest cell a row may hold, in any column, known or not (spec §3).
+pub const MAX_CELL_CHARS: usize = 10_000;
 
 impl RawValue {
     /// The value as a clerk would read it in a cell, for `NAME.rejected.csv`.
     pub fn display(&self) -> String {
         match self {
-            RawValue::Empty | RawValue::Invalid(_) => String::new(),
+            RawValue::Empty | RawValue::Invalid(_) | RawValue::TooLong(_) => String::new(),
             RawValue::Text(s) => s.clone(),
             RawValue::Int(i) => i.to_string(),
             RawValue::Float(f) => format_float(*f),
@@ -45,7 +52,8 @@ impl RawValue {
         }
     }
 
-    fn is_blank(&self) -> bool {
+    /// An empty cell, or text of only whitespace.
+    pub fn is_blank(&self) -> bool {
         match self {
             RawValue::Empty => true,
             RawValue::Text(s) => s.trim().is_empty(),
@@ -133,8 +141,6 @@ pub struct Validator<'a> {
     pub node: Option<&'a str>,
 }
 
-const CLASSIFIED_MARKS: [&str; 3] = ["秘密", "机密", "绝密"];
-
 /// The text of a non-list cell, or why it is not text.
 fn text_of(v: &RawValue) -> Result<Cow<'_, str>, &'static str> {
     match v {
@@ -146,6 +152,7 @@ fn text_of(v: &RawValue) -> Result<Cow<'_, str>, &'static str> {
         RawValue::Date(d) => Ok(Cow::Owned(d.to_string())),
         RawValue::List(_) => Err("list"),
         RawValue::Invalid(kind) => Err(kind),
+        RawValue::TooLong(_) => Err("too long"),
     }
 }
 
@@ -154,6 +161,9 @@ struct Errors {
     row: u64,
     reg_no: Option<String>,
     list: Vec<RowError>,
+    /// Fields already refused as a whole (too long, two differing columns): not
+    /// reported again as missing.
+    refused: [bool; 27],
 }
 
 impl Errors {
@@ -168,27 +178,78 @@ impl Errors {
     }
 
     fn missing(&mut self, f: Field, why_zh: &str, why_en: &str) {
+        if self.refused[f as usize] {
+            return;
+        }
         self.push(f, "missing_field", format!("{}必填{why_zh}", f.zh()), format!("{} is required{why_en}", f.key()));
     }
 }
 
 impl Validator<'_> {
-    /// Validates one row. A classified row yields exactly one error that names only the
-    /// row and the `secret` field: nothing of its content is echoed.
+    /// Validates one row. A row whose 密级 is classified, unrecognised or
+    /// contradictory yields exactly one error that names only the row and the `secret`
+    /// field: nothing of its content is echoed (spec §3, Confidentiality).
     pub fn validate(&self, raw: &RawRow) -> Result<Row, Vec<RowError>> {
-        if let Some(secret) = raw.get(Field::Secret) {
-            if let Ok(s) = text_of(secret) {
-                if CLASSIFIED_MARKS.iter().any(|m| s.contains(m)) {
-                    return Err(vec![classified_error(raw.row)]);
-                }
+        self.validate_cells(raw.row, raw.cells.iter().map(|(f, v)| (*f, v)))
+    }
+
+    /// [`Validator::validate`] over borrowed cells. A field may be given twice (two
+    /// columns or keys that map to it): equal values are one value, different ones
+    /// refuse the field (`duplicate_column`); for 密级 see [`secrecy::judge`].
+    pub fn validate_cells<'v>(&self, row: u64, cells: impl Iterator<Item = (Field, &'v RawValue)>) -> Result<Row, Vec<RowError>> {
+        let mut slots: [Option<&RawValue>; 27] = [None; 27];
+        let mut duplicated = [false; 27];
+        let mut too_long = [false; 27];
+        let mut secrets: Vec<&RawValue> = Vec::new();
+        for (f, value) in cells {
+            if f == Field::Secret {
+                secrets.push(value);
+            }
+            if let RawValue::TooLong(_) = value {
+                too_long[f as usize] = true;
+                continue;
+            }
+            if value.is_blank() {
+                continue;
+            }
+            match slots[f as usize] {
+                None => slots[f as usize] = Some(value),
+                Some(first) => duplicated[f as usize] |= first.display().trim() != value.display().trim(),
             }
         }
-        let reg_no_text = raw.get(Field::RegNo).and_then(|v| text_of(v).ok()).map(|s| s.to_ascii_uppercase());
-        let mut e = Errors { row: raw.row, reg_no: reg_no_text.filter(|s| !s.is_empty()), list: Vec::new() };
-        let mut slots: [Option<&RawValue>; 27] = [None; 27];
-        for (f, value) in raw.cells.iter().rev() {
-            if !value.is_blank() {
-                slots[*f as usize] = Some(value);
+        let secret_level = match secrecy::judge(secrets) {
+            secrecy::Verdict::Classified => return Err(vec![secrecy::classified_error(row)]),
+            secrecy::Verdict::Bad => return Err(vec![secrecy::bad_secret_error(row)]),
+            secrecy::Verdict::Conflict => return Err(vec![secrecy::conflict_error(row)]),
+            secrecy::Verdict::Missing => None,
+            secrecy::Verdict::Level(l) => Some(l),
+        };
+        let reg_no_text = slots[Field::RegNo as usize].and_then(|v| text_of(v).ok()).map(|s| s.to_ascii_uppercase());
+        let mut e = Errors {
+            row,
+            reg_no: reg_no_text.filter(|s| !s.is_empty() && !duplicated[Field::RegNo as usize]),
+            list: Vec::new(),
+            refused: [false; 27],
+        };
+        for f in Field::ALL {
+            if too_long[f as usize] {
+                e.push(
+                    f,
+                    "cell_too_long",
+                    format!("{}超过 {MAX_CELL_CHARS} 个字符，内容未保留", f.zh()),
+                    format!("{} is longer than {MAX_CELL_CHARS} characters and was not kept", f.key()),
+                );
+                slots[f as usize] = None;
+                e.refused[f as usize] = true;
+            } else if duplicated[f as usize] {
+                e.push(
+                    f,
+                    "duplicate_column",
+                    format!("有两列都是{}，且本行两列的值不同", f.zh()),
+                    format!("two columns give {} and their values in this row differ", f.key()),
+                );
+                slots[f as usize] = None;
+                e.refused[f as usize] = true;
             }
         }
         let mut v = Cells { slots, e: &mut e, validator: self };
@@ -239,9 +300,9 @@ impl Validator<'_> {
             }
         }
         let first_unit = v.length(Field::FirstUnit, 100, true);
-        let units = v.list(Field::Units, None, false);
-        let persons = v.list(Field::Persons, Some(15), true);
-        let keywords = v.list(Field::Keywords, Some(5), false);
+        let units = v.list(Field::Units, 20, 100, false);
+        let persons = v.list(Field::Persons, 15, 30, true);
+        let keywords = v.list(Field::Keywords, 5, 30, false);
         let discipline = v.code(Field::Discipline, true).map(Cow::into_owned).filter(|s| {
             let ok = matches!(s.len(), 3 | 5 | 7) && s.bytes().all(|b| b.is_ascii_digit());
             if !ok {
@@ -292,23 +353,10 @@ impl Validator<'_> {
         let benefit = v.number(Field::Benefit, false);
         let contact = v.length(Field::Contact, 50, false);
         let phone = v.phone();
-        let secret = match v.text(Field::Secret) {
-            None => {
-                v.e.missing(Field::Secret, "", "");
-                None
-            }
-            Some(s) if s.as_ref() == "公开" => Some(Secret::Public),
-            Some(s) if s.as_ref() == "内部" => Some(Secret::Internal),
-            Some(_) => {
-                v.e.push(
-                    Field::Secret,
-                    "bad_secret",
-                    "密级应为 公开、内部、秘密、机密 或 绝密".into(),
-                    "secret must be one of 公开, 内部, 秘密, 机密, 绝密".into(),
-                );
-                None
-            }
-        };
+        let secret = secret_level;
+        if secret.is_none() {
+            v.e.missing(Field::Secret, "", "");
+        }
         let embargo_until = v.date(Field::EmbargoUntil, false);
         if let (Some(emb), Some(reg)) = (embargo_until, reg_date) {
             if emb > reg.add_years(5) {
@@ -414,7 +462,7 @@ impl Validator<'_> {
             // Every None above has pushed an error, so this is unreachable in practice;
             // it is kept total rather than panicking on a future rule change.
             _ => Err(vec![RowError {
-                row: raw.row,
+                row,
                 reg_no: None,
                 field: None,
                 code: "invalid_row".into(),
@@ -449,16 +497,7 @@ impl Validator<'_> {
     }
 }
 
-/// The error for a row marked 秘密, 机密 or 绝密: row and field only.
-pub fn classified_error(row: u64) -> RowError {
-    RowError {
-        row,
-        reg_no: None,
-        field: Some(Field::Secret.key().to_string()),
-        code: "classified".into(),
-        message: zh_en("涉密成果不在本系统登记", "classified achievements are not registered in this system"),
-    }
-}
+pub use crate::secrecy::classified_error;
 
 fn is_industry_code(s: &str) -> bool {
     let b = s.as_bytes();
@@ -643,6 +682,10 @@ impl<'a> Cells<'a> {
         };
         let parsed = match v {
             RawValue::Date(d) => Ok(*d),
+            // A number of eight digits is a date typed as YYYYMMDD (no Excel serial is
+            // that large); anything else is a serial.
+            RawValue::Float(x) if x.fract() == 0.0 && (10_000_000.0..100_000_000.0).contains(x) => Date::parse(&format!("{}", *x as i64)),
+            RawValue::Int(x) if (10_000_000..100_000_000).contains(x) => Date::parse(&x.to_string()),
             RawValue::Float(x) => Date::from_excel_serial(*x).ok_or(DateError::Format),
             RawValue::Int(x) => Date::from_excel_serial(*x as f64).ok_or(DateError::Format),
             other => match text_of(other) {
@@ -663,16 +706,17 @@ impl<'a> Cells<'a> {
                 self.e.push(
                     f,
                     "bad_date",
-                    format!("{}无法识别，应为 YYYY-MM-DD、YYYY/M/D 或 YYYY年M月D日", f.zh()),
-                    format!("{} is not a date in a recognised form (YYYY-MM-DD, YYYY/M/D, YYYY年M月D日)", f.key()),
+                    format!("{}无法识别，应为 YYYY-MM-DD、YYYY/M/D、YYYY.M.D、YYYYMMDD 或 YYYY年M月D日", f.zh()),
+                    format!("{} is not a date in a recognised form (YYYY-MM-DD, YYYY/M/D, YYYY.M.D, YYYYMMDD, YYYY年M月D日)", f.key()),
                 );
                 None
             }
         }
     }
 
-    /// A list field: split text on `;` `；` `、`, or a JSON array of values.
-    fn list(&mut self, f: Field, max: Option<usize>, required: bool) -> Option<Vec<String>> {
+    /// A list field: split text on `;` `；` `、`, or a JSON array of values; at most
+    /// `max` items of at most `item_chars` characters each.
+    fn list(&mut self, f: Field, max: usize, item_chars: usize, required: bool) -> Option<Vec<String>> {
         let items = match self.get(f) {
             None => Vec::new(),
             Some(RawValue::List(values)) => {
@@ -700,16 +744,23 @@ impl<'a> Cells<'a> {
             self.e.missing(f, "（至少一项）", " (at least one item)");
             return None;
         }
-        if let Some(max) = max {
-            if items.len() > max {
-                self.e.push(
-                    f,
-                    "too_many_items",
-                    format!("{}最多 {max} 项（实际 {} 项）", f.zh(), items.len()),
-                    format!("{} holds more than {max} items ({})", f.key(), items.len()),
-                );
-                return None;
-            }
+        if items.len() > max {
+            self.e.push(
+                f,
+                "too_many_items",
+                format!("{}最多 {max} 项（实际 {} 项）", f.zh(), items.len()),
+                format!("{} holds more than {max} items ({})", f.key(), items.len()),
+            );
+            return None;
+        }
+        if let Some((i, n)) = items.iter().map(|s| s.chars().count()).enumerate().find(|(_, n)| *n > item_chars) {
+            self.e.push(
+                f,
+                "too_long",
+                format!("{}第 {} 项超过 {item_chars} 个字符（实际 {n} 个）", f.zh(), i + 1),
+                format!("item {} of {} is longer than {item_chars} characters ({n})", i + 1, f.key()),
+            );
+            return None;
         }
         Some(items)
     }
@@ -755,7 +806,7 @@ impl<'a> Cells<'a> {
     }
 
     fn ip(&mut self) -> Option<Vec<String>> {
-        let items = self.list(Field::Ip, None, false)?;
+        let items = self.list(Field::Ip, 20, 100, false)?;
         for item in &items {
             let ok = match item.split_once([':', '：']) {
                 Some((t, n)) => record::IP_TYPES.contains(&t.trim()) && !n.trim().is_empty(),

@@ -1,29 +1,51 @@
-//! Reading office files into rows and checking them (spec §1, §3, §5).
+//! Reading office files into rows and checking them (spec §1, §1.1, §3, §5).
 //!
-//! [`open_file`] opens a file's bytes (CSV and JSONL are then parsed on a thread of
-//! their own); [`validate_rows`] checks the rows as they arrive and hands the valid
-//! ones on in chunks. The inbox and `huijiao check` share both, so a file gets the same
-//! verdict from either, except for the rules only a store can decide
-//! (`unknown_record`, `not_origin`), which the store adds. [`parse_file`] reads a whole
-//! file into rows (for `NAME.rejected.csv` and tests).
+//! A file is read in two passes over an opened descriptor, never whole into memory:
+//! [`source`] opens it safely and streams it once for its hash and encoding; then a
+//! reader thread ([`read`]) parses it — CSV and JSON with our own streaming parsers,
+//! XLSX and ODS with a streaming XML reader under caps on inflated bytes, XLS with
+//! calamine after a check of its extent — and sends rows in chunks, while
+//! [`validate`] checks each row, hands valid ones to a [`RowSink`] (the store) and
+//! spools the rejected ones for `NAME.rejected.csv`. The inbox and `huijiao check`
+//! share all of it, so a file gets the same verdict from either, except for the rules
+//! only a store can decide (`unknown_record`, `not_origin`, `withdrawn_record`).
+//!
+//! Every cap is in [`Limits`] and listed in docs/ingest.md.
 
+mod form;
 mod json;
+pub mod rejected;
+pub mod source;
 pub mod text;
+mod xls;
 mod xlsx;
+mod xml;
 
-use huijiao_protocol::fields::{Field, ERROR_COLUMN};
-use huijiao_protocol::record::{hex, sha256};
+use huijiao_protocol::fields::Field;
 use huijiao_protocol::report::{zh_en, Refusal, Report, RowError, Warning};
-use huijiao_protocol::validate::{RawRow, RawValue, Row, Validator};
+use huijiao_protocol::secrecy;
+use huijiao_protocol::validate::{RawValue, Row, Validator};
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub use rejected::Spool;
+pub use source::{OpenError, Sniffed, Source, Stamp, TextEncoding};
 
 /// Default per-file size limit of spec §1.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
+
+/// Rows handed over per chunk by a reader.
+const CHUNK: usize = 1024;
 
 /// The file types of spec §1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,
     Xlsx,
+    Xls,
+    Ods,
     Json,
     Jsonl,
 }
@@ -35,6 +57,8 @@ impl Format {
         match ext.as_str() {
             "csv" => Some(Format::Csv),
             "xlsx" => Some(Format::Xlsx),
+            "xls" => Some(Format::Xls),
+            "ods" => Some(Format::Ods),
             "json" => Some(Format::Json),
             "jsonl" | "ndjson" => Some(Format::Jsonl),
             _ => None,
@@ -45,9 +69,16 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::Xlsx => "xlsx",
+            Format::Xls => "xls",
+            Format::Ods => "ods",
             Format::Json => "json",
             Format::Jsonl => "jsonl",
         }
+    }
+
+    /// Text formats are decoded (UTF-8 or GBK/GB18030); the others are containers.
+    pub fn is_text(self) -> bool {
+        matches!(self, Format::Csv | Format::Json | Format::Jsonl)
     }
 }
 
@@ -58,217 +89,452 @@ pub fn is_ignored_name(name: &str) -> bool {
     name.starts_with('.') || name.starts_with("~$") || [".tmp", ".part", ".crdownload", ".swp"].iter().any(|s| lower.ends_with(s))
 }
 
+/// What one file may cost, whatever it holds. docs/ingest.md lists each cap with the
+/// refusal it leads to.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Bytes on disk (spec §1: 256 MiB by default).
+    pub max_file_size: u64,
+    /// Non-blank data rows (Excel's own limit).
+    pub max_rows: u64,
+    /// Columns of a sheet (Excel's XFD).
+    pub max_columns: u32,
+    /// Bytes a CSV record or a JSON line may take; a longer one is a broken row.
+    pub max_record: usize,
+    /// Inflated bytes of one part of a workbook (a sheet, the shared strings).
+    pub max_inflated: u64,
+    /// Beyond its first `ratio_free` bytes, a part may inflate at most this many
+    /// times its compressed size (a zip bomb does thousands).
+    pub max_ratio: u64,
+    pub ratio_free: u64,
+    /// Bytes between two XML tags: a cell holds at most 32,767 characters in Excel.
+    pub max_xml_token: usize,
+    /// Shared strings of a workbook, and their bytes (kept on disk beyond
+    /// `shared_in_memory`).
+    pub max_shared_strings: usize,
+    pub max_shared_bytes: u64,
+    pub shared_in_memory: usize,
+    /// Cells of one sheet (empty formatted ones included).
+    pub max_cells: u64,
+    /// Cells of an `.xls` sheet's extent (calamine builds the grid densely).
+    pub max_xls_cells: u64,
+    /// Distinct keys of a JSON file.
+    pub max_keys: usize,
+    /// Errors listed in full in a report; beyond, counts per code.
+    pub max_report_errors: usize,
+    /// Where spilled shared strings and rejected rows wait (the node's data folder).
+    pub temp_dir: std::path::PathBuf,
+}
+
+impl Limits {
+    pub fn new(max_file_size: u64) -> Limits {
+        Limits {
+            max_file_size,
+            max_rows: 1_048_576,
+            max_columns: 16_384,
+            max_record: 4 * 1024 * 1024,
+            max_inflated: 2 * 1024 * 1024 * 1024,
+            max_ratio: 200,
+            ratio_free: 64 * 1024 * 1024,
+            max_xml_token: 1024 * 1024,
+            max_shared_strings: 4 * 1024 * 1024,
+            max_shared_bytes: 1024 * 1024 * 1024,
+            shared_in_memory: 32 * 1024 * 1024,
+            max_cells: 64 * 1024 * 1024,
+            max_xls_cells: 2 * 1024 * 1024,
+            max_keys: 1024,
+            max_report_errors: 1000,
+            temp_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits::new(DEFAULT_MAX_FILE_SIZE)
+    }
+}
+
+/// Asks a file's reading to stop (SIGTERM): readers check it as they go.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One cell of a data row: its column, the field the column fills, its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    pub col: u32,
+    pub field: Option<Field>,
+    pub value: RawValue,
+}
+
 /// One data row as read, before validation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRow {
     pub row: u64,
-    /// The recognised cells. Together with `extra` they are the row as given.
-    pub raw: RawRow,
-    /// Cells of columns that map to no field (unknown or repeated columns), by
-    /// column index: only these are kept besides `raw`, so a row's text is stored once.
-    pub extra: Vec<(usize, String)>,
-    /// Set when the row could not be parsed at all (a malformed JSON line, an
-    /// unterminated quote): the row is rejected with this error.
+    /// The row's cells as given, in the file's columns.
+    pub cells: Vec<Cell>,
+    /// Set when the row could not be parsed into columns (a malformed JSON line, an
+    /// unterminated quote, a stray comma): the row is rejected with this error.
     pub broken: Option<RowError>,
 }
 
-/// A file read into rows, or refused.
+impl SourceRow {
+    /// The row's cells aligned with `columns` (for `NAME.rejected.csv`).
+    pub fn given(&self) -> Vec<(u32, String)> {
+        self.cells.iter().map(|c| (c.col, c.value.display())).filter(|(_, s)| !s.is_empty()).collect()
+    }
+}
+
+/// The header of a grid file, or how a JSON file starts.
 #[derive(Debug, Clone)]
-pub struct Parsed {
-    /// File, hash, format, encoding, warnings, `rows`, and `refused` when refused.
-    pub report: Report,
-    /// Column headings for `NAME.rejected.csv`, without the error column.
-    pub columns: Vec<String>,
-    /// The field each column fills, if any.
-    pub column_fields: Vec<Option<Field>>,
-    /// Non-blank data rows in file order.
-    pub rows: Vec<SourceRow>,
-}
-
-impl Parsed {
-    /// A row's cells as given, aligned with `columns`.
-    pub fn given(&self, r: &SourceRow) -> Vec<String> {
-        (0..self.columns.len())
-            .map(|i| {
-                // The raw text of an unparsable JSON line sits in the last column.
-                if self.columns[i] == json::RAW_COLUMN {
-                    usize::MAX
-                } else {
-                    i
-                }
-            })
-            .map(|i| match r.extra.iter().find(|(c, _)| *c == i) {
-                Some((_, s)) => s.clone(),
-                None => match self.column_fields.get(i).copied().flatten().filter(|_| i != usize::MAX) {
-                    Some(f) => r.raw.cells.iter().find(|(g, _)| *g == f).map(|(_, v)| v.display()).unwrap_or_default(),
-                    None => String::new(),
-                },
-            })
-            .collect()
-    }
-}
-
-/// What a reader hands back before the common header checks.
-pub(crate) struct Table {
+pub(crate) struct Header {
     pub encoding: Option<&'static str>,
+    /// Column headings as given (grid formats); JSON columns come at the end.
     pub columns: Vec<String>,
-    pub column_fields: Vec<Option<Field>>,
-    pub rows: Vec<SourceRow>,
+    /// Fields the header holds (grid formats); None for JSON, whose keys are per row.
+    pub present: Option<Vec<Field>>,
     pub warnings: Vec<Warning>,
-    /// Fields present as columns (CSV/XLSX); None for JSON, where keys are per row.
-    pub header_fields: Option<Vec<Field>>,
 }
 
-/// A CSV header: its cells, the field of each, and warnings about it.
-pub(crate) type Header = (Vec<String>, Vec<Option<Field>>, Vec<Warning>);
-
-/// What a reader thread sends: first how the text decoded (and, for CSV, the
-/// header), then rows.
+/// What a reader thread sends.
 pub(crate) enum Piece {
-    Start { encoding: &'static str, header: Option<Header> },
+    Start(Header),
     Rows(Vec<SourceRow>),
+    /// The file cannot be read as a whole (or reading was cancelled).
     Refused(Refusal),
+    /// The last piece: warnings known only at the end, and (JSON) the columns.
+    End {
+        warnings: Vec<Warning>,
+        columns: Option<Vec<String>>,
+    },
 }
 
-/// Pieces arriving from a reader thread, and what the thread knows at the end.
-pub(crate) struct Stream {
-    pub rx: std::sync::mpsc::Receiver<Piece>,
-    pub done: std::thread::JoinHandle<Tail>,
+/// The reader thread's end of the channel.
+pub(crate) struct Sender {
+    tx: std::sync::mpsc::SyncSender<Piece>,
+    cancel: Cancel,
 }
 
-/// What a streaming reader knows only at the end (JSON keys are per row).
-pub(crate) struct Tail {
-    pub columns: Vec<String>,
-    pub column_fields: Vec<Option<Field>>,
-    pub warnings: Vec<Warning>,
-}
-
-enum Feed {
-    Ready(std::vec::IntoIter<SourceRow>),
-    Stream(Stream),
-}
-
-/// A file opened for reading: the header is known, the rows come in chunks while
-/// they are parsed (CSV and JSONL are parsed on their own thread, so a store can write
-/// the first rows while later ones are still being read).
-pub struct Opened {
-    /// File, hash, format, encoding and header warnings; `refused` when the file
-    /// could not be opened at all.
-    pub report: Report,
-    columns: Vec<String>,
-    column_fields: Vec<Option<Field>>,
-    header_fields: Option<Vec<Field>>,
-    feed: Feed,
-}
-
-/// Rows handed over per chunk.
-const CHUNK: usize = 1024;
-
-impl Opened {
-    fn refused(mut report: Report, r: Refusal) -> Opened {
-        report.refuse(r);
-        Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Ready(Vec::new().into_iter()) }
+impl Sender {
+    /// False when nobody listens any more.
+    fn send(&mut self, p: Piece) -> bool {
+        self.tx.send(p).is_ok()
     }
 
-    fn from_table(mut report: Report, t: Table) -> Opened {
-        report.encoding = t.encoding.map(str::to_string);
-        report.warnings = t.warnings;
-        Opened {
-            report,
-            columns: t.columns,
-            column_fields: t.column_fields,
-            header_fields: t.header_fields,
-            feed: Feed::Ready(t.rows.into_iter()),
-        }
+    /// Sends rows unless reading was cancelled; false means stop.
+    fn rows(&mut self, rows: Vec<SourceRow>) -> bool {
+        !self.cancel.is_cancelled() && self.send(Piece::Rows(rows))
     }
+}
 
-    /// The next rows, in file order; None at the end.
-    pub fn next_chunk(&mut self) -> Option<Vec<SourceRow>> {
-        match &mut self.feed {
-            Feed::Ready(it) => {
-                let chunk: Vec<SourceRow> = it.by_ref().take(CHUNK).collect();
-                (!chunk.is_empty()).then_some(chunk)
-            }
-            Feed::Stream(s) => loop {
-                match s.rx.recv().ok()? {
-                    Piece::Rows(rows) => return Some(rows),
-                    Piece::Start { encoding, header } => {
-                        self.report.encoding = Some(encoding.to_string());
-                        if let Some((columns, map, warnings)) = header {
-                            self.header_fields = Some(map.iter().flatten().copied().collect());
-                            self.columns = columns;
-                            self.column_fields = map;
-                            self.report.warnings = warnings;
-                        }
-                    }
-                    Piece::Refused(r) => {
-                        self.report.refuse(r);
-                        return None;
-                    }
-                }
-            },
-        }
-    }
+/// A file being read on its own thread.
+pub struct Reading {
+    rx: std::sync::mpsc::Receiver<Piece>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    format: Format,
+}
 
-    /// After the last chunk: the columns (for `NAME.rejected.csv`) and warnings.
-    fn finish(self) -> (Report, Vec<String>, Vec<Option<Field>>) {
-        let mut report = self.report;
-        match self.feed {
-            Feed::Ready(_) => (report, self.columns, self.column_fields),
-            Feed::Stream(s) => {
-                drop(s.rx);
-                match s.done.join() {
-                    Ok(tail) => {
-                        report.warnings.extend(tail.warnings);
-                        let (columns, fields) =
-                            if tail.columns.is_empty() { (self.columns, self.column_fields) } else { (tail.columns, tail.column_fields) };
-                        (report, columns, fields)
-                    }
-                    Err(_) => (report, self.columns, self.column_fields),
-                }
-            }
+impl Drop for Reading {
+    fn drop(&mut self) {
+        // Closing the channel makes the reader stop at its next send.
+        let (_, dead) = std::sync::mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.rx, dead));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
 
-/// Opens a file's bytes for reading. Never panics; a file that cannot be read at all
-/// comes back with `report.refused` set.
-pub fn open_file(name: &str, bytes: Vec<u8>, max_size: u64) -> Opened {
-    let report = Report::new(name, &hex(&sha256(&bytes)));
-    let Some(format) = Format::from_name(name) else {
-        return Opened::refused(
-            report,
-            Refusal::new("unsupported_file_type", "不支持的文件类型，只接受 .csv、.xlsx、.json、.jsonl、.ndjson", "unsupported file type"),
-        );
-    };
-    let mut report = report;
-    report.format = Some(format.as_str().to_string());
-    if bytes.len() as u64 > max_size {
-        return Opened::refused(report, too_large(bytes.len() as u64, max_size));
+/// The refusal for a file over the size limit.
+pub fn too_large(size: u64, max: u64) -> Refusal {
+    let mib = |b: u64| b.div_ceil(1024 * 1024);
+    Refusal::new(
+        "file_too_large",
+        &format!("文件大小 {} MiB 超过上限 {} MiB，请拆分后再提交", mib(size), mib(max)),
+        &format!("file is {} MiB, over the {} MiB limit; split it", mib(size), mib(max)),
+    )
+}
+
+pub(crate) fn too_many_rows(max: u64) -> Refusal {
+    Refusal::new(
+        "too_many_rows",
+        &format!("文件超过 {max} 行数据，请拆分后再提交"),
+        &format!("the file holds more than {max} data rows; split it"),
+    )
+}
+
+/// Not a verdict: the node is stopping and the file stays in the inbox.
+pub(crate) fn cancelled() -> Refusal {
+    Refusal::new("cancelled", "读取被中止（节点正在停止）", "reading was cancelled (the node is stopping)")
+}
+
+pub(crate) fn read_failed(e: &std::io::Error) -> Refusal {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        return Refusal::new("undecodable", &format!("文件无法解码：{e}"), &format!("the file cannot be decoded: {e}"));
     }
-    if bytes.is_empty() {
-        return Opened::refused(report, Refusal::new("empty_file", "文件是空的", "file is empty"));
+    Refusal::new("unreadable_file", &format!("读取文件出错：{e}"), &format!("cannot read the file: {e}"))
+}
+
+pub fn unsupported_type() -> Refusal {
+    Refusal::new(
+        "unsupported_file_type",
+        "不支持的文件类型，只接受 .csv、.xlsx、.xls、.ods、.json、.jsonl、.ndjson",
+        "unsupported file type",
+    )
+}
+
+pub fn empty_file() -> Refusal {
+    Refusal::new("empty_file", "文件是空的", "file is empty")
+}
+
+fn no_data_rows() -> Refusal {
+    Refusal::new("no_data_rows", "文件没有数据行", "file holds no data rows")
+}
+
+pub(crate) fn unknown_column(name: &str) -> Warning {
+    Warning {
+        row: None,
+        field: Some(name.to_string()),
+        code: "unknown_column".into(),
+        message: zh_en(&format!("未知列“{name}”，已忽略"), &format!("unknown column `{name}` ignored")),
+    }
+}
+
+/// An error for a row that could not be parsed at all: no field to blame.
+pub fn broken_row(row: u64, code: &str, zh: &str, en: &str) -> RowError {
+    RowError { row, reg_no: None, field: None, code: code.into(), message: zh_en(zh, en) }
+}
+
+/// Starts reading an opened file on a thread of its own. `encoding` is what the
+/// first pass found (text formats only).
+pub fn read(file: &File, format: Format, encoding: Option<TextEncoding>, limits: &Limits, cancel: &Cancel) -> std::io::Result<Reading> {
+    let file = file.try_clone()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(4);
+    let mut sender = Sender { tx, cancel: cancel.clone() };
+    let (limits, cancel) = (limits.clone(), cancel.clone());
+    let thread = std::thread::Builder::new().name("file-reader".into()).spawn(move || {
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(file, format, encoding, &limits, &cancel, &mut sender)));
+        if result.is_err() {
+            sender.send(Piece::Refused(Refusal::new(
+                "unreadable_file",
+                "读取文件时出现内部错误，文件未处理",
+                "an internal error stopped reading the file; nothing was stored",
+            )));
+        }
+    })?;
+    Ok(Reading { rx, thread: Some(thread), format })
+}
+
+fn read_file(file: File, format: Format, encoding: Option<TextEncoding>, limits: &Limits, cancel: &Cancel, tx: &mut Sender) {
+    use std::io::{Seek, SeekFrom};
+    let mut file = file;
+    if let Err(e) = file.seek(SeekFrom::Start(0)) {
+        tx.send(Piece::Refused(read_failed(&e)));
+        return;
     }
     match format {
-        Format::Xlsx => match xlsx::read(&bytes) {
-            Ok(t) => Opened::from_table(report, t),
-            Err(r) => Opened::refused(report, r),
-        },
-        Format::Json => match json::read_json(bytes) {
-            Ok(t) => Opened::from_table(report, t),
-            Err(r) => Opened::refused(report, r),
-        },
-        // Decoding, too, happens on the reader thread.
         Format::Csv => {
-            Opened { report, columns: Vec::new(), column_fields: Vec::new(), header_fields: None, feed: Feed::Stream(stream_csv(bytes)) }
+            let enc = encoding.unwrap_or(TextEncoding::Utf8 { bom: false });
+            let mut csv = text::CsvReader::new(text::Utf8Reader::new(file, enc), limits.max_record);
+            let mut form = form::Form::new(tx, true, Some(enc.label()), limits.max_rows);
+            form.start_sheet("");
+            loop {
+                let rec = match csv.next_record() {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        drop(form);
+                        tx.send(Piece::Refused(read_failed(&e)));
+                        return;
+                    }
+                };
+                if rec.row % 1024 == 0 && cancel.is_cancelled() {
+                    drop(form);
+                    tx.send(Piece::Refused(cancelled()));
+                    return;
+                }
+                if form.push(csv_grid_row(rec)) != form::Flow::Continue {
+                    break;
+                }
+            }
+            form.end_sheet();
+            form.finish(&[]);
         }
-        Format::Jsonl => Opened {
-            report,
-            columns: Vec::new(),
-            column_fields: Vec::new(),
-            header_fields: None,
-            feed: Feed::Stream(json::stream_jsonl(bytes)),
-        },
+        Format::Json | Format::Jsonl => {
+            let enc = encoding.unwrap_or(TextEncoding::Utf8 { bom: false });
+            tx.send(Piece::Start(Header { encoding: Some(enc.label()), columns: Vec::new(), present: None, warnings: Vec::new() }));
+            let r = text::Utf8Reader::new(file, enc);
+            let built = if format == Format::Json {
+                json::read_json(r, limits, cancel, tx).map_err(json::json_refusal)
+            } else {
+                json::read_jsonl(r, limits, cancel, tx)
+            };
+            match built {
+                Ok(mut b) => {
+                    if !b.rows.is_empty() && !tx.rows(std::mem::take(&mut b.rows)) {
+                        return;
+                    }
+                    let (columns, warnings) = b.finish();
+                    tx.send(Piece::End { warnings, columns: Some(columns) });
+                }
+                Err(r) => {
+                    tx.send(Piece::Refused(r));
+                }
+            }
+        }
+        Format::Xlsx | Format::Ods | Format::Xls => {
+            let mut form = form::Form::new(tx, false, None, limits.max_rows);
+            let result = match format {
+                Format::Xlsx => xlsx::read(file, limits, cancel, &mut form),
+                Format::Ods => xlsx::read_ods(file, limits, cancel, &mut form),
+                _ => xls::read(file, limits, cancel, &mut form),
+            };
+            match result {
+                Ok(later) => form.finish(&later),
+                Err(r) => {
+                    drop(form);
+                    tx.send(Piece::Refused(r));
+                }
+            }
+        }
+    }
+}
+
+fn csv_grid_row(rec: text::CsvRecord) -> form::GridRow {
+    let broken = if rec.oversized {
+        Some(broken_row(rec.row, "record_too_long", "该行过长，无法读取", "the row is too long to be read"))
+    } else if rec.unterminated {
+        Some(broken_row(
+            rec.row,
+            "unterminated_quote",
+            "引号未闭合，该行及其后内容无法解析",
+            "unterminated quote; the row cannot be parsed",
+        ))
+    } else {
+        None
+    };
+    let fields = rec.fields.len() as u32;
+    let max = huijiao_protocol::validate::MAX_CELL_CHARS;
+    let cells = rec
+        .fields
+        .into_iter()
+        .enumerate()
+        .filter(|(_, f)| !f.trim().is_empty())
+        .map(|(i, f)| {
+            // Cheap first: a cell of at most `max` bytes has at most `max` characters.
+            let v = if f.len() > max && f.chars().count() > max { RawValue::TooLong(f.chars().count()) } else { RawValue::Text(f) };
+            (i as u32, v)
+        })
+        .collect();
+    form::GridRow { row: rec.row, cells, fields: Some(fields), broken }
+}
+
+/// Where valid rows go. The store answers each chunk, in order, with the rows it
+/// refused (`unknown_record`, `not_origin`, `withdrawn_record`).
+pub trait RowSink {
+    fn send(&mut self, rows: Vec<(u64, Row)>);
+    /// The answer for the oldest unanswered chunk; `wait` blocks for it. None when
+    /// no answer can come (nothing pending, or the store went away).
+    fn answer(&mut self, wait: bool) -> Option<Vec<RowError>>;
+}
+
+/// A sink without a store (`huijiao check`): every row is taken.
+#[derive(Default)]
+pub struct NoStore {
+    pending: usize,
+}
+
+impl RowSink for NoStore {
+    fn send(&mut self, _rows: Vec<(u64, Row)>) {
+        self.pending += 1;
+    }
+    fn answer(&mut self, _wait: bool) -> Option<Vec<RowError>> {
+        (self.pending > 0).then(|| {
+            self.pending -= 1;
+            Vec::new()
+        })
+    }
+}
+
+/// A sink that keeps every valid row (tools and tests).
+#[derive(Default)]
+pub struct Collect {
+    pub rows: Vec<(u64, Row)>,
+    pending: usize,
+}
+
+impl RowSink for Collect {
+    fn send(&mut self, rows: Vec<(u64, Row)>) {
+        self.rows.extend(rows);
+        self.pending += 1;
+    }
+    fn answer(&mut self, _wait: bool) -> Option<Vec<RowError>> {
+        (self.pending > 0).then(|| {
+            self.pending -= 1;
+            Vec::new()
+        })
+    }
+}
+
+/// A file checked row by row.
+#[derive(Debug)]
+pub struct Checked {
+    pub report: Report,
+    /// Column headings for `NAME.rejected.csv` (without the error column).
+    pub columns: Vec<String>,
+    /// Rows refused for their 密级 (classified, unrecognised, contradictory or
+    /// unverifiable): never echoed anywhere, and the original is not archived.
+    pub not_echoed: u64,
+    /// Reading was cancelled: nothing of the file counts.
+    pub cancelled: bool,
+}
+
+/// The report's errors: the first `max` in full, counts of every code.
+struct ErrorLog {
+    max: usize,
+    kept: Vec<RowError>,
+    counts: BTreeMap<String, u64>,
+    total: u64,
+}
+
+impl ErrorLog {
+    fn push(&mut self, e: RowError) {
+        self.total += 1;
+        *self.counts.entry(e.code.clone()).or_default() += 1;
+        if self.kept.len() < self.max {
+            self.kept.push(e);
+        }
+    }
+
+    fn into_report(mut self, report: &mut Report) {
+        self.kept.sort_by_key(|e| e.row);
+        report.errors = self.kept;
+        if self.total > report.errors.len() as u64 {
+            let counts: Vec<String> = self.counts.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+            report.warnings.push(Warning {
+                row: None,
+                field: None,
+                code: "errors_truncated".into(),
+                message: zh_en(
+                    &format!("共 {} 个错误，报告只列出前 {} 个；各类错误数：{}", self.total, self.max, counts.join("，")),
+                    &format!("{} errors; the report lists the first {}; per code: {}", self.total, self.max, counts.join(", ")),
+                ),
+            });
+            report.error_counts = Some(self.counts);
+        }
     }
 }
 
@@ -290,325 +556,238 @@ fn missing_column_refusal(missing: &[Field], any_upsert: bool) -> Option<Refusal
     Some(Refusal::new("missing_column", &format!("缺少必填列：{}", zh.join("、")), &format!("required column missing: {}", en.join(", "))))
 }
 
-fn no_data_rows() -> Refusal {
-    Refusal::new("no_data_rows", "文件没有数据行", "file holds no data rows")
-}
-
+/// Whether a row asks for an upsert (needs every required column).
 fn is_upsert(r: &SourceRow) -> bool {
-    r.broken.is_none() && !r.raw.is_withdraw()
+    r.broken.is_none() && !r.cells.iter().any(|c| c.field == Some(Field::Op) && is_withdraw(&c.value))
 }
 
-/// Reads a whole file into rows (for `NAME.rejected.csv`, tools and tests).
-pub fn parse_file(name: &str, bytes: &[u8], max_size: u64) -> Parsed {
-    let mut o = open_file(name, bytes.to_vec(), max_size);
-    let mut rows = Vec::new();
-    while let Some(chunk) = o.next_chunk() {
-        rows.extend(chunk);
-    }
-    if o.report.refused.is_some() {
-        rows.clear();
-    }
-    let missing = o.header_fields.as_deref().map(missing_required).unwrap_or_default();
-    let upserts_only = o.header_fields.as_ref().is_some_and(|h| !h.contains(&Field::Op));
-    let (mut report, columns, column_fields) = o.finish();
-    if report.refused.is_none() {
-        report.rows = rows.len() as u64;
-        // Decided as the streaming path decides: from the header alone when it can be.
-        let refusal = match missing_column_refusal(&missing, upserts_only) {
-            Some(r) => Some(r),
-            None if rows.is_empty() => Some(no_data_rows()),
-            None => missing_column_refusal(&missing, rows.iter().any(is_upsert)),
+fn is_withdraw(v: &RawValue) -> bool {
+    let s = v.display();
+    let s = s.trim();
+    s == "撤销" || s.eq_ignore_ascii_case("withdraw")
+}
+
+/// The verdict on one row: the valid row, or its errors and whether it may be echoed.
+fn check_row(validator: &Validator<'_>, r: &SourceRow) -> Result<Row, (Vec<RowError>, bool)> {
+    if let Some(e) = &r.broken {
+        let texts: Vec<String> = r.cells.iter().map(|c| c.value.display()).collect();
+        let too_long = r.cells.iter().any(|c| matches!(c.value, RawValue::TooLong(_)));
+        // A row whose 密级 cannot be read is echoed only when it plainly holds a
+        // recognised level and no marking; otherwise the report names only its row.
+        return match secrecy::judge_broken(texts.iter().map(String::as_str)) {
+            secrecy::BrokenVerdict::Classified => Err((vec![secrecy::classified_error(r.row)], false)),
+            secrecy::BrokenVerdict::Echo if !too_long && e.code != "record_too_long" => Err((vec![e.clone()], true)),
+            _ => Err((vec![e.clone()], false)),
         };
-        if let Some(r) = refusal {
-            report.refuse(r);
-            rows.clear();
+    }
+    let cells = r.cells.iter().filter_map(|c| c.field.map(|f| (f, &c.value)));
+    validator.validate_cells(r.row, cells).map_err(|errs| {
+        // A classified marking anywhere in a rejected row keeps the row out of the
+        // rejected file, even in a column that is not 密级.
+        let echo = !errs.iter().any(secrecy::forbids_echo) && !r.cells.iter().any(|c| secrecy::is_classified_text(&c.value.display()));
+        (errs, echo)
+    })
+}
+
+/// Checks a file's rows as they arrive (`report` names the file and its hash),
+/// handing valid rows to `sink` in chunks of
+/// `chunk` so a store can write while later rows are still being read and checked,
+/// and spooling rejected rows that may be echoed. A whole-file refusal found on the
+/// way (in which case whatever reached `sink` must be discarded) is in the report.
+pub fn validate(
+    reading: Reading,
+    mut report: Report,
+    validator: &Validator<'_>,
+    limits: &Limits,
+    chunk: usize,
+    sink: &mut dyn RowSink,
+    mut spool: Option<&mut Spool>,
+) -> Checked {
+    report.format = Some(reading.format.as_str().to_string());
+    let mut errors = ErrorLog { max: limits.max_report_errors, kept: Vec::new(), counts: BTreeMap::new(), total: 0 };
+    let mut columns: Vec<String> = Vec::new();
+    let mut missing: Vec<Field> = Vec::new();
+    let (mut rows, mut accepted, mut rejected, mut not_echoed) = (0u64, 0u64, 0u64, 0u64);
+    let mut refusal: Option<Refusal> = None;
+    let mut buf: Vec<(u64, Row)> = Vec::new();
+    // Rows handed to the sink and not yet answered, chunk by chunk.
+    let mut pending: VecDeque<Vec<SourceRow>> = VecDeque::new();
+    let mut held: Vec<SourceRow> = Vec::new();
+    let mut ended = false;
+
+    let settle = |answer: Vec<RowError>,
+                  chunk_rows: Vec<SourceRow>,
+                  errors: &mut ErrorLog,
+                  spool: &mut Option<&mut Spool>,
+                  accepted: &mut u64,
+                  rejected: &mut u64| {
+        for e in answer {
+            *accepted = accepted.saturating_sub(1);
+            *rejected += 1;
+            if let (Some(s), Ok(i)) = (spool.as_deref_mut(), chunk_rows.binary_search_by_key(&e.row, |r| r.row)) {
+                s.push(chunk_rows[i].row, chunk_rows[i].given(), std::slice::from_ref(&e));
+            }
+            errors.push(e);
         }
-    }
-    Parsed { report, columns, column_fields, rows }
-}
-
-/// The refusal for a file over the size limit.
-pub fn too_large(size: u64, max: u64) -> Refusal {
-    let mib = |b: u64| b.div_ceil(1024 * 1024);
-    Refusal::new(
-        "file_too_large",
-        &format!("文件大小 {} MiB 超过上限 {} MiB，请拆分后再提交", mib(size), mib(max)),
-        &format!("file is {} MiB, over the {} MiB limit; split it", mib(size), mib(max)),
-    )
-}
-
-/// Maps header cells to fields; unknown columns become warnings, a second column for
-/// the same field is ignored with a warning.
-pub(crate) fn map_header(header: &[String]) -> (Vec<Option<Field>>, Vec<Warning>) {
-    let mut seen = Vec::new();
-    let mut warnings = Vec::new();
-    let map = header
-        .iter()
-        .map(|h| {
-            let name = h.trim();
-            if name.is_empty() || name == ERROR_COLUMN || name == json::RAW_COLUMN {
-                return None;
-            }
-            match Field::from_header(name) {
-                Some(f) if seen.contains(&f) => {
-                    warnings.push(Warning {
-                        row: None,
-                        field: Some(name.to_string()),
-                        code: "duplicate_column".into(),
-                        message: zh_en(
-                            &format!("列“{name}”与前面的列重复，已忽略"),
-                            &format!("column `{name}` repeats an earlier column and is ignored"),
-                        ),
-                    });
-                    None
-                }
-                Some(f) => {
-                    seen.push(f);
-                    Some(f)
-                }
-                None => {
-                    warnings.push(unknown_column(name));
-                    None
-                }
-            }
-        })
-        .collect();
-    (map, warnings)
-}
-
-pub(crate) fn unknown_column(name: &str) -> Warning {
-    Warning {
-        row: None,
-        field: Some(name.to_string()),
-        code: "unknown_column".into(),
-        message: zh_en(&format!("未知列“{name}”，已忽略"), &format!("unknown column `{name}` ignored")),
-    }
-}
-
-/// Decodes the text, reads the header, then the rows, on a thread of its own.
-fn stream_csv(bytes: Vec<u8>) -> Stream {
-    let (tx, rx) = std::sync::mpsc::sync_channel(4);
-    let done = std::thread::Builder::new()
-        .name("csv-reader".into())
-        .spawn(move || {
-            let tail = Tail { columns: Vec::new(), column_fields: Vec::new(), warnings: Vec::new() };
-            let (text, encoding) = match text::decode(bytes) {
-                Ok(d) => d,
-                Err(r) => {
-                    let _ = tx.send(Piece::Refused(r));
-                    return tail;
-                }
-            };
-            let mut cursor = text::CsvCursor::default();
-            // The first non-blank line is the header (spec §1: "the first row").
-            let header = loop {
-                match cursor.next_record(&text) {
-                    None => {
-                        let _ = tx.send(Piece::Start { encoding, header: None });
-                        let _ = tx.send(Piece::Refused(no_data_rows()));
-                        return tail;
-                    }
-                    Some(r) if r.fields.iter().all(|f| f.trim().is_empty()) => continue,
-                    Some(r) => break r,
-                }
-            };
-            let (map, warnings) = map_header(&header.fields);
-            let width = header.fields.len();
-            if tx.send(Piece::Start { encoding, header: Some((header.fields, map.clone(), warnings)) }).is_err() {
-                return tail;
-            }
-            let mut chunk = Vec::with_capacity(CHUNK);
-            while let Some(rec) = cursor.next_record(&text) {
-                if let Some(row) = csv_row(rec, &map, width) {
-                    chunk.push(row);
-                    if chunk.len() == CHUNK && tx.send(Piece::Rows(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))).is_err() {
-                        return tail;
-                    }
-                }
-            }
-            if !chunk.is_empty() {
-                let _ = tx.send(Piece::Rows(chunk));
-            }
-            tail
-        })
-        .expect("can start a reader thread");
-    Stream { rx, done }
-}
-
-/// One CSV record as a row; None for a blank row.
-fn csv_row(rec: text::CsvRecord, map: &[Option<Field>], width: usize) -> Option<SourceRow> {
-    if !rec.unterminated && rec.fields.iter().all(|f| f.trim().is_empty()) {
-        return None;
-    }
-    let extra_cells = rec.fields.iter().skip(width).any(|f| !f.trim().is_empty());
-    let mut raw = RawRow { row: rec.row, cells: Vec::with_capacity(width) };
-    let mut extra = Vec::new();
-    let mut fields = rec.fields.into_iter();
-    for (i, f) in map.iter().enumerate() {
-        let cell = fields.next();
-        match (f, cell) {
-            (Some(f), cell) => raw.cells.push((*f, cell.map_or(RawValue::Empty, RawValue::Text))),
-            (None, Some(c)) if !c.is_empty() => extra.push((i, c)),
-            (None, _) => {}
-        }
-    }
-    let broken = if rec.unterminated {
-        Some(broken_row(
-            rec.row,
-            "unterminated_quote",
-            "引号未闭合，该行及其后内容无法解析",
-            "unterminated quote; the row cannot be parsed",
-        ))
-    } else if extra_cells {
-        Some(broken_row(
-            rec.row,
-            "too_many_cells",
-            "该行的单元格多于表头的列数（可能有多余的逗号）",
-            "the row has more cells than the header (a stray comma?)",
-        ))
-    } else {
-        None
     };
-    Some(SourceRow { row: rec.row, raw, extra, broken })
-}
 
-/// An error for a row that could not be parsed at all: no field to blame.
-pub fn broken_row(row: u64, code: &str, zh: &str, en: &str) -> RowError {
-    RowError { row, reg_no: None, field: None, code: code.into(), message: zh_en(zh, en) }
-}
-
-/// The outcome of validating a parsed file.
-#[derive(Debug)]
-pub struct Checked {
-    pub report: Report,
-    /// Valid rows in file order, with their row numbers.
-    pub valid: Vec<(u64, Row)>,
-}
-
-/// Validates every row of a parsed file.
-pub fn check_rows(parsed: &Parsed, validator: &Validator<'_>) -> Checked {
-    let opened = Opened {
-        report: Report { rows: 0, ..parsed.report.clone() },
-        columns: parsed.columns.clone(),
-        column_fields: parsed.column_fields.clone(),
-        header_fields: None,
-        feed: Feed::Ready(parsed.rows.clone().into_iter()),
-    };
-    let mut valid = Vec::with_capacity(parsed.rows.len());
-    let checked = validate_rows(opened, validator, usize::MAX, |chunk| valid.extend(chunk));
-    let mut report = checked.report;
-    if parsed.report.refused.is_some() {
-        report = parsed.report.clone();
-    }
-    Checked { report, valid }
-}
-
-/// Validates an opened file's rows as they arrive, handing valid rows to `sink` in
-/// chunks of `chunk` so a store can write while later rows are still being read and
-/// checked. Returns the report (counts, errors, or a whole-file refusal found on the
-/// way, in which case whatever reached `sink` must be discarded) and the rejected
-/// rows, as given, for `NAME.rejected.csv`.
-pub fn validate_rows(mut opened: Opened, validator: &Validator<'_>, chunk: usize, mut sink: impl FnMut(Vec<(u64, Row)>)) -> Parsed {
-    if opened.report.refused.is_some() {
-        let (report, columns, column_fields) = opened.finish();
-        return Parsed { report, columns, column_fields, rows: Vec::new() };
-    }
-    // The first chunk comes after the header, which a streaming reader sends first.
-    let mut next = opened.next_chunk();
-    let missing = opened.header_fields.as_deref().map(missing_required).unwrap_or_default();
-    // Without an `op` column every row is an upsert, so the header alone decides.
-    let upserts_only = opened.header_fields.as_ref().is_some_and(|h| !h.contains(&Field::Op));
-    let mut refusal = missing_column_refusal(&missing, upserts_only);
-    let (mut rows, mut accepted, mut rejected) = (0u64, 0u64, 0u64);
-    let mut errors = Vec::new();
-    let mut kept = Vec::new();
-    let mut buf = Vec::new();
-    'read: while refusal.is_none() {
-        let Some(rows_in) = next.take() else { break };
-        for r in rows_in {
-            rows += 1;
-            if !missing.is_empty() && is_upsert(&r) {
-                refusal = missing_column_refusal(&missing, true);
-                break 'read;
-            }
-            let result = match &r.broken {
-                Some(e) => Err(vec![e.clone()]),
-                None => validator.validate(&r.raw),
-            };
-            match result {
-                Ok(row) => {
-                    accepted += 1;
-                    buf.push((r.row, row));
-                    if buf.len() >= chunk {
-                        sink(std::mem::take(&mut buf));
-                    }
+    while refusal.is_none() {
+        let piece = match reading.rx.recv() {
+            Ok(p) => p,
+            Err(_) => break,
+        };
+        match piece {
+            Piece::Start(h) => {
+                report.encoding = h.encoding.map(str::to_string);
+                report.warnings.extend(h.warnings);
+                columns = h.columns;
+                if let Some(present) = &h.present {
+                    missing = missing_required(present);
+                    // Without an `op` column every row is an upsert, so the header decides.
+                    refusal = missing_column_refusal(&missing, !present.contains(&Field::Op));
                 }
-                Err(e) => {
-                    rejected += 1;
-                    errors.extend(e);
-                    kept.push(r);
+            }
+            Piece::Refused(r) => refusal = Some(r),
+            Piece::End { warnings, columns: c } => {
+                report.warnings.extend(warnings);
+                if let Some(c) = c {
+                    columns = c;
+                }
+                ended = true;
+                break;
+            }
+            Piece::Rows(list) => {
+                for r in list {
+                    rows += 1;
+                    if !missing.is_empty() && is_upsert(&r) {
+                        refusal = missing_column_refusal(&missing, true);
+                        break;
+                    }
+                    match check_row(validator, &r) {
+                        Ok(row) => {
+                            accepted += 1;
+                            buf.push((r.row, row));
+                            held.push(r);
+                            if buf.len() >= chunk {
+                                sink.send(std::mem::take(&mut buf));
+                                pending.push_back(std::mem::take(&mut held));
+                                while let Some(answer) = sink.answer(false) {
+                                    let Some(c) = pending.pop_front() else { break };
+                                    settle(answer, c, &mut errors, &mut spool, &mut accepted, &mut rejected);
+                                }
+                            }
+                        }
+                        Err((errs, echo)) => {
+                            rejected += 1;
+                            if echo {
+                                if let Some(s) = spool.as_deref_mut() {
+                                    s.push(r.row, r.given(), &errs);
+                                }
+                            } else {
+                                not_echoed += 1;
+                            }
+                            for e in errs {
+                                errors.push(e);
+                            }
+                        }
+                    }
                 }
             }
         }
-        next = opened.next_chunk();
     }
-    if opened.report.refused.is_some() {
-        // The reader refused the file (it could not be decoded).
-        let (report, columns, column_fields) = opened.finish();
-        return Parsed { report, columns, column_fields, rows: Vec::new() };
+    let cancelled = refusal.as_ref().is_some_and(|r| r.code == "cancelled");
+    if refusal.is_none() && !ended {
+        // The reader went away without a word: it must not count as read.
+        refusal = Some(Refusal::new("unreadable_file", "读取文件时出错，文件未处理", "reading the file failed; nothing was stored"));
     }
     if refusal.is_none() && rows == 0 {
         refusal = Some(no_data_rows());
     }
-    if refusal.is_none() && !buf.is_empty() {
-        sink(buf);
-    }
-    let (mut report, columns, column_fields) = opened.finish();
-    match refusal {
-        Some(r) => {
-            report.refuse(r);
-            kept.clear();
+    if refusal.is_none() {
+        if !buf.is_empty() {
+            sink.send(std::mem::take(&mut buf));
+            pending.push_back(std::mem::take(&mut held));
         }
+        while let Some(c) = pending.pop_front() {
+            match sink.answer(true) {
+                Some(answer) => settle(answer, c, &mut errors, &mut spool, &mut accepted, &mut rejected),
+                None => break,
+            }
+        }
+    }
+    drop(reading);
+    match refusal {
+        Some(r) => report.refuse(r),
         None => {
             report.rows = rows;
             report.accepted = accepted;
             report.rejected = rejected;
-            report.errors = errors;
+            errors.into_report(&mut report);
         }
     }
-    Parsed { report, columns, column_fields, rows: kept }
+    Checked { report, columns, not_echoed, cancelled }
 }
 
-/// `NAME.rejected.csv`: the rejected rows as given plus the error column, UTF-8 with a
-/// BOM. A classified row is left out entirely (its content must not be echoed); the
-/// report names its row. Returns None when no row can be written.
-pub fn rejected_csv(parsed: &Parsed, report: &Report) -> Option<Vec<u8>> {
-    let rows = report.rejected_rows();
-    if rows.is_empty() {
-        return None;
-    }
-    let mut out: Vec<Vec<String>> = Vec::new();
-    let mut header = parsed.columns.clone();
-    header.push(ERROR_COLUMN.to_string());
-    out.push(header);
-    for row in rows {
-        let errors: Vec<&RowError> = report.errors.iter().filter(|e| e.row == row).collect();
-        if errors.iter().any(|e| e.code == "classified") {
-            continue;
+/// Checks one file without a store (`huijiao check`): opens it safely, refuses what
+/// is not a regular file, over the size limit, or of an unknown type, without reading
+/// it, and otherwise gives the same verdict as the inbox.
+pub fn check_path(path: &std::path::Path, validator: &Validator<'_>, limits: &Limits) -> Report {
+    check_file(path, validator, limits, &mut NoStore::default(), None).report
+}
+
+/// [`check_path`] with a sink for the valid rows and a spool for the rejected ones.
+pub fn check_file(
+    path: &std::path::Path,
+    validator: &Validator<'_>,
+    limits: &Limits,
+    sink: &mut dyn RowSink,
+    spool: Option<&mut Spool>,
+) -> Checked {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+    let refused = |sha: &str, r: Refusal| {
+        let mut report = Report::new(&name, sha);
+        report.format = Format::from_name(&name).map(|f| f.as_str().to_string());
+        report.refuse(r);
+        Checked { report, columns: Vec::new(), not_echoed: 0, cancelled: false }
+    };
+    let src = match source::open(path) {
+        Ok(s) => s,
+        Err(OpenError::NotRegular(kind)) => return refused("", not_regular(kind)),
+        Err(OpenError::Io(e)) => {
+            return refused("", Refusal::new("unreadable_file", "无法读取文件", &format!("cannot read {}: {e}", path.display())))
         }
-        let Ok(i) = parsed.rows.binary_search_by_key(&row, |r| r.row) else { continue };
-        let mut cells = parsed.given(&parsed.rows[i]);
-        let text: Vec<String> = errors
-            .iter()
-            .map(|e| match e.field.as_deref().and_then(Field::from_header) {
-                Some(f) => format!("{}({}): {}", f.zh(), f.key(), e.message),
-                None => e.message.clone(),
-            })
-            .collect();
-        cells.push(text.join("；"));
-        out.push(cells);
+    };
+    let Some(format) = Format::from_name(&name) else { return refused("", unsupported_type()) };
+    if src.stamp.size > limits.max_file_size {
+        return refused("", too_large(src.stamp.size, limits.max_file_size));
     }
-    (out.len() > 1).then(|| text::write_csv(out))
+    let cancel = Cancel::new();
+    let sniffed = match source::sniff(&src.file, format.is_text(), &cancel) {
+        Ok(Some(s)) => s,
+        Ok(None) => return refused("", cancelled()),
+        Err(e) => return refused("", read_failed(&e)),
+    };
+    if src.stamp.size == 0 {
+        return refused(&sniffed.sha256, empty_file());
+    }
+    let encoding = match sniffed.text.clone() {
+        Some(Ok(e)) => Some(e),
+        Some(Err(r)) => return refused(&sniffed.sha256, r),
+        None => None,
+    };
+    match read(&src.file, format, encoding, limits, &cancel) {
+        Ok(reading) => validate(reading, Report::new(&name, &sniffed.sha256), validator, limits, usize::MAX, sink, spool),
+        Err(e) => refused(&sniffed.sha256, read_failed(&e)),
+    }
+}
+
+/// The refusal of a path that is not a regular file.
+pub fn not_regular(kind: &str) -> Refusal {
+    Refusal::new(
+        "not_a_regular_file",
+        &format!("这不是普通文件（{kind}），未读取；请把文件本身放入收件箱"),
+        &format!("not a regular file ({kind}); it was not read — drop the file itself into the inbox"),
+    )
 }
 
 #[cfg(test)]

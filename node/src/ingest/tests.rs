@@ -1,5 +1,6 @@
 use super::*;
-use crate::xlsx_writer::{workbook, Cell};
+use crate::xlsx_writer::{workbook, Cell as XCell};
+use huijiao_protocol::fields::ERROR_COLUMN;
 use huijiao_protocol::{Date, RegionTable};
 
 const HEADER: &str =
@@ -10,22 +11,43 @@ fn validator() -> Validator<'static> {
     Validator { regions: RegionTable::embedded(), today: Date::new(2026, 11, 26).unwrap(), node: Some("420102") }
 }
 
-fn refusal(name: &str, bytes: &[u8]) -> String {
-    let p = parse_file(name, bytes, DEFAULT_MAX_FILE_SIZE);
-    assert!(p.rows.is_empty());
-    p.report.refused.expect("refused").code
+/// A file's report, valid rows and `NAME.rejected.csv` (without its BOM), as the
+/// inbox would make them without a store.
+fn run_with(name: &str, bytes: &[u8], limits: &Limits) -> (Report, Vec<(u64, Row)>, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    let mut spool = Spool::new(dir.path()).unwrap();
+    let mut sink = Collect::default();
+    let c = check_file(&p, &validator(), limits, &mut sink, Some(&mut spool));
+    let rejected = (!spool.is_empty()).then(|| {
+        let mut out = Vec::new();
+        spool.write_csv(&c.columns, &mut out).unwrap();
+        assert!(out.starts_with(&[0xEF, 0xBB, 0xBF]));
+        String::from_utf8(out[3..].to_vec()).unwrap()
+    });
+    (c.report, sink.rows, rejected)
+}
+
+fn run(name: &str, bytes: &[u8]) -> (Report, Vec<(u64, Row)>, Option<String>) {
+    run_with(name, bytes, &Limits::default())
 }
 
 fn check(name: &str, bytes: &[u8]) -> Report {
-    check_rows(&parse_file(name, bytes, DEFAULT_MAX_FILE_SIZE), &validator()).report
+    run(name, bytes).0
+}
+
+fn refusal(name: &str, bytes: &[u8]) -> String {
+    let r = check(name, bytes);
+    assert_eq!((r.rows, r.accepted), (0, 0));
+    r.refused.expect("refused").code
 }
 
 #[test]
 fn one_refusal_per_kind() {
     assert_eq!(refusal("a.txt", b"x"), "unsupported_file_type");
-    assert_eq!(refusal("a.xls", b"x"), "unsupported_file_type");
-    let p = parse_file("a.csv", format!("{HEADER}\n{ROW}\n").as_bytes(), 10);
-    assert_eq!(p.report.refused.unwrap().code, "file_too_large");
+    assert_eq!(refusal("a.xls", b"x"), "unreadable_xls");
+    assert_eq!(run_with("a.csv", format!("{HEADER}\n{ROW}\n").as_bytes(), &Limits::new(10)).0.refused.unwrap().code, "file_too_large");
     assert_eq!(refusal("a.csv", b""), "empty_file");
     assert_eq!(refusal("a.csv", format!("{HEADER}\r\n").as_bytes()), "no_data_rows");
     assert_eq!(refusal("a.csv", format!("{HEADER}\n,,,\n\n").as_bytes()), "no_data_rows");
@@ -39,6 +61,7 @@ fn one_refusal_per_kind() {
     assert_eq!(refusal("a.csv", "登记号,成果类型\n4201022024Y0001,应用技术\n".as_bytes()), "missing_column");
     assert_eq!(refusal("a.csv", "成果名称\n甲\n".as_bytes()), "missing_column");
     assert_eq!(refusal("a.xlsx", b"not a zip at all"), "unreadable_xlsx");
+    assert_eq!(refusal("a.ods", b"not a zip at all"), "unreadable_ods");
 }
 
 #[test]
@@ -46,6 +69,8 @@ fn a_withdraw_only_file_needs_only_reg_no() {
     let r = check("w.csv", "登记号,操作\n4201022024Y0001,撤销\n".as_bytes());
     assert!(r.is_clean(), "{r:?}");
     assert_eq!(check("w.csv", "登记号,操作\n4201022024Y0001,登记\n".as_bytes()).refused.unwrap().code, "missing_column");
+    let r = check("w.csv", "登记号,操作\n4201022024Y0002,撤销\n4201022024Y0003,登记\n".as_bytes());
+    assert_eq!(r.refused.unwrap().code, "missing_column", "an upsert after withdrawals still needs every required column");
 }
 
 #[test]
@@ -68,6 +93,15 @@ fn broken_csv_rows_are_row_errors() {
 }
 
 #[test]
+fn a_stray_comma_before_an_empty_last_column_is_too_many_cells() {
+    let header = format!("{HEADER},延期公开至");
+    let row = format!("{},", ROW.replace("测试成果", "测试,成果"));
+    let r = check("a.csv", format!("{header}\n{row}\n").as_bytes());
+    assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+    assert_eq!(r.errors[0].code, "too_many_cells");
+}
+
+#[test]
 fn gbk_and_utf8_give_the_same_rows() {
     let text = format!("{HEADER}\n{ROW}\n");
     let (gbk, _, _) = encoding_rs::GBK.encode(&text);
@@ -86,15 +120,15 @@ fn unknown_columns_warn_and_english_headers_match_any_case() {
     assert_eq!((r.warnings[0].code.as_str(), r.warnings[0].field.as_deref()), ("unknown_column", Some("备注")));
 }
 
-fn sheet(extra: Vec<(&str, Cell)>) -> Vec<u8> {
-    let mut header: Vec<Cell> = HEADER.split(',').map(|h| Cell::Text(h.into())).collect();
-    let mut row: Vec<Cell> = ROW.split(',').map(|v| Cell::Text(v.into())).collect();
+fn sheet(extra: Vec<(&str, XCell)>) -> Vec<u8> {
+    let mut header: Vec<XCell> = HEADER.split(',').map(|h| XCell::Text(h.into())).collect();
+    let mut row: Vec<XCell> = ROW.split(',').map(|v| XCell::Text(v.into())).collect();
     for (col, cell) in extra {
         let i = HEADER.split(',').position(|h| h == col);
         match i {
             Some(i) => row[i] = cell,
             None => {
-                header.push(Cell::Text(col.into()));
+                header.push(XCell::Text(col.into()));
                 row.push(cell);
             }
         }
@@ -105,19 +139,19 @@ fn sheet(extra: Vec<(&str, Cell)>) -> Vec<u8> {
 #[test]
 fn xlsx_date_cells_and_numeric_codes() {
     let bytes = sheet(vec![
-        ("登记日期", Cell::Date(Date::new(2024, 3, 5).unwrap())),
-        ("学科分类", Cell::Number(413.0)),
-        ("行政区划代码", Cell::Number(420102.0)),
+        ("登记日期", XCell::Date(Date::new(2024, 3, 5).unwrap())),
+        ("学科分类", XCell::Number(413.0)),
+        ("行政区划代码", XCell::Number(420102.0)),
     ]);
-    let c = check_rows(&parse_file("a.xlsx", &bytes, DEFAULT_MAX_FILE_SIZE), &validator());
-    assert!(c.report.is_clean(), "{:?}", c.report);
-    let huijiao_protocol::Row::Upsert(r) = &c.valid[0].1 else { panic!() };
+    let (report, rows, _) = run("a.xlsx", &bytes);
+    assert!(report.is_clean(), "{report:?}");
+    let Row::Upsert(r) = &rows[0].1 else { panic!() };
     assert_eq!((r.reg_date.to_string().as_str(), r.discipline.as_str()), ("2024-03-05", "413"));
 }
 
 #[test]
 fn a_code_too_long_to_be_exact_is_a_row_error_not_rounded() {
-    let bytes = sheet(vec![("计划编号", Cell::Number(2024123456789012.0)), ("任务来源", Cell::Text("国家计划".into()))]);
+    let bytes = sheet(vec![("计划编号", XCell::Number(2024123456789012.0)), ("任务来源", XCell::Text("国家计划".into()))]);
     let r = check("a.xlsx", &bytes);
     assert_eq!((r.accepted, r.rejected), (0, 1));
     assert_eq!((r.errors[0].row, r.errors[0].field.as_deref(), r.errors[0].code.as_str()), (2, Some("plan_no"), "inexact_number"));
@@ -137,6 +171,12 @@ fn json_rows_and_jsonl_lines() {
     let r = check("a.ndjson", lines.as_bytes());
     assert_eq!((r.rows, r.accepted), (3, 2));
     assert_eq!((r.errors[0].row, r.errors[0].code.as_str()), (3, "malformed_json_line"));
+    let r = check("a.ndjson", format!("{obj}\n{{\"x\":\"公开\" oops\n").as_bytes());
+    assert_eq!((r.errors[0].row, r.errors[0].code.as_str()), (2, "malformed_json_line"));
+    assert!(r.errors[0].message.contains("第 11 列"), "{}", r.errors[0].message);
+    // A number out of range is a row error, not a broken file.
+    let r = check("a.json", format!("[{}]", obj.replace("\"trl\":5", "\"funding\":1e999")).as_bytes());
+    assert_eq!((r.rejected, r.errors[0].field.as_deref(), r.errors[0].code.as_str()), (1, Some("funding"), "bad_number"));
 }
 
 #[test]
@@ -144,14 +184,11 @@ fn rejected_csv_keeps_rows_as_given_and_leaves_out_classified_ones() {
     let bad = ROW.replace("413", "41");
     let secret = ROW.replace("公开", "机密").replace("测试成果", "不可外泄的名称");
     let csv = format!("{HEADER},备注\n{ROW},a\n{bad},b\n{secret},c\n");
-    let parsed = parse_file("a.csv", csv.as_bytes(), DEFAULT_MAX_FILE_SIZE);
-    let report = check_rows(&parsed, &validator()).report;
+    let (report, _, rejected) = run("a.csv", csv.as_bytes());
     assert_eq!(report.rejected_rows(), vec![3, 4]);
-    let out = rejected_csv(&parsed, &report).unwrap();
-    assert!(out.starts_with(&[0xEF, 0xBB, 0xBF]));
-    let text = std::str::from_utf8(&out[3..]).unwrap();
+    let text = rejected.unwrap();
     assert!(!text.contains("不可外泄") && !text.contains("机密"), "classified content echoed: {text}");
-    let rows = text::parse_csv(text);
+    let rows = text::parse_csv(&text);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0].fields.last().unwrap(), ERROR_COLUMN);
     assert_eq!(rows[1].fields[..rows[1].fields.len() - 1].join(","), format!("{bad},b"));
@@ -170,34 +207,4 @@ fn ignored_names_follow_the_spec() {
     for n in ["a.csv", "a.tmp.csv", "批次.xlsx"] {
         assert!(!is_ignored_name(n), "{n}");
     }
-}
-
-/// The streaming path (the inbox, `check`) and the whole-file path agree on every file.
-#[test]
-fn streaming_and_whole_file_reading_give_the_same_verdicts() {
-    let withdraw_then_upsert = format!("登记号,操作\n{},撤销\n4201022024Y0003,登记\n", "4201022024Y0002");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("a.csv", format!("{HEADER}\n{ROW}\n{}\n", ROW.replace("413", "41")).into_bytes()),
-        ("w.csv", withdraw_then_upsert.into_bytes()),
-        ("w.csv", "登记号,操作\n4201022024Y0001,撤销\n".as_bytes().to_vec()),
-        ("blank.csv", format!("{HEADER}\n,,,\n").into_bytes()),
-        ("n.csv", "成果名称\n甲\n".as_bytes().to_vec()),
-        ("blank.jsonl", b"\n \n".to_vec()),
-        ("a.jsonl", b"{\"reg_no\":\"4201022024Y0001\"}\n{oops\n[1]\n".to_vec()),
-        ("a.json", b"[{\"title\":\"x\"}, 3]".to_vec()),
-        ("a.xlsx", sheet(vec![])),
-    ];
-    for (name, bytes) in cases {
-        let whole = check(name, &bytes);
-        let streamed = validate_rows(open_file(name, bytes.clone(), DEFAULT_MAX_FILE_SIZE), &validator(), 1, |_| {}).report;
-        assert_eq!(streamed, whole, "{name}");
-    }
-    let r = validate_rows(
-        open_file("w.csv", "登记号,操作\n4201022024Y0002,撤销\n4201022024Y0003,登记\n".as_bytes().to_vec(), DEFAULT_MAX_FILE_SIZE),
-        &validator(),
-        1,
-        |_| {},
-    )
-    .report;
-    assert_eq!(r.refused.unwrap().code, "missing_column", "an upsert after withdrawals still needs every required column");
 }

@@ -1,90 +1,109 @@
-//! Text decoding (UTF-8, UTF-8 with BOM, GBK/GB18030, detected) and an RFC 4180 CSV
-//! parser that numbers rows the way a spreadsheet shows them.
+//! Text: a streaming decoder to UTF-8 (UTF-8 passes through, GBK/GB18030 is decoded
+//! chunk by chunk) and a streaming RFC 4180 CSV parser that numbers rows the way a
+//! spreadsheet shows them. Neither holds more than one record of the file.
 
-use huijiao_protocol::report::Refusal;
+use super::source::TextEncoding;
 use std::borrow::Cow;
+use std::io::{self, Read};
 
-/// Decodes a text file, detecting the encoding; never asks and never re-encodes.
-/// Returns the text and the encoding's report label. Valid UTF-8 is neither copied
-/// nor validated twice.
-pub fn decode(bytes: Vec<u8>) -> Result<(String, &'static str), Refusal> {
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(Refusal::new(
-            "unsupported_encoding",
-            "文件是 UTF-16 编码（Excel 的“Unicode 文本”），请另存为“CSV UTF-8（逗号分隔）”",
-            "file is UTF-16; save it as CSV UTF-8 instead",
-        ));
-    }
-    let mut bytes = bytes;
-    let bom = bytes.starts_with(&[0xEF, 0xBB, 0xBF]);
-    if bom {
-        bytes.drain(..3);
-    }
-    let (text, label) = match String::from_utf8(bytes) {
-        Ok(s) => (s, "utf-8"),
-        Err(_) if bom => {
-            return Err(Refusal::new(
-                "undecodable",
-                "文件以 UTF-8 标记开头，但内容不是有效的 UTF-8",
-                "file starts with a UTF-8 BOM but is not valid UTF-8",
-            ))
-        }
-        Err(e) => {
-            let body = e.into_bytes();
-            // encoding_rs's GB18030 decoder is a superset of GBK (what Excel writes on
-            // Chinese Windows), so one pass handles both.
-            match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(&body) {
-                Some(s) => (s.into_owned(), if has_four_byte_gb18030(&body) { "gb18030" } else { "gbk" }),
-                None => {
-                    return Err(Refusal::new(
-                        "undecodable",
-                        "文件既不是 UTF-8 也不是 GBK/GB18030 编码的文本，无法读取",
-                        "file is neither UTF-8 nor GBK/GB18030 text",
-                    ))
-                }
-            }
-        }
-    };
-    if looks_binary(&text) {
-        return Err(Refusal::new("binary_file", "文件含有二进制内容，不是文本表格", "file holds binary data, not text"));
-    }
-    Ok((text, label))
+/// Reads a text file as UTF-8 bytes, whatever its encoding. A byte the encoding
+/// cannot decode is an error of kind `InvalidData` naming its offset.
+pub struct Utf8Reader<R> {
+    inner: R,
+    decoder: Option<encoding_rs::Decoder>,
+    raw: Vec<u8>,
+    raw_start: usize,
+    raw_end: usize,
+    raw_eof: bool,
+    /// Decoded bytes not yet handed out.
+    out: Vec<u8>,
+    out_start: usize,
+    /// Offset in the file of `raw[raw_start]`, for messages.
+    offset: u64,
+    skip_bom: bool,
 }
 
-/// Whether GB18030 bytes use any four-byte sequence (characters outside GBK).
-fn has_four_byte_gb18030(b: &[u8]) -> bool {
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] < 0x80 {
-            i += 1;
-        } else if b.get(i + 1).is_some_and(|n| n.is_ascii_digit()) {
-            return true;
-        } else {
-            i += 2;
+impl<R: Read> Utf8Reader<R> {
+    pub fn new(inner: R, encoding: TextEncoding) -> Utf8Reader<R> {
+        let (decoder, skip_bom) = match encoding {
+            TextEncoding::Utf8 { bom } => (None, bom),
+            TextEncoding::Gb { .. } => (Some(encoding_rs::GB18030.new_decoder_without_bom_handling()), false),
+        };
+        Utf8Reader {
+            inner,
+            decoder,
+            raw: vec![0; 64 * 1024],
+            raw_start: 0,
+            raw_end: 0,
+            raw_eof: false,
+            out: Vec::new(),
+            out_start: 0,
+            offset: 0,
+            skip_bom,
         }
     }
-    false
+
+    /// Decodes more input into `out`; false at the end.
+    fn decode_more(&mut self) -> io::Result<bool> {
+        let Some(decoder) = self.decoder.as_mut() else { unreachable!("only decoding readers decode") };
+        loop {
+            if self.raw_start == self.raw_end && !self.raw_eof {
+                let n = loop {
+                    match self.inner.read(&mut self.raw) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                };
+                self.raw_start = 0;
+                self.raw_end = n;
+                self.raw_eof = n == 0;
+            }
+            self.out.clear();
+            self.out_start = 0;
+            self.out.resize(self.raw.len() * 3 + 16, 0);
+            let src = &self.raw[self.raw_start..self.raw_end];
+            let (result, read, written) = decoder.decode_to_utf8_without_replacement(src, &mut self.out, self.raw_eof);
+            self.out.truncate(written);
+            self.raw_start += read;
+            self.offset += read as u64;
+            if let encoding_rs::DecoderResult::Malformed(bad, _) = result {
+                let at = self.offset - u64::from(bad);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("byte {} cannot be decoded as GBK/GB18030", at + 1)));
+            }
+            if written > 0 {
+                return Ok(true);
+            }
+            if self.raw_eof && self.raw_start == self.raw_end {
+                return Ok(false);
+            }
+        }
+    }
 }
 
-/// NUL anywhere, or more than one control character per thousand bytes, means binary.
-/// C0 controls and DEL are single bytes in UTF-8, so a byte scan finds them.
-fn looks_binary(text: &str) -> bool {
-    let mut controls = 0usize;
-    for &b in text.as_bytes() {
-        if b < 0x20 || b == 0x7F {
-            if b == 0 {
-                return true;
-            }
-            if !matches!(b, b'\t' | b'\n' | b'\r') {
-                controls += 1;
-            }
+impl<R: Read> Read for Utf8Reader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.skip_bom {
+            let mut bom = [0u8; 3];
+            self.inner.read_exact(&mut bom)?;
+            self.skip_bom = false;
+            self.offset = 3;
         }
+        if self.decoder.is_none() {
+            return self.inner.read(buf);
+        }
+        if self.out_start == self.out.len() && !self.decode_more()? {
+            return Ok(0);
+        }
+        let n = (self.out.len() - self.out_start).min(buf.len());
+        buf[..n].copy_from_slice(&self.out[self.out_start..self.out_start + n]);
+        self.out_start += n;
+        Ok(n)
     }
-    controls * 1000 > text.len().max(1)
 }
 
 /// One CSV record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CsvRecord {
     /// The row number a spreadsheet shows: every record and every empty line counts
     /// one, a quoted field spanning lines does not add rows.
@@ -92,83 +111,197 @@ pub struct CsvRecord {
     pub fields: Vec<String>,
     /// Set when the record ends inside an unterminated quoted field.
     pub unterminated: bool,
+    /// Set when the record was longer than the cap: its fields were not kept.
+    pub oversized: bool,
 }
 
-/// Parses comma-separated text with RFC 4180 quoting, CRLF, LF or CR line ends. It is
-/// lenient the way spreadsheets are: a quote inside an unquoted field is kept as text,
-/// and text after a closing quote is appended to the field.
-pub fn parse_csv(text: &str) -> Vec<CsvRecord> {
-    let mut cursor = CsvCursor::default();
-    std::iter::from_fn(|| cursor.next_record(text)).collect()
-}
-
-/// Reads CSV records one at a time, so a large file can be processed as it is parsed.
-#[derive(Debug, Clone, Default)]
-pub struct CsvCursor {
-    pos: usize,
+/// Parses comma-separated UTF-8 text with RFC 4180 quoting, CRLF, LF or CR line ends,
+/// reading as it goes. It is lenient the way spreadsheets are: a quote inside an
+/// unquoted field is kept as text, and text after a closing quote is appended to the
+/// field.
+pub struct CsvReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
     row: u64,
+    max_record: usize,
 }
 
-impl CsvCursor {
-    /// The next record of `text` (always the same text), or None at the end.
-    pub fn next_record(&mut self, text: &str) -> Option<CsvRecord> {
-        let b = text.as_bytes();
-        let mut i = self.pos;
-        if i >= b.len() {
-            return None;
+/// What parsing the buffered bytes found.
+enum Scan {
+    /// A whole record ending at this buffer index (after its line end).
+    Done(usize, Vec<String>, bool),
+    /// The buffer ends inside the record.
+    More,
+}
+
+impl<R: Read> CsvReader<R> {
+    /// `max_record`: the most bytes one record may take; a longer one comes back
+    /// `oversized`, without its fields.
+    pub fn new(inner: R, max_record: usize) -> CsvReader<R> {
+        CsvReader { inner, buf: vec![0; 256 * 1024], start: 0, end: 0, eof: false, row: 0, max_record }
+    }
+
+    /// Reads more bytes into the buffer, keeping the unparsed part. False at the end.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.eof {
+            return Ok(false);
         }
-        self.row += 1;
-        let mut fields = Vec::new();
-        let mut unterminated = false;
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grow = self.buf.len();
+            self.buf.resize(self.buf.len() + grow, 0);
+        }
         loop {
-            let mut field = String::new();
-            if b.get(i) == Some(&b'"') {
-                i += 1;
-                loop {
-                    match memchr(b'"', &b[i..]) {
-                        None => {
-                            field.push_str(&text[i..]);
-                            i = b.len();
-                            unterminated = true;
-                            break;
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next record, or None at the end.
+    pub fn next_record(&mut self) -> io::Result<Option<CsvRecord>> {
+        loop {
+            if self.start == self.end && !self.fill()? {
+                return Ok(None);
+            }
+            match scan(&self.buf[self.start..self.end], self.eof)? {
+                Scan::Done(used, fields, unterminated) => {
+                    self.start += used;
+                    self.row += 1;
+                    if used > self.max_record {
+                        return Ok(Some(CsvRecord { row: self.row, fields: Vec::new(), unterminated: false, oversized: true }));
+                    }
+                    return Ok(Some(CsvRecord { row: self.row, fields, unterminated, oversized: false }));
+                }
+                Scan::More => {
+                    if self.end - self.start >= self.max_record {
+                        self.row += 1;
+                        let row = self.row;
+                        self.skip_record()?;
+                        return Ok(Some(CsvRecord { row, fields: Vec::new(), unterminated: false, oversized: true }));
+                    }
+                    self.fill()?;
+                }
+            }
+        }
+    }
+
+    /// Skips the rest of an oversized record without keeping it.
+    fn skip_record(&mut self) -> io::Result<()> {
+        let mut quoted = false;
+        let mut field_start = true;
+        loop {
+            while self.start < self.end {
+                let b = self.buf[self.start];
+                self.start += 1;
+                match b {
+                    b'"' if quoted => quoted = false,
+                    b'"' if field_start => quoted = true,
+                    b',' if !quoted => {
+                        field_start = true;
+                        continue;
+                    }
+                    b'\n' if !quoted => return Ok(()),
+                    b'\r' if !quoted => {
+                        if self.start == self.end {
+                            self.fill()?;
                         }
-                        Some(q) => {
-                            field.push_str(&text[i..i + q]);
-                            i += q + 1;
-                            if b.get(i) == Some(&b'"') {
-                                field.push('"');
+                        if self.start < self.end && self.buf[self.start] == b'\n' {
+                            self.start += 1;
+                        }
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                field_start = false;
+            }
+            self.start = 0;
+            self.end = 0;
+            if !self.fill()? {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn utf8(bytes: Vec<u8>) -> io::Result<String> {
+    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the text is not valid UTF-8"))
+}
+
+/// Parses one record from `b`; `eof` says no more bytes follow.
+fn scan(b: &[u8], eof: bool) -> io::Result<Scan> {
+    let mut i = 0;
+    let mut fields = Vec::new();
+    let mut unterminated = false;
+    loop {
+        let mut field = Vec::new();
+        if b.get(i) == Some(&b'"') {
+            i += 1;
+            loop {
+                match b[i..].iter().position(|&c| c == b'"') {
+                    None if eof => {
+                        field.extend_from_slice(&b[i..]);
+                        i = b.len();
+                        unterminated = true;
+                        break;
+                    }
+                    None => return Ok(Scan::More),
+                    Some(q) => {
+                        field.extend_from_slice(&b[i..i + q]);
+                        i += q + 1;
+                        match b.get(i) {
+                            Some(b'"') => {
+                                field.push(b'"');
                                 i += 1;
-                            } else {
-                                break;
                             }
+                            None if !eof => return Ok(Scan::More),
+                            _ => break,
                         }
                     }
                 }
             }
-            let end = b[i..].iter().position(|&c| matches!(c, b',' | b'\n' | b'\r')).map_or(b.len(), |p| i + p);
-            field.push_str(&text[i..end]);
-            i = end;
-            fields.push(field);
-            match b.get(i) {
-                Some(b',') => i += 1,
-                Some(b'\r') => {
-                    i += if b.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
-                    break;
-                }
-                Some(b'\n') => {
-                    i += 1;
-                    break;
-                }
-                _ => break,
-            }
         }
-        self.pos = i;
-        Some(CsvRecord { row: self.row, fields, unterminated })
+        let end = match b[i..].iter().position(|&c| matches!(c, b',' | b'\n' | b'\r')) {
+            Some(p) => i + p,
+            None if eof => b.len(),
+            None => return Ok(Scan::More),
+        };
+        field.extend_from_slice(&b[i..end]);
+        i = end;
+        fields.push(utf8(field)?);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'\r') => match b.get(i + 1) {
+                Some(b'\n') => return Ok(Scan::Done(i + 2, fields, unterminated)),
+                None if !eof => return Ok(Scan::More),
+                _ => return Ok(Scan::Done(i + 1, fields, unterminated)),
+            },
+            Some(b'\n') => return Ok(Scan::Done(i + 1, fields, unterminated)),
+            _ => return Ok(Scan::Done(i, fields, unterminated)),
+        }
     }
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == needle)
+/// Parses a whole text at once (tests and small inputs).
+pub fn parse_csv(text: &str) -> Vec<CsvRecord> {
+    let mut r = CsvReader::new(text.as_bytes(), usize::MAX);
+    std::iter::from_fn(|| r.next_record().expect("in-memory text reads")).collect()
 }
 
 /// Quotes one field for writing, when it needs it.
@@ -180,13 +313,22 @@ pub fn csv_field(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Writes one row as a CSV line (CRLF).
+pub fn write_csv_row(out: &mut impl io::Write, row: &[String]) -> io::Result<()> {
+    for (i, f) in row.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(csv_field(f).as_bytes())?;
+    }
+    out.write_all(b"\r\n")
+}
+
 /// Writes rows as CSV: UTF-8 with a BOM so Excel opens it, CRLF line ends.
 pub fn write_csv(rows: impl IntoIterator<Item = Vec<String>>) -> Vec<u8> {
     let mut out = vec![0xEF, 0xBB, 0xBF];
     for r in rows {
-        let line: Vec<Cow<'_, str>> = r.iter().map(|f| csv_field(f)).collect();
-        out.extend_from_slice(line.join(",").as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_csv_row(&mut out, &r).expect("writing to memory");
     }
     out
 }
@@ -208,17 +350,54 @@ mod tests {
         assert!(recs[4].unterminated && !recs[3].unterminated);
     }
 
+    /// A reader that hands out one byte at a time: every record crosses buffer ends.
+    struct Trickle<'a>(&'a [u8]);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match (self.0.first(), out.first_mut()) {
+                (Some(b), Some(o)) => {
+                    *o = *b;
+                    self.0 = &self.0[1..];
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
     #[test]
-    fn detects_each_encoding() {
-        assert_eq!(decode(b"a,b".to_vec()).unwrap().1, "utf-8");
-        assert_eq!(decode(b"\xEF\xBB\xBFa,b".to_vec()).unwrap(), ("a,b".to_string(), "utf-8"));
-        let (gbk, _, _) = encoding_rs::GBK.encode("登记号,成果名称");
-        assert_eq!(decode(gbk.into_owned()).unwrap(), ("登记号,成果名称".to_string(), "gbk"));
-        let (gb, _, _) = encoding_rs::GB18030.encode("𠀀𬌗研究所");
-        assert_eq!(decode(gb.into_owned()).unwrap(), ("𠀀𬌗研究所".to_string(), "gb18030"));
-        assert_eq!(decode(b"\xFF\xFEa\0".to_vec()).unwrap_err().code, "unsupported_encoding");
-        assert_eq!(decode(b"\x81\x20\xff".to_vec()).unwrap_err().code, "undecodable");
-        assert_eq!(decode(b"abc\0def".to_vec()).unwrap_err().code, "binary_file");
+    fn records_split_at_any_byte_parse_the_same() {
+        let text = "a,b\r\n1,\"x\r\ny\"\r\n\r\n\"q\"\"uote\",2\r3,\"end\"";
+        let whole = parse_csv(text);
+        let mut r = CsvReader::new(Trickle(text.as_bytes()), usize::MAX);
+        let trickled: Vec<CsvRecord> = std::iter::from_fn(|| r.next_record().unwrap()).collect();
+        assert_eq!(trickled, whole);
+    }
+
+    #[test]
+    fn an_oversized_record_is_skipped_whole() {
+        let text = format!("a,b\n\"{}\",x\nc,d\n", "长".repeat(1000));
+        let mut r = CsvReader::new(text.as_bytes(), 512);
+        let recs: Vec<CsvRecord> = std::iter::from_fn(|| r.next_record().unwrap()).collect();
+        assert_eq!(recs.len(), 3);
+        assert!(recs[1].oversized && recs[1].fields.is_empty());
+        assert_eq!((recs[2].row, recs[2].fields.clone()), (3, vec!["c".to_string(), "d".to_string()]));
+    }
+
+    #[test]
+    fn gbk_decodes_in_a_stream() {
+        let text = "登记号,成果名称\n".repeat(5000);
+        let (gbk, _, _) = encoding_rs::GBK.encode(&text);
+        let mut out = String::new();
+        Utf8Reader::new(Trickle(&gbk), TextEncoding::Gb { four_byte: false }).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "登记号,成果名称\n".repeat(5000));
+        let mut bad = gbk.to_vec();
+        bad.extend_from_slice(b"\x81\x20");
+        let e = Utf8Reader::new(&bad[..], TextEncoding::Gb { four_byte: false }).read_to_string(&mut out).unwrap_err();
+        assert!(e.to_string().contains("cannot be decoded"), "{e}");
+        let mut s = String::new();
+        Utf8Reader::new(&b"\xEF\xBB\xBFa,b"[..], TextEncoding::Utf8 { bom: true }).read_to_string(&mut s).unwrap();
+        assert_eq!(s, "a,b");
     }
 
     proptest! {

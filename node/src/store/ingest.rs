@@ -31,11 +31,17 @@ pub struct FileEntry {
 }
 
 /// What the inbox streams to [`Writer::ingest_file`]: valid rows in chunks, then the
-/// validation report. A sender that goes away without `Done` rolls the file back.
+/// final report (which already counts the rows the store refused). A sender that goes
+/// away without `Done` rolls the file back.
 pub enum IngestMsg {
     Rows(Vec<Prepared>),
-    Done(Report),
+    Done(Box<Report>),
 }
+
+/// How often a file may be started without finishing (the node died while reading
+/// it, or was restarted) before it is set aside: enough for a few restarts by an
+/// operator, few enough that a file that kills the node cannot keep it down.
+pub const MAX_ATTEMPTS: i64 = 5;
 
 /// A valid row made ready for the store off the writer thread: the canonical body and
 /// its hash are computed by the sender, so the writer only writes.
@@ -151,48 +157,74 @@ impl Writer {
     }
 
     /// Stores one file's valid rows and its journal entry in one durable transaction.
-    /// Rows arrive in chunks while the sender is still validating later ones.
-    pub fn ingest_file(&mut self, meta: FileMeta, rows: Receiver<IngestMsg>) -> anyhow::Result<IngestSummary> {
+    /// Rows arrive in chunks while the sender is still validating later ones; each
+    /// chunk is answered on `answers` with the rows the store refused
+    /// (`unknown_record`, `not_origin`, `withdrawn_record`), so the sender can count
+    /// them and echo them in `NAME.rejected.csv` before it sends the final report.
+    pub fn ingest_file(
+        &mut self,
+        meta: FileMeta,
+        rows: Receiver<IngestMsg>,
+        answers: std::sync::mpsc::SyncSender<Vec<RowError>>,
+    ) -> anyhow::Result<IngestSummary> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut summary =
             IngestSummary { report: Report::new(&meta.name, &meta.sha256), inserted: 0, updated: 0, withdrawn: 0, unchanged: 0 };
-        let mut store_errors = Vec::new();
         // The first 16 hex digits name the file well enough for an audit; the full
         // hash is in the journal, and 48 bytes less per change add up.
         let source = format!("file:{}", &meta.sha256[..meta.sha256.len().min(16)]);
-        let mut report = loop {
+        let report = loop {
             match rows.recv() {
                 Ok(IngestMsg::Rows(chunk)) => {
                     let now = crate::clock::now_ms();
+                    let mut refused = Vec::new();
                     for row in chunk {
                         match apply_local(&tx, &node, &source, row, now)? {
                             Ok(Applied::Inserted) => summary.inserted += 1,
                             Ok(Applied::Updated) => summary.updated += 1,
                             Ok(Applied::Withdrawn) => summary.withdrawn += 1,
                             Ok(Applied::Unchanged) => summary.unchanged += 1,
-                            Err(e) => store_errors.push(e),
+                            Err(e) => refused.push(e),
                         }
                     }
+                    let _ = answers.send(refused);
                 }
-                Ok(IngestMsg::Done(report)) => break report,
+                Ok(IngestMsg::Done(report)) => break *report,
                 Err(_) => bail!("ingest of {} was abandoned before it finished; nothing was stored", meta.name),
             }
         };
-        for e in store_errors {
-            report.reject_accepted_row(e);
-        }
         tx.execute(
             "INSERT INTO files (sha256, name, source_path, dest, received_at, report, moved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
             params![meta.sha256, meta.name, meta.source_path, meta.dest, meta.received_at, serde_json::to_string(&report)?],
         )
         .context("cannot journal the file")?;
+        tx.execute("DELETE FROM attempts WHERE path = ?1", [&meta.source_path])?;
         tx.commit().context("cannot commit the file")?;
         if summary.inserted + summary.updated + summary.withdrawn > 0 {
             self.notify_changes();
         }
         summary.report = report;
         Ok(summary)
+    }
+
+    /// Notes that the inbox starts on `path`; returns how many times it has started
+    /// on it without finishing before (a count that survives a crash).
+    pub fn start_attempt(&mut self, path: &str, now: i64) -> anyhow::Result<i64> {
+        let before: i64 = self.conn.query_row("SELECT coalesce((SELECT count FROM attempts WHERE path = ?1), 0)", [path], |r| r.get(0))?;
+        self.conn.execute(
+            "INSERT INTO attempts (path, count, last_at) VALUES (?1, 1, ?2)
+             ON CONFLICT (path) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
+            params![path, now],
+        )?;
+        Ok(before)
+    }
+
+    /// The inbox is done with `path` (or stopped on it for a reason that is not the
+    /// file's fault).
+    pub fn end_attempt(&mut self, path: &str) -> anyhow::Result<()> {
+        self.conn.execute("DELETE FROM attempts WHERE path = ?1", [path])?;
+        Ok(())
     }
 }
 

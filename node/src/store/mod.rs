@@ -15,7 +15,7 @@ mod rows;
 mod schema;
 mod sync;
 
-pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary, Prepared, PreparedRecord};
+pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary, Prepared, PreparedRecord, MAX_ATTEMPTS};
 pub use query::{Filter, Reader, RecordState, StoreStatus, StoredRecord};
 pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, UplinkStatus};
 

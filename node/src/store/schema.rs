@@ -95,4 +95,11 @@ pub const MIGRATIONS: &[&str] = &[
         connected_at INTEGER,
         updated_at   INTEGER NOT NULL
     );",
+    // 3: files the inbox started on and did not finish, by path: a file the node
+    // keeps dying on is set aside instead of being read forever.
+    "CREATE TABLE attempts (
+        path    TEXT PRIMARY KEY,
+        count   INTEGER NOT NULL,
+        last_at INTEGER NOT NULL
+    );",
 ];

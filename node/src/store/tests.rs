@@ -27,10 +27,18 @@ fn ingest(w: &mut Writer, sha: &str, rows: Vec<Row>) -> IngestSummary {
     report.rows = n;
     report.accepted = n;
     tx.send(IngestMsg::Rows(rows.into_iter().enumerate().map(|(i, r)| Prepared::new(i as u64 + 2, r)).collect())).unwrap();
-    tx.send(IngestMsg::Done(report)).unwrap();
+    tx.send(IngestMsg::Done(Box::new(report))).unwrap();
     let meta =
         FileMeta { sha256: sha.into(), name: "f.csv".into(), source_path: "/in/f.csv".into(), dest: format!("/p/{sha}"), received_at: 1 };
-    w.ingest_file(meta, rx).unwrap()
+    let (atx, arx) = std::sync::mpsc::sync_channel(16);
+    let mut s = w.ingest_file(meta, rx, atx).unwrap();
+    // What the inbox does with the store's answers before its final report.
+    for e in arx.try_iter().flatten() {
+        s.report.accepted -= 1;
+        s.report.rejected += 1;
+        s.report.errors.push(e);
+    }
+    s
 }
 
 fn versions(w: &Writer) -> Vec<(String, i64, bool)> {
@@ -106,7 +114,8 @@ fn the_journal_remembers_files_and_an_abandoned_file_stores_nothing() {
         tx.send(IngestMsg::Rows(vec![Prepared::new(2, Row::Upsert(record(5, "半途")))])).unwrap();
         drop(tx);
         let meta = FileMeta { sha256: "x".into(), name: "x.csv".into(), source_path: String::new(), dest: String::new(), received_at: 0 };
-        assert!(w.ingest_file(meta, rx).is_err());
+        let (atx, _arx) = std::sync::mpsc::sync_channel(16);
+        assert!(w.ingest_file(meta, rx, atx).is_err());
         assert_eq!(versions(w).len(), 1, "the abandoned file was rolled back");
         assert!(w.lookup_file("x").unwrap().is_none());
     });
@@ -129,6 +138,19 @@ fn a_store_refuses_another_nodes_config_and_queries_see_it() {
     assert_eq!((got.record.title.as_str(), got.version, got.origin.as_str()), ("乙", 1, NODE));
     assert_eq!(got.hops.len(), 1);
     assert_eq!(r.query(&Filter { text: Some("乙".into()), ..Filter::default() }).unwrap().len(), 1);
+}
+
+#[test]
+fn attempts_survive_until_the_file_is_done() {
+    both(|w| {
+        assert_eq!(w.start_attempt("/in/f.csv", 1).unwrap(), 0);
+        assert_eq!(w.start_attempt("/in/f.csv", 2).unwrap(), 1);
+        // A committed ingest of that file clears its attempts in the same transaction.
+        ingest(w, "a", vec![Row::Upsert(record(1, "甲"))]);
+        assert_eq!(w.start_attempt("/in/f.csv", 3).unwrap(), 0);
+        w.end_attempt("/in/f.csv").unwrap();
+        assert_eq!(w.start_attempt("/in/f.csv", 4).unwrap(), 0);
+    });
 }
 
 #[test]
