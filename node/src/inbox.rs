@@ -301,6 +301,9 @@ struct Watcher {
     inner: Option<notify::RecommendedWatcher>,
     /// The identity (device, inode) of each inbox folder as watched.
     watched: Vec<Option<(u64, u64)>>,
+    /// An inbox folder itself was removed or moved: watch them all again (a folder
+    /// made again may even get the same inode).
+    lost: Arc<AtomicBool>,
 }
 
 fn dir_id(p: &Path) -> Option<(u64, u64)> {
@@ -312,10 +315,20 @@ impl Watcher {
         use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
         use notify::EventKind;
         let inboxes: Vec<PathBuf> = cfg.inboxes.iter().map(|i| i.path.clone()).collect();
+        let lost = Arc::new(AtomicBool::new(false));
+        let lost_in_handler = lost.clone();
+        // Wakes the loop to rescan (a sentinel with no path).
+        let wake = {
+            let (tx, overflow) = (tx.clone(), overflow.clone());
+            move || {
+                overflow.store(true, Ordering::Relaxed);
+                let _ = tx.try_send((PathBuf::new(), Hint::Other));
+            }
+        };
         let handler = move |res: notify::Result<notify::Event>| match res {
             Ok(ev) => {
                 if ev.need_rescan() {
-                    overflow.store(true, Ordering::Relaxed);
+                    wake();
                 }
                 let hint = match ev.kind {
                     EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_)) => Hint::Written,
@@ -326,8 +339,9 @@ impl Watcher {
                 };
                 for p in ev.paths {
                     if inboxes.contains(&p) {
-                        // The folder itself was removed or moved: look again soon.
-                        overflow.store(true, Ordering::Relaxed);
+                        // The folder itself was removed or moved: look again now.
+                        lost_in_handler.store(true, Ordering::Relaxed);
+                        wake();
                         continue;
                     }
                     if tx.try_send((p, hint)).is_err() {
@@ -335,7 +349,7 @@ impl Watcher {
                     }
                 }
             }
-            Err(_) => overflow.store(true, Ordering::Relaxed),
+            Err(_) => wake(),
         };
         let inner = match notify::recommended_watcher(handler) {
             Ok(w) => Some(w),
@@ -344,7 +358,7 @@ impl Watcher {
                 None
             }
         };
-        let mut w = Watcher { inner, watched: vec![None; cfg.inboxes.len()] };
+        let mut w = Watcher { inner, watched: vec![None; cfg.inboxes.len()], lost };
         w.refresh(cfg);
         w
     }
@@ -352,8 +366,12 @@ impl Watcher {
     /// (Re)creates missing inbox folders and watches any folder not watched as it is now.
     fn refresh(&mut self, cfg: &Config) {
         use notify::{RecursiveMode, Watcher as _};
+        if self.lost.swap(false, Ordering::Relaxed) {
+            self.watched.iter_mut().for_each(|w| *w = None);
+        }
         for (i, inbox) in cfg.inboxes.iter().enumerate() {
             if !inbox.path.is_dir() {
+                self.watched[i] = None;
                 match std::fs::create_dir_all(&inbox.path) {
                     Ok(()) => warn!(inbox = %show(&inbox.path), "the inbox folder was missing; made it again"),
                     Err(e) => {
@@ -369,7 +387,10 @@ impl Watcher {
             if let Some(w) = self.inner.as_mut() {
                 let _ = w.unwatch(&inbox.path);
                 match w.watch(&inbox.path, RecursiveMode::NonRecursive) {
-                    Ok(()) => self.watched[i] = id,
+                    Ok(()) => {
+                        self.watched[i] = id;
+                        info!(inbox = %show(&inbox.path), "watching inbox");
+                    }
                     Err(e) => warn!(inbox = %show(&inbox.path), "cannot watch the inbox, relying on the periodic rescan: {e}"),
                 }
             }
@@ -636,7 +657,11 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
     let cfg = &ctx.cfg;
     let src = match ingest::source::open(path) {
         Ok(s) => s,
-        Err(OpenError::NotRegular(kind)) => return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::not_regular(kind), true)?)),
+        // A hard link is only unlinked: moving it would put a second name of its
+        // target (perhaps a file the clerk could not read) into the archive.
+        Err(OpenError::NotRegular(kind)) => {
+            return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::not_regular(kind), kind != "hard link")?))
+        }
         Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Gone),
         Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             let r = Refusal::new(
@@ -648,6 +673,7 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
         }
         Err(OpenError::Io(e)) => return Err(e).with_context(|| format!("cannot open {}", show(path))),
     };
+    info!(file = %name.escape_debug(), bytes = src.stamp.size, "reading file");
     let Some(format) = Format::from_name(name) else {
         return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::unsupported_type(), true)?));
     };
@@ -970,7 +996,7 @@ fn unique_dest(dir: &Path, name: &str, store: &Store) -> anyhow::Result<PathBuf>
     for n in 1u32.. {
         let candidate = if n == 1 { dir.join(name) } else { dir.join(format!("{stem} ({n}){ext}")) };
         let report = sidecar(&candidate, "report.json");
-        if candidate.symlink_metadata().is_ok() || report.exists() || hidden(&candidate, "rejected.csv").exists() {
+        if candidate.symlink_metadata().is_ok() || report.exists() {
             continue;
         }
         let shown = candidate.to_string_lossy().into_owned();

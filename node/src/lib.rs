@@ -7,6 +7,7 @@
 //! - [`ingest`]: reading office files (CSV, XLSX, JSON, JSONL) into rows and checking them.
 //! - [`store`]: the SQLite store, the only code that touches SQLite.
 //! - [`gen`]: deterministic synthetic submissions (demo, tests, benchmarks).
+//! - [`hostile`]: hostile submissions (tests, benchmarks).
 //! - [`xlsx_writer`]: a minimal XLSX writer for the demo and tests.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`audit`]: the Jepsen-style check of a federation run (lost, stale, duplicated).
@@ -23,6 +24,7 @@ pub mod daemon;
 pub mod demo;
 pub mod downlink;
 pub mod gen;
+pub mod hostile;
 pub mod inbox;
 pub mod ingest;
 pub mod net;

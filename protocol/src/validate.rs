@@ -259,7 +259,13 @@ impl Validator<'_> {
             Some(s) => match parse_op(&s) {
                 Some(op) => op,
                 None => {
-                    v.e.push(Field::Op, "bad_op", "操作应为 登记 或 撤销".into(), "op must be upsert/登记 or withdraw/撤销".into());
+                    let shown: String = s.chars().take(20).collect();
+                    v.e.push(
+                        Field::Op,
+                        "bad_op",
+                        format!("操作“{shown}”无法识别，应为 登记 或 撤销"),
+                        format!("op `{shown}` is not recognised; use upsert/登记 or withdraw/撤销"),
+                    );
                     return Err(e.list);
                 }
             },

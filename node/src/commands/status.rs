@@ -13,9 +13,32 @@ fn quiet_secs(last_seen_at: Option<i64>) -> Option<i64> {
     last_seen_at.map(|t| ((crate::clock::now_ms() - t) / 1000).max(0))
 }
 
+/// Free space under this many bytes counts as a full disk.
+const FULL_BELOW: u64 = 1024 * 1024;
+
+/// The folders the node writes to, with the bytes free on each one's file system.
+fn free_space(cfg: &Config) -> Vec<(std::path::PathBuf, Option<u64>)> {
+    let mut dirs = vec![cfg.data_dir.clone()];
+    for i in &cfg.inboxes {
+        dirs.extend([i.path.clone(), i.processed.clone(), i.rejected.clone()]);
+    }
+    dirs.dedup();
+    dirs.into_iter()
+        .map(|d| {
+            // A folder not made yet is on its nearest existing parent's file system.
+            let probe = d.ancestors().find(|a| a.exists()).map(std::path::Path::to_path_buf).unwrap_or_else(|| d.clone());
+            let free = rustix::fs::statvfs(&probe).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+            (d, free)
+        })
+        .collect()
+}
+
 pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let reader = Reader::open(&cfg.db_path())?;
     let s = reader.status()?;
+    let unfinished = reader.unfinished_files()?;
+    let disks = free_space(cfg);
+    let full: Vec<&(std::path::PathBuf, Option<u64>)> = disks.iter().filter(|(_, f)| f.is_some_and(|f| f < FULL_BELOW)).collect();
     let waiting: usize = cfg
         .inboxes
         .iter()
@@ -41,6 +64,10 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
         }
         v["uplink"] = serde_json::to_value(&uplink)?;
         v["conflicts"] = conflicts.into();
+        v["files_unfinished"] = unfinished.into();
+        v["disk_full"] = (!full.is_empty()).into();
+        v["disk_free"] =
+            disks.iter().map(|(d, f)| serde_json::json!({"path": d.display().to_string(), "free_bytes": f})).collect::<Vec<_>>().into();
         writeln!(out, "{v}")?;
         return Ok(());
     }
@@ -50,6 +77,15 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     writeln!(out, "change log      {} changes, last seq {}, last at {}", s.changes, s.last_seq, at(s.last_change_at))?;
     writeln!(out, "files ingested  {}, last at {}", s.files, at(s.last_file_at))?;
     writeln!(out, "inbox waiting   {waiting}")?;
+    if unfinished > 0 {
+        writeln!(
+            out,
+            "unfinished      {unfinished} committed file(s) not yet moved out of the inbox or reported (retried every few seconds)"
+        )?;
+    }
+    for (d, f) in &full {
+        writeln!(out, "DISK FULL       {} has {} bytes free; the node retries on its own when space returns", d.display(), f.unwrap_or(0))?;
+    }
     if let Some(u) = uplink {
         writeln!(out, "uplink          to {}: {}, parent holds up to seq {} of {}", u.parent, u.state, u.acked, s.last_seq)?;
         if let Some(e) = &u.last_error {

@@ -75,6 +75,8 @@ pub(crate) struct Form<'s> {
     chunk: Vec<SourceRow>,
     beyond_header: Option<u64>,
     done: bool,
+    /// The current sheet was found to have no header.
+    abandoned: bool,
 }
 
 fn cell_name(v: &RawValue) -> String {
@@ -111,6 +113,7 @@ impl<'s> Form<'s> {
             chunk: Vec::with_capacity(CHUNK),
             beyond_header: None,
             done: false,
+            abandoned: false,
         }
     }
 
@@ -122,6 +125,7 @@ impl<'s> Form<'s> {
     pub fn start_sheet(&mut self, name: &str) {
         self.sheet = name.to_string();
         self.first.clear();
+        self.abandoned = false;
     }
 
     /// Takes the next row of the current sheet.
@@ -131,6 +135,9 @@ impl<'s> Form<'s> {
         }
         if self.header.is_some() {
             return self.data(row);
+        }
+        if self.abandoned {
+            return Flow::NextSheet;
         }
         if row.row > HEADER_ROWS {
             return match self.decide() {
@@ -158,6 +165,9 @@ impl<'s> Form<'s> {
         if self.done {
             return Flow::Stop;
         }
+        if self.abandoned {
+            return Flow::NextSheet;
+        }
         if self.header.is_none() {
             return self.decide();
         }
@@ -175,6 +185,7 @@ impl<'s> Form<'s> {
             .or_else(|| (0..first.len()).find(|&i| named[i].contains(&Field::RegNo) && named[i].len() >= 2));
         let Some(h) = pick else {
             self.skipped.push(self.sheet.clone());
+            self.abandoned = true;
             return Flow::NextSheet;
         };
         let mut rows = first.into_iter();

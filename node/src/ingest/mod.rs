@@ -139,7 +139,7 @@ impl Limits {
             max_xml_token: 1024 * 1024,
             max_shared_strings: 4 * 1024 * 1024,
             max_shared_bytes: 1024 * 1024 * 1024,
-            shared_in_memory: 32 * 1024 * 1024,
+            shared_in_memory: 16 * 1024 * 1024,
             max_cells: 64 * 1024 * 1024,
             max_xls_cells: 2 * 1024 * 1024,
             max_keys: 1024,
@@ -348,7 +348,7 @@ fn read_file(file: File, format: Format, encoding: Option<TextEncoding>, limits:
     match format {
         Format::Csv => {
             let enc = encoding.unwrap_or(TextEncoding::Utf8 { bom: false });
-            let mut csv = text::CsvReader::new(text::Utf8Reader::new(file, enc), limits.max_record);
+            let mut csv = text::CsvReader::new(text::Utf8Reader::new(file, enc), limits.max_record, limits.max_columns as usize);
             let mut form = form::Form::new(tx, true, Some(enc.label()), limits.max_rows);
             form.start_sheet("");
             loop {
@@ -556,15 +556,16 @@ fn missing_column_refusal(missing: &[Field], any_upsert: bool) -> Option<Refusal
     Some(Refusal::new("missing_column", &format!("缺少必填列：{}", zh.join("、")), &format!("required column missing: {}", en.join(", "))))
 }
 
-/// Whether a row asks for an upsert (needs every required column).
+/// Whether a row asks for an upsert (needs every required column): no 操作, or 登记.
+/// A row with another 操作 is a row error of its own (`bad_op`), not a reason to
+/// refuse the file.
 fn is_upsert(r: &SourceRow) -> bool {
-    r.broken.is_none() && !r.cells.iter().any(|c| c.field == Some(Field::Op) && is_withdraw(&c.value))
-}
-
-fn is_withdraw(v: &RawValue) -> bool {
-    let s = v.display();
-    let s = s.trim();
-    s == "撤销" || s.eq_ignore_ascii_case("withdraw")
+    r.broken.is_none()
+        && r.cells.iter().filter(|c| c.field == Some(Field::Op)).all(|c| {
+            let s = c.value.display();
+            let s = s.trim();
+            s.is_empty() || s == "登记" || s.eq_ignore_ascii_case("upsert")
+        })
 }
 
 /// The verdict on one row: the valid row, or its errors and whether it may be echoed.

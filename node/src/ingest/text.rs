@@ -127,6 +127,7 @@ pub struct CsvReader<R> {
     eof: bool,
     row: u64,
     max_record: usize,
+    max_fields: usize,
 }
 
 /// What parsing the buffered bytes found.
@@ -135,13 +136,15 @@ enum Scan {
     Done(usize, Vec<String>, bool),
     /// The buffer ends inside the record.
     More,
+    /// The record has more fields than any sheet has columns.
+    TooWide,
 }
 
 impl<R: Read> CsvReader<R> {
-    /// `max_record`: the most bytes one record may take; a longer one comes back
-    /// `oversized`, without its fields.
-    pub fn new(inner: R, max_record: usize) -> CsvReader<R> {
-        CsvReader { inner, buf: vec![0; 256 * 1024], start: 0, end: 0, eof: false, row: 0, max_record }
+    /// `max_record`: the most bytes one record may take, `max_fields` the most fields;
+    /// a larger record comes back `oversized`, without its fields.
+    pub fn new(inner: R, max_record: usize, max_fields: usize) -> CsvReader<R> {
+        CsvReader { inner, buf: vec![0; 256 * 1024], start: 0, end: 0, eof: false, row: 0, max_record, max_fields }
     }
 
     /// Reads more bytes into the buffer, keeping the unparsed part. False at the end.
@@ -180,7 +183,7 @@ impl<R: Read> CsvReader<R> {
             if self.start == self.end && !self.fill()? {
                 return Ok(None);
             }
-            match scan(&self.buf[self.start..self.end], self.eof)? {
+            match scan(&self.buf[self.start..self.end], self.eof, self.max_fields)? {
                 Scan::Done(used, fields, unterminated) => {
                     self.start += used;
                     self.row += 1;
@@ -188,6 +191,12 @@ impl<R: Read> CsvReader<R> {
                         return Ok(Some(CsvRecord { row: self.row, fields: Vec::new(), unterminated: false, oversized: true }));
                     }
                     return Ok(Some(CsvRecord { row: self.row, fields, unterminated, oversized: false }));
+                }
+                Scan::TooWide => {
+                    self.row += 1;
+                    let row = self.row;
+                    self.skip_record()?;
+                    return Ok(Some(CsvRecord { row, fields: Vec::new(), unterminated: false, oversized: true }));
                 }
                 Scan::More => {
                     if self.end - self.start >= self.max_record {
@@ -245,7 +254,7 @@ fn utf8(bytes: Vec<u8>) -> io::Result<String> {
 }
 
 /// Parses one record from `b`; `eof` says no more bytes follow.
-fn scan(b: &[u8], eof: bool) -> io::Result<Scan> {
+fn scan(b: &[u8], eof: bool, max_fields: usize) -> io::Result<Scan> {
     let mut i = 0;
     let mut fields = Vec::new();
     let mut unterminated = false;
@@ -285,6 +294,9 @@ fn scan(b: &[u8], eof: bool) -> io::Result<Scan> {
         field.extend_from_slice(&b[i..end]);
         i = end;
         fields.push(utf8(field)?);
+        if fields.len() > max_fields {
+            return Ok(Scan::TooWide);
+        }
         match b.get(i) {
             Some(b',') => i += 1,
             Some(b'\r') => match b.get(i + 1) {
@@ -300,7 +312,7 @@ fn scan(b: &[u8], eof: bool) -> io::Result<Scan> {
 
 /// Parses a whole text at once (tests and small inputs).
 pub fn parse_csv(text: &str) -> Vec<CsvRecord> {
-    let mut r = CsvReader::new(text.as_bytes(), usize::MAX);
+    let mut r = CsvReader::new(text.as_bytes(), usize::MAX, usize::MAX);
     std::iter::from_fn(|| r.next_record().expect("in-memory text reads")).collect()
 }
 
@@ -369,7 +381,7 @@ mod tests {
     fn records_split_at_any_byte_parse_the_same() {
         let text = "a,b\r\n1,\"x\r\ny\"\r\n\r\n\"q\"\"uote\",2\r3,\"end\"";
         let whole = parse_csv(text);
-        let mut r = CsvReader::new(Trickle(text.as_bytes()), usize::MAX);
+        let mut r = CsvReader::new(Trickle(text.as_bytes()), usize::MAX, usize::MAX);
         let trickled: Vec<CsvRecord> = std::iter::from_fn(|| r.next_record().unwrap()).collect();
         assert_eq!(trickled, whole);
     }
@@ -377,11 +389,15 @@ mod tests {
     #[test]
     fn an_oversized_record_is_skipped_whole() {
         let text = format!("a,b\n\"{}\",x\nc,d\n", "长".repeat(1000));
-        let mut r = CsvReader::new(text.as_bytes(), 512);
+        let mut r = CsvReader::new(text.as_bytes(), 512, 100);
         let recs: Vec<CsvRecord> = std::iter::from_fn(|| r.next_record().unwrap()).collect();
         assert_eq!(recs.len(), 3);
         assert!(recs[1].oversized && recs[1].fields.is_empty());
         assert_eq!((recs[2].row, recs[2].fields.clone()), (3, vec!["c".to_string(), "d".to_string()]));
+        let wide = format!("a\n{}\nb\n", ",".repeat(500));
+        let mut r = CsvReader::new(wide.as_bytes(), 1 << 20, 100);
+        let recs: Vec<CsvRecord> = std::iter::from_fn(|| r.next_record().unwrap()).collect();
+        assert_eq!(recs.iter().map(|r| (r.row, r.oversized)).collect::<Vec<_>>(), vec![(1, false), (2, true), (3, false)]);
     }
 
     #[test]

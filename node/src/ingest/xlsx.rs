@@ -224,6 +224,10 @@ impl Strings {
             t.text.as_str()
         };
         if self.file.is_none() && self.mem.len() + text.len() <= self.limit_mem {
+            if self.mem.capacity() == 0 {
+                // Exactly the bound: growing by doubling would touch twice as much.
+                self.mem.reserve_exact(self.limit_mem);
+            }
             self.mem.push_str(text);
         } else {
             if self.file.is_none() {

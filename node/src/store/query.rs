@@ -193,6 +193,11 @@ impl Reader {
         Ok(StoreStatus { node_id: self.node_id()?, records, withdrawn, changes, last_seq, last_change_at, files, last_file_at })
     }
 
+    /// Files committed but not yet moved and reported (a crash, or a full disk).
+    pub fn unfinished_files(&self) -> anyhow::Result<i64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM files WHERE moved = 0", [], |r| r.get(0))?)
+    }
+
     /// The state of every record, for audits.
     pub fn record_states(&self) -> anyhow::Result<Vec<RecordState>> {
         let mut st = self.conn.prepare("SELECT reg_no, origin, version, hash, withdrawn FROM records")?;

@@ -37,15 +37,67 @@ pub struct Node {
 
 impl Node {
     pub fn new(node_id: &str) -> Node {
+        Node::with_inbox(node_id, "paths = [\"inbox\"]\nsettle_ms = 100\nrescan_secs = 1\n")
+    }
+
+    /// A node whose `[inbox]` section is `inbox` (the inbox folder must be `inbox`,
+    /// relative to the node's folder, or `drop/inbox`).
+    pub fn with_inbox(node_id: &str, inbox: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("node.toml");
-        std::fs::write(
-            &config,
-            format!("node_id = \"{node_id}\"\ndata_dir = \"data\"\n\n[inbox]\npaths = [\"inbox\"]\nsettle_ms = 100\nrescan_secs = 1\n"),
-        )
-        .unwrap();
+        std::fs::write(&config, format!("node_id = \"{node_id}\"\ndata_dir = \"data\"\n\n[inbox]\n{inbox}")).unwrap();
         std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
         Node { dir, config, child: None }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The daemon's peak resident memory so far, in MiB (`VmHWM`).
+    pub fn peak_rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid().expect("running"))).unwrap();
+        let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+        kib / 1024
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took.
+    pub fn terminate(&mut self) -> Duration {
+        let mut c = self.child.take().expect("running");
+        let t = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let status = c.wait().unwrap();
+        assert!(status.success(), "node exited with {status}; log:\n{}", self.log());
+        t.elapsed()
+    }
+
+    /// Every regular file under the node's folder (not following links) that holds
+    /// one of `needles`, with the needle found.
+    pub fn files_holding(&self, needles: &[&str]) -> Vec<(PathBuf, String)> {
+        let mut hits = Vec::new();
+        let mut stack = vec![self.dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let m = std::fs::symlink_metadata(e.path()).unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else if m.is_file() {
+                    let bytes = std::fs::read(e.path()).unwrap_or_default();
+                    for n in needles {
+                        if bytes.windows(n.len()).any(|w| w == n.as_bytes()) {
+                            hits.push((e.path(), n.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        hits
+    }
+
+    /// Waits until a report names `name` (whatever folder it went to).
+    pub fn wait_report(&self, name: &str) -> Value {
+        wait_for(&format!("a report for {name}"), Duration::from_secs(120), || self.reports().iter().any(|(_, r)| r["file"] == name));
+        self.reports().into_iter().find(|(_, r)| r["file"] == name).unwrap().1
     }
 
     pub fn inbox(&self) -> PathBuf {
