@@ -43,7 +43,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);
     let identity = cfg.tls.as_ref().map(|t| Identity::load(t, &cfg.node_id)).transpose()?;
-    let store = Store::open(&cfg.db_path(), &cfg.node_id)?;
+    let store = match open_store(&cfg, &shutdown).await? {
+        Some(s) => s,
+        None => return Ok(Running { listen_addr: None, shutdown: shutdown.clone(), handle: tokio::spawn(async { Ok(()) }) }),
+    };
     let idle = cfg.idle_timeout();
     let endpoint = match (&identity, &cfg.listen, &cfg.parent) {
         (Some(id), Some(listen), _) => Some(
@@ -89,6 +92,46 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         result
     });
     Ok(Running { listen_addr, shutdown, handle })
+}
+
+/// Bytes free on the file system holding `p`.
+pub fn free_bytes(p: &std::path::Path) -> Option<u64> {
+    let probe = p.ancestors().find(|a| a.exists())?;
+    rustix::fs::statvfs(probe).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Opens the store; on a full disk, says so once and waits for space (a full disk
+/// is a state, not a reason to exit). None when shut down while waiting.
+async fn open_store(cfg: &Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Store>> {
+    let mut said = false;
+    loop {
+        match Store::open(&cfg.db_path(), &cfg.node_id) {
+            Ok(s) => {
+                if said {
+                    info!(store = %cfg.db_path().display(), "disk space is back; the store is open");
+                }
+                return Ok(Some(s));
+            }
+            Err(e) => {
+                let free = free_bytes(&cfg.data_dir);
+                if free.is_none_or(|f| f >= 1024 * 1024) {
+                    return Err(e);
+                }
+                if !said {
+                    error!(
+                        store = %cfg.db_path().display(),
+                        free_bytes = free.unwrap_or(0),
+                        "cannot open the store: no space left on device; waiting for space ({e:#})"
+                    );
+                    said = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        }
+    }
 }
 
 async fn supervise(tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &CancellationToken) -> anyhow::Result<()> {

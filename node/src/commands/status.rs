@@ -23,14 +23,8 @@ fn free_space(cfg: &Config) -> Vec<(std::path::PathBuf, Option<u64>)> {
         dirs.extend([i.path.clone(), i.processed.clone(), i.rejected.clone()]);
     }
     dirs.dedup();
-    dirs.into_iter()
-        .map(|d| {
-            // A folder not made yet is on its nearest existing parent's file system.
-            let probe = d.ancestors().find(|a| a.exists()).map(std::path::Path::to_path_buf).unwrap_or_else(|| d.clone());
-            let free = rustix::fs::statvfs(&probe).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize));
-            (d, free)
-        })
-        .collect()
+    // A folder not made yet is on its nearest existing parent's file system.
+    dirs.into_iter().map(|d| (d.clone(), crate::daemon::free_bytes(&d))).collect()
 }
 
 pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
