@@ -656,3 +656,99 @@ pub async fn idle(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
         Row::new("idle", "CPU while idle", "≈ 0 (no busy polling)", cpu, "% of a core").met(cpu < 1.0),
     ])
 }
+
+/// One file dropped into a fresh national node (a process): seconds until it left
+/// the inbox, the daemon's peak RSS, and the verdict.
+async fn drop_one(exe: &Path, file: &Path) -> anyhow::Result<(f64, f64, String)> {
+    let mut f = Federation::with_processes(&exe.display().to_string())?;
+    f.add("000000", None)?;
+    f.start("000000").await?;
+    let node = f.node("000000");
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("x").to_string();
+    std::fs::copy(file, node.inbox().join(format!(".{name}.part")))?;
+    let t = Instant::now();
+    std::fs::rename(node.inbox().join(format!(".{name}.part")), node.inbox().join(&name))?;
+    let inbox = node.inbox();
+    crate::wait_for(&format!("{name} to be handled"), Duration::from_secs(3600), || {
+        std::fs::read_dir(&inbox).map(|d| d.flatten().all(|e| e.file_name().to_string_lossy().starts_with('.'))).unwrap_or(false)
+    })
+    .await?;
+    let secs = t.elapsed().as_secs_f64();
+    let pid = f.pid("000000").ok_or_else(|| anyhow::anyhow!("no pid"))?;
+    let (_, peak) = rss_mib(pid);
+    let mut verdict = String::from("?");
+    for top in ["processed", "rejected"] {
+        for day in std::fs::read_dir(node.dir.join(top)).into_iter().flatten().flatten() {
+            let report = day.path().join(format!("{name}.report.json"));
+            if let Ok(bytes) = std::fs::read(&report) {
+                let r: serde_json::Value = serde_json::from_slice(&bytes)?;
+                verdict = match r["refused"]["code"].as_str() {
+                    Some(code) => format!("refused {code}"),
+                    None => format!("{} rows, {} rejected", r["rows"], r["rejected"]),
+                };
+            }
+        }
+    }
+    f.stop_all().await?;
+    Ok((secs, peak, verdict))
+}
+
+/// `hostile`: each hostile file of the intake issue dropped into a fresh daemon
+/// (peak RSS from /proc), against a valid file of about the same size.
+pub async fn hostile(size: Size, root: &Path, exe: &Path) -> anyhow::Result<Vec<Row>> {
+    use huijiao::hostile::Kind;
+    let stage = root.join("hostile-stage");
+    std::fs::create_dir_all(&stage)?;
+    // Valid files to compare with: a CSV as large as the largest hostile CSV, and a
+    // spreadsheet of 20,000 records.
+    let mib: usize = size.pick(256, 4);
+    let csv_records = (mib as u32 * 1024 * 1024) / 1300;
+    let valid_csv = stage.join("valid.csv");
+    {
+        let recs = records("420102", 0, csv_records, 7);
+        let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
+        std::fs::write(&valid_csv, gen::csv(&rows, false))?;
+    }
+    let valid_xlsx = stage.join("valid.xlsx");
+    {
+        let recs = records("420102", 0, size.pick(20_000, 500), 8);
+        let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
+        std::fs::write(&valid_xlsx, gen::xlsx(&rows))?;
+    }
+    let mut rows = Vec::new();
+    let mut base = std::collections::HashMap::new();
+    for (key, file) in [("csv", &valid_csv), ("xlsx", &valid_xlsx)] {
+        let (secs, peak, verdict) = drop_one(exe, file).await?;
+        let mb = std::fs::metadata(file)?.len() as f64 / 1048576.0;
+        base.insert(key, (secs, mb));
+        rows.push(
+            Row::new("hostile", &format!("valid {key}, {mb:.1} MiB (baseline)"), "", peak, "MiB peak RSS")
+                .note(format!("{secs:.2} s; {verdict}")),
+        );
+    }
+    for kind in Kind::ALL {
+        let scale = match kind {
+            Kind::OneCellRows | Kind::AllRejected => size.pick(1023, 4),
+            _ => mib,
+        };
+        let path = kind.write(&stage, scale)?;
+        let mb = std::fs::metadata(&path)?.len() as f64 / 1048576.0;
+        let (secs, peak, verdict) = drop_one(exe, &path).await?;
+        let _ = std::fs::remove_file(&path);
+        // Time against a valid file of the same type, scaled to the same size.
+        let (bsecs, bmb) = if kind.file_name().ends_with(".xlsx") { base["xlsx"] } else { base["csv"] };
+        let valid_secs = (bsecs * mb / bmb).max(0.05);
+        rows.push(
+            Row::new(
+                "hostile",
+                &format!("{} ({mb:.1} MiB)", kind.file_name()),
+                "≤ 256 MiB, ≤ 2× a valid file's time",
+                peak,
+                "MiB peak RSS",
+            )
+            .met(peak <= 256.0 && secs <= 2.0 * valid_secs.max(1.0))
+            .note(format!("{secs:.2} s (valid file of this size ≈ {valid_secs:.2} s); {verdict}")),
+        );
+    }
+    Ok(rows)
+}

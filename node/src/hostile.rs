@@ -122,7 +122,8 @@ impl Kind {
             Kind::Commas => text(&path, |w| repeat(w, "", &format!("{}\n", ",".repeat(1023)), scale * 1024, ""))?,
             Kind::XLines => text(&path, |w| repeat(w, "", "x\n", scale * 64 * 1024, ""))?,
             Kind::BigHeaderCellCsv => text(&path, |w| repeat(w, "\"", &"长".repeat(1024), scale * 341, "\",成果名称\n"))?,
-            Kind::Zeros => text(&path, |w| repeat(w, "[0", ",0", scale * mib / 2, "]"))?,
+            // Just inside the size limit at 256.
+            Kind::Zeros => text(&path, |w| repeat(w, "[0", ",0", scale * mib / 2 - 8, "]"))?,
             Kind::AllRejected => text(&path, |w| {
                 writeln!(w, "{HEADER}")?;
                 for i in 0..scale * 1024 {

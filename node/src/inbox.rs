@@ -729,7 +729,9 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
     let (atx, arx) = std::sync::mpsc::sync_channel(8);
     let result = ctx.store.submit(move |w| w.ingest_file(meta, rx, atx))?;
     let validator = Validator { regions: &cfg.regions, today: crate::clock::today(), node: Some(&cfg.node_id) };
-    let mut spool = Spool::new(&ctx.limits.temp_dir).with_context(|| format!("cannot make a spool in {}", show(&ctx.limits.temp_dir)))?;
+    let spool_bytes = ctx.limits.min_rejected_bytes.max(src.stamp.size.saturating_mul(4));
+    let mut spool =
+        Spool::new(&ctx.limits.temp_dir, spool_bytes).with_context(|| format!("cannot make a spool in {}", show(&ctx.limits.temp_dir)))?;
     let reading = ingest::read(&src.file, format, encoding, &ctx.limits, &ctx.cancel).context("cannot start reading")?;
     let mut sink = StoreSink { tx: Some(tx), answers: arx, sent: 0, answered: 0 };
     // Three stages on their own threads: reading, checking (here), writing.

@@ -294,35 +294,36 @@ fn sigterm_leaves_a_big_file_in_the_inbox_untouched() {
 #[test]
 fn kill_9_in_the_middle_of_a_hostile_file_changes_nothing() {
     let staged = tempfile::tempdir().unwrap();
-    let path = Kind::AllRejected.write(staged.path(), 24).unwrap();
-    let bytes = std::fs::read(&path).unwrap();
-    let mut node = Node::new(NODE);
-    node.start();
-    node.drop_file("all-rejected.csv", &bytes);
-    let mut kills = 0;
-    for _ in 0..3 {
-        wait_for("reading to start", Duration::from_secs(60), || {
-            node.log().matches("reading file").count() > kills || !node.inbox().join("all-rejected.csv").exists()
-        });
-        if !node.inbox().join("all-rejected.csv").exists() {
-            break;
-        }
-        node.kill();
-        kills += 1;
+    for kind in [Kind::AllRejected, Kind::OneCellRows] {
+        let path = kind.write(staged.path(), 24).unwrap();
+        let name = kind.file_name();
+        let bytes = std::fs::read(&path).unwrap();
+        let mut node = Node::new(NODE);
         node.start();
+        node.drop_file(name, &bytes);
+        let mut kills = 0;
+        for _ in 0..3 {
+            wait_for("reading to start", Duration::from_secs(60), || {
+                node.log().matches("reading file").count() > kills || !node.inbox().join(name).exists()
+            });
+            if !node.inbox().join(name).exists() {
+                break;
+            }
+            node.kill();
+            kills += 1;
+            node.start();
+        }
+        let r = node.wait_handled(name, 1);
+        assert_eq!((r["rows"].as_u64(), r["rejected"].as_u64()), (Some(24 * 1024), Some(24 * 1024)), "{name}");
+        assert_eq!(node.reports().len(), 1, "{name}: one report, whatever the kills");
+        let day = std::fs::read_dir(node.dir.path().join("processed")).unwrap().next().unwrap().unwrap().path();
+        let rejected = std::fs::read_to_string(day.join(format!("{name}.rejected.csv"))).unwrap();
+        assert_eq!(huijiao::ingest::text::parse_csv(&rejected[3..]).len(), 24 * 1024 + 1, "{name}");
+        let left: Vec<String> = std::fs::read_dir(&day).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.iter().all(|n| !n.ends_with(".tmp")), "{name}: a temporary file is left: {left:?}");
+        node.stop();
+        eprintln!("{name}: {kills} kills landed");
     }
-    let r = node.wait_handled("all-rejected.csv", 1);
-    assert_eq!((r["rows"].as_u64(), r["rejected"].as_u64()), (Some(24 * 1024), Some(24 * 1024)));
-    assert_eq!(node.reports().len(), 1, "one report, whatever the kills");
-    let day = std::fs::read_dir(node.dir.path().join("processed")).unwrap().next().unwrap().unwrap().path();
-    let rejected = std::fs::read_to_string(day.join("all-rejected.csv.rejected.csv")).unwrap();
-    assert_eq!(huijiao::ingest::text::parse_csv(&rejected[3..]).len(), 24 * 1024 + 1);
-    assert!(
-        std::fs::read_dir(&day).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().ends_with(".tmp")),
-        "no temporary file is left"
-    );
-    node.stop();
-    eprintln!("{kills} kills landed");
 }
 
 #[test]

@@ -47,13 +47,22 @@ pub fn normalize(s: &str) -> String {
 
 /// Whether a text carries a classified marking anywhere in it.
 pub fn is_classified_text(s: &str) -> bool {
-    // Most cells are short and plain: skip the normalization when no character that
-    // could form a marking is present.
-    if s.is_ascii() {
+    // Every marking ends in 密, and under NFKC only 密 itself or a compatibility
+    // ideograph can become 密: without one of them no normalization is needed.
+    if !s.chars().any(|c| c == '密' || matches!(c, '\u{F900}'..='\u{FAFF}' | '\u{2F800}'..='\u{2FA1F}')) {
         return false;
     }
     let n = normalize(s);
     MARKINGS.iter().any(|m| n.contains(m))
+}
+
+/// Whether a cell's value carries a classified marking (only text can).
+pub fn value_is_marked(v: &RawValue) -> bool {
+    match v {
+        RawValue::Text(s) => is_classified_text(s),
+        RawValue::List(items) => items.iter().any(value_is_marked),
+        _ => false,
+    }
 }
 
 /// The verdict on a row's 密级 cells.

@@ -107,6 +107,10 @@ pub struct Limits {
     /// times its compressed size (a zip bomb does thousands).
     pub max_ratio: u64,
     pub ratio_free: u64,
+    /// The same for the shared strings, which Excel deduplicates: real ones hardly
+    /// compress past 10:1.
+    pub max_shared_ratio: u64,
+    pub shared_ratio_free: u64,
     /// Bytes between two XML tags: a cell holds at most 32,767 characters in Excel.
     pub max_xml_token: usize,
     /// Shared strings of a workbook, and their bytes (kept on disk beyond
@@ -122,6 +126,9 @@ pub struct Limits {
     pub max_keys: usize,
     /// Errors listed in full in a report; beyond, counts per code.
     pub max_report_errors: usize,
+    /// `NAME.rejected.csv` holds rows up to this many bytes, or four times the
+    /// file's size if larger.
+    pub min_rejected_bytes: u64,
     /// Where spilled shared strings and rejected rows wait (the node's data folder).
     pub temp_dir: std::path::PathBuf,
 }
@@ -136,6 +143,8 @@ impl Limits {
             max_inflated: 2 * 1024 * 1024 * 1024,
             max_ratio: 200,
             ratio_free: 64 * 1024 * 1024,
+            max_shared_ratio: 25,
+            shared_ratio_free: 4 * 1024 * 1024,
             max_xml_token: 1024 * 1024,
             max_shared_strings: 4 * 1024 * 1024,
             max_shared_bytes: 1024 * 1024 * 1024,
@@ -144,6 +153,7 @@ impl Limits {
             max_xls_cells: 2 * 1024 * 1024,
             max_keys: 1024,
             max_report_errors: 1000,
+            min_rejected_bytes: 64 * 1024 * 1024,
             temp_dir: std::env::temp_dir(),
         }
     }
@@ -513,7 +523,12 @@ struct ErrorLog {
 impl ErrorLog {
     fn push(&mut self, e: RowError) {
         self.total += 1;
-        *self.counts.entry(e.code.clone()).or_default() += 1;
+        match self.counts.get_mut(&e.code) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(e.code.clone(), 1);
+            }
+        }
         if self.kept.len() < self.max {
             self.kept.push(e);
         }
@@ -585,7 +600,7 @@ fn check_row(validator: &Validator<'_>, r: &SourceRow) -> Result<Row, (Vec<RowEr
     validator.validate_cells(r.row, cells).map_err(|errs| {
         // A classified marking anywhere in a rejected row keeps the row out of the
         // rejected file, even in a column that is not 密级.
-        let echo = !errs.iter().any(secrecy::forbids_echo) && !r.cells.iter().any(|c| secrecy::is_classified_text(&c.value.display()));
+        let echo = !errs.iter().any(secrecy::forbids_echo) && !r.cells.iter().any(|c| secrecy::value_is_marked(&c.value));
         (errs, echo)
     })
 }

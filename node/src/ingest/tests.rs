@@ -17,7 +17,7 @@ fn run_with(name: &str, bytes: &[u8], limits: &Limits) -> (Report, Vec<(u64, Row
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(name);
     std::fs::write(&p, bytes).unwrap();
-    let mut spool = Spool::new(dir.path()).unwrap();
+    let mut spool = Spool::new(dir.path(), u64::MAX).unwrap();
     let mut sink = Collect::default();
     let c = check_file(&p, &validator(), limits, &mut sink, Some(&mut spool));
     let rejected = (!spool.is_empty()).then(|| {

@@ -275,7 +275,8 @@ fn shared_strings(zip: &mut Zip, path: Option<&str>, limits: &Limits, cancel: &C
         temp_dir: limits.temp_dir.clone(),
     };
     let Some(path) = path else { return Ok(s) };
-    let Some(mut r) = part(zip, path, limits, cancel, tripped) else { return Ok(s) };
+    let strict = Limits { max_ratio: limits.max_shared_ratio, ratio_free: limits.shared_ratio_free, ..limits.clone() };
+    let Some(mut r) = part(zip, path, &strict, cancel, tripped) else { return Ok(s) };
     let mut buf = Vec::new();
     let mut cur = CellText::default();
     let (mut in_si, mut in_t, mut skip) = (false, false, 0usize);
