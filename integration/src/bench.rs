@@ -405,7 +405,7 @@ async fn raw_quinn(f: &Federation, frames: Vec<Vec<u8>>) -> anyhow::Result<f64> 
     let server_id = huijiao::net::Identity::load(&tls("420100"), "420100")?;
     let client_id = huijiao::net::Identity::load(&tls("420102"), "420102")?;
     let idle = Duration::from_secs(30);
-    let server = quinn::Endpoint::server(server_id.server_config(idle)?, "127.0.0.1:0".parse()?)?;
+    let server = quinn::Endpoint::server(server_id.server_config(idle, &Default::default())?, "127.0.0.1:0".parse()?)?;
     let addr = server.local_addr()?;
     let total: usize = frames.iter().map(Vec::len).sum();
     let recv = tokio::spawn(async move {
@@ -508,10 +508,6 @@ pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
     let children: usize = std::env::var("HUIJIAO_FANIN_CHILDREN").ok().and_then(|v| v.parse().ok()).unwrap_or(size.pick(3000, 20));
     let per: u32 = size.pick(100, 10);
     let mut f = Federation::with_processes(&exe.display().to_string())?;
-    f.add("000000", None)?;
-    f.start("000000").await?;
-    let addr = f.node("000000").listen.ok_or_else(|| anyhow::anyhow!("parent not listening"))?;
-    let pid = f.pid("000000").ok_or_else(|| anyhow::anyhow!("parent is not a process"))?;
     let regions = huijiao_protocol::RegionTable::embedded();
     let mut ids: Vec<&str> = [
         huijiao_protocol::regions::Level::County,
@@ -522,6 +518,13 @@ pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
     .flat_map(|l| regions.codes_of(*l))
     .collect();
     ids.truncate(children);
+    // Thousands of children of every tier at one parent: they are listed, as a
+    // parent must list any node below its immediate children.
+    f.allow.insert("000000".to_string(), ids.iter().map(|s| s.to_string()).collect());
+    f.add("000000", None)?;
+    f.start("000000").await?;
+    let addr = f.node("000000").listen.ok_or_else(|| anyhow::anyhow!("parent not listening"))?;
+    let pid = f.pid("000000").ok_or_else(|| anyhow::anyhow!("parent is not a process"))?;
     let certs = f.root.path().join("fanin-certs");
     for (i, id) in ids.iter().enumerate() {
         huijiao::pki::issue(&f.ca, id, &certs, 30)?;

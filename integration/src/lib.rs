@@ -172,8 +172,10 @@ impl Federation {
     pub fn config_text(&self, id: &str) -> anyhow::Result<String> {
         let n = &self.nodes[id];
         let level = huijiao_protocol::regions::node_level(id);
+        // The top of a test federation below the national node stands alone on purpose.
+        let standalone = if n.parent.is_none() && id != huijiao_protocol::regions::NATIONAL { "standalone = true\n" } else { "" };
         let mut t = format!(
-            "node_id = \"{id}\"\ndata_dir = \"data\"\n\n[inbox]\npaths = [\"inbox\"]\nsettle_ms = 100\nrescan_secs = 2\n\n[tls]\nca = \"{ca}\"\ncert = \"tls/{id}.crt\"\nkey = \"tls/{id}.key\"\ncrl = \"{crl}\"\n\n",
+            "node_id = \"{id}\"\ndata_dir = \"data\"\n{standalone}\n[inbox]\npaths = [\"inbox\"]\nsettle_ms = 100\nrescan_secs = 2\n\n[tls]\nca = \"{ca}\"\ncert = \"tls/{id}.crt\"\nkey = \"tls/{id}.key\"\ncrl = \"{crl}\"\n\n",
             ca = self.ca.join("ca.crt").display(),
             crl = self.ca.join("crl.pem").display(),
         );

@@ -108,6 +108,8 @@ async fn records_withdrawals_and_restarts_across_the_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_reg_no_from_two_origins_is_quarantined_where_they_meet() {
     let mut f = Federation::new().unwrap();
+    // A prefecture straight under the national node: it must be listed there.
+    f.allow.insert("000000".into(), vec!["420100".into()]);
     for (id, parent) in [("000000", None), ("420100", Some("000000")), ("420102", Some("420100"))] {
         f.add(id, parent).unwrap();
     }

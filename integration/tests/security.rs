@@ -23,6 +23,8 @@ async fn setup() -> Setup {
         f.add(id, parent).unwrap();
     }
     f.allow.insert("420100".into(), vec!["420102".into(), "420103".into(), "420104".into(), "420105".into()]);
+    // A prefecture straight under the national node: it must be listed there.
+    f.allow.insert("000000".into(), vec!["420100".into()]);
     f.start_all().await.unwrap();
     let certs = f.root.path().join("spare");
     for id in ["420103", "420104", "420105"] {

@@ -68,6 +68,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Take back from the parent the records this store lost (after a disk failure or
+    /// a restore from an older copy). Stop the daemon first.
+    Recover {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Show what the node holds and when it last took something in.
     Status {
         #[arg(long, value_name = "FILE")]
@@ -246,6 +252,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     );
                 }
             }
+            Ok(0)
+        }
+        Command::Recover { config } => {
+            let cfg = crate::config::Config::load(&config)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+            let r = rt.block_on(crate::commands::recover::run(&cfg))?;
+            println!(
+                "the parent holds {} record(s) from this node's subtree; {} taken back into the store (the others it held already)",
+                r.held, r.restored
+            );
             Ok(0)
         }
         Command::Status { config, json } => {

@@ -59,6 +59,11 @@ pub struct ConfigFile {
     /// Sync tuning; the defaults suit every tier.
     #[serde(default)]
     pub sync: SyncSection,
+    /// A node other than the national one that has no `[parent]` on purpose (a trial,
+    /// a test): its records go nowhere. Default false: a missing `[parent]` is an
+    /// error, so no office's records silently stay behind.
+    #[serde(default)]
+    pub standalone: bool,
 }
 
 /// `[listen]`.
@@ -302,8 +307,9 @@ impl Config {
                     .with_context(|| format!("key `listen.address`: `{}` is not an address like 0.0.0.0:7443", l.address))?;
                 if let Some(children) = &l.children {
                     for c in children {
-                        huijiao_protocol::sync::authorize_child(&node_id, c, None)
-                            .map_err(|r| anyhow::anyhow!("key `listen.children`: {}", r.message))?;
+                        if !huijiao_protocol::regions::is_below(&node_id, c) {
+                            bail!("key `listen.children`: node {c} is not inside the jurisdiction of node {node_id}");
+                        }
                     }
                 }
                 Ok(Listen { address, children: l.children.clone(), max_children: l.max_children.max(1) })
@@ -311,7 +317,13 @@ impl Config {
             .transpose()?;
         let parent = match (&file.parent, node_id == huijiao_protocol::regions::NATIONAL) {
             (Some(_), true) => bail!("section `[parent]`: the national node has no parent"),
-            (None, _) => None,
+            (None, false) if file.standalone => None,
+            (None, false) => bail!(
+                "section `[parent]` is missing: every node but the national one (000000) sends its records to a parent; \
+                 add [parent] with the address and node_id of node {} (or `standalone = true` for a node whose records go nowhere)",
+                regions.get(&node_id).map(|r| r.parent.clone()).unwrap_or_default()
+            ),
+            (None, true) => None,
             (Some(p), false) => {
                 check_node_id(&p.node_id, &regions).context("key `parent.node_id`")?;
                 if !huijiao_protocol::regions::is_below(&p.node_id, &node_id) {
@@ -381,6 +393,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("n.toml");
         std::fs::write(&p, "node_id = \"420102\"\ndata_dir = \"data\"\n[inbox]\npaths = [\"drop/inbox\"]\nsettle_ms = 250\n").unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("[parent]") && e.contains("420100"), "a county without a parent is refused: {e}");
+        std::fs::write(
+            &p,
+            "node_id = \"420102\"\ndata_dir = \"data\"\nstandalone = true\n[inbox]\npaths = [\"drop/inbox\"]\nsettle_ms = 250\n",
+        )
+        .unwrap();
         let c = Config::load(&p).unwrap();
         assert_eq!(c.data_dir, dir.path().join("data"));
         assert_eq!(c.inboxes[0].path, dir.path().join("drop/inbox"));

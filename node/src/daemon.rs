@@ -43,17 +43,20 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);
     let identity = cfg.tls.as_ref().map(|t| Identity::load(t, &cfg.node_id)).transpose()?;
+    // One daemon per data folder; `recover` and `restore` wait for it to stop.
+    let lock = crate::store::lock_data_dir(&cfg.data_dir)?;
     let store = match open_store(&cfg, &shutdown).await? {
         Some(s) => s,
         None => return Ok(Running { listen_addr: None, shutdown: shutdown.clone(), handle: tokio::spawn(async { Ok(()) }) }),
     };
     let idle = cfg.idle_timeout();
+    let refused = crate::net::HandshakeRefusals::default();
     let endpoint = match (&identity, &cfg.listen, &cfg.parent) {
         (Some(id), Some(listen), _) => Some(
-            quinn::Endpoint::server(id.server_config(idle)?, listen.address)
+            quinn::Endpoint::server(id.server_config(idle, &refused)?, listen.address)
                 .with_context(|| format!("cannot listen on {}", listen.address))?,
         ),
-        (Some(_), None, Some(_)) => Some(quinn::Endpoint::client("0.0.0.0:0".parse().expect("valid")).context("cannot open a UDP socket")?),
+        (Some(_), None, Some(_)) => Some(crate::net::client_endpoint(false)?),
         _ => None,
     };
     let listen_addr = match (&endpoint, &cfg.listen) {
@@ -68,7 +71,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     tasks.spawn(crate::inbox::run(cfg.clone(), store.clone(), shutdown.child_token()));
     if let (Some(e), Some(id)) = (&endpoint, &identity) {
         if cfg.listen.is_some() {
-            tasks.spawn(crate::downlink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), shutdown.child_token()));
+            tasks.spawn(crate::downlink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), refused.clone(), shutdown.child_token()));
         }
         if cfg.parent.is_some() {
             tasks.spawn(crate::uplink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), shutdown.child_token()));
@@ -88,6 +91,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
             }
         }
         tokio::task::spawn_blocking(move || drop(store)).await?;
+        drop(lock);
         info!(node = %cfg.node_id, "node stopped");
         result
     });

@@ -1,19 +1,25 @@
 //! The downlink: a parent accepts children over QUIC, authorizes each by the node id
 //! in its verified certificate, and applies their batches exactly once.
 //!
-//! Bounds: at most `listen.max_children` connections (more are refused at once); each
-//! connection's buffered data is capped by QUIC flow control (`net::CONN_RECEIVE_WINDOW`)
-//! plus frames being decoded, whose total across all children is capped by a shared
-//! budget ([`FRAME_BUDGET`]). A hostile child that stalls costs at most those bytes.
+//! Nothing is spent on a peer before it is known to be a child: the handshake has a
+//! deadline and a bounded number run at once; identity, jurisdiction (immediate
+//! children only, unless listed) and the allow-list are checked from the certificate
+//! right after it, before the connection takes one of `listen.max_children` slots.
+//! Then the first frame (`Hello`) must come within [`HELLO_DEADLINE`], every frame's
+//! body within [`FRAME_DEADLINE`] of its length, and frame bytes count against the
+//! shared [`FRAME_BUDGET`] only as they arrive. One session per child: a new one
+//! replaces the old. Every refusal is noted by the identity the peer showed, for
+//! `huijiao status`; a refused peer is never listed as a child.
 
 use crate::config::Config;
-use crate::net::{self, Identity};
+use crate::net::{self, HandshakeRefusals, Identity};
 use crate::pki;
 use crate::store::{ApplyError, Store};
 use anyhow::Context;
 use huijiao_protocol::sync::{authorize_child, checked, CheckedChange, ParentAction, ParentSession};
 use huijiao_protocol::wire::{self, Message, Refused};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
@@ -31,27 +37,45 @@ const DECODED_AHEAD: usize = 8;
 
 /// How often a parent notes its connected children as seen, so `huijiao status` can
 /// tell a county that is connected but has nothing to send from one that went quiet.
-pub const HEARTBEAT: Duration = Duration::from_secs(60);
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Live connections by QUIC connection id: child id, certificate serial, connection.
-type Live = Arc<Mutex<HashMap<usize, (String, String, quinn::Connection)>>>;
+/// A TLS handshake must finish within this.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+/// Handshakes under way at once; more connection attempts are refused outright.
+const MAX_HANDSHAKES: usize = 256;
+/// After the handshake, the child's `Hello` must arrive within this.
+pub const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+/// Once a frame's length has arrived, its body must arrive within this.
+pub const FRAME_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Live sessions by child id: the connection's id, its certificate serial, the connection.
+type Live = Arc<Mutex<HashMap<String, (usize, String, quinn::Connection)>>>;
 
 pub async fn run(
     cfg: Arc<Config>,
     store: Store,
     endpoint: quinn::Endpoint,
     identity: Identity,
+    refused: HandshakeRefusals,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Some(listen) = cfg.listen.clone() else { return Ok(()) };
     let idle = cfg.idle_timeout();
     let slots = Arc::new(Semaphore::new(listen.max_children));
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let budget = Arc::new(Budget { bytes: Semaphore::new(FRAME_BUDGET / 1024), decoded: Arc::new(Semaphore::new(DECODED_AHEAD)) });
     let live: Live = Arc::default();
+    let next_id = Arc::new(AtomicUsize::new(1));
     let mut tasks = JoinSet::new();
     let mut crl_check = tokio::time::interval(Duration::from_secs(2));
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut crl_mtime = mtime(&identity.crl_path);
+    // A changed CRL is acted on at once: file events, with the 2 s poll behind them.
+    let (crl_tx, mut crl_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let _crl_watch = watch_crl(&identity.crl_path, crl_tx);
+    if let Err(e) = store.call(|w| w.children_disconnected()).await? {
+        warn!("cannot reset the children's session flags: {e:#}");
+    }
     info!(address = %listen.address, max_children = listen.max_children, "listening for children");
     loop {
         tokio::select! {
@@ -63,39 +87,55 @@ pub async fn run(
                 }
             }
             _ = heartbeat.tick() => {
-                let connected: Vec<String> = live.lock().expect("live map").values().map(|(child, _, _)| child.clone()).collect();
-                if !connected.is_empty() {
-                    let now = crate::clock::now_ms();
-                    if let Ok(Err(e)) = store.call(move |w| w.children_seen(&connected, now)).await {
-                        warn!("cannot note connected children: {e:#}");
+                let connected: Vec<String> = live.lock().expect("live map").keys().cloned().collect();
+                let noted: Vec<(String, String, String)> = std::mem::take(&mut *refused.lock().expect("refusal list"));
+                let now = crate::clock::now_ms();
+                let result = store.call(move |w| -> anyhow::Result<()> {
+                    if !connected.is_empty() {
+                        w.children_seen(&connected, now)?;
                     }
+                    for (who, reason, detail) in noted {
+                        w.note_refusal(&who, &reason, &detail, now)?;
+                    }
+                    Ok(())
+                }).await;
+                if let Ok(Err(e)) | Err(e) = result {
+                    warn!("cannot note the children's state: {e:#}");
                 }
+            }
+            Some(()) = crl_rx.recv() => {
+                crl_mtime = mtime(&identity.crl_path);
+                reload_crl(&endpoint, &identity, idle, &refused, &live);
             }
             _ = crl_check.tick() => {
                 let m = mtime(&identity.crl_path);
                 if m != crl_mtime {
                     crl_mtime = m;
-                    reload_crl(&endpoint, &identity, idle, &live);
+                    reload_crl(&endpoint, &identity, idle, &refused, &live);
                 }
             }
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                match slots.clone().try_acquire_owned() {
-                    Ok(slot) => {
-                        let (cfg, store, budget, live, stop) = (cfg.clone(), store.clone(), budget.clone(), live.clone(), shutdown.child_token());
-                        tasks.spawn(async move {
-                            let from = incoming.remote_address();
-                            if let Err(e) = serve(cfg, store, incoming, budget, live, stop).await {
-                                warn!(peer = %from, "child connection ended: {e:#}");
-                            }
-                            drop(slot);
-                        });
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    warn!(peer = %incoming.remote_address(), "too many handshakes under way; refusing");
+                    incoming.refuse();
+                    continue;
+                };
+                let ctx = Accept {
+                    cfg: cfg.clone(),
+                    store: store.clone(),
+                    budget: budget.clone(),
+                    live: live.clone(),
+                    slots: slots.clone(),
+                    id: next_id.fetch_add(1, Ordering::Relaxed),
+                    stop: shutdown.child_token(),
+                };
+                tasks.spawn(async move {
+                    let from = incoming.remote_address();
+                    if let Err(e) = accept(ctx, incoming, permit).await {
+                        warn!(peer = %from, "child connection ended: {e:#}");
                     }
-                    Err(_) => {
-                        warn!(peer = %incoming.remote_address(), max = listen.max_children, "too many child connections; refusing");
-                        incoming.refuse();
-                    }
-                }
+                });
             }
         }
     }
@@ -111,10 +151,26 @@ fn mtime(p: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// Watches the CRL's folder, so a new CRL is acted on as soon as it is written.
+fn watch_crl(crl: &std::path::Path, tx: tokio::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let name = crl.file_name()?.to_os_string();
+    let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if ev.paths.iter().any(|p| p.file_name() == Some(name.as_os_str())) {
+                let _ = tx.try_send(());
+            }
+        }
+    })
+    .ok()?;
+    w.watch(crl.parent()?, RecursiveMode::NonRecursive).ok()?;
+    Some(w)
+}
+
 /// A changed CRL: new connections are checked against it, and connections of
 /// certificates it revokes are closed (rustls checks only at the handshake).
-fn reload_crl(endpoint: &quinn::Endpoint, identity: &Identity, idle: Duration, live: &Live) {
-    match identity.server_config(idle) {
+fn reload_crl(endpoint: &quinn::Endpoint, identity: &Identity, idle: Duration, refused: &HandshakeRefusals, live: &Live) {
+    match identity.server_config(idle, refused) {
         Ok(sc) => endpoint.set_server_config(Some(sc)),
         Err(e) => {
             error!("cannot load the new CRL {}; keeping the old one: {e:#}", identity.crl_path.display());
@@ -123,10 +179,13 @@ fn reload_crl(endpoint: &quinn::Endpoint, identity: &Identity, idle: Duration, l
     }
     let revoked = pki::revoked_serials(&identity.crl_path).unwrap_or_default();
     let mut live = live.lock().expect("live map");
-    live.retain(|_, (child, serial, conn)| {
+    live.retain(|child, (_, serial, conn)| {
         if revoked.contains(serial) {
             warn!(child = %child, serial = %serial, "certificate revoked; closing the connection");
-            conn.close(net::CLOSE_REFUSED.into(), b"certificate revoked");
+            conn.close(net::CLOSE_REFUSED.into(), b"certificate_revoked: the node's certificate was revoked");
+            if let Ok(mut list) = refused.lock() {
+                list.push((format!("node {child}"), "certificate revoked".into(), format!("serial {serial} revoked while connected")));
+            }
             false
         } else {
             true
@@ -142,26 +201,87 @@ struct Budget {
     decoded: Arc<Semaphore>,
 }
 
-async fn serve(
+/// What a connection being accepted needs.
+struct Accept {
     cfg: Arc<Config>,
     store: Store,
-    incoming: quinn::Incoming,
     budget: Arc<Budget>,
     live: Live,
+    slots: Arc<Semaphore>,
+    id: usize,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+}
+
+async fn note_refusal(store: &Store, who: &str, r: &Refused) {
+    let (who, code, message, now) = (who.to_string(), r.code.clone(), r.message.clone(), crate::clock::now_ms());
+    if let Ok(Err(e)) | Err(e) = store.call(move |w| w.note_refusal(&who, &code, &message, now)).await {
+        warn!("cannot note a refusal: {e:#}");
+    }
+}
+
+/// Closes a connection with a refusal the child can read: `code: message`.
+fn close_refused(conn: &quinn::Connection, r: &Refused) {
+    let mut text = format!("{}: {}", r.code, r.message);
+    let mut cut = text.len().min(900);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    conn.close(net::CLOSE_REFUSED.into(), text.as_bytes());
+}
+
+async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::OwnedSemaphorePermit) -> anyhow::Result<()> {
     let from = incoming.remote_address();
-    let conn = incoming.await.with_context(|| format!("TLS handshake with {from} failed"))?;
+    let conn = match tokio::time::timeout(HANDSHAKE_DEADLINE, incoming).await {
+        Ok(Ok(c)) => c,
+        // A certificate refused at the handshake was noted by the verifier.
+        Ok(Err(e)) => {
+            debug!(peer = %from, "TLS handshake failed: {e}");
+            return Ok(());
+        }
+        Err(_) => {
+            let r = Refused::new("handshake_timeout", format!("no TLS handshake within {HANDSHAKE_DEADLINE:?}"));
+            note_refusal(&ctx.store, &from.to_string(), &r).await;
+            return Ok(());
+        }
+    };
+    drop(permit);
     let certs = net::peer_certs(&conn)?;
     let child = pki::node_id_of(&certs[0])?;
     let serial = pki::serial_of(&certs[0])?;
-    live.lock().expect("live map").insert(conn.stable_id(), (child.clone(), serial, conn.clone()));
-    let result = session(&cfg, &store, &conn, &child, &budget, &stop).await;
-    live.lock().expect("live map").remove(&conn.stable_id());
+    // Authorized from the certificate alone, before the peer costs a slot.
+    let allow = ctx.cfg.listen.as_ref().and_then(|l| l.children.as_deref());
+    if let Err(r) = authorize_child(&ctx.cfg.node_id, &child, allow, &ctx.cfg.regions) {
+        warn!(child = %child, code = %r.code, "refusing child: {}", r.message);
+        note_refusal(&ctx.store, &format!("node {child}"), &r).await;
+        close_refused(&conn, &r);
+        return Ok(());
+    }
+    let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
+        let r = Refused::new("too_many_children", format!("node {} holds its maximum of connections; try later", ctx.cfg.node_id));
+        warn!(child = %child, "too many child connections; refusing");
+        note_refusal(&ctx.store, &format!("node {child}"), &r).await;
+        close_refused(&conn, &r);
+        return Ok(());
+    };
+    // One session per child: a new one replaces the old (a child that reconnected
+    // after a broken link, or a second process with the same certificate).
+    if let Some((_, _, old)) = ctx.live.lock().expect("live map").insert(child.clone(), (ctx.id, serial, conn.clone())) {
+        info!(child = %child, "a new session replaces the child's old one");
+        old.close(net::CLOSE_DONE.into(), b"replaced by a newer session of the same node");
+    }
+    let result = session(&ctx.cfg, &ctx.store, &conn, &child, &ctx.budget, &ctx.stop).await;
+    {
+        let mut live = ctx.live.lock().expect("live map");
+        if live.get(&child).is_some_and(|(id, _, _)| *id == ctx.id) {
+            live.remove(&child);
+        }
+    }
+    drop(slot);
     let now = crate::clock::now_ms();
     let err_text = result.as_ref().err().map(|e| format!("{e:#}"));
     let c2 = child.clone();
-    let _ = store.call(move |w| w.child_seen(&c2, now, err_text.as_deref())).await;
+    let _ = ctx.store.call(move |w| w.child_seen(&c2, now, err_text.as_deref())).await;
     match result {
         Ok(()) => {
             conn.close(net::CLOSE_DONE.into(), b"done");
@@ -169,7 +289,7 @@ async fn serve(
         }
         Err(e) => {
             conn.close(net::CLOSE_ERROR.into(), b"error");
-            Err(e.context(format!("child {child}")))
+            Err(e.context(format!("child {child} at {from}")))
         }
     }
 }
@@ -194,11 +314,13 @@ async fn session(
 ) -> anyhow::Result<()> {
     let (mut send, mut recv) = tokio::select! {
         _ = stop.cancelled() => return Ok(()),
-        s = conn.accept_bi() => s.context("the child opened no sync stream")?,
+        s = tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()) => match s {
+            Ok(s) => s.context("the child opened no sync stream")?,
+            Err(_) => anyhow::bail!("no sync stream within {HELLO_DEADLINE:?}"),
+        },
     };
-    let allow = cfg.listen.as_ref().and_then(|l| l.children.as_deref());
     let c = child.to_string();
-    let cursor = store.call(move |w| w.child_cursor(&c)).await??;
+    let cursor = store.call(move |w| w.child_cursor(&c, "")).await??;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
     let mut s = ParentSession::new(&cfg.node_id, child, cursor, features);
 
@@ -208,8 +330,10 @@ async fn session(
     let budget = budget.clone();
     let reader_child = child.to_string();
     let reader = tokio::spawn(async move {
+        let mut first = true;
         loop {
-            let r = read_decoded(&mut recv, &budget, &reader_child).await;
+            let r = read_decoded(&mut recv, &budget, &reader_child, first).await;
+            first = false;
             let stop = !matches!(r, Ok(Some(_)));
             let item = match r {
                 Ok(Some(d)) => Ok(d),
@@ -222,7 +346,6 @@ async fn session(
         }
     });
     let _guard = net::AbortOnDrop(reader);
-    let mut welcomed = false;
     loop {
         let decoded = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
@@ -237,20 +360,49 @@ async fn session(
                 None => return Ok(()),
             },
         };
-        if !welcomed {
-            if let Message::Hello(_) = &decoded.message {
-                if let Err(r) = authorize_child(&cfg.node_id, child, allow) {
-                    return refuse(&mut send, child, r).await;
-                }
-            }
-        }
         match s.handle(decoded.message) {
             ParentAction::Send(m) => {
                 if let Message::Welcome(w) = &m {
-                    welcomed = true;
-                    info!(child = %child, cursor = w.cursor, "child connected");
+                    if w.version < 2 {
+                        info!(child = %child, cursor = w.cursor, version = w.version, "child connected");
+                        let (c, now) = (child.to_string(), crate::clock::now_ms());
+                        let _ = store.call(move |w| w.child_resumed(&c, "", false, now)).await;
+                    }
                 }
                 net::write_frame(&mut send, &m).await?;
+            }
+            ParentAction::Resume { log_id, last_seq } => {
+                let (c, l) = (child.to_string(), log_id.clone());
+                let cursor = store.call(move |w| w.child_cursor(&c, &l)).await??;
+                let rewound = cursor > last_seq;
+                if rewound {
+                    error!(
+                        child = %child,
+                        log = %log_id,
+                        parent_cursor = cursor,
+                        child_last_seq = last_seq,
+                        "the child's store was rewound (restored from an older copy?): it holds less of its log than this node already has; it starts a new log and sends it all again"
+                    );
+                } else {
+                    info!(child = %child, cursor, log = %log_id, "child connected");
+                }
+                let (c, l, now) = (child.to_string(), log_id.clone(), crate::clock::now_ms());
+                store.call(move |w| w.child_resumed(&c, &l, rewound, now)).await??;
+                let m = s.resumed(&log_id, cursor);
+                net::write_frame(&mut send, &m).await?;
+            }
+            ParentAction::Fetch { after, limit } => {
+                // `huijiao recover` at the child: what this node holds of its subtree.
+                let (reader, c) = (store.reader()?, child.to_string());
+                let zstd_ok = cfg.sync.compress;
+                let page = tokio::task::spawn_blocking(move || -> anyhow::Result<Message> {
+                    let (changes, more) = reader.records_of_subtree(&c, &after, limit, 1024 * 1024)?;
+                    let count = changes.len() as u32;
+                    let (encoding, payload) = net::compress(wire::encode_changes(&changes), zstd_ok);
+                    Ok(Message::Records(wire::Records { count, encoding, payload, more }))
+                })
+                .await??;
+                net::write_frame(&mut send, &page).await?;
             }
             ParentAction::Close(r) => return refuse(&mut send, child, r).await,
             ParentAction::Apply(batch) => {
@@ -259,8 +411,9 @@ async fn session(
                     Some(Err(r)) => return refuse(&mut send, child, r).await,
                     None => Vec::new(),
                 };
-                let (c, after, upto, now) = (child.to_string(), batch.after, batch.upto, crate::clock::now_ms());
-                match store.call(move |w| w.apply_batch(&c, after, upto, changes, now)).await? {
+                let (c, log, after, upto, now) =
+                    (child.to_string(), s.log_id().to_string(), batch.after, batch.upto, crate::clock::now_ms());
+                match store.call(move |w| w.apply_batch(&c, &log, after, upto, changes, now)).await? {
                     Ok(out) => {
                         for (reg_no, origin, held) in &out.conflict_list {
                             warn!(child = %child, reg_no = %reg_no, arriving_origin = %origin, held_origin = %held, "conflict: quarantined the second arrival");
@@ -298,12 +451,27 @@ struct Decoded {
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str) -> anyhow::Result<Option<Decoded>> {
-    let Some(len) = net::read_frame_len(recv).await.map_err(frame_error)? else { return Ok(None) };
-    let _permit = budget.bytes.acquire_many(len.div_ceil(1024).max(1) as u32).await?;
-    let body = net::read_frame_body(recv, len).await.map_err(frame_error)?;
+/// Reads and decodes the next frame. The first (`Hello`) must arrive within
+/// [`HELLO_DEADLINE`]; a frame's body within [`FRAME_DEADLINE`] of its length; the
+/// body's bytes count against the shared budget only as they arrive.
+async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str, first: bool) -> anyhow::Result<Option<Decoded>> {
+    let len = if first {
+        match tokio::time::timeout(HELLO_DEADLINE, net::read_frame_len(recv)).await {
+            Ok(r) => r.map_err(frame_error)?,
+            Err(_) => anyhow::bail!("no Hello within {HELLO_DEADLINE:?}"),
+        }
+    } else {
+        net::read_frame_len(recv).await.map_err(frame_error)?
+    };
+    let Some(len) = len else { return Ok(None) };
+    let reading = net::read_frame_body_reserving(recv, len, |n| budget.bytes.acquire_many(n.div_ceil(1024).max(1) as u32));
+    let (body, permits) = match tokio::time::timeout(FRAME_DEADLINE, reading).await {
+        Ok(r) => r.map_err(frame_error)?,
+        Err(_) => anyhow::bail!("a frame of {len} bytes did not arrive within {FRAME_DEADLINE:?}"),
+    };
     let mut message = wire::decode_message(&body)?;
     drop(body);
+    drop(permits);
     let mut slot = None;
     let changes = match &mut message {
         Message::Batch(b) => {

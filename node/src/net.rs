@@ -70,13 +70,15 @@ impl Identity {
         pki::load_crls(&self.crl_path)
     }
 
-    /// The server side: client certificates required, checked against CA and CRL.
-    /// Re-reads the CRL, so call it again after the CRL changes.
-    pub fn server_config(&self, idle: Duration) -> anyhow::Result<quinn::ServerConfig> {
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots()?, provider())
+    /// The server side: client certificates required, checked against CA and CRL;
+    /// every certificate refused at the handshake is noted in `refused` (by the node
+    /// id it names, and why). Re-reads the CRL, so call it again after the CRL changes.
+    pub fn server_config(&self, idle: Duration, refused: &HandshakeRefusals) -> anyhow::Result<quinn::ServerConfig> {
+        let inner = rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots()?, provider())
             .with_crls(self.crls()?)
             .build()
             .context("cannot build the client verifier")?;
+        let verifier = Arc::new(RecordingVerifier { inner, refused: refused.clone() });
         let mut tls = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .with_client_cert_verifier(verifier)
@@ -109,6 +111,73 @@ impl Identity {
     }
 }
 
+/// Certificates refused at the handshake: (identity shown, reason, detail). The
+/// downlink drains it into the store for `huijiao status`.
+pub type HandshakeRefusals = Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+/// The client verifier, noting who was refused and why (quinn only reports that the
+/// handshake failed).
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    refused: HandshakeRefusals,
+}
+
+impl rustls::server::danger::ClientCertVerifier for RecordingVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        self.inner.verify_client_cert(end_entity, intermediates, now).inspect_err(|e| {
+            use rustls::CertificateError as C;
+            let reason = match e {
+                rustls::Error::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => "certificate expired",
+                rustls::Error::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => "certificate not yet valid",
+                rustls::Error::InvalidCertificate(C::Revoked) => "certificate revoked",
+                rustls::Error::InvalidCertificate(C::UnknownIssuer) => "unknown CA",
+                _ => "certificate refused",
+            };
+            // Unverified, but what the peer claims is what an operator needs to see.
+            let who = pki::node_id_of(end_entity).map_or_else(|_| "a certificate naming no node".to_string(), |id| format!("node {id}"));
+            if let Ok(mut list) = self.refused.lock() {
+                if list.len() < 10_000 {
+                    list.push((who, reason.to_string(), e.to_string()));
+                }
+            }
+        })
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 /// Bounded windows and streams; keep-alive well below half the idle timeout.
 pub fn transport(idle: Duration) -> Arc<TransportConfig> {
     let mut t = TransportConfig::default();
@@ -125,6 +194,48 @@ pub fn transport(idle: Duration) -> Arc<TransportConfig> {
     // the SQLite commits that bound sync throughput.
     t.enable_segmentation_offload(false);
     Arc::new(t)
+}
+
+/// A client-only endpoint on an ephemeral UDP port, IPv6 (which also reaches IPv4
+/// addresses on Linux) or IPv4.
+pub fn client_endpoint(v6: bool) -> anyhow::Result<quinn::Endpoint> {
+    let bind: std::net::SocketAddr = if v6 { "[::]:0" } else { "0.0.0.0:0" }.parse().expect("valid");
+    quinn::Endpoint::client(bind).with_context(|| format!("cannot open a UDP socket on {bind}"))
+}
+
+/// The refusal a parent sent as its connection-close reason (`code: message`), if the
+/// connection ended that way.
+pub fn refusal_of(e: &anyhow::Error) -> Option<huijiao_protocol::wire::Refused> {
+    let closed = e.chain().find_map(|c| {
+        let conn = c
+            .downcast_ref::<quinn::ConnectionError>()
+            .or_else(|| match c.downcast_ref::<quinn::WriteError>() {
+                Some(quinn::WriteError::ConnectionLost(ce)) => Some(ce),
+                _ => None,
+            })
+            .or_else(|| match c.downcast_ref::<quinn::ReadError>() {
+                Some(quinn::ReadError::ConnectionLost(ce)) => Some(ce),
+                _ => None,
+            })
+            .or_else(|| match c.downcast_ref::<quinn::ReadExactError>() {
+                Some(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(ce))) => Some(ce),
+                _ => None,
+            })
+            .or_else(|| match c.downcast_ref::<FrameError>() {
+                Some(FrameError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(ce))))
+                | Some(FrameError::Write(quinn::WriteError::ConnectionLost(ce))) => Some(ce),
+                _ => None,
+            });
+        match conn {
+            Some(quinn::ConnectionError::ApplicationClosed(ac)) if ac.error_code == VarInt::from_u32(CLOSE_REFUSED) => {
+                Some(ac.reason.clone())
+            }
+            _ => None,
+        }
+    })?;
+    let text = String::from_utf8_lossy(&closed).into_owned();
+    let (code, message) = text.split_once(": ").unwrap_or(("refused", text.as_str()));
+    Some(huijiao_protocol::wire::Refused::new(code, message))
 }
 
 /// The certificate chain a verified peer presented.
@@ -172,6 +283,30 @@ pub async fn read_frame_body(recv: &mut quinn::RecvStream, len: usize) -> Result
     let mut body = vec![0u8; len];
     recv.read_exact(&mut body).await?;
     Ok(body)
+}
+
+/// Reads a frame body of `len` bytes in pieces, calling `reserve` with each piece's
+/// size before it is buffered: memory is spent only on bytes that arrived.
+pub async fn read_frame_body_reserving<F, Fut, P>(
+    recv: &mut quinn::RecvStream,
+    len: usize,
+    mut reserve: F,
+) -> Result<(Vec<u8>, Vec<P>), FrameError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = P>,
+{
+    const PIECE: usize = 64 * 1024;
+    let mut body = Vec::new();
+    let mut held = Vec::new();
+    while body.len() < len {
+        let n = (len - body.len()).min(PIECE);
+        held.push(reserve(n).await);
+        let start = body.len();
+        body.resize(start + n, 0);
+        recv.read_exact(&mut body[start..]).await?;
+    }
+    Ok((body, held))
 }
 
 pub async fn write_frame(send: &mut quinn::SendStream, msg: &Message) -> Result<(), FrameError> {

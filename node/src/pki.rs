@@ -76,7 +76,7 @@ pub fn hex_serial(bytes: &[u8]) -> String {
 
 fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
     let s = s.trim().trim_start_matches("0x").replace(':', "");
-    if s.len() % 2 != 0 {
+    if s.is_empty() || s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("`{s}` is not a hex serial");
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).with_context(|| format!("`{s}` is not a hex serial"))).collect()
@@ -91,7 +91,10 @@ pub fn init(dir: &Path) -> anyhow::Result<()> {
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, "huijiao federation CA");
+    // A name of its own: a certificate from another federation's CA then reads as
+    // "unknown issuer", never as a CA with the same name.
+    let tag = hex_serial(&random_serial()?[..4]);
+    params.distinguished_name.push(DnType::CommonName, format!("huijiao federation CA {tag}"));
     params.distinguished_name.push(DnType::OrganizationName, "huijiao");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
@@ -301,6 +304,14 @@ mod tests {
         assert_eq!(revoked_serials(&ca.join("crl.pem")).unwrap(), vec![serial.clone()]);
         assert!(revoke(&ca, RevokeTarget::Serial(serial)).unwrap().is_empty(), "revoking twice changes nothing");
         assert!(revoke(&ca, RevokeTarget::Node("110101".into())).is_err());
+    }
+
+    #[test]
+    fn malformed_serials_are_errors() {
+        for s in ["中文", "0xZZ", "abc", ""] {
+            assert!(parse_hex(s).is_err(), "{s:?}");
+        }
+        assert_eq!(parse_hex("0x0a:FF").unwrap(), vec![10, 255]);
     }
 
     #[test]

@@ -1,13 +1,20 @@
 //! The uplink: a child streams its change log to its parent over QUIC, resuming from
-//! the parent's durable cursor, reconnecting with exponential backoff and jitter.
+//! the parent's durable cursor for this log, reconnecting with exponential backoff
+//! and jitter.
+//!
+//! With protocol version 2 the child names its log (`Resume`); when the parent holds
+//! more of it than the store has, the store was rewound (restored from an older copy)
+//! and the child starts a new log, so nothing made after the restore is mistaken for
+//! something the parent already holds. A change the parent refuses is held aside
+//! (`stuck`, shown by `huijiao status`) and the changes behind it go on.
 
 use crate::config::{Config, Parent};
-use crate::gen::Rng;
 use crate::net::{self, Identity};
 use crate::store::Store;
 use anyhow::Context;
 use huijiao_protocol::sync::{ChildEvent, ChildSession};
 use huijiao_protocol::wire::{self, Message, Refused};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +24,18 @@ use tracing::{debug, error, info, warn};
 enum End {
     Shutdown,
     Refused(Refused),
+}
+
+/// Jitter for the backoff (xorshift; nothing here needs more).
+struct Jitter(u64);
+
+impl Jitter {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
 }
 
 /// Runs until `shutdown`; every failure is logged, recorded for `huijiao status`, and
@@ -32,38 +51,62 @@ pub async fn run(
     let min = Duration::from_millis(cfg.sync.reconnect_min_ms.max(10));
     let max = Duration::from_millis(cfg.sync.reconnect_max_ms.max(cfg.sync.reconnect_min_ms));
     let mut backoff = min;
-    let mut rng = Rng::new(crate::clock::now_ms() as u64 ^ u64::from(std::process::id()));
+    let mut jitter = Jitter((crate::clock::now_ms() as u64 ^ u64::from(std::process::id())) | 1);
     loop {
         record(&store, &parent, "connecting", None, None, None).await;
         let started = Instant::now();
         let mut progressed = false;
-        let result = session(&cfg, &store, &endpoint, &identity, &parent, &shutdown, &mut progressed).await;
+        let mut acked = None;
+        let result = session(&cfg, &store, &endpoint, &identity, &parent, &shutdown, &mut progressed, &mut acked).await;
         match result {
             Ok(End::Shutdown) => {
-                record(&store, &parent, "stopped", None, None, None).await;
+                record(&store, &parent, "stopped", acked, None, None).await;
                 return Ok(());
             }
             Ok(End::Refused(r)) => {
                 error!(parent = %parent.node_id, code = %r.code, "the parent refused this node: {}", r.message);
-                record(&store, &parent, "refused", None, Some(&r.to_string()), None).await;
+                note_stuck(&store, &r).await;
+                record(&store, &parent, "refused", acked, Some(&r.to_string()), None).await;
             }
-            Err(e) => {
-                warn!(parent = %parent.node_id, address = %parent.address, "uplink failed: {e:#}");
-                record(&store, &parent, "error", None, Some(&format!("{e:#}")), None).await;
-            }
+            Err(e) => match net::refusal_of(&e) {
+                // The parent closed the connection with its reason (refused at the handshake).
+                Some(r) => {
+                    error!(parent = %parent.node_id, code = %r.code, "the parent refused this node: {}", r.message);
+                    record(&store, &parent, "refused", acked, Some(&r.to_string()), None).await;
+                }
+                None => {
+                    warn!(parent = %parent.node_id, address = %parent.address, "uplink failed: {e:#}");
+                    record(&store, &parent, "error", acked, Some(&format!("{e:#}")), None).await;
+                }
+            },
         }
         if progressed || started.elapsed() > max {
             backoff = min;
         }
         // Full jitter over [backoff/2, backoff): many counties reconnecting after a
         // parent restart do not arrive in step.
-        let wait = backoff / 2 + Duration::from_millis(rng.below(backoff.as_millis().max(2) as u64 / 2));
+        let wait = backoff / 2 + Duration::from_millis(jitter.below(backoff.as_millis().max(2) as u64 / 2));
         debug!(?wait, "reconnecting after backoff");
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
         }
         backoff = (backoff * 2).min(max);
+    }
+}
+
+/// A refusal that names one change (`change N of REG_NO …`): that change is held
+/// aside, so the next session goes on with the rest.
+async fn note_stuck(store: &Store, r: &Refused) {
+    let Some(rest) = r.message.strip_prefix("change ") else { return };
+    let mut words = rest.split_whitespace();
+    let (Some(seq), Some("of"), Some(reg_no)) = (words.next().and_then(|s| s.parse::<u64>().ok()), words.next(), words.next()) else {
+        return;
+    };
+    let (reg_no, reason, now) = (reg_no.to_string(), r.to_string(), crate::clock::now_ms());
+    error!(seq, reg_no = %reg_no, "the parent refused this change; it is held aside and the changes behind it go on: {reason}");
+    if let Ok(Err(e)) | Err(e) = store.call(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await {
+        warn!("cannot hold the refused change aside: {e:#}");
     }
 }
 
@@ -76,6 +119,7 @@ async fn record(store: &Store, parent: &Parent, state: &str, acked: Option<u64>,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session(
     cfg: &Config,
     store: &Store,
@@ -84,6 +128,7 @@ async fn session(
     parent: &Parent,
     shutdown: &CancellationToken,
     progressed: &mut bool,
+    acked: &mut Option<u64>,
 ) -> anyhow::Result<End> {
     let idle = cfg.idle_timeout();
     let addr = tokio::net::lookup_host(&parent.address)
@@ -91,6 +136,15 @@ async fn session(
         .with_context(|| format!("cannot resolve parent address {}", parent.address))?
         .next()
         .with_context(|| format!("parent address {} resolves to nothing", parent.address))?;
+    // An IPv6 parent from an IPv4 socket (or the other way round) needs a socket of
+    // its own family.
+    let own;
+    let endpoint = if endpoint.local_addr()?.is_ipv4() == addr.is_ipv4() {
+        endpoint
+    } else {
+        own = net::client_endpoint(addr.is_ipv6())?;
+        &own
+    };
     // Built per attempt so a renewed CRL is picked up.
     let client = identity.client_config(idle)?;
     let connecting = endpoint.connect_with(client, addr, &crate::pki::node_dns_name(&parent.node_id))?;
@@ -98,7 +152,7 @@ async fn session(
         _ = shutdown.cancelled() => return Ok(End::Shutdown),
         c = connecting => c.with_context(|| format!("cannot connect to parent {} at {addr}", parent.node_id))?,
     };
-    let result = stream(cfg, store, &conn, parent, shutdown, progressed, idle).await;
+    let result = stream(cfg, store, &conn, parent, shutdown, progressed, acked, idle).await;
     match &result {
         Ok(End::Shutdown) => conn.close(net::CLOSE_DONE.into(), b"shutting down"),
         Ok(End::Refused(_)) => conn.close(net::CLOSE_REFUSED.into(), b"refused"),
@@ -115,12 +169,19 @@ async fn stream(
     parent: &Parent,
     shutdown: &CancellationToken,
     progressed: &mut bool,
+    acked: &mut Option<u64>,
     idle: Duration,
 ) -> anyhow::Result<End> {
     let (mut send, mut recv) = conn.open_bi().await.context("cannot open the sync stream")?;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
     let stall = idle.as_millis() as i64 * 2;
-    let mut s = ChildSession::new(&cfg.node_id, features, cfg.sync.window, stall);
+    let ((log_id, last_seq), stuck) = {
+        let r = store.reader()?;
+        let stuck: HashSet<u64> = r.stuck()?.into_iter().map(|s| s.seq as u64).collect();
+        (r.log()?, stuck)
+    };
+    let mut stuck = stuck;
+    let mut s = ChildSession::new(&cfg.node_id, features, cfg.sync.window, stall).with_log(&log_id, last_seq);
     let agent = concat!("huijiao ", env!("CARGO_PKG_VERSION"));
     net::write_frame(&mut send, &s.hello(crate::clock::now_ms(), agent)).await?;
 
@@ -163,16 +224,31 @@ async fn stream(
             })
             .await?;
             reader_conn = Some(r);
-            let batch = batch?;
+            let mut batch = batch?;
             let Some(upto) = batch.last().map(|c| c.seq) else {
                 last_seq = after;
                 break;
             };
+            // A change the parent refused, or one it would refuse for its size, is
+            // held aside; the batch still covers its sequence number.
+            for c in &batch {
+                let size = c.body.as_ref().map_or(0, Vec::len);
+                if size > wire::MAX_CHANGE_BODY && !stuck.contains(&c.seq) {
+                    let reason = format!("body of {size} bytes is over the limit of {}", wire::MAX_CHANGE_BODY);
+                    error!(seq = c.seq, reg_no = %c.reg_no, "a change too large to send is held aside: {reason}");
+                    let (seq, reg_no, now) = (c.seq, c.reg_no.clone(), crate::clock::now_ms());
+                    store.call(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await??;
+                    stuck.insert(c.seq);
+                }
+            }
+            batch.retain(|c| !stuck.contains(&c.seq));
             let count = batch.len() as u32;
             let zstd_ok = s.agreed_features() & wire::FEATURE_ZSTD != 0;
             let (encoding, payload) = tokio::task::spawn_blocking(move || net::compress(wire::encode_changes(&batch), zstd_ok)).await?;
             let msg = s.batch(after, upto, count, encoding, payload, crate::clock::now_ms());
-            net::write_frame(&mut send, &msg).await?;
+            if let Err(e) = net::write_frame(&mut send, &msg).await {
+                return refusal_or(&mut frx, e.into()).await;
+            }
         }
         tokio::select! {
             biased;
@@ -186,14 +262,28 @@ async fn stream(
                 match s.handle(msg, crate::clock::now_ms()) {
                     Ok(ChildEvent::Ready { cursor, version, features }) => {
                         info!(parent = %parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
+                        *acked = Some(cursor);
                         record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
+                    }
+                    Ok(ChildEvent::Reply(m)) => net::write_frame(&mut send, &m).await?,
+                    Ok(ChildEvent::Rewound { parent_cursor, last_seq }) => {
+                        error!(
+                            parent = %parent.node_id,
+                            parent_cursor,
+                            last_seq,
+                            "this store was rewound (restored from an older copy, or made anew with the same certificate): the parent holds changes up to {parent_cursor} of this log, the store only up to {last_seq}. Starting a new log and sending it all again; run `huijiao recover` to take back the records the parent holds that this store lost"
+                        );
+                        let now = crate::clock::now_ms();
+                        let id = store.call(move |w| w.rotate_log(parent_cursor, last_seq, now)).await??;
+                        net::write_frame(&mut send, &s.restart_log(&id, now)).await?;
                     }
                     Ok(ChildEvent::Acked { cursor, ack }) => {
                         *progressed = true;
+                        *acked = Some(cursor);
                         if ack.conflicts > 0 {
-                            warn!(parent = %parent.node_id, conflicts = ack.conflicts, "the parent quarantined conflicting changes");
+                            warn!(parent = %parent.node_id, conflicts = ack.conflicts, "the parent quarantined conflicting changes (see huijiao conflicts at the parent)");
                         }
-                        if last_recorded.elapsed() >= Duration::from_secs(2) {
+                        if last_recorded.elapsed() >= Duration::from_secs(1) {
                             record(store, parent, "streaming", Some(cursor), None, None).await;
                             last_recorded = Instant::now();
                         }
@@ -215,7 +305,7 @@ async fn stream(
             _ = tick.tick() => {
                 // QUIC delivers in order or not at all, so instead of the machine's
                 // go-back-N a stall here means a broken link: reconnect.
-                let waiting = s.in_flight() > 0 || matches!(s.state(), huijiao_protocol::sync::ChildState::AwaitWelcome);
+                let waiting = s.in_flight() > 0 || !matches!(s.state(), huijiao_protocol::sync::ChildState::Streaming);
                 if waiting && last_heard.elapsed() > stall {
                     anyhow::bail!("no answer from parent {} for {stall:?}", parent.node_id);
                 }
@@ -225,5 +315,25 @@ async fn stream(
                 }
             }
         }
+    }
+}
+
+/// After a failed write: the parent may have refused and closed; its refusal, if it
+/// arrives within a moment, is what the operator needs to see.
+async fn refusal_or(frx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Message>>, e: anyhow::Error) -> anyhow::Result<End> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(Some(m)) = tokio::time::timeout_at(deadline, frx.recv()).await {
+        match m {
+            Ok(Message::Refused(r)) => return Ok(End::Refused(r)),
+            Ok(_) => continue,
+            Err(read) => match net::refusal_of(&read) {
+                Some(r) => return Ok(End::Refused(r)),
+                None => break,
+            },
+        }
+    }
+    match net::refusal_of(&e) {
+        Some(r) => Ok(End::Refused(r)),
+        None => Err(e),
     }
 }

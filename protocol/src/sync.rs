@@ -11,7 +11,7 @@
 //!    acknowledged is sent again, and anything sent twice is ignored by rule 1.
 
 use crate::record::{sha256, withdraw_hash, Record};
-use crate::regions;
+use crate::regions::{self, RegionTable};
 use crate::wire::*;
 use std::collections::VecDeque;
 
@@ -20,6 +20,8 @@ use std::collections::VecDeque;
 pub enum ChildState {
     /// `Hello` sent, waiting for `Welcome`.
     AwaitWelcome,
+    /// Version 2: `Resume` sent, waiting for `Resumed`.
+    AwaitResumed,
     Streaming,
     /// The parent refused; the session is over.
     Refused(Refused),
@@ -42,6 +44,14 @@ pub enum ChildEvent {
     /// Nothing new (a stale or duplicate message).
     Nothing,
     Refused(Refused),
+    /// Send this message (version 2: `Resume` after `Welcome`).
+    Reply(Message),
+    /// The parent holds more of this log than the child has: the child's store was
+    /// rewound. The driver starts a new log ([`ChildSession::restart_log`]).
+    Rewound {
+        parent_cursor: u64,
+        last_seq: u64,
+    },
 }
 
 /// The child side of one session.
@@ -60,6 +70,10 @@ pub struct ChildSession {
     in_flight: VecDeque<u64>,
     last_progress: i64,
     agreed_features: u32,
+    version: u16,
+    /// The change log this session streams (version 2), and its last sequence.
+    log_id: String,
+    last_seq: u64,
 }
 
 impl ChildSession {
@@ -75,7 +89,28 @@ impl ChildSession {
             in_flight: VecDeque::new(),
             last_progress: 0,
             agreed_features: 0,
+            version: 0,
+            log_id: String::new(),
+            last_seq: 0,
         }
+    }
+
+    /// Names the change log to stream and its last sequence, for version 2.
+    pub fn with_log(mut self, log_id: &str, last_seq: u64) -> ChildSession {
+        self.log_id = log_id.to_string();
+        self.last_seq = last_seq;
+        self
+    }
+
+    fn resume(&self) -> Message {
+        Message::Resume(Resume { log_id: self.log_id.clone(), last_seq: self.last_seq })
+    }
+
+    /// After [`ChildEvent::Rewound`]: the driver made a new log; offer it.
+    pub fn restart_log(&mut self, log_id: &str, now: i64) -> Message {
+        self.log_id = log_id.to_string();
+        self.last_progress = now;
+        self.resume()
     }
 
     /// Starts (or restarts) the session: the `Hello` to send.
@@ -106,13 +141,24 @@ impl ChildSession {
                     self.state = ChildState::Refused(r.clone());
                     return Err(r);
                 }
-                self.state = ChildState::Streaming;
-                self.acked = w.cursor;
-                self.sent_upto = w.cursor;
                 self.in_flight.clear();
                 self.last_progress = now;
                 self.agreed_features = w.features & self.features;
-                Ok(ChildEvent::Ready { cursor: w.cursor, version: w.version, features: self.agreed_features })
+                self.version = w.version;
+                if w.version >= 2 {
+                    self.state = ChildState::AwaitResumed;
+                    return Ok(ChildEvent::Reply(self.resume()));
+                }
+                Ok(self.ready(w.cursor, now))
+            }
+            Message::Resumed(r) => {
+                if self.state != ChildState::AwaitResumed {
+                    return Ok(ChildEvent::Nothing);
+                }
+                if r.cursor > self.last_seq {
+                    return Ok(ChildEvent::Rewound { parent_cursor: r.cursor, last_seq: self.last_seq });
+                }
+                Ok(self.ready(r.cursor, now))
             }
             Message::Ack(a) => {
                 if self.state != ChildState::Streaming || a.cursor <= self.acked {
@@ -130,8 +176,19 @@ impl ChildSession {
                 self.state = ChildState::Refused(r.clone());
                 Ok(ChildEvent::Refused(r))
             }
-            Message::Hello(_) | Message::Batch(_) => Err(Refused::new("unexpected_message", "a parent sent a child-side message")),
+            Message::Hello(_) | Message::Batch(_) | Message::Resume(_) | Message::Fetch(_) | Message::Records(_) => {
+                Err(Refused::new("unexpected_message", "a parent sent a child-side message"))
+            }
         }
+    }
+
+    fn ready(&mut self, cursor: u64, now: i64) -> ChildEvent {
+        self.state = ChildState::Streaming;
+        self.acked = cursor;
+        self.sent_upto = cursor;
+        self.in_flight.clear();
+        self.last_progress = now;
+        ChildEvent::Ready { cursor, version: self.version, features: self.agreed_features }
     }
 
     /// When a batch may be sent: the log position it must start after.
@@ -157,6 +214,10 @@ impl ChildSession {
         }
         match self.state {
             ChildState::AwaitWelcome => Some(self.hello(now, agent)),
+            ChildState::AwaitResumed => {
+                self.last_progress = now;
+                Some(self.resume())
+            }
             ChildState::Streaming if !self.in_flight.is_empty() => {
                 self.in_flight.clear();
                 self.sent_upto = self.acked;
@@ -195,7 +256,23 @@ pub enum ParentAction {
     Apply(Batch),
     /// Send this refusal, log it, and close the session.
     Close(Refused),
+    /// Version 2: look up the durable cursor of this child's log `log_id`, then call
+    /// [`ParentSession::resumed`]. A cursor beyond `last_seq` means the child's store
+    /// was rewound (say so loudly; the child starts a new log).
+    Resume {
+        log_id: String,
+        last_seq: u64,
+    },
+    /// Version 2: send a page of the records held whose origin lies in the child's
+    /// subtree (at most [`MAX_FETCH`]), as `Records`.
+    Fetch {
+        after: String,
+        limit: u32,
+    },
 }
+
+/// The most records one `Fetch` returns.
+pub const MAX_FETCH: u32 = 2000;
 
 /// The parent side of one session with one child, whose identity the driver took from
 /// the child's verified certificate.
@@ -206,12 +283,24 @@ pub struct ParentSession {
     features: u32,
     cursor: u64,
     welcomed: bool,
+    version: u16,
+    /// Version 2: the log named by `Resume` (batches before it are refused).
+    log_id: Option<String>,
 }
 
 impl ParentSession {
-    /// `cursor` is the durable cursor for this child.
+    /// `cursor` is the durable cursor for this child's version-1 log (version 2
+    /// children name their log in `Resume`).
     pub fn new(parent_id: &str, child_id: &str, cursor: u64, features: u32) -> ParentSession {
-        ParentSession { parent_id: parent_id.to_string(), child_id: child_id.to_string(), features, cursor, welcomed: false }
+        ParentSession {
+            parent_id: parent_id.to_string(),
+            child_id: child_id.to_string(),
+            features,
+            cursor,
+            welcomed: false,
+            version: 0,
+            log_id: None,
+        }
     }
 
     pub fn handle(&mut self, msg: Message) -> ParentAction {
@@ -237,16 +326,36 @@ impl ParentSession {
                     ));
                 }
                 self.welcomed = true;
+                self.version = hi;
                 ParentAction::Send(Message::Welcome(Welcome {
                     version: hi,
                     node_id: self.parent_id.clone(),
-                    cursor: self.cursor,
+                    // Version 2 resumes after `Resume` names the log.
+                    cursor: if hi >= 2 { 0 } else { self.cursor },
                     features: self.features & h.features,
                 }))
+            }
+            Message::Resume(r) => {
+                if !self.welcomed || self.version < 2 {
+                    return ParentAction::Close(Refused::new("unexpected_message", "Resume outside a version-2 session"));
+                }
+                if r.log_id.len() != 32 || !r.log_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return ParentAction::Close(Refused::new("bad_resume", "a log id is 32 hex digits"));
+                }
+                ParentAction::Resume { log_id: r.log_id, last_seq: r.last_seq }
+            }
+            Message::Fetch(f) => {
+                if !self.welcomed || self.version < 2 {
+                    return ParentAction::Close(Refused::new("unexpected_message", "Fetch outside a version-2 session"));
+                }
+                ParentAction::Fetch { after: f.after, limit: f.limit.clamp(1, MAX_FETCH) }
             }
             Message::Batch(b) => {
                 if !self.welcomed {
                     return ParentAction::Close(Refused::new("unexpected_message", "a batch before Hello"));
+                }
+                if self.version >= 2 && self.log_id.is_none() {
+                    return ParentAction::Close(Refused::new("unexpected_message", "a batch before Resume"));
                 }
                 if b.after != self.cursor {
                     // A replay or a batch overtaken by a rewind: state the cursor again.
@@ -257,11 +366,23 @@ impl ParentSession {
                 }
                 ParentAction::Apply(b)
             }
-            Message::Welcome(_) | Message::Ack(_) => {
+            Message::Welcome(_) | Message::Ack(_) | Message::Resumed(_) | Message::Records(_) => {
                 ParentAction::Close(Refused::new("unexpected_message", "a child sent a parent-side message"))
             }
             Message::Refused(r) => ParentAction::Close(r),
         }
+    }
+
+    /// The durable cursor of the log named in `Resume`: the answer to send.
+    pub fn resumed(&mut self, log_id: &str, cursor: u64) -> Message {
+        self.log_id = Some(log_id.to_string());
+        self.cursor = cursor;
+        Message::Resumed(Resumed { cursor })
+    }
+
+    /// The log this session applies to: `""` for a version-1 child.
+    pub fn log_id(&self) -> &str {
+        self.log_id.as_deref().unwrap_or("")
     }
 
     /// The batch up to `upto` is durably applied: the acknowledgement to send.
@@ -279,18 +400,31 @@ impl ParentSession {
     }
 }
 
-/// Whether `parent` takes `child` as a child: strictly inside its jurisdiction, and on
-/// the allow-list when there is one.
-pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>) -> Result<(), Refused> {
+/// Whether `parent` takes `child` as a child: strictly inside its jurisdiction, and
+/// either on the allow-list when there is one, or else its immediate child in the
+/// GB/T 2260 table (a province's prefectures and 省直辖县, a prefecture's counties,
+/// the national node's provinces). A node deeper down must connect to its own
+/// parent, or be listed: nobody skips a tier by accident.
+pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>, regions: &RegionTable) -> Result<(), Refused> {
     if !regions::is_below(parent, child) {
         return Err(Refused::new("outside_jurisdiction", format!("node {child} is not inside the jurisdiction of node {parent}")));
     }
-    if let Some(list) = allow {
-        if !list.iter().any(|a| a == child) {
-            return Err(Refused::new("not_allowed", format!("node {child} is not on node {parent}'s list of children")));
+    match allow {
+        Some(list) if !list.iter().any(|a| a == child) => {
+            Err(Refused::new("not_allowed", format!("node {child} is not on node {parent}'s list of children")))
+        }
+        Some(_) => Ok(()),
+        None if regions.get(child).is_some_and(|r| r.parent == parent) => Ok(()),
+        None => {
+            let own = regions.get(child).map(|r| r.parent.clone()).unwrap_or_default();
+            Err(Refused::new(
+                "not_immediate_child",
+                format!(
+                    "node {child} is not an immediate child of node {parent}: it must connect to its own parent {own}, or be listed in node {parent}'s [listen] children"
+                ),
+            ))
         }
     }
-    Ok(())
 }
 
 /// A change that passed [`check_change`], with its parsed record (for an upsert).
@@ -331,6 +465,9 @@ pub fn check_change(child: &str, c: &Change) -> Result<Option<Record>, Refused> 
         _ => return Err(Refused::new("bad_change", format!("{}: hops must run from the origin {} to the sender", what(), c.origin))),
     }
     match (c.op, &c.body) {
+        (Op::Upsert, Some(body)) if body.len() > MAX_CHANGE_BODY => {
+            Err(Refused::new("bad_change", format!("{}: body of {} bytes is over the limit of {MAX_CHANGE_BODY}", what(), body.len())))
+        }
         (Op::Upsert, Some(body)) => {
             if sha256(body) != c.hash {
                 return Err(Refused::new("bad_change", format!("{}: body does not match its hash", what())));
@@ -349,3 +486,26 @@ pub fn check_change(child: &str, c: &Change) -> Result<Option<Record>, Refused> 
 #[cfg(test)]
 #[path = "sync_tests.rs"]
 mod tests;
+
+/// Checks a record a parent sent back to `node` (`huijiao recover`): inside the node's
+/// own jurisdiction, a body that matches its hash and names the record.
+pub fn check_recovered(node: &str, c: Change) -> Result<CheckedChange, Refused> {
+    if !regions::covers(node, &c.region) || !regions::covers(node, &c.origin) {
+        return Err(Refused::new(
+            "outside_jurisdiction",
+            format!("record {} (origin {}) is not from node {node}'s subtree", c.reg_no, c.origin),
+        ));
+    }
+    let record = match (c.op, &c.body) {
+        (Op::Upsert, Some(body)) if sha256(body) == c.hash && body.len() <= MAX_CHANGE_BODY => {
+            let rec = Record::from_json(body).map_err(|e| Refused::new("bad_change", format!("record {}: {e}", c.reg_no)))?;
+            if rec.reg_no != c.reg_no || rec.region != c.region {
+                return Err(Refused::new("bad_change", format!("record {}: the body names another record", c.reg_no)));
+            }
+            Some(rec)
+        }
+        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => None,
+        _ => return Err(Refused::new("bad_change", format!("record {}: body and hash disagree", c.reg_no))),
+    };
+    Ok(CheckedChange { change: c, record })
+}

@@ -25,6 +25,7 @@ impl Rng {
 
 const CHILD: &str = "420102";
 const PARENT: &str = "420100";
+const LOG: &str = "0123456789abcdef0123456789abcdef";
 
 /// A child change log: `records` reg_nos, each changed a few times, some withdrawn.
 fn child_log(rng: &mut Rng, records: u32, changes: usize) -> Vec<Change> {
@@ -137,8 +138,8 @@ fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> i64 {
     }
     let mut store = ParentStore::default();
     let mut net = Net { queue: Vec::new(), drop, dup, max_delay: 40 };
-    let mut child = ChildSession::new(CHILD, FEATURE_ZSTD, 4, 200);
-    let mut parent = ParentSession::new(PARENT, CHILD, store.cursor, FEATURE_ZSTD);
+    let mut child = ChildSession::new(CHILD, FEATURE_ZSTD, 4, 200).with_log(LOG, log.len() as u64);
+    let mut parent = ParentSession::new(PARENT, CHILD, 0, FEATURE_ZSTD);
     let mut now = 0i64;
     net.send(&mut rng, now, true, child.hello(now, "sim"));
     for _ in 0..200_000 {
@@ -150,7 +151,7 @@ fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> i64 {
         // A connection loss: both sides start a new session from durable state.
         if rng.below(1000) < reconnect_per_mille {
             net.queue.clear();
-            parent = ParentSession::new(PARENT, CHILD, store.cursor, FEATURE_ZSTD);
+            parent = ParentSession::new(PARENT, CHILD, 0, FEATURE_ZSTD);
             net.send(&mut rng, now, true, child.hello(now, "sim"));
         }
         // Deliver what is due, in delivery-time order.
@@ -163,15 +164,26 @@ fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> i64 {
             if to_parent {
                 match parent.handle(msg) {
                     ParentAction::Send(m) => net.send(&mut rng, now, false, m),
+                    ParentAction::Resume { log_id, last_seq } => {
+                        assert_eq!((log_id.as_str(), last_seq), (LOG, log.len() as u64));
+                        let m = parent.resumed(&log_id, store.cursor);
+                        net.send(&mut rng, now, false, m);
+                    }
                     ParentAction::Apply(b) => {
                         let (a, d) = store.apply(&b).unwrap_or_else(|r| panic!("seed {seed}: {r}"));
                         let ack = parent.applied(b.upto, a, d, 0);
                         net.send(&mut rng, now, false, ack);
                     }
                     ParentAction::Close(r) => panic!("seed {seed}: parent closed: {r}"),
+                    ParentAction::Fetch { .. } => panic!("seed {seed}: the child never fetches"),
                 }
-            } else if let Err(r) = child.handle(msg, now) {
-                panic!("seed {seed}: child refused: {r}");
+            } else {
+                match child.handle(msg, now) {
+                    Ok(ChildEvent::Reply(m)) => net.send(&mut rng, now, true, m),
+                    Ok(ChildEvent::Rewound { .. }) => panic!("seed {seed}: the child's log was not rewound"),
+                    Ok(_) => {}
+                    Err(r) => panic!("seed {seed}: child refused: {r}"),
+                }
             }
         }
         // The child sends while its window allows, 1 to 5 changes per batch.
@@ -223,7 +235,7 @@ fn a_peer_of_another_version_gets_a_clear_refusal() {
     let mut p = ParentSession::new(PARENT, CHILD, 0, 0);
     let ParentAction::Close(r) = p.handle(hello(7, 9, CHILD)) else { panic!() };
     assert_eq!(r.code, "version_mismatch");
-    assert!(r.message.contains("7..=9") && r.message.contains("1..=1"), "{r}");
+    assert!(r.message.contains("7..=9") && r.message.contains("1..=2"), "{r}");
     let mut c = ChildSession::new(CHILD, 0, 1, 100);
     let _ = c.hello(0, "t");
     let err = c.handle(Message::Welcome(Welcome { version: 9, node_id: PARENT.into(), cursor: 0, features: 0 }), 1).unwrap_err();
@@ -246,12 +258,18 @@ fn the_hello_must_match_the_certificate_and_come_first() {
 
 #[test]
 fn children_must_lie_inside_the_jurisdiction_and_on_the_list() {
-    assert!(authorize_child("420100", "420102", None).is_ok());
-    assert!(authorize_child("420000", "429004", None).is_ok(), "a 省直辖县 under its province");
-    assert_eq!(authorize_child("420100", "420202", None).unwrap_err().code, "outside_jurisdiction");
-    assert_eq!(authorize_child("420100", "420100", None).unwrap_err().code, "outside_jurisdiction");
+    let t = RegionTable::embedded();
+    assert!(authorize_child("420100", "420102", None, t).is_ok());
+    assert!(authorize_child("420000", "429004", None, t).is_ok(), "a 省直辖县 under its province");
+    assert!(authorize_child("000000", "420000", None, t).is_ok());
+    assert_eq!(authorize_child("420100", "420202", None, t).unwrap_err().code, "outside_jurisdiction");
+    assert_eq!(authorize_child("420100", "420100", None, t).unwrap_err().code, "outside_jurisdiction");
+    // Skipping a tier needs the parent's explicit list.
+    assert_eq!(authorize_child("000000", "420100", None, t).unwrap_err().code, "not_immediate_child");
+    assert_eq!(authorize_child("420000", "420102", None, t).unwrap_err().code, "not_immediate_child");
+    assert!(authorize_child("000000", "420100", Some(&["420100".to_string()]), t).is_ok());
     let list = vec!["420103".to_string()];
-    assert_eq!(authorize_child("420100", "420102", Some(&list)).unwrap_err().code, "not_allowed");
+    assert_eq!(authorize_child("420100", "420102", Some(&list), t).unwrap_err().code, "not_allowed");
 }
 
 #[test]
@@ -274,4 +292,41 @@ fn changes_are_checked_for_jurisdiction_provenance_and_integrity() {
     c.hops.push(Hop { node: PARENT.into(), accepted_at_ms: 9 });
     assert!(check_change(PARENT, &c).is_ok());
     assert_eq!(check_change("420200", &c).unwrap_err().code, "outside_jurisdiction");
+}
+
+#[test]
+fn a_rewound_store_starts_a_new_log_and_sends_it_all() {
+    let mut parent = ParentSession::new(PARENT, CHILD, 0, 0);
+    // The parent holds this log up to 100; the child, restored from an old copy, has 5.
+    let mut child = ChildSession::new(CHILD, 0, 2, 100).with_log(LOG, 5);
+    let ParentAction::Send(welcome) = parent.handle(child.hello(0, "t")) else { panic!() };
+    let Ok(ChildEvent::Reply(resume)) = child.handle(welcome, 1) else { panic!("version 2 resumes") };
+    let ParentAction::Resume { log_id, last_seq } = parent.handle(resume) else { panic!() };
+    assert_eq!((log_id.as_str(), last_seq), (LOG, 5));
+    let answer = parent.resumed(&log_id, 100);
+    assert_eq!(child.handle(answer, 2), Ok(ChildEvent::Rewound { parent_cursor: 100, last_seq: 5 }));
+    assert_eq!(child.next_after(), None, "nothing is sent against a cursor the child cannot have");
+    let fresh = "fedcba9876543210fedcba9876543210";
+    let ParentAction::Resume { log_id, .. } = parent.handle(child.restart_log(fresh, 3)) else { panic!() };
+    assert_eq!(log_id, fresh);
+    let answer = parent.resumed(&log_id, 0);
+    assert!(matches!(child.handle(answer, 4), Ok(ChildEvent::Ready { cursor: 0, version: 2, .. })));
+    assert_eq!(child.next_after(), Some(0), "the whole new log goes up");
+    assert_eq!(parent.log_id(), fresh);
+}
+
+#[test]
+fn a_version_1_child_still_works_and_batches_wait_for_resume() {
+    let mut p = ParentSession::new(PARENT, CHILD, 42, 0);
+    let ParentAction::Send(Message::Welcome(w)) = p.handle(hello(1, 1, CHILD)) else { panic!() };
+    assert_eq!((w.version, w.cursor), (1, 42));
+    let mut p = ParentSession::new(PARENT, CHILD, 42, 0);
+    let ParentAction::Send(Message::Welcome(w)) = p.handle(hello(1, 2, CHILD)) else { panic!() };
+    assert_eq!(w.version, 2);
+    let batch = Message::Batch(Batch { after: 0, upto: 1, count: 1, encoding: 0, payload: vec![] });
+    assert!(matches!(p.handle(batch), ParentAction::Close(r) if r.code == "unexpected_message"));
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0);
+    p.handle(hello(1, 2, CHILD));
+    let bad = Message::Resume(Resume { log_id: "nothex".into(), last_seq: 1 });
+    assert!(matches!(p.handle(bad), ParentAction::Close(r) if r.code == "bad_resume"));
 }

@@ -27,9 +27,12 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol versions this build speaks.
+/// The protocol versions this build speaks. Version 2 adds [`Resume`] and
+/// [`Resumed`]: the child names its change log (a random id made with its store)
+/// after `Welcome`, and the parent keeps its cursor per log, so a store restored from
+/// an old copy, or made anew, is never mistaken for the one it replaced.
 pub const MIN_VERSION: u16 = 1;
-pub const MAX_VERSION: u16 = 1;
+pub const MAX_VERSION: u16 = 2;
 /// The QUIC ALPN token.
 pub const ALPN: &[u8] = b"huijiao/1";
 /// `Hello.magic`: lets a peer recognise a huijiao stream among garbage.
@@ -40,8 +43,13 @@ pub const FEATURE_ZSTD: u32 = 1;
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// The largest decompressed batch payload.
 pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+/// The largest record body one change may carry. Intake limits keep a record's
+/// canonical JSON under 64 KiB (spec §3), so this leaves room to spare, and any batch
+/// of at least one change fits a frame.
+pub const MAX_CHANGE_BODY: usize = 256 * 1024;
 
-/// Every message of protocol version 1. Variant order is fixed.
+/// Every message. Variant order is fixed; new variants only ever go at the end, and
+/// are only sent once both sides agreed on the version that has them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     Hello(Hello),
@@ -49,6 +57,15 @@ pub enum Message {
     Batch(Batch),
     Ack(Ack),
     Refused(Refused),
+    /// Version 2, child → parent, right after `Welcome`.
+    Resume(Resume),
+    /// Version 2, parent → child: the answer to `Resume`.
+    Resumed(Resumed),
+    /// Version 2, child → parent, instead of `Resume`: a page of the records the parent
+    /// holds from the child's subtree (`huijiao recover`).
+    Fetch(Fetch),
+    /// Version 2, parent → child: the answer to `Fetch`.
+    Records(Records),
 }
 
 /// The child's opening message. Its layout never changes, in any version.
@@ -91,6 +108,42 @@ pub struct Batch {
 
 pub const ENCODING_PLAIN: u8 = 0;
 pub const ENCODING_ZSTD: u8 = 1;
+
+/// Version 2: the child's change log, named by the random id its store was made
+/// with, and the last sequence number in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resume {
+    /// 32 lower-case hex digits.
+    pub log_id: String,
+    pub last_seq: u64,
+}
+
+/// Version 2: the highest sequence of that log the parent durably holds. A cursor
+/// beyond the child's `last_seq` means the child's store was rewound (restored from
+/// an older copy): the child starts a new log and sends it all again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resumed {
+    pub cursor: u64,
+}
+
+/// Version 2: asks for the records the parent holds whose origin lies in the child's
+/// subtree, in `reg_no` order after `after`, at most `limit` of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetch {
+    pub after: String,
+    pub limit: u32,
+}
+
+/// Version 2: a page of records, each as the change that made its latest version
+/// (`seq` 0), encoded and compressed like a batch payload; `more` when the next page
+/// has some.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Records {
+    pub count: u32,
+    pub encoding: u8,
+    pub payload: Vec<u8>,
+    pub more: bool,
+}
 
 /// Everything up to `cursor` is durably applied at the parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -286,6 +339,11 @@ mod tests {
             (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>())
                 .prop_map(|(cursor, applied, duplicates, conflicts)| Message::Ack(Ack { cursor, applied, duplicates, conflicts })),
             ("[a-z_]{0,12}", ".{0,20}").prop_map(|(code, message)| Message::Refused(Refused { code, message })),
+            ("[0-9a-f]{32}", any::<u64>()).prop_map(|(log_id, last_seq)| Message::Resume(Resume { log_id, last_seq })),
+            any::<u64>().prop_map(|cursor| Message::Resumed(Resumed { cursor })),
+            (".{0,17}", any::<u32>()).prop_map(|(after, limit)| Message::Fetch(Fetch { after, limit })),
+            (any::<u32>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..100), any::<bool>())
+                .prop_map(|(count, encoding, payload, more)| Message::Records(Records { count, encoding, payload, more })),
         ]
     }
 

@@ -4,9 +4,13 @@ use crate::config::Config;
 use crate::store::Reader;
 use std::io::Write;
 
-/// A connected child is noted as seen every `downlink::HEARTBEAT`; three missed notes
-/// mean it is not connected.
+/// A child is connected when its session is open and the parent's heartbeat noted it
+/// within three beats (a parent that died leaves no fresh note).
 const CONNECTED_WITHIN_SECS: i64 = 3 * crate::downlink::HEARTBEAT.as_secs() as i64;
+
+fn connected(c: &crate::store::ChildStatus) -> bool {
+    c.session_open && quiet_secs(c.last_seen_at).is_some_and(|q| q <= CONNECTED_WITHIN_SECS)
+}
 
 /// Seconds since a child was last seen.
 fn quiet_secs(last_seen_at: Option<i64>) -> Option<i64> {
@@ -45,19 +49,26 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     let children = reader.children()?;
     let uplink = reader.uplink()?;
     let conflicts = reader.quarantine()?.len();
+    let refusals = reader.refusals()?;
+    let stuck = reader.stuck()?;
+    let (log_id, _) = reader.log()?;
+    let rotation: Option<serde_json::Value> = reader.log_rotation()?.and_then(|t| serde_json::from_str(&t).ok());
     if json {
         let mut v = serde_json::to_value(&s)?;
         v["inbox_waiting"] = waiting.into();
         v["children"] = serde_json::to_value(&children)?;
         if let Some(list) = v["children"].as_array_mut() {
-            for c in list {
-                let quiet = quiet_secs(c["last_seen_at"].as_i64());
-                c["quiet_secs"] = quiet.into();
-                c["connected"] = (quiet.is_some_and(|q| q <= CONNECTED_WITHIN_SECS)).into();
+            for (c, status) in list.iter_mut().zip(&children) {
+                c["quiet_secs"] = quiet_secs(status.last_seen_at).into();
+                c["connected"] = connected(status).into();
             }
         }
         v["uplink"] = serde_json::to_value(&uplink)?;
         v["conflicts"] = conflicts.into();
+        v["refusals"] = serde_json::to_value(&refusals)?;
+        v["stuck"] = serde_json::to_value(&stuck)?;
+        v["log_id"] = log_id.into();
+        v["log_rotated"] = rotation.unwrap_or_default();
         v["files_unfinished"] = unfinished.into();
         v["disk_full"] = (!full.is_empty()).into();
         v["disk_free"] =
@@ -83,8 +94,20 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     if let Some(u) = uplink {
         writeln!(out, "uplink          to {}: {}, parent holds up to seq {} of {}", u.parent, u.state, u.acked, s.last_seq)?;
         if let Some(e) = &u.last_error {
-            writeln!(out, "                last error: {e}")?;
+            writeln!(out, "                last error at {}: {e}", at(u.last_error_at))?;
         }
+    }
+    if let Some(r) = &rotation {
+        writeln!(
+            out,
+            "LOG RESTARTED   at {}: the parent held changes up to {} of this store's log, the store only up to {} (restored from an older copy?); everything was sent again — run `huijiao recover` to take back what the store lost",
+            at(r["at"].as_i64()),
+            r["parent_cursor"],
+            r["last_seq"]
+        )?;
+    }
+    for st in &stuck {
+        writeln!(out, "STUCK CHANGE    seq {} {} held aside at {}: {}", st.seq, st.reg_no, at(Some(st.at)), st.reason)?;
     }
     if conflicts > 0 {
         writeln!(out, "conflicts       {conflicts} quarantined (huijiao conflicts --config …)")?;
@@ -97,10 +120,11 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
         )?;
         for c in &children {
             let state = match quiet_secs(c.last_seen_at) {
-                Some(q) if q <= CONNECTED_WITHIN_SECS => "connected".to_string(),
+                _ if connected(c) => "connected".to_string(),
                 Some(q) => format!("QUIET {}h{:02}m", q / 3600, q / 60 % 60),
                 None => "never seen".to_string(),
             };
+            let rewound = c.rewound_at.map(|t| format!(" [store rewound at {}]", at(Some(t)))).unwrap_or_default();
             writeln!(
                 out,
                 "                {:<8} {:>10} {:>10}  {:<29}  {:<14}  {}",
@@ -109,7 +133,21 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
                 c.changes,
                 at(c.last_seen_at),
                 state,
-                c.last_error.as_deref().unwrap_or("")
+                c.last_error.as_deref().map(|e| format!("{} {e}", at(c.last_error_at))).unwrap_or_default() + &rewound
+            )?;
+        }
+    }
+    if !refusals.is_empty() {
+        writeln!(out, "refused peers   (never children; by the identity they showed)")?;
+        for r in &refusals {
+            writeln!(
+                out,
+                "                {:<28} {:<24} ×{:<5} last at {}  {}",
+                r.identity,
+                r.reason,
+                r.count,
+                at(Some(r.last_at)),
+                r.last_message.as_deref().unwrap_or("")
             )?;
         }
     }

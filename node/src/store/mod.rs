@@ -17,7 +17,7 @@ mod sync;
 
 pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary, Prepared, PreparedRecord, MAX_ATTEMPTS};
 pub use query::{Filter, Reader, RecordState, StoreStatus, StoredRecord};
-pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, UplinkStatus};
+pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, RefusalStatus, StuckChange, UplinkStatus};
 
 use anyhow::{bail, Context};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -140,7 +140,42 @@ pub fn open_writer_connection(path: Option<&Path>, node_id: &str) -> anyhow::Res
             bail!("store {shown} belongs to node {s}, but the configuration says node_id = {node_id}; refusing to mix two nodes' data")
         }
     }
+    // The change log's identity: made with the store, so a store restored from an
+    // old copy keeps its old id (and is caught by its parent's cursor), and a new
+    // store gets a new one.
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('log_id', ?1)", [new_log_id()?])?;
     Ok(conn)
+}
+
+/// The lock a running daemon holds on its data folder, so nothing else writes the
+/// store behind its back (a second daemon, `recover`, `restore`).
+pub struct DataLock(#[allow(dead_code)] std::fs::File);
+
+/// Takes the data folder's lock, or says who holds it.
+pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataLock> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("huijiao.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(DataLock(f)),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            bail!("{} is in use by a running huijiao daemon (it holds {}); stop it first", dir.display(), path.display())
+        }
+        Err(e) => Err(std::io::Error::from(e)).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
+/// A new random change-log id: 32 hex digits.
+pub fn new_log_id() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).context("cannot read /dev/urandom")?;
+    Ok(huijiao_protocol::record::hex(&b))
 }
 
 fn migrate(conn: &Connection) -> anyhow::Result<()> {

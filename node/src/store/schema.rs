@@ -102,4 +102,35 @@ pub const MIGRATIONS: &[&str] = &[
         count   INTEGER NOT NULL,
         last_at INTEGER NOT NULL
     );",
+    // 4: log identity and truthful status. A parent keeps one cursor per child and
+    // change log (a store restored from an old copy starts a new log); refused peers
+    // are counted by the identity they showed; changes the parent refused are held
+    // aside by the child, which goes on with the rest.
+    "CREATE TABLE cursors (
+        child  TEXT    NOT NULL,
+        log_id TEXT    NOT NULL,  -- '' for a version-1 child
+        cursor INTEGER NOT NULL,
+        PRIMARY KEY (child, log_id)
+    );
+    INSERT INTO cursors (child, log_id, cursor) SELECT child, '', cursor FROM children;
+    ALTER TABLE children ADD COLUMN connected INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE children ADD COLUMN log_id TEXT;
+    ALTER TABLE children ADD COLUMN rewound_at INTEGER;
+    ALTER TABLE children ADD COLUMN last_error_at INTEGER;
+    CREATE TABLE refusals (
+        identity     TEXT    NOT NULL,  -- the node id a certificate names, or what was seen of it
+        reason       TEXT    NOT NULL,
+        count        INTEGER NOT NULL,
+        first_at     INTEGER NOT NULL,
+        last_at      INTEGER NOT NULL,
+        last_message TEXT,
+        PRIMARY KEY (identity, reason)
+    );
+    CREATE TABLE stuck (
+        seq    INTEGER PRIMARY KEY,  -- this node's change the parent refused
+        reg_no TEXT    NOT NULL,
+        reason TEXT    NOT NULL,
+        at     INTEGER NOT NULL
+    );
+    ALTER TABLE uplink ADD COLUMN last_error_at INTEGER;",
 ];

@@ -50,6 +50,34 @@ pub struct ChildStatus {
     pub last_batch_at: Option<i64>,
     pub last_seen_at: Option<i64>,
     pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    /// A session is open (noted by the downlink at its start and end, and kept
+    /// fresh by its heartbeat).
+    pub session_open: bool,
+    /// The change log the child last resumed (version 2).
+    pub log_id: Option<String>,
+    /// When the child's store was last found rewound.
+    pub rewound_at: Option<i64>,
+}
+
+/// A peer the downlink refused, by the identity it showed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefusalStatus {
+    pub identity: String,
+    pub reason: String,
+    pub count: i64,
+    pub first_at: i64,
+    pub last_at: i64,
+    pub last_message: Option<String>,
+}
+
+/// A change of this node's log that the parent refused: held aside, the rest goes on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StuckChange {
+    pub seq: i64,
+    pub reg_no: String,
+    pub reason: String,
+    pub at: i64,
 }
 
 /// The uplink as last recorded.
@@ -59,6 +87,7 @@ pub struct UplinkStatus {
     pub state: String,
     pub acked: i64,
     pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
     pub connected_at: Option<i64>,
     pub updated_at: i64,
 }
@@ -76,19 +105,49 @@ pub struct Quarantined {
 }
 
 impl Writer {
-    /// The durable cursor of `child`: the highest child log seq applied here.
-    pub fn child_cursor(&self, child: &str) -> anyhow::Result<u64> {
-        let c: Option<i64> = self.conn.query_row("SELECT cursor FROM children WHERE child = ?1", [child], |r| r.get(0)).optional()?;
+    /// The durable cursor of `child`'s log `log_id` (`""` for a version-1 child): the
+    /// highest seq of that log applied here.
+    pub fn child_cursor(&self, child: &str, log_id: &str) -> anyhow::Result<u64> {
+        let c: Option<i64> =
+            self.conn.query_row("SELECT cursor FROM cursors WHERE child = ?1 AND log_id = ?2", [child, log_id], |r| r.get(0)).optional()?;
         Ok(c.unwrap_or(0) as u64)
     }
 
-    /// Notes that a child connected or failed, for `huijiao status`.
+    /// Notes which log a child resumed, and when its store was found rewound.
+    pub fn child_resumed(&self, child: &str, log_id: &str, rewound: bool, now: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO children (child, cursor, last_seen_at, log_id, connected) VALUES (?1, 0, ?3, ?2, 1)
+             ON CONFLICT (child) DO UPDATE SET log_id = excluded.log_id, last_seen_at = excluded.last_seen_at, connected = 1,
+               rewound_at = CASE WHEN ?4 THEN ?3 ELSE rewound_at END",
+            params![child, log_id, now, rewound],
+        )?;
+        Ok(())
+    }
+
+    /// Notes a peer the downlink refused (never listed as a child).
+    pub fn note_refusal(&self, identity: &str, reason: &str, message: &str, now: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO refusals (identity, reason, count, first_at, last_at, last_message) VALUES (?1, ?2, 1, ?4, ?4, ?3)
+             ON CONFLICT (identity, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at, last_message = excluded.last_message",
+            params![identity, reason, message, now],
+        )?;
+        Ok(())
+    }
+
+    /// Notes that a child's session ended (with its error, if any), for `huijiao status`.
     pub fn child_seen(&self, child: &str, now: i64, error: Option<&str>) -> anyhow::Result<()> {
         self.conn.execute(
-            "INSERT INTO children (child, cursor, last_seen_at, last_error) VALUES (?1, 0, ?2, ?3)
-             ON CONFLICT (child) DO UPDATE SET last_seen_at = excluded.last_seen_at, last_error = excluded.last_error",
+            "INSERT INTO children (child, cursor, last_seen_at, last_error, last_error_at, connected) VALUES (?1, 0, ?2, ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE ?2 END, 0)
+             ON CONFLICT (child) DO UPDATE SET last_seen_at = excluded.last_seen_at, connected = 0,
+               last_error = coalesce(excluded.last_error, last_error), last_error_at = coalesce(excluded.last_error_at, last_error_at)",
             params![child, now, error],
         )?;
+        Ok(())
+    }
+
+    /// At start: no session survives a restart.
+    pub fn children_disconnected(&self) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE children SET connected = 0 WHERE connected = 1", [])?;
         Ok(())
     }
 
@@ -96,7 +155,7 @@ impl Writer {
     pub fn children_seen(&mut self, children: &[String], now: i64) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         for c in children {
-            tx.prepare_cached("UPDATE children SET last_seen_at = ?2, last_error = NULL WHERE child = ?1")?.execute(params![c, now])?;
+            tx.prepare_cached("UPDATE children SET last_seen_at = ?2, connected = 1 WHERE child = ?1")?.execute(params![c, now])?;
         }
         tx.commit()?;
         Ok(())
@@ -109,6 +168,7 @@ impl Writer {
     pub fn apply_batch(
         &mut self,
         child: &str,
+        log_id: &str,
         after: u64,
         upto: u64,
         checked: Vec<CheckedChange>,
@@ -128,7 +188,10 @@ impl Writer {
         }
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let cursor: i64 = tx.query_row("SELECT cursor FROM children WHERE child = ?1", [child], |r| r.get(0)).optional()?.unwrap_or(0);
+        let cursor: i64 = tx
+            .query_row("SELECT cursor FROM cursors WHERE child = ?1 AND log_id = ?2", [child, log_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
         let mut out = BatchOutcome::default();
         if cursor as u64 != after {
             out.stale = true;
@@ -172,6 +235,12 @@ impl Writer {
             let cur = current(&tx, &c.reg_no)?;
             let conflict = match &cur {
                 Some(cur) if cur.origin != c.origin => Some((Some(cur.origin.clone()), "another origin holds this reg_no")),
+                // The same version with other content: the origin's store was rewound
+                // and made this version again. Held aside, never dropped as a replay.
+                Some(cur) if (c.version as i64) == cur.version && cur.hash != c.hash => Some((
+                    Some(cur.origin.clone()),
+                    "the same version with other content: the origin's store was restored from an older copy; run `huijiao recover` there",
+                )),
                 Some(cur) if (c.version as i64) <= cur.version => {
                     out.duplicates += 1;
                     continue;
@@ -217,17 +286,99 @@ impl Writer {
             out.applied += 1;
         }
         let total = out.applied + out.duplicates + out.conflicts;
-        tx.execute(
-            "INSERT INTO children (child, cursor, batches, changes, last_batch_at, last_seen_at) VALUES (?1, ?2, 1, ?3, ?4, ?4)
+        tx.prepare_cached(
+            "INSERT INTO cursors (child, log_id, cursor) VALUES (?1, ?2, ?3) ON CONFLICT (child, log_id) DO UPDATE SET cursor = excluded.cursor",
+        )?
+        .execute(params![child, log_id, upto as i64])?;
+        tx.prepare_cached(
+            "INSERT INTO children (child, cursor, batches, changes, last_batch_at, last_seen_at, connected) VALUES (?1, ?2, 1, ?3, ?4, ?4, 1)
              ON CONFLICT (child) DO UPDATE SET cursor = excluded.cursor, batches = batches + 1, changes = changes + excluded.changes,
-               last_batch_at = excluded.last_batch_at, last_seen_at = excluded.last_seen_at, last_error = NULL",
-            params![child, upto as i64, total, now],
-        )?;
+               last_batch_at = excluded.last_batch_at, last_seen_at = excluded.last_seen_at, connected = 1, last_error = NULL, last_error_at = NULL",
+        )?
+        .execute(params![child, upto as i64, total, now])?;
         tx.commit()?;
         if out.applied > 0 {
             self.notify_changes();
         }
         Ok(out)
+    }
+
+    /// Starts a new change log after the parent showed this store was rewound: the
+    /// whole log goes up again under the new id (the parent takes replays as no-ops).
+    pub fn rotate_log(&mut self, parent_cursor: u64, last_seq: u64, now: i64) -> anyhow::Result<String> {
+        let id = super::new_log_id()?;
+        let note = serde_json::json!({"at": now, "parent_cursor": parent_cursor, "last_seq": last_seq, "new_log_id": id}).to_string();
+        let tx = self.conn.transaction()?;
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'log_id'", [&id])?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('log_rotated', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [&note],
+        )?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Takes back records a parent held that this store lost (`huijiao recover`):
+    /// each is logged as a change at the version it had, unless this store already
+    /// holds that version or a newer one. Returns how many were restored.
+    pub fn restore_records(&mut self, checked: Vec<CheckedChange>, now: i64) -> anyhow::Result<u64> {
+        let node = self.node_id.clone();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut restored = 0;
+        for CheckedChange { change: c, record: rec, .. } in checked {
+            let cur = current(&tx, &c.reg_no)?;
+            if cur.as_ref().is_some_and(|cur| cur.version >= c.version as i64) {
+                continue;
+            }
+            let mut hops = c.hops.clone();
+            hops.push(Hop { node: node.clone(), accepted_at_ms: now });
+            let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
+            let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
+            let new = NewChange {
+                reg_no: &c.reg_no,
+                origin: &c.origin,
+                version: c.version as i64,
+                op: c.op,
+                region: &c.region,
+                hash: &c.hash,
+                accepted_at: now,
+                hops: &hops_json,
+                source: "recover",
+                body,
+            };
+            let seq = next_seq(&tx)?;
+            append_change(&tx, seq, &new)?;
+            match (&rec, cur) {
+                (Some(r), cur) => {
+                    let (reg_date, embargo) = (r.reg_date.to_string(), r.embargo_until.map(|d| d.to_string()));
+                    let cols =
+                        RecordCols { kind: r.kind.zh(), reg_date: &reg_date, secret: r.secret.zh(), embargo_until: embargo.as_deref() };
+                    if cur.is_none() {
+                        insert_record(&tx, seq, &new, &cols)?;
+                    } else {
+                        update_record(&tx, seq, &new, &cols)?;
+                    }
+                }
+                (None, Some(_)) => withdraw_record(&tx, seq, &new)?,
+                // A withdrawal of a record this store never had: nothing to point at.
+                (None, None) => {}
+            }
+            restored += 1;
+        }
+        tx.commit()?;
+        if restored > 0 {
+            self.notify_changes();
+        }
+        Ok(restored)
+    }
+
+    /// Holds aside a change of this node's log that the parent refused.
+    pub fn mark_stuck(&self, seq: u64, reg_no: &str, reason: &str, now: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO stuck (seq, reg_no, reason, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (seq) DO UPDATE SET reason = excluded.reason, at = excluded.at",
+            params![seq as i64, reg_no, reason, now],
+        )?;
+        Ok(())
     }
 
     /// Records what the uplink is doing, for `huijiao status`.
@@ -241,11 +392,14 @@ impl Writer {
         connected_at: Option<i64>,
         now: i64,
     ) -> anyhow::Result<()> {
+        // An error stays (with its time) until the uplink streams again.
         self.conn.execute(
-            "INSERT INTO uplink (id, parent, state, acked, last_error, connected_at, updated_at) VALUES (1, ?1, ?2, coalesce(?3, 0), ?4, ?5, ?6)
+            "INSERT INTO uplink (id, parent, state, acked, last_error, last_error_at, connected_at, updated_at)
+               VALUES (1, ?1, ?2, coalesce(?3, 0), ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?6 END, ?5, ?6)
              ON CONFLICT (id) DO UPDATE SET parent = excluded.parent, state = excluded.state, acked = coalesce(?3, acked),
-               last_error = coalesce(excluded.last_error, last_error), connected_at = coalesce(excluded.connected_at, connected_at),
-               updated_at = excluded.updated_at",
+               last_error = CASE WHEN excluded.state = 'streaming' THEN NULL ELSE coalesce(excluded.last_error, last_error) END,
+               last_error_at = CASE WHEN excluded.state = 'streaming' THEN NULL ELSE coalesce(excluded.last_error_at, last_error_at) END,
+               connected_at = coalesce(excluded.connected_at, connected_at), updated_at = excluded.updated_at",
             params![parent, state, acked.map(|a| a as i64), error, connected_at, now],
         )?;
         Ok(())
@@ -286,10 +440,48 @@ impl Reader {
         Ok(out)
     }
 
+    /// A page of the records held whose origin lies in `child`'s subtree, after
+    /// `after` in reg_no order, each as the change that made its latest version
+    /// (`seq` 0), with whether more follow.
+    pub fn records_of_subtree(&self, child: &str, after: &str, limit: u32, max_bytes: usize) -> anyhow::Result<(Vec<Change>, bool)> {
+        let prefix = huijiao_protocol::regions::jurisdiction_prefix(child);
+        let mut st = self.conn.prepare_cached(
+            "SELECT r.reg_no, r.origin, r.version, r.withdrawn, r.region, r.hash, l.hops, b.body
+             FROM records r JOIN changes b ON b.seq = r.body_seq JOIN changes l ON l.seq = r.seq
+             WHERE r.reg_no > ?1 AND substr(r.origin, 1, ?2) = ?3 ORDER BY r.reg_no LIMIT ?4",
+        )?;
+        let mut rows = st.query(params![after, prefix.len() as i64, prefix, i64::from(limit) + 1])?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        while let Some(r) = rows.next()? {
+            if out.len() == limit as usize || bytes >= max_bytes {
+                return Ok((out, true));
+            }
+            let withdrawn = r.get::<_, i64>(3)? != 0;
+            let hash: Vec<u8> = r.get(5)?;
+            let hops: Vec<(String, i64)> = serde_json::from_str(&r.get::<_, String>(6)?).context("corrupt hop list in the store")?;
+            let body: Option<String> = if withdrawn { None } else { r.get(7)? };
+            bytes += body.as_ref().map_or(64, |b| b.len() + 64);
+            out.push(Change {
+                seq: 0,
+                reg_no: r.get(0)?,
+                origin: r.get(1)?,
+                version: r.get::<_, i64>(2)? as u64,
+                op: if withdrawn { Op::Withdraw } else { Op::Upsert },
+                region: r.get(4)?,
+                hash: hash.try_into().map_err(|_| anyhow::anyhow!("corrupt hash in the store"))?,
+                body: body.map(String::into_bytes),
+                hops: hops.into_iter().map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }).collect(),
+            });
+        }
+        Ok((out, false))
+    }
+
     pub fn children(&self) -> anyhow::Result<Vec<ChildStatus>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error FROM children ORDER BY child")?;
+        let mut st = self.conn.prepare(
+            "SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error, last_error_at, connected, log_id, rewound_at
+             FROM children ORDER BY child",
+        )?;
         let rows = st.query_map([], |r| {
             Ok(ChildStatus {
                 child: r.get(0)?,
@@ -299,24 +491,67 @@ impl Reader {
                 last_batch_at: r.get(4)?,
                 last_seen_at: r.get(5)?,
                 last_error: r.get(6)?,
+                last_error_at: r.get(7)?,
+                session_open: r.get::<_, i64>(8)? != 0,
+                log_id: r.get(9)?,
+                rewound_at: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    pub fn refusals(&self) -> anyhow::Result<Vec<RefusalStatus>> {
+        let mut st =
+            self.conn.prepare("SELECT identity, reason, count, first_at, last_at, last_message FROM refusals ORDER BY last_at DESC")?;
+        let rows = st.query_map([], |r| {
+            Ok(RefusalStatus {
+                identity: r.get(0)?,
+                reason: r.get(1)?,
+                count: r.get(2)?,
+                first_at: r.get(3)?,
+                last_at: r.get(4)?,
+                last_message: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn stuck(&self) -> anyhow::Result<Vec<StuckChange>> {
+        let mut st = self.conn.prepare("SELECT seq, reg_no, reason, at FROM stuck ORDER BY seq")?;
+        let rows = st.query_map([], |r| Ok(StuckChange { seq: r.get(0)?, reg_no: r.get(1)?, reason: r.get(2)?, at: r.get(3)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// This store's change log: its id and last sequence.
+    pub fn log(&self) -> anyhow::Result<(String, u64)> {
+        let id: String = self.conn.query_row("SELECT value FROM meta WHERE key = 'log_id'", [], |r| r.get(0))?;
+        let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
+        Ok((id, last as u64))
+    }
+
+    /// When this node's own log was last started anew, and why.
+    pub fn log_rotation(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'log_rotated'", [], |r| r.get(0)).optional()?)
+    }
+
     pub fn uplink(&self) -> anyhow::Result<Option<UplinkStatus>> {
         Ok(self
             .conn
-            .query_row("SELECT parent, state, acked, last_error, connected_at, updated_at FROM uplink WHERE id = 1", [], |r| {
-                Ok(UplinkStatus {
-                    parent: r.get(0)?,
-                    state: r.get(1)?,
-                    acked: r.get(2)?,
-                    last_error: r.get(3)?,
-                    connected_at: r.get(4)?,
-                    updated_at: r.get(5)?,
-                })
-            })
+            .query_row(
+                "SELECT parent, state, acked, last_error, connected_at, updated_at, last_error_at FROM uplink WHERE id = 1",
+                [],
+                |r| {
+                    Ok(UplinkStatus {
+                        parent: r.get(0)?,
+                        state: r.get(1)?,
+                        acked: r.get(2)?,
+                        last_error: r.get(3)?,
+                        connected_at: r.get(4)?,
+                        updated_at: r.get(5)?,
+                        last_error_at: r.get(6)?,
+                    })
+                },
+            )
             .optional()?)
     }
 

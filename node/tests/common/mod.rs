@@ -45,7 +45,7 @@ impl Node {
     pub fn with_inbox(node_id: &str, inbox: &str) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("node.toml");
-        std::fs::write(&config, format!("node_id = \"{node_id}\"\ndata_dir = \"data\"\n\n[inbox]\n{inbox}")).unwrap();
+        std::fs::write(&config, format!("node_id = \"{node_id}\"\ndata_dir = \"data\"\nstandalone = true\n\n[inbox]\n{inbox}")).unwrap();
         std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
         Node { dir, config, child: None }
     }
