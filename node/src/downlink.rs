@@ -373,7 +373,7 @@ async fn session(
             }
             ParentAction::Resume { log_id, last_seq } => {
                 let (c, l) = (child.to_string(), log_id.clone());
-                let cursor = store.call(move |w| w.child_cursor(&c, &l)).await??;
+                let (cursor, check_seq, check) = store.call(move |w| w.child_resume_point(&c, &l)).await??;
                 let rewound = cursor > last_seq;
                 if rewound {
                     error!(
@@ -388,7 +388,7 @@ async fn session(
                 }
                 let (c, l, now) = (child.to_string(), log_id.clone(), crate::clock::now_ms());
                 store.call(move |w| w.child_resumed(&c, &l, rewound, now)).await??;
-                let m = s.resumed(&log_id, cursor);
+                let m = s.resumed(&log_id, cursor, check_seq, check);
                 net::write_frame(&mut send, &m).await?;
             }
             ParentAction::Fetch { after, limit } => {

@@ -266,16 +266,25 @@ async fn stream(
                         record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
                     }
                     Ok(ChildEvent::Reply(m)) => net::write_frame(&mut send, &m).await?,
+                    Ok(ChildEvent::Verify { seq, fingerprint }) => {
+                        // Is this log's change there the one the parent holds?
+                        let same = store.reader()?.change_fingerprint(seq)? == Some(fingerprint);
+                        match s.verified(same, crate::clock::now_ms()) {
+                            ChildEvent::Ready { cursor, .. } => {
+                                info!(parent = %parent.node_id, cursor, "uplink streaming");
+                                *acked = Some(cursor);
+                                record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
+                            }
+                            ChildEvent::Rewound { parent_cursor, last_seq } => {
+                                let m = rotate(store, parent, &mut s, parent_cursor, last_seq).await?;
+                                net::write_frame(&mut send, &m).await?;
+                            }
+                            _ => {}
+                        }
+                    }
                     Ok(ChildEvent::Rewound { parent_cursor, last_seq }) => {
-                        error!(
-                            parent = %parent.node_id,
-                            parent_cursor,
-                            last_seq,
-                            "this store was rewound (restored from an older copy, or made anew with the same certificate): the parent holds changes up to {parent_cursor} of this log, the store only up to {last_seq}. Starting a new log and sending it all again; run `huijiao recover` to take back the records the parent holds that this store lost"
-                        );
-                        let now = crate::clock::now_ms();
-                        let id = store.call(move |w| w.rotate_log(parent_cursor, last_seq, now)).await??;
-                        net::write_frame(&mut send, &s.restart_log(&id, now)).await?;
+                        let m = rotate(store, parent, &mut s, parent_cursor, last_seq).await?;
+                        net::write_frame(&mut send, &m).await?;
                     }
                     Ok(ChildEvent::Acked { cursor, ack }) => {
                         *progressed = true;
@@ -316,6 +325,19 @@ async fn stream(
             }
         }
     }
+}
+
+/// The store was rewound: says so loudly, starts a new log, and returns its `Resume`.
+async fn rotate(store: &Store, parent: &Parent, s: &mut ChildSession, parent_cursor: u64, last_seq: u64) -> anyhow::Result<Message> {
+    error!(
+        parent = %parent.node_id,
+        parent_cursor,
+        last_seq,
+        "this store was rewound (restored from an older copy, or made anew with the same certificate): the parent holds other or more changes of this log (up to {parent_cursor}) than the store (up to {last_seq}). Starting a new log and sending it all again; run `huijiao recover` to take back the records the parent holds that this store lost"
+    );
+    let now = crate::clock::now_ms();
+    let id = store.call(move |w| w.rotate_log(parent_cursor, last_seq, now)).await??;
+    Ok(s.restart_log(&id, now))
 }
 
 /// After a failed write: the parent may have refused and closed; its refusal, if it

@@ -52,6 +52,12 @@ pub enum ChildEvent {
         parent_cursor: u64,
         last_seq: u64,
     },
+    /// The parent's last change of this log was at `seq` with this fingerprint: the
+    /// driver compares its own change there and calls [`ChildSession::verified`].
+    Verify {
+        seq: u64,
+        fingerprint: [u8; 32],
+    },
 }
 
 /// The child side of one session.
@@ -71,6 +77,7 @@ pub struct ChildSession {
     last_progress: i64,
     agreed_features: u32,
     version: u16,
+    pending_cursor: Option<u64>,
     /// The change log this session streams (version 2), and its last sequence.
     log_id: String,
     last_seq: u64,
@@ -90,6 +97,7 @@ impl ChildSession {
             last_progress: 0,
             agreed_features: 0,
             version: 0,
+            pending_cursor: None,
             log_id: String::new(),
             last_seq: 0,
         }
@@ -104,6 +112,16 @@ impl ChildSession {
 
     fn resume(&self) -> Message {
         Message::Resume(Resume { log_id: self.log_id.clone(), last_seq: self.last_seq })
+    }
+
+    /// After [`ChildEvent::Verify`]: whether this log's change at that seq is the one
+    /// the parent holds. If not, the store was rewound.
+    pub fn verified(&mut self, same: bool, now: i64) -> ChildEvent {
+        match self.pending_cursor.take() {
+            Some(cursor) if same => self.ready(cursor, now),
+            Some(cursor) => ChildEvent::Rewound { parent_cursor: cursor, last_seq: self.last_seq },
+            None => ChildEvent::Nothing,
+        }
     }
 
     /// After [`ChildEvent::Rewound`]: the driver made a new log; offer it.
@@ -155,8 +173,12 @@ impl ChildSession {
                 if self.state != ChildState::AwaitResumed {
                     return Ok(ChildEvent::Nothing);
                 }
-                if r.cursor > self.last_seq {
+                if r.cursor > self.last_seq || r.check_seq > self.last_seq {
                     return Ok(ChildEvent::Rewound { parent_cursor: r.cursor, last_seq: self.last_seq });
+                }
+                if r.check_seq > 0 {
+                    self.pending_cursor = Some(r.cursor);
+                    return Ok(ChildEvent::Verify { seq: r.check_seq, fingerprint: r.check });
                 }
                 Ok(self.ready(r.cursor, now))
             }
@@ -373,11 +395,12 @@ impl ParentSession {
         }
     }
 
-    /// The durable cursor of the log named in `Resume`: the answer to send.
-    pub fn resumed(&mut self, log_id: &str, cursor: u64) -> Message {
+    /// The durable cursor of the log named in `Resume`, and the seq and fingerprint
+    /// of the last change received from it: the answer to send.
+    pub fn resumed(&mut self, log_id: &str, cursor: u64, check_seq: u64, check: [u8; 32]) -> Message {
         self.log_id = Some(log_id.to_string());
         self.cursor = cursor;
-        Message::Resumed(Resumed { cursor })
+        Message::Resumed(Resumed { cursor, check_seq, check })
     }
 
     /// The log this session applies to: `""` for a version-1 child.

@@ -166,7 +166,7 @@ fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> i64 {
                     ParentAction::Send(m) => net.send(&mut rng, now, false, m),
                     ParentAction::Resume { log_id, last_seq } => {
                         assert_eq!((log_id.as_str(), last_seq), (LOG, log.len() as u64));
-                        let m = parent.resumed(&log_id, store.cursor);
+                        let m = parent.resumed(&log_id, store.cursor, 0, [0; 32]);
                         net.send(&mut rng, now, false, m);
                     }
                     ParentAction::Apply(b) => {
@@ -303,13 +303,13 @@ fn a_rewound_store_starts_a_new_log_and_sends_it_all() {
     let Ok(ChildEvent::Reply(resume)) = child.handle(welcome, 1) else { panic!("version 2 resumes") };
     let ParentAction::Resume { log_id, last_seq } = parent.handle(resume) else { panic!() };
     assert_eq!((log_id.as_str(), last_seq), (LOG, 5));
-    let answer = parent.resumed(&log_id, 100);
+    let answer = parent.resumed(&log_id, 100, 100, [7; 32]);
     assert_eq!(child.handle(answer, 2), Ok(ChildEvent::Rewound { parent_cursor: 100, last_seq: 5 }));
     assert_eq!(child.next_after(), None, "nothing is sent against a cursor the child cannot have");
     let fresh = "fedcba9876543210fedcba9876543210";
     let ParentAction::Resume { log_id, .. } = parent.handle(child.restart_log(fresh, 3)) else { panic!() };
     assert_eq!(log_id, fresh);
-    let answer = parent.resumed(&log_id, 0);
+    let answer = parent.resumed(&log_id, 0, 0, [0; 32]);
     assert!(matches!(child.handle(answer, 4), Ok(ChildEvent::Ready { cursor: 0, version: 2, .. })));
     assert_eq!(child.next_after(), Some(0), "the whole new log goes up");
     assert_eq!(parent.log_id(), fresh);
@@ -329,4 +329,27 @@ fn a_version_1_child_still_works_and_batches_wait_for_resume() {
     p.handle(hello(1, 2, CHILD));
     let bad = Message::Resume(Resume { log_id: "nothex".into(), last_seq: 1 });
     assert!(matches!(p.handle(bad), ParentAction::Close(r) if r.code == "bad_resume"));
+}
+
+#[test]
+fn a_rewound_store_that_grew_past_the_cursor_is_caught_by_the_fingerprint() {
+    let mut parent = ParentSession::new(PARENT, CHILD, 0, 0);
+    // Restored from an old copy and then grown to 120 changes; the parent holds 100
+    // of the old log, whose change 100 differs from the store's change 100 now.
+    let mut child = ChildSession::new(CHILD, 0, 2, 100).with_log(LOG, 120);
+    let ParentAction::Send(welcome) = parent.handle(child.hello(0, "t")) else { panic!() };
+    let Ok(ChildEvent::Reply(resume)) = child.handle(welcome, 1) else { panic!() };
+    let ParentAction::Resume { log_id, .. } = parent.handle(resume) else { panic!() };
+    let held = fingerprint("4201022024Y0001", 1, Op::Upsert, &[1; 32]);
+    let answer = parent.resumed(&log_id, 100, 100, held);
+    assert_eq!(child.handle(answer, 2), Ok(ChildEvent::Verify { seq: 100, fingerprint: held }));
+    assert_eq!(child.verified(false, 3), ChildEvent::Rewound { parent_cursor: 100, last_seq: 120 });
+    // The same change there: the log goes on from the cursor.
+    let mut child = ChildSession::new(CHILD, 0, 2, 100).with_log(LOG, 120);
+    let mut parent = ParentSession::new(PARENT, CHILD, 0, 0);
+    let ParentAction::Send(welcome) = parent.handle(child.hello(0, "t")) else { panic!() };
+    let Ok(ChildEvent::Reply(resume)) = child.handle(welcome, 1) else { panic!() };
+    let ParentAction::Resume { log_id, .. } = parent.handle(resume) else { panic!() };
+    child.handle(parent.resumed(&log_id, 100, 100, held), 2).unwrap();
+    assert!(matches!(child.verified(true, 3), ChildEvent::Ready { cursor: 100, .. }));
 }

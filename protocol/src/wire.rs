@@ -118,12 +118,31 @@ pub struct Resume {
     pub last_seq: u64,
 }
 
-/// Version 2: the highest sequence of that log the parent durably holds. A cursor
-/// beyond the child's `last_seq` means the child's store was rewound (restored from
-/// an older copy): the child starts a new log and sends it all again.
+/// Version 2: the highest sequence of that log the parent durably holds, and the
+/// fingerprint ([`fingerprint`]) of the last change it received from that log (at
+/// `check_seq`; 0 when none). A cursor beyond the child's `last_seq`, or a change at
+/// `check_seq` that is not the one the parent holds, means the child's store was
+/// rewound (restored from an older copy, even one that has since grown past the
+/// cursor): the child starts a new log and sends it all again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resumed {
     pub cursor: u64,
+    pub check_seq: u64,
+    pub check: [u8; 32],
+}
+
+/// What identifies a change in its log: its record, version, operation and content.
+pub fn fingerprint(reg_no: &str, version: u64, op: Op, hash: &[u8; 32]) -> [u8; 32] {
+    let mut b = Vec::with_capacity(reg_no.len() + 42);
+    b.extend_from_slice(reg_no.as_bytes());
+    b.push(0);
+    b.extend_from_slice(&version.to_le_bytes());
+    b.push(match op {
+        Op::Upsert => 0,
+        Op::Withdraw => 1,
+    });
+    b.extend_from_slice(hash);
+    crate::record::sha256(&b)
 }
 
 /// Version 2: asks for the records the parent holds whose origin lies in the child's
@@ -340,7 +359,11 @@ mod tests {
                 .prop_map(|(cursor, applied, duplicates, conflicts)| Message::Ack(Ack { cursor, applied, duplicates, conflicts })),
             ("[a-z_]{0,12}", ".{0,20}").prop_map(|(code, message)| Message::Refused(Refused { code, message })),
             ("[0-9a-f]{32}", any::<u64>()).prop_map(|(log_id, last_seq)| Message::Resume(Resume { log_id, last_seq })),
-            any::<u64>().prop_map(|cursor| Message::Resumed(Resumed { cursor })),
+            (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(cursor, check_seq, check)| Message::Resumed(Resumed {
+                cursor,
+                check_seq,
+                check
+            })),
             (".{0,17}", any::<u32>()).prop_map(|(after, limit)| Message::Fetch(Fetch { after, limit })),
             (any::<u32>(), any::<u8>(), prop::collection::vec(any::<u8>(), 0..100), any::<bool>())
                 .prop_map(|(count, encoding, payload, more)| Message::Records(Records { count, encoding, payload, more })),

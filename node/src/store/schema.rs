@@ -107,9 +107,11 @@ pub const MIGRATIONS: &[&str] = &[
     // are counted by the identity they showed; changes the parent refused are held
     // aside by the child, which goes on with the rest.
     "CREATE TABLE cursors (
-        child  TEXT    NOT NULL,
-        log_id TEXT    NOT NULL,  -- '' for a version-1 child
-        cursor INTEGER NOT NULL,
+        child     TEXT    NOT NULL,
+        log_id    TEXT    NOT NULL,  -- '' for a version-1 child
+        cursor    INTEGER NOT NULL,
+        check_seq INTEGER NOT NULL DEFAULT 0,  -- the last change received from this log
+        check_fp  BLOB,                        -- and its fingerprint (wire::fingerprint)
         PRIMARY KEY (child, log_id)
     );
     INSERT INTO cursors (child, log_id, cursor) SELECT child, '', cursor FROM children;

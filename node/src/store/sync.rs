@@ -6,7 +6,7 @@ use super::rows::{append_change, insert_record, next_seq, op_code, update_record
 use super::{Reader, Writer};
 use anyhow::Context;
 use huijiao_protocol::sync::CheckedChange;
-use huijiao_protocol::wire::{Change, Hop, Op, Refused};
+use huijiao_protocol::wire::{self, Change, Hop, Op, Refused};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 /// What applying one batch did.
@@ -108,9 +108,23 @@ impl Writer {
     /// The durable cursor of `child`'s log `log_id` (`""` for a version-1 child): the
     /// highest seq of that log applied here.
     pub fn child_cursor(&self, child: &str, log_id: &str) -> anyhow::Result<u64> {
-        let c: Option<i64> =
-            self.conn.query_row("SELECT cursor FROM cursors WHERE child = ?1 AND log_id = ?2", [child, log_id], |r| r.get(0)).optional()?;
-        Ok(c.unwrap_or(0) as u64)
+        Ok(self.child_resume_point(child, log_id)?.0)
+    }
+
+    /// The cursor of a child's log with the seq and fingerprint of the last change
+    /// received from it (0 and zeros when none).
+    pub fn child_resume_point(&self, child: &str, log_id: &str) -> anyhow::Result<(u64, u64, [u8; 32])> {
+        let row: Option<(i64, i64, Option<Vec<u8>>)> = self
+            .conn
+            .query_row("SELECT cursor, check_seq, check_fp FROM cursors WHERE child = ?1 AND log_id = ?2", [child, log_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        Ok(match row {
+            Some((cursor, seq, Some(fp))) if fp.len() == 32 => (cursor as u64, seq as u64, fp.try_into().expect("32 bytes")),
+            Some((cursor, _, _)) => (cursor as u64, 0, [0; 32]),
+            None => (0, 0, [0; 32]),
+        })
     }
 
     /// Notes which log a child resumed, and when its store was found rewound.
@@ -198,6 +212,9 @@ impl Writer {
             return Ok(out);
         }
         let source = format!("child:{child}");
+        // The last change received, so a rewound child is recognised even when its
+        // log has grown past the cursor again.
+        let check = changes.last().map(|c| (c.seq as i64, wire::fingerprint(&c.reg_no, c.version, c.op, &c.hash)));
         for (c, rec) in changes.into_iter().zip(records) {
             let mut hops = c.hops.clone();
             hops.push(Hop { node: node.clone(), accepted_at_ms: now });
@@ -287,9 +304,11 @@ impl Writer {
         }
         let total = out.applied + out.duplicates + out.conflicts;
         tx.prepare_cached(
-            "INSERT INTO cursors (child, log_id, cursor) VALUES (?1, ?2, ?3) ON CONFLICT (child, log_id) DO UPDATE SET cursor = excluded.cursor",
+            "INSERT INTO cursors (child, log_id, cursor, check_seq, check_fp) VALUES (?1, ?2, ?3, coalesce(?4, 0), ?5)
+             ON CONFLICT (child, log_id) DO UPDATE SET cursor = excluded.cursor,
+               check_seq = coalesce(?4, check_seq), check_fp = coalesce(?5, check_fp)",
         )?
-        .execute(params![child, log_id, upto as i64])?;
+        .execute(params![child, log_id, upto as i64, check.map(|c| c.0), check.map(|c| c.1.to_vec())])?;
         tx.prepare_cached(
             "INSERT INTO children (child, cursor, batches, changes, last_batch_at, last_seen_at, connected) VALUES (?1, ?2, 1, ?3, ?4, ?4, 1)
              ON CONFLICT (child) DO UPDATE SET cursor = excluded.cursor, batches = batches + 1, changes = changes + excluded.changes,
@@ -520,6 +539,20 @@ impl Reader {
         let mut st = self.conn.prepare("SELECT seq, reg_no, reason, at FROM stuck ORDER BY seq")?;
         let rows = st.query_map([], |r| Ok(StuckChange { seq: r.get(0)?, reg_no: r.get(1)?, reason: r.get(2)?, at: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The fingerprint of this store's change `seq`, if it holds one.
+    pub fn change_fingerprint(&self, seq: u64) -> anyhow::Result<Option<[u8; 32]>> {
+        let row: Option<(String, i64, i64, Vec<u8>)> = self
+            .conn
+            .query_row("SELECT reg_no, version, op, hash FROM changes WHERE seq = ?1", [seq as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        Ok(row.and_then(|(reg_no, version, op, hash)| {
+            let hash: [u8; 32] = hash.try_into().ok()?;
+            Some(wire::fingerprint(&reg_no, version as u64, if op == 0 { Op::Upsert } else { Op::Withdraw }, &hash))
+        }))
     }
 
     /// This store's change log: its id and last sequence.

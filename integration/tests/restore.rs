@@ -1,0 +1,287 @@
+//! Nothing lost after a restore, nobody stalls a parent, every failure visible where
+//! it happened — each case with real node processes.
+
+use huijiao::gen::{self, Generator};
+use huijiao_protocol::wire::{self, Message};
+use huijiao_protocol::Record;
+use integration::{wait_for, Federation, RawClient};
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_huijiao-node");
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn records(region: &str, from: u32, n: u32) -> Vec<Record> {
+    let mut g = Generator::new(u64::from(from));
+    let today = huijiao::clock::today();
+    (from..from + n).map(|i| g.record(region, i, today)).collect()
+}
+
+fn status(f: &Federation, id: &str) -> serde_json::Value {
+    let out = Command::new(BIN).args(["status", "--json", "--config"]).arg(&f.node(id).config_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Every reg_no of `want` is at `node` once, at version 1, and its log holds no
+/// change twice.
+fn held_once(f: &Federation, node: &str, want: &BTreeSet<String>) {
+    let held = f.node(node).records();
+    for r in want {
+        assert_eq!(held.get(r).map(|s| s.version), Some(1), "{node}: {r}");
+    }
+    assert!(f.node(node).reader().unwrap().duplicate_changes().unwrap().is_empty(), "{node}: a change logged twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_restored_from_an_old_copy_loses_nothing() {
+    let mut f = Federation::with_processes(BIN).unwrap();
+    for (id, parent) in [("000000", None), ("420000", Some("000000")), ("420100", Some("420000")), ("420102", Some("420100"))] {
+        f.add(id, parent).unwrap();
+    }
+    f.start_all().await.unwrap();
+    let (a, b, c, d) = (records("420102", 0, 40), records("420102", 100, 30), records("420102", 200, 20), records("420102", 300, 60));
+    let names = |rs: &[Record]| rs.iter().map(|r| r.reg_no.clone()).collect::<BTreeSet<String>>();
+    f.node("420102").drop_file("a.jsonl", &gen::jsonl(&a)).unwrap();
+    wait_for("period A at the national node", LIMIT, || f.node("000000").record_count() == 40).await.unwrap();
+    // The backup an operator took then.
+    f.stop("420102").await.unwrap();
+    let county = f.node("420102").dir.clone();
+    let backup = f.root.path().join("backup-420102");
+    copy_dir(&county.join("data"), &backup);
+    f.start("420102").await.unwrap();
+    f.node("420102").drop_file("b.jsonl", &gen::jsonl(&b)).unwrap();
+    wait_for("period B at the national node", LIMIT, || f.node("000000").record_count() == 70).await.unwrap();
+    // The disk dies; the county is restored from the old copy.
+    f.stop("420102").await.unwrap();
+    std::fs::remove_dir_all(county.join("data")).unwrap();
+    copy_dir(&backup, &county.join("data"));
+    f.start("420102").await.unwrap();
+    f.node("420102").drop_file("c.jsonl", &gen::jsonl(&c)).unwrap();
+    wait_for("period C at the national node", LIMIT, || f.node("000000").record_count() == 90).await.unwrap();
+    let all: BTreeSet<String> = names(&a).into_iter().chain(names(&b)).chain(names(&c)).collect();
+    held_once(&f, "000000", &all);
+    // Both sides say what happened.
+    let s = status(&f, "420102");
+    assert!(s["log_rotated"]["parent_cursor"].as_u64().unwrap() >= 70, "{s}");
+    let p = status(&f, "420100");
+    assert!(p["children"][0]["rewound_at"].is_i64(), "{p}");
+    // The county takes back what its store lost.
+    f.stop("420102").await.unwrap();
+    let out = Command::new(BIN).args(["recover", "--config"]).arg(&f.node("420102").config_path).output().unwrap();
+    assert!(out.status.success(), "recover failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("90 record(s)"), "{}", String::from_utf8_lossy(&out.stdout));
+    held_once(&f, "420102", &all);
+    // A store restored again from the same old copy, which then grows past the
+    // parent's cursor before it reconnects, is still recognised.
+    std::fs::remove_dir_all(county.join("data")).unwrap();
+    copy_dir(&backup, &county.join("data"));
+    let mut edited = f.config_text("420102").unwrap();
+    edited = edited.replace("[parent]", "[parent_offline]");
+    let standalone_cfg = county.join("offline.toml");
+    std::fs::write(&standalone_cfg, format!("standalone = true\n{}", edited.split("[parent_offline]").next().unwrap())).unwrap();
+    {
+        // Ingest period D while cut off from the parent (a county whose link is down).
+        let mut cut_off = Command::new(BIN).args(["run", "--config"]).arg(&standalone_cfg).env("HUIJIAO_LOG", "warn").spawn().unwrap();
+        f.node("420102").drop_file("d.jsonl", &gen::jsonl(&d)).unwrap();
+        let reader_db = county.join("data").join(huijiao::store::DB_FILE);
+        wait_for("period D at the county", LIMIT, || {
+            huijiao::store::Reader::open(&reader_db).and_then(|r| r.record_count()).unwrap_or(0) == 100
+        })
+        .await
+        .unwrap();
+        let _ = Command::new("kill").args(["-TERM", &cut_off.id().to_string()]).status();
+        cut_off.wait().unwrap();
+    }
+    f.start("420102").await.unwrap();
+    wait_for("period D at the national node", LIMIT, || f.node("000000").record_count() == 150).await.unwrap();
+    let all: BTreeSet<String> = all.into_iter().chain(names(&d)).collect();
+    held_once(&f, "000000", &all);
+    f.stop_all().await.unwrap();
+}
+
+/// Milliseconds from a one-record drop at the county to its arrival at the prefecture.
+async fn drop_latency(f: &Federation, serial: u32) -> f64 {
+    let rec = records("420102", 1000 + serial, 1).remove(0);
+    let t = Instant::now();
+    f.node("420102").drop_file(&format!("l{serial}.jsonl"), &gen::jsonl(std::slice::from_ref(&rec))).unwrap();
+    wait_for("the record at the prefecture", LIMIT, || f.node("420100").records().contains_key(&rec.reg_no)).await.unwrap();
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+async fn median_latency(f: &Federation, from: u32) -> f64 {
+    let mut v = Vec::new();
+    for i in 0..5 {
+        v.push(drop_latency(f, from + i).await);
+    }
+    v.sort_by(f64::total_cmp);
+    v[2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalling_and_idle_connections_do_not_slow_a_real_child() {
+    let mut f = Federation::with_processes(BIN).unwrap();
+    f.add("420100", None).unwrap();
+    f.add("420102", Some("420100")).unwrap();
+    f.start_with("420100", |t| *t = t.replace("[listen]\n", "[listen]\nmax_children = 4\n")).await.unwrap();
+    f.start("420102").await.unwrap();
+    let before = median_latency(&f, 0).await;
+    let addr = f.node("420100").listen.unwrap();
+    let spare = f.root.path().join("spare");
+    for id in ["440106", "420103", "420104"] {
+        huijiao::pki::issue(&f.ca, id, &spare, 30).unwrap();
+    }
+    let connect = |id: &'static str| {
+        let (ca, spare) = (f.ca.clone(), spare.clone());
+        async move { RawClient::connect(&ca, &spare.join(format!("{id}.crt")), &spare.join(format!("{id}.key")), id, addr, "420100").await }
+    };
+    // 40 connections from a county of another province, each announcing a 4 MiB frame.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if let Ok(mut c) = connect("440106").await {
+            let _ = c.send_raw(&(wire::MAX_FRAME as u32).to_le_bytes()).await;
+            held.push(c);
+        }
+    }
+    // 8 idle connections from a child that never opens a stream, and one that stalls
+    // in the middle of a frame.
+    for _ in 0..8 {
+        if let Ok(c) = connect("420103").await {
+            held.push(c);
+        }
+    }
+    let mut staller = connect("420104").await.unwrap();
+    staller.send(&RawClient::hello("420104", 1, 2)).await.unwrap();
+    assert!(matches!(staller.recv().await.unwrap(), Message::Welcome(_)));
+    staller.send_raw(&(wire::MAX_FRAME as u32).to_le_bytes()).await.unwrap();
+    staller.send_raw(&[0u8; 1000]).await.unwrap();
+    held.push(staller);
+    let during = median_latency(&f, 100).await;
+    assert!(during <= 2.0 * before + 500.0, "latency {before:.0} ms before, {during:.0} ms under attack");
+    // The parent lists the foreign peer as refused (never as a child), by name.
+    wait_for("the refusals in status", LIMIT, || {
+        let s = status(&f, "420100");
+        s["refusals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["identity"] == "node 440106" && r["reason"] == "outside_jurisdiction" && r["count"].as_i64().unwrap() >= 40)
+    })
+    .await
+    .unwrap();
+    let s = status(&f, "420100");
+    assert!(s["children"].as_array().unwrap().iter().all(|c| c["child"] != "440106"), "{s}");
+    drop(held);
+    f.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_the_parent_refuses_is_held_aside_and_the_rest_goes_on() {
+    let mut f = Federation::with_processes(BIN).unwrap();
+    f.add("420100", None).unwrap();
+    f.add("420102", Some("420100")).unwrap();
+    f.start("420100").await.unwrap();
+    // A store from before the intake limits: one record too large to send, one of
+    // another county (the parent refuses it), around ordinary ones.
+    let mut recs = records("420102", 0, 5);
+    recs[1].r#abstract = "长".repeat(100_000);
+    recs[3] = records("420103", 50, 1).remove(0);
+    {
+        let db = f.node("420102").dir.join("data").join(huijiao::store::DB_FILE);
+        std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+        let mut w = huijiao::store::Writer::open(Some(&db), "420102").unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        let rows = recs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| huijiao::store::Prepared::new(i as u64 + 2, huijiao_protocol::Row::Upsert(r.clone())))
+            .collect();
+        tx.send(huijiao::store::IngestMsg::Rows(rows)).unwrap();
+        let mut report = huijiao_protocol::Report::new("old", "old");
+        report.rows = 5;
+        report.accepted = 5;
+        tx.send(huijiao::store::IngestMsg::Done(Box::new(report))).unwrap();
+        let (atx, _arx) = std::sync::mpsc::sync_channel(16);
+        let meta = huijiao::store::FileMeta {
+            sha256: "old".into(),
+            name: "old".into(),
+            source_path: "old".into(),
+            dest: "old".into(),
+            received_at: 0,
+        };
+        w.ingest_file(meta, rx, atx).unwrap();
+        w.mark_moved("old").unwrap();
+    }
+    f.start("420102").await.unwrap();
+    let ok: Vec<String> = [0, 2, 4].iter().map(|i| recs[*i].reg_no.clone()).collect();
+    wait_for("the ordinary records at the parent", LIMIT, || {
+        let held = f.node("420100").records();
+        ok.iter().all(|r| held.contains_key(r))
+    })
+    .await
+    .unwrap();
+    // The county's status names each change held aside and why; the ones behind
+    // them went on, and new files still go up.
+    wait_for("both changes held aside", LIMIT, || status(&f, "420102")["stuck"].as_array().unwrap().len() == 2).await.unwrap();
+    let s = status(&f, "420102");
+    let stuck: Vec<(String, String)> = s["stuck"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["reg_no"].as_str().unwrap().to_string(), c["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(stuck[0].0, recs[1].reg_no);
+    assert!(stuck[0].1.contains("over the limit"), "{stuck:?}");
+    assert_eq!(stuck[1].0, recs[3].reg_no);
+    assert!(stuck[1].1.contains("outside_jurisdiction"), "{stuck:?}");
+    let later = records("420102", 500, 1).remove(0);
+    f.node("420102").drop_file("later.jsonl", &gen::jsonl(std::slice::from_ref(&later))).unwrap();
+    wait_for("a later record at the parent", LIMIT, || f.node("420100").records().contains_key(&later.reg_no)).await.unwrap();
+    f.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefecture_cannot_skip_its_province_unless_listed() {
+    let mut f = Federation::with_processes(BIN).unwrap();
+    f.add("000000", None).unwrap();
+    f.add("420100", Some("000000")).unwrap();
+    f.start_all().await.unwrap();
+    wait_for("the refusal at the prefecture", LIMIT, || {
+        let s = status(&f, "420100");
+        s["uplink"]["state"] == "refused" && s["uplink"]["last_error"].as_str().is_some_and(|e| e.contains("not_immediate_child"))
+    })
+    .await
+    .unwrap();
+    let n = status(&f, "000000");
+    assert!(
+        n["refusals"].as_array().unwrap().iter().any(|r| r["identity"] == "node 420100" && r["reason"] == "not_immediate_child"),
+        "{n}"
+    );
+    assert!(n["children"].as_array().unwrap().is_empty(), "a refused peer is never a child: {n}");
+    // Listed at the national node, it is taken.
+    f.stop("000000").await.unwrap();
+    f.allow.insert("000000".into(), vec!["420100".into()]);
+    f.start("000000").await.unwrap();
+    let rec = records("420100", 0, 1).remove(0);
+    f.node("420100").drop_file("p.jsonl", &gen::jsonl(std::slice::from_ref(&rec))).unwrap();
+    wait_for("the record at the national node", LIMIT, || f.node("000000").records().contains_key(&rec.reg_no)).await.unwrap();
+    // A stopped child is shown as gone at once, not as connected for minutes.
+    f.stop("420100").await.unwrap();
+    wait_for("the child shown as not connected", Duration::from_secs(10), || status(&f, "000000")["children"][0]["connected"] == false)
+        .await
+        .unwrap();
+    f.stop_all().await.unwrap();
+}
