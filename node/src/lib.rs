@@ -29,6 +29,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod net;
 pub mod pki;
+pub mod search;
 pub mod store;
 pub mod uplink;
 pub mod xlsx_writer;

@@ -9,6 +9,7 @@
 //! Durability: WAL with `synchronous = FULL`, so a commit that returned survives power
 //! loss; the inbox moves a file and a parent acknowledges a batch only after that.
 
+pub mod catalogue;
 mod ingest;
 mod query;
 mod rows;
@@ -311,3 +312,6 @@ impl Writer {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod catalogue_tests;

@@ -7,7 +7,7 @@ use huijiao_protocol::validate::Row;
 
 const NODE: &str = "420102";
 
-fn record(serial: u32, title: &str) -> Record {
+pub(super) fn record(serial: u32, title: &str) -> Record {
     let mut r: Record = serde_json::from_value(serde_json::json!({
         "reg_no": format!("4201022024Y{serial:04}"), "title": title, "kind": "应用技术", "region": "420102",
         "reg_date": "2024-03-05", "first_unit": "武汉研究所", "units": [], "persons": ["张三"], "keywords": [],
@@ -20,7 +20,7 @@ fn record(serial: u32, title: &str) -> Record {
     r
 }
 
-fn ingest(w: &mut Writer, sha: &str, rows: Vec<Row>) -> IngestSummary {
+pub(super) fn ingest(w: &mut Writer, sha: &str, rows: Vec<Row>) -> IngestSummary {
     let (tx, rx) = std::sync::mpsc::sync_channel(4);
     let n = rows.len() as u64;
     let mut report = Report::new("f.csv", sha);

@@ -1,0 +1,762 @@
+//! The catalogue: a search index and filter columns over the store, in a database of
+//! its own (`catalogue.db` beside `huijiao.db`), so indexing never holds a lock the
+//! store's writer needs.
+//!
+//! It is a derived view: the indexer follows the store's change log with its own
+//! cursor (kept in the catalogue, committed with what it indexed), catches up after a
+//! crash from that cursor, and can be rebuilt from the store at any time (`huijiao
+//! reindex`). Queries read the catalogue with the store attached read-only: every
+//! body comes from the store, and the public view's checks (公开, not withdrawn, past
+//! any embargo) are made on the store's own state, so an index a moment behind never
+//! shows a record that is no longer public.
+
+use crate::search;
+use anyhow::Context;
+use huijiao_protocol::record::{ip_type, IP_TRADE_SECRET};
+use huijiao_protocol::{Date, Record, Secret};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+
+/// The catalogue's file in `data_dir`.
+pub const CATALOGUE_FILE: &str = "catalogue.db";
+
+/// Each entry moves the catalogue from version `i` to `i + 1`. The catalogue can be
+/// rebuilt from the store, so a version it does not know is simply rebuilt.
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS docs (
+        id            INTEGER PRIMARY KEY,   -- the FTS rowid; grows with indexing order
+        reg_no        TEXT NOT NULL UNIQUE,
+        origin        TEXT NOT NULL,
+        withdrawn     INTEGER NOT NULL,
+        public        INTEGER NOT NULL,      -- 公开 and not withdrawn (embargo: at query time)
+        embargo_until TEXT,
+        region        TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        stage         TEXT,
+        level         TEXT,
+        discipline    TEXT NOT NULL,
+        industry      TEXT,
+        transfer      TEXT,
+        ip_public     TEXT NOT NULL,         -- ';type;type;' of the public IP entries
+        ip_all        TEXT NOT NULL,
+        trl           INTEGER,
+        reg_date      TEXT NOT NULL,
+        year          INTEGER NOT NULL,
+        fiscal_funded INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS docs_date ON docs (reg_date, id);
+    CREATE INDEX IF NOT EXISTS docs_region ON docs (region, reg_date);
+    CREATE INDEX IF NOT EXISTS docs_public_date ON docs (public, reg_date, id);
+    CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+        title, keywords, people, abstract,
+        content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 0'
+    );
+";
+
+/// The catalogue's schema version, in `meta`.
+const SCHEMA_VERSION: &str = "1";
+
+fn catalogue_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(CATALOGUE_FILE)
+}
+
+fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(super::DB_FILE)
+}
+
+/// Attaches the store read-only as `st`.
+fn attach_store(conn: &Connection, data_dir: &Path) -> anyhow::Result<()> {
+    let uri = format!("file:{}?mode=ro", store_path(data_dir).display());
+    conn.execute("ATTACH DATABASE ?1 AS st", [uri]).context("cannot attach the store to the catalogue")?;
+    Ok(())
+}
+
+/// The catalogue's writer: the indexer.
+pub struct Indexer {
+    conn: Connection,
+    data_dir: PathBuf,
+}
+
+/// The filter columns of a record.
+struct DocCols {
+    public: bool,
+    ip_public: String,
+    ip_all: String,
+}
+
+fn doc_cols(r: &Record, withdrawn: bool) -> DocCols {
+    let types = |public: bool| {
+        let mut t: Vec<&str> = r.ip.iter().filter_map(|e| ip_type(e)).filter(|t| !public || *t != IP_TRADE_SECRET).collect();
+        t.sort_unstable();
+        t.dedup();
+        if t.is_empty() {
+            String::new()
+        } else {
+            format!(";{};", t.join(";"))
+        }
+    };
+    DocCols { public: r.secret == Secret::Public && !withdrawn, ip_public: types(true), ip_all: types(false) }
+}
+
+impl Indexer {
+    /// Opens (creating) the catalogue of the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Indexer> {
+        let path = catalogue_path(data_dir);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the catalogue {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "page_size", 16_384)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        // The catalogue is derived: losing its last commits on power loss only means
+        // indexing them again.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "cache_size", -16_384)?;
+        let version: Option<String> =
+            conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).optional().unwrap_or(None);
+        if version.as_deref().is_some_and(|v| v != SCHEMA_VERSION) {
+            drop(conn);
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove the old catalogue {}", path.display()))?;
+            return Indexer::open(data_dir);
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1)", [SCHEMA_VERSION])?;
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('cursor', '0')", [])?;
+        attach_store(&conn, data_dir)?;
+        Ok(Indexer { conn, data_dir: data_dir.to_path_buf() })
+    }
+
+    /// The last store change indexed.
+    pub fn cursor(&self) -> anyhow::Result<u64> {
+        let c: String = self.conn.query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0))?;
+        Ok(c.parse().unwrap_or(0))
+    }
+
+    /// Indexes up to `max` store changes after the cursor, in one transaction that also
+    /// moves the cursor. Returns how many it indexed (0: caught up). A store whose log
+    /// is behind the cursor (restored, replaced) is indexed again from scratch.
+    pub fn catch_up(&mut self, max: usize) -> anyhow::Result<usize> {
+        let cursor = self.cursor()?;
+        let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
+        if (last as u64) < cursor {
+            self.rebuild()?;
+            return Ok(1);
+        }
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        let mut upto = cursor;
+        {
+            let mut st = tx.prepare_cached("SELECT seq, reg_no, origin, op, body FROM st.changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+            let mut rows = st.query(params![cursor as i64, max as i64])?;
+            while let Some(r) = rows.next()? {
+                let (seq, reg_no, origin, op, body): (i64, String, String, i64, Option<String>) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+                upto = seq as u64;
+                n += 1;
+                match (op, body) {
+                    (0, Some(body)) => {
+                        let rec = Record::from_json(body.as_bytes()).with_context(|| format!("corrupt body of change {seq}"))?;
+                        index_record(&tx, &rec, &origin, false)?;
+                    }
+                    _ => {
+                        tx.prepare_cached("UPDATE docs SET withdrawn = 1, public = 0 WHERE reg_no = ?1")?.execute([&reg_no])?;
+                    }
+                }
+            }
+        }
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'cursor'", [upto.to_string()])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// Drops everything and indexes every record of the store again.
+    pub fn rebuild(&mut self) -> anyhow::Result<u64> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch("DELETE FROM docs; DELETE FROM fts;")?;
+        let last: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
+        let mut n = 0u64;
+        {
+            let mut st = tx.prepare(
+                "SELECT r.reg_no, r.origin, r.withdrawn, b.body FROM st.records r JOIN st.changes b ON b.seq = r.body_seq ORDER BY r.seq",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let (reg_no, origin, withdrawn, body): (String, String, i64, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                let Some(body) = body else { continue };
+                let rec = Record::from_json(body.as_bytes()).with_context(|| format!("corrupt body of {reg_no}"))?;
+                index_record(&tx, &rec, &origin, withdrawn != 0)?;
+                n += 1;
+            }
+        }
+        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'cursor'", [last.to_string()])?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+/// Puts a record's latest version into the catalogue (docs row and search tokens).
+fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &str, withdrawn: bool) -> anyhow::Result<()> {
+    let c = doc_cols(r, withdrawn);
+    let old: Option<i64> = tx.prepare_cached("SELECT id FROM docs WHERE reg_no = ?1")?.query_row([&r.reg_no], |x| x.get(0)).optional()?;
+    let args = params![
+        r.reg_no,
+        origin,
+        withdrawn,
+        c.public,
+        r.embargo_until.map(|d| d.to_string()),
+        r.region,
+        r.kind.zh(),
+        r.stage,
+        r.level,
+        r.discipline,
+        r.industry,
+        r.transfer,
+        c.ip_public,
+        c.ip_all,
+        r.trl,
+        r.reg_date.to_string(),
+        r.reg_date.year,
+        r.fiscal_funded,
+    ];
+    let id = match old {
+        Some(id) => {
+            tx.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?.execute([id])?;
+            tx.prepare_cached(
+                "UPDATE docs SET origin = ?2, withdrawn = ?3, public = ?4, embargo_until = ?5, region = ?6, kind = ?7, stage = ?8,
+                   level = ?9, discipline = ?10, industry = ?11, transfer = ?12, ip_public = ?13, ip_all = ?14, trl = ?15,
+                   reg_date = ?16, year = ?17, fiscal_funded = ?18 WHERE reg_no = ?1",
+            )?
+            .execute(args)?;
+            id
+        }
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO docs (reg_no, origin, withdrawn, public, embargo_until, region, kind, stage, level, discipline, industry,
+                   transfer, ip_public, ip_all, trl, reg_date, year, fiscal_funded)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )?
+            .execute(args)?;
+            tx.last_insert_rowid()
+        }
+    };
+    let mut people = vec![r.first_unit.as_str()];
+    people.extend(r.units.iter().map(String::as_str));
+    people.extend(r.persons.iter().map(String::as_str));
+    let keywords = format!("{} {}", r.keywords.join(" "), r.reg_no);
+    tx.prepare_cached("INSERT INTO fts (rowid, title, keywords, people, abstract) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
+        id,
+        search::index_text(&r.title),
+        search::index_text(&keywords),
+        search::index_text(&people.join(" ")),
+        search::index_text(&r.r#abstract),
+    ])?;
+    Ok(())
+}
+
+/// Who is asking: the public sees public records and fields only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Only what may be published on `today` (spec §3).
+    Public {
+        today: Date,
+    },
+    Operator,
+}
+
+/// Conditions every listed record meets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    /// A region code prefix (`42`, `4201`, `420102`).
+    pub region: Option<String>,
+    pub kind: Option<String>,
+    pub stage: Option<String>,
+    pub level: Option<String>,
+    pub discipline: Option<String>,
+    pub industry: Option<String>,
+    pub transfer: Option<String>,
+    pub has_ip: Option<bool>,
+    pub ip_type: Option<String>,
+    pub trl_min: Option<u8>,
+    pub trl_max: Option<u8>,
+    pub since: Option<Date>,
+    pub until: Option<Date>,
+    pub fiscal_funded: Option<bool>,
+    pub origin: Option<String>,
+    pub reg_no: Option<String>,
+}
+
+/// The order of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Title matches first, then the rest; newest indexed first within each.
+    Relevance,
+    /// Latest `reg_date` first.
+    Date,
+    /// By region code, then by registration number.
+    Region,
+}
+
+/// A listing request.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub q: Option<String>,
+    pub filters: Filters,
+    pub sort: Sort,
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub view: View,
+}
+
+/// One listed record: the record, its bookkeeping, and its highlights.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub record: Record,
+    pub origin: String,
+    pub version: i64,
+    pub withdrawn: bool,
+    pub updated_at: i64,
+    pub hops: Vec<(String, i64)>,
+    /// The title and a piece of the abstract with the query's terms marked (HTML).
+    pub title_html: String,
+    pub snippet_html: String,
+}
+
+/// A page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub hits: Vec<Hit>,
+    /// How many records match in all (at most [`COUNT_CAP`]; `total_capped` then).
+    pub total: u64,
+    pub total_capped: bool,
+    pub next_cursor: Option<String>,
+}
+
+/// Counting stops here: a count of every match of a common word over ten million
+/// records would cost more than the page itself.
+pub const COUNT_CAP: u64 = 100_000;
+
+/// What statistics group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Province,
+    Prefecture,
+    County,
+    Kind,
+    Year,
+    Stage,
+    IndustrySection,
+    Transfer,
+}
+
+impl GroupBy {
+    fn expr(self) -> &'static str {
+        match self {
+            GroupBy::Province => "substr(d.region, 1, 2) || '0000'",
+            GroupBy::Prefecture => {
+                "CASE WHEN substr(d.region, 3, 2) BETWEEN '90' AND '99' THEN d.region ELSE substr(d.region, 1, 4) || '00' END"
+            }
+            GroupBy::County => "d.region",
+            GroupBy::Kind => "d.kind",
+            GroupBy::Year => "CAST(d.year AS TEXT)",
+            GroupBy::Stage => "coalesce(d.stage, '')",
+            GroupBy::IndustrySection => "coalesce(substr(d.industry, 1, 1), '')",
+            GroupBy::Transfer => "coalesce(d.transfer, '')",
+        }
+    }
+}
+
+/// A read connection to the catalogue (with the store attached).
+pub struct Catalogue {
+    conn: Connection,
+}
+
+/// A cursor in a listing, opaque to callers: the tier (relevance), the sort key and
+/// the doc id of the last record shown.
+#[derive(Debug, Clone, PartialEq)]
+struct Cursor {
+    tier: u8,
+    key: String,
+    id: i64,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        let raw = format!("{}\u{1f}{}\u{1f}{}", self.tier, self.key, self.id);
+        huijiao_protocol::record::hex(raw.as_bytes())
+    }
+
+    fn decode(s: &str) -> Option<Cursor> {
+        if s.len() % 2 != 0 || s.len() > 400 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
+        let raw = String::from_utf8(bytes?).ok()?;
+        let mut parts = raw.split('\u{1f}');
+        let tier = parts.next()?.parse().ok()?;
+        let key = parts.next()?.to_string();
+        let id = parts.next()?.parse().ok()?;
+        Some(Cursor { tier, key, id })
+    }
+}
+
+/// Why a listing cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ListingError {
+    #[error("cursor: not a cursor this listing gave out")]
+    BadCursor,
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for ListingError {
+    fn from(e: rusqlite::Error) -> Self {
+        ListingError::Store(e.into())
+    }
+}
+
+/// SQL conditions with their arguments. Placeholders are plain `?`, bound in the
+/// order they appear: whatever a query puts before the conditions binds first.
+#[derive(Default)]
+struct Where {
+    sql: String,
+    args: Vec<rusqlite::types::Value>,
+}
+
+impl Where {
+    fn and(&mut self, cond: &str, args: impl IntoIterator<Item = rusqlite::types::Value>) {
+        self.args.extend(args);
+        self.sql.push_str(" AND ");
+        self.sql.push_str(cond);
+    }
+}
+
+fn text(s: &str) -> rusqlite::types::Value {
+    rusqlite::types::Value::Text(s.to_string())
+}
+
+fn int(i: i64) -> rusqlite::types::Value {
+    rusqlite::types::Value::Integer(i)
+}
+
+/// The exclusive upper bound of a prefix range.
+fn prefix_end(p: &str) -> String {
+    let mut b = p.as_bytes().to_vec();
+    if let Some(last) = b.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+fn filter_sql(f: &Filters, view: View) -> Where {
+    let mut w = Where::default();
+    if let View::Public { today } = view {
+        // The store's own state decides, not the index: never more public than now.
+        w.and("r.secret = '公开' AND r.withdrawn = 0 AND (r.embargo_until IS NULL OR r.embargo_until < ?)", [text(&today.to_string())]);
+    }
+    if let Some(p) = f.region.as_deref().filter(|p| !p.is_empty()) {
+        w.and("d.region >= ? AND d.region < ?", [text(p), text(&prefix_end(p))]);
+    }
+    for (col, v) in
+        [("d.kind", &f.kind), ("d.stage", &f.stage), ("d.level", &f.level), ("d.transfer", &f.transfer), ("d.origin", &f.origin)]
+    {
+        if let Some(v) = v {
+            w.and(&format!("{col} = ?"), [text(v)]);
+        }
+    }
+    for (col, v) in [("d.discipline", &f.discipline), ("d.industry", &f.industry)] {
+        if let Some(p) = v.as_deref().filter(|p| !p.is_empty()) {
+            w.and(&format!("{col} >= ? AND {col} < ?"), [text(p), text(&prefix_end(p))]);
+        }
+    }
+    let ip_col = if matches!(view, View::Public { .. }) { "d.ip_public" } else { "d.ip_all" };
+    match f.has_ip {
+        Some(true) => w.and(&format!("{ip_col} != ''"), []),
+        Some(false) => w.and(&format!("{ip_col} = ''"), []),
+        None => {}
+    }
+    if let Some(t) = &f.ip_type {
+        w.and(&format!("instr({ip_col}, ?) > 0"), [text(&format!(";{t};"))]);
+    }
+    if let Some(m) = f.trl_min {
+        w.and("d.trl >= ?", [int(i64::from(m))]);
+    }
+    if let Some(m) = f.trl_max {
+        w.and("d.trl <= ?", [int(i64::from(m))]);
+    }
+    if let Some(d) = f.since {
+        w.and("d.reg_date >= ?", [text(&d.to_string())]);
+    }
+    if let Some(d) = f.until {
+        w.and("d.reg_date <= ?", [text(&d.to_string())]);
+    }
+    if let Some(b) = f.fiscal_funded {
+        w.and("d.fiscal_funded = ?", [int(i64::from(b))]);
+    }
+    if let Some(r) = &f.reg_no {
+        w.and("d.reg_no = ?", [text(&r.trim().to_ascii_uppercase())]);
+    }
+    w
+}
+
+/// The columns a hit is read from.
+const HIT_COLS: &str = "d.id, d.reg_date, d.region, r.origin, r.version, r.withdrawn, r.updated_at, b.body, l.hops";
+const HIT_JOIN: &str =
+    "JOIN st.records r ON r.reg_no = d.reg_no JOIN st.changes b ON b.seq = r.body_seq JOIN st.changes l ON l.seq = r.seq";
+
+struct Row {
+    id: i64,
+    /// The relevance tier the row was found in (0: title match).
+    tier: u8,
+    reg_date: String,
+    region: String,
+    hit: Hit,
+}
+
+fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> anyhow::Result<Row> {
+    let body: String = r.get(7)?;
+    let record = Record::from_json(body.as_bytes()).context("corrupt record body in the store")?;
+    let hops: String = r.get(8)?;
+    let q = q.unwrap_or("");
+    Ok(Row {
+        id: r.get(0)?,
+        tier: 0,
+        reg_date: r.get(1)?,
+        region: r.get(2)?,
+        hit: Hit {
+            title_html: search::highlight(&record.title, q, 200),
+            snippet_html: search::highlight(&record.r#abstract, q, 120),
+            record,
+            origin: r.get(3)?,
+            version: r.get(4)?,
+            withdrawn: r.get::<_, i64>(5)? != 0,
+            updated_at: r.get(6)?,
+            hops: serde_json::from_str(&hops).context("corrupt hop list in the store")?,
+        },
+    })
+}
+
+impl Catalogue {
+    /// Opens the catalogue of the store in `data_dir` for reading.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Catalogue> {
+        let path = catalogue_path(data_dir);
+        if !path.exists() {
+            anyhow::bail!("no catalogue at {} (has the node run yet? `huijiao reindex` builds one)", path.display());
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open the catalogue {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        attach_store(&conn, data_dir)?;
+        Ok(Catalogue { conn })
+    }
+
+    /// A page of records.
+    pub fn list(&self, l: &Listing) -> Result<Page, ListingError> {
+        let cursor = match &l.cursor {
+            Some(c) => Some(Cursor::decode(c).ok_or(ListingError::BadCursor)?),
+            None => None,
+        };
+        let expr = l.q.as_deref().and_then(search::match_expr);
+        let w = filter_sql(&l.filters, l.view);
+        let limit = l.limit.max(1);
+        let mut rows: Vec<Row> = Vec::new();
+        let mut next = None;
+        match (&expr, l.sort) {
+            (Some(e), Sort::Relevance) => {
+                // Title matches first, then the others, each newest first.
+                let tiers = [format!("{{title}} : ({e})"), format!("({e}) NOT {{title}} : ({e})")];
+                let start = cursor.as_ref().map_or(0, |c| c.tier);
+                for (tier, m) in tiers.iter().enumerate().skip(start as usize) {
+                    let below = cursor.as_ref().filter(|c| c.tier as usize == tier).map_or(i64::MAX, |c| c.id);
+                    let want = limit + 1 - rows.len();
+                    let got = self.fts_page(m, &w, below, want, l.q.as_deref())?;
+                    let full = got.len() == want;
+                    rows.extend(got.into_iter().map(|r| Row { tier: tier as u8, ..r }));
+                    if full {
+                        break;
+                    }
+                }
+                if rows.len() > limit {
+                    rows.truncate(limit);
+                    let last = rows.last().expect("a page");
+                    next = Some(Cursor { tier: last.tier, key: String::new(), id: last.id }.encode());
+                }
+            }
+            _ => {
+                let (order, after) = match l.sort {
+                    Sort::Region => ("d.region ASC, d.id ASC", "(d.region > ? OR (d.region = ? AND d.id > ?))"),
+                    _ => ("d.reg_date DESC, d.id DESC", "(d.reg_date < ? OR (d.reg_date = ? AND d.id < ?))"),
+                };
+                let mut w2 = Where { sql: w.sql.clone(), args: w.args.clone() };
+                if let Some(c) = &cursor {
+                    w2.and(after, [text(&c.key), text(&c.key), int(c.id)]);
+                }
+                let fts = match &expr {
+                    Some(e) => {
+                        w2.and("d.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [text(e)]);
+                        ""
+                    }
+                    None => "",
+                };
+                let sql =
+                    format!("SELECT {HIT_COLS} FROM docs d {HIT_JOIN}{fts} WHERE 1 = 1{} ORDER BY {order} LIMIT {}", w2.sql, limit + 1);
+                let mut st = self.conn.prepare(&sql)?;
+                let mut res = st.query(params_from_iter(w2.args.iter()))?;
+                while let Some(r) = res.next()? {
+                    rows.push(read_row(r, l.q.as_deref())?);
+                }
+                if rows.len() > limit {
+                    rows.truncate(limit);
+                    let last = rows.last().expect("a page");
+                    let key = if l.sort == Sort::Region { last.region.clone() } else { last.reg_date.clone() };
+                    next = Some(Cursor { tier: 0, key, id: last.id }.encode());
+                }
+            }
+        }
+        let (total, total_capped) = self.count(expr.as_deref(), &w)?;
+        Ok(Page { hits: rows.into_iter().map(|r| r.hit).collect(), total, total_capped, next_cursor: next })
+    }
+
+    /// Up to `want` matches of `m` below doc id `below`, newest first.
+    fn fts_page(&self, m: &str, w: &Where, below: i64, want: usize, q: Option<&str>) -> anyhow::Result<Vec<Row>> {
+        let mut args = vec![text(m), int(below)];
+        args.extend(w.args.iter().cloned());
+        let sql = format!(
+            "SELECT {HIT_COLS} FROM fts JOIN docs d ON d.id = fts.rowid {HIT_JOIN} WHERE fts MATCH ? AND fts.rowid < ?{} ORDER BY fts.rowid DESC LIMIT {want}",
+            w.sql
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let mut res = st.query(params_from_iter(args.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = res.next()? {
+            out.push(read_row(r, q)?);
+        }
+        Ok(out)
+    }
+
+    /// How many records match, counted up to [`COUNT_CAP`].
+    fn count(&self, expr: Option<&str>, w: &Where) -> anyhow::Result<(u64, bool)> {
+        let (sql, args) = match expr {
+            Some(e) => {
+                let cond = &w.sql;
+                let mut args = vec![text(e)];
+                args.extend(w.args.iter().cloned());
+                (
+                    format!(
+                        "SELECT count(*) FROM (SELECT 1 FROM fts JOIN docs d ON d.id = fts.rowid JOIN st.records r ON r.reg_no = d.reg_no WHERE fts MATCH ?{cond} LIMIT {})",
+                        COUNT_CAP + 1
+                    ),
+                    args,
+                )
+            }
+            None => (
+                format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM docs d JOIN st.records r ON r.reg_no = d.reg_no WHERE 1 = 1{} LIMIT {})",
+                    w.sql,
+                    COUNT_CAP + 1
+                ),
+                w.args.clone(),
+            ),
+        };
+        let n: i64 = self.conn.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))?;
+        let n = n as u64;
+        Ok((n.min(COUNT_CAP), n > COUNT_CAP))
+    }
+
+    /// One record by registration number, if the view may see it.
+    pub fn get(&self, reg_no: &str, view: View) -> anyhow::Result<Option<Hit>> {
+        let f = Filters { reg_no: Some(reg_no.to_string()), ..Filters::default() };
+        let w = filter_sql(&f, view);
+        let sql = format!("SELECT {HIT_COLS} FROM docs d {HIT_JOIN} WHERE 1 = 1{}", w.sql);
+        let mut st = self.conn.prepare(&sql)?;
+        let mut res = st.query(params_from_iter(w.args.iter()))?;
+        match res.next()? {
+            Some(r) => Ok(Some(read_row(r, None)?.hit)),
+            None => Ok(None),
+        }
+    }
+
+    /// Counts of the matching records by `by`, in key order.
+    pub fn stats(&self, by: GroupBy, q: Option<&str>, f: &Filters, view: View) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut w = filter_sql(f, view);
+        if let Some(e) = q.and_then(search::match_expr) {
+            w.and("d.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [text(&e)]);
+        }
+        let sql = format!(
+            "SELECT {} AS k, count(*) FROM docs d JOIN st.records r ON r.reg_no = d.reg_no WHERE 1 = 1{} GROUP BY k ORDER BY k",
+            by.expr(),
+            w.sql
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(w.args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Calls `each` for every matching record in registration-number order, without
+    /// holding them (an export of ten million rows streams). Withdrawn records are
+    /// left out: an export is a submission another node can take in.
+    pub fn export(&self, q: Option<&str>, f: &Filters, view: View, mut each: impl FnMut(Hit) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+        let mut w = filter_sql(f, view);
+        w.and("r.withdrawn = 0", []);
+        if let Some(e) = q.and_then(search::match_expr) {
+            w.and("d.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [text(&e)]);
+        }
+        let sql = format!("SELECT {HIT_COLS} FROM docs d {HIT_JOIN} WHERE 1 = 1{} ORDER BY d.reg_no", w.sql);
+        let mut st = self.conn.prepare(&sql)?;
+        let mut res = st.query(params_from_iter(w.args.iter()))?;
+        let mut n = 0;
+        while let Some(r) = res.next()? {
+            each(read_row(r, None)?.hit)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// How far the catalogue has indexed the store: (indexed, last change).
+    pub fn progress(&self) -> anyhow::Result<(u64, u64)> {
+        let c: String = self.conn.query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0))?;
+        let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
+        Ok((c.parse().unwrap_or(0), last as u64))
+    }
+}
+
+/// Runs the indexer on a thread of its own until `stop`: it catches up in batches,
+/// then waits to be woken by `wake` (the store's commits) or a second.
+pub fn spawn_indexer(
+    data_dir: &Path,
+    wake: std::sync::mpsc::Receiver<()>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let mut ix = Indexer::open(data_dir)?;
+    Ok(std::thread::Builder::new().name("catalogue-indexer".into()).spawn(move || {
+        let mut failures = 0u32;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match ix.catch_up(5000) {
+                Ok(0) => {
+                    failures = 0;
+                    let _ = wake.recv_timeout(std::time::Duration::from_secs(1));
+                }
+                Ok(_) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        tracing::error!("the catalogue indexer failed, retrying: {e:#}");
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+    })?)
+}

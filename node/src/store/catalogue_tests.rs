@@ -1,0 +1,260 @@
+//! The catalogue against a real store file: search, views, paging, statistics.
+
+use super::catalogue::*;
+use super::tests::{ingest, record};
+use super::Writer;
+use huijiao_protocol::record::Record;
+use huijiao_protocol::validate::Row;
+use huijiao_protocol::{Date, Secret};
+
+const TODAY: Date = Date { year: 2026, month: 11, day: 26 };
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    w: Writer,
+    files: u32,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let w = Writer::open(Some(&dir.path().join(super::DB_FILE)), "420102").unwrap();
+        Fixture { dir, w, files: 0 }
+    }
+
+    fn add(&mut self, rows: Vec<Row>) {
+        self.files += 1;
+        let s = ingest(&mut self.w, &format!("sha{}", self.files), rows);
+        assert!(s.report.errors.is_empty(), "{:?}", s.report.errors);
+    }
+
+    fn index(&self) -> Catalogue {
+        let mut ix = Indexer::open(self.dir.path()).unwrap();
+        while ix.catch_up(3).unwrap() > 0 {}
+        Catalogue::open(self.dir.path()).unwrap()
+    }
+}
+
+fn rec(serial: u32, title: &str, abstract_: &str) -> Record {
+    let mut r = record(serial, title);
+    r.r#abstract = abstract_.into();
+    r
+}
+
+fn listing(q: &str, view: View) -> Listing {
+    Listing { q: Some(q.into()), filters: Filters::default(), sort: Sort::Relevance, limit: 50, cursor: None, view }
+}
+
+fn reg_nos(p: &Page) -> Vec<String> {
+    p.hits.iter().map(|h| h.record.reg_no.clone()).collect()
+}
+
+fn public() -> View {
+    View::Public { today: TODAY }
+}
+
+#[test]
+fn finds_two_three_and_longer_chinese_words_english_and_reg_no() {
+    let mut f = Fixture::new();
+    let mut lidar = rec(3, "基于LiDAR的5G基站巡检", "点云识别");
+    lidar.keywords = vec!["激光雷达".into()];
+    f.add(vec![
+        Row::Upsert(rec(1, "水稻病虫害智能识别系统", "用于田间")),
+        Row::Upsert(rec(2, "芯片封装工艺", "先进封装，提高水稻产量的无关说明")),
+        Row::Upsert(lidar),
+    ]);
+    let c = f.index();
+    let find = |q: &str| reg_nos(&c.list(&listing(q, public())).unwrap());
+    assert_eq!(find("识别"), vec!["4201022024Y0001", "4201022024Y0003"], "title hit first");
+    assert_eq!(find("水稻"), vec!["4201022024Y0001", "4201022024Y0002"], "title before abstract");
+    assert_eq!(find("病虫害"), vec!["4201022024Y0001"]);
+    assert_eq!(find("水稻病虫害智能"), vec!["4201022024Y0001"]);
+    assert_eq!(find("稻病"), vec!["4201022024Y0001"], "any two characters in a row");
+    assert!(find("稻虫").is_empty(), "characters apart do not match");
+    assert_eq!(find("lidar"), vec!["4201022024Y0003"]);
+    assert_eq!(find("5G基站"), vec!["4201022024Y0003"]);
+    assert_eq!(find("激光雷达"), vec!["4201022024Y0003"], "keywords are searched");
+    assert_eq!(find("4201022024Y0002"), vec!["4201022024Y0002"]);
+    assert_eq!(find("张三").len(), 3, "persons are searched");
+    assert_eq!(find("武汉研究所").len(), 3, "units are searched");
+    assert_eq!(find("水稻 芯片"), vec!["4201022024Y0002"], "every term must match");
+    let page = c.list(&listing("水稻", public())).unwrap();
+    assert_eq!(page.hits[0].title_html, "<mark>水稻</mark>病虫害智能识别系统");
+    assert!(page.hits[1].snippet_html.contains("<mark>水稻</mark>"), "{}", page.hits[1].snippet_html);
+    assert_eq!(page.total, 2);
+}
+
+#[test]
+fn the_public_view_never_shows_internal_embargoed_or_withdrawn_records() {
+    let mut f = Fixture::new();
+    let mut internal = rec(2, "水稻内部成果", "x");
+    internal.secret = Secret::Internal;
+    let mut embargoed = rec(3, "水稻延期成果", "x");
+    embargoed.embargo_until = Some(Date { year: 2027, month: 1, day: 1 });
+    let mut lifted = rec(4, "水稻到期成果", "x");
+    lifted.embargo_until = Some(Date { year: 2026, month: 11, day: 25 });
+    let mut secret_ip = rec(5, "水稻秘密工艺", "x");
+    secret_ip.ip = vec!["技术秘密:TS-001".into()];
+    f.add(vec![
+        Row::Upsert(rec(1, "水稻公开成果", "x")),
+        Row::Upsert(internal),
+        Row::Upsert(embargoed),
+        Row::Upsert(lifted),
+        Row::Upsert(secret_ip),
+        Row::Upsert(rec(6, "水稻撤销成果", "x")),
+    ]);
+    f.add(vec![Row::Withdraw { reg_no: "4201022024Y0006".into() }]);
+    let c = f.index();
+    let mut shown = reg_nos(&c.list(&listing("水稻", public())).unwrap());
+    shown.sort();
+    assert_eq!(shown, vec!["4201022024Y0001", "4201022024Y0004", "4201022024Y0005"]);
+    assert_eq!(c.list(&listing("水稻", View::Operator)).unwrap().hits.len(), 6, "operators see everything");
+    assert!(c.get("4201022024Y0002", public()).unwrap().is_none());
+    assert!(c.get("4201022024Y0003", public()).unwrap().is_none());
+    assert!(c.get("4201022024Y0006", public()).unwrap().is_none());
+    assert!(c.get("4201022024Y0002", View::Operator).unwrap().is_some());
+    // A trade secret is not an IP right the public can find by.
+    let mut l = listing("水稻", public());
+    l.filters.has_ip = Some(true);
+    assert!(c.list(&l).unwrap().hits.is_empty());
+    l.filters.has_ip = None;
+    l.filters.ip_type = Some("技术秘密".into());
+    assert!(c.list(&l).unwrap().hits.is_empty());
+    l.view = View::Operator;
+    assert_eq!(reg_nos(&c.list(&l).unwrap()), vec!["4201022024Y0005"]);
+    // Statistics count public records only.
+    let stats = c.stats(GroupBy::Kind, None, &Filters::default(), public()).unwrap();
+    assert_eq!(stats, vec![("应用技术".to_string(), 3)]);
+    let stats = c.stats(GroupBy::Kind, None, &Filters::default(), View::Operator).unwrap();
+    assert_eq!(stats, vec![("应用技术".to_string(), 6)]);
+    // An export leaves withdrawn records out in every view.
+    let mut out = Vec::new();
+    c.export(None, &Filters::default(), public(), |h| {
+        out.push(h.record.reg_no);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(out, vec!["4201022024Y0001", "4201022024Y0004", "4201022024Y0005"]);
+}
+
+#[test]
+fn a_record_made_internal_leaves_the_public_view_even_before_reindexing() {
+    let mut f = Fixture::new();
+    f.add(vec![Row::Upsert(rec(1, "水稻成果", "x"))]);
+    let c = f.index();
+    assert_eq!(c.list(&listing("水稻", public())).unwrap().hits.len(), 1);
+    let mut r = rec(1, "水稻成果", "x");
+    r.secret = Secret::Internal;
+    f.add(vec![Row::Upsert(r)]);
+    assert!(c.list(&listing("水稻", public())).unwrap().hits.is_empty(), "the store's state decides");
+    assert!(c.get("4201022024Y0001", public()).unwrap().is_none());
+}
+
+#[test]
+fn filters_combine_with_search() {
+    let mut f = Fixture::new();
+    let mut a = rec(1, "水稻育种", "x");
+    a.trl = Some(7);
+    a.transfer = Some("许可".into());
+    a.ip = vec!["发明专利:ZL1".into()];
+    a.fiscal_funded = Some(true);
+    let mut b = rec(2, "水稻栽培", "x");
+    b.trl = Some(3);
+    b.industry = Some("A01".into());
+    b.reg_date = Date { year: 2024, month: 8, day: 1 };
+    f.add(vec![Row::Upsert(a), Row::Upsert(b)]);
+    let c = f.index();
+    let with = |mut filters: Filters| {
+        filters.region.get_or_insert("42".into());
+        let l = Listing { filters, ..listing("水稻", public()) };
+        reg_nos(&c.list(&l).unwrap())
+    };
+    assert_eq!(with(Filters { trl_min: Some(5), ..Filters::default() }), vec!["4201022024Y0001"]);
+    assert_eq!(with(Filters { trl_max: Some(5), ..Filters::default() }), vec!["4201022024Y0002"]);
+    assert_eq!(with(Filters { transfer: Some("许可".into()), ..Filters::default() }), vec!["4201022024Y0001"]);
+    assert_eq!(with(Filters { ip_type: Some("发明专利".into()), ..Filters::default() }), vec!["4201022024Y0001"]);
+    assert_eq!(with(Filters { has_ip: Some(false), ..Filters::default() }), vec!["4201022024Y0002"]);
+    assert_eq!(with(Filters { industry: Some("A".into()), ..Filters::default() }), vec!["4201022024Y0002"]);
+    assert_eq!(with(Filters { fiscal_funded: Some(true), ..Filters::default() }), vec!["4201022024Y0001"]);
+    assert_eq!(with(Filters { since: Some(Date { year: 2024, month: 6, day: 1 }), ..Filters::default() }), vec!["4201022024Y0002"]);
+    assert_eq!(with(Filters { region: Some("4201".into()), ..Filters::default() }).len(), 2);
+    assert!(with(Filters { region: Some("4202".into()), ..Filters::default() }).is_empty());
+    assert_eq!(with(Filters { discipline: Some("41".into()), ..Filters::default() }).len(), 2);
+}
+
+#[test]
+fn paging_is_stable_while_records_arrive() {
+    let mut f = Fixture::new();
+    f.add((1..=10).map(|i| Row::Upsert(rec(i, &format!("水稻成果{i}"), "x"))).collect());
+    let mut ix = Indexer::open(f.dir.path()).unwrap();
+    while ix.catch_up(100).unwrap() > 0 {}
+    let c = Catalogue::open(f.dir.path()).unwrap();
+    for sort in [Sort::Relevance, Sort::Date, Sort::Region] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut extra = 100;
+        loop {
+            let l = Listing { sort, limit: 3, cursor: cursor.clone(), ..listing("水稻", public()) };
+            let page = c.list(&l).unwrap();
+            seen.extend(reg_nos(&page));
+            // Records arrive (and get indexed) between pages.
+            extra += 1;
+            f.add(vec![Row::Upsert(rec(extra, &format!("水稻新成果{extra}"), "x"))]);
+            while ix.catch_up(100).unwrap() > 0 {}
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let original: Vec<String> = (1..=10).map(|i| format!("4201022024Y{i:04}")).collect();
+        for r in &original {
+            assert_eq!(seen.iter().filter(|s| *s == r).count(), 1, "{sort:?}: {r} shown exactly once in {seen:?}");
+        }
+        let mut uniq = seen.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), seen.len(), "{sort:?}: no record twice");
+    }
+    let bad = Listing { cursor: Some("zz".into()), ..listing("水稻", public()) };
+    assert!(matches!(c.list(&bad), Err(ListingError::BadCursor)));
+}
+
+#[test]
+fn statistics_group_by_region_levels_year_and_more() {
+    let mut f = Fixture::new();
+    let mut a = rec(1, "甲", "x");
+    a.reg_date = Date { year: 2025, month: 1, day: 2 };
+    a.reg_no = "4201022025Y0001".into();
+    let mut b = rec(2, "乙", "x");
+    b.transfer = Some("转让".into());
+    f.add(vec![Row::Upsert(a), Row::Upsert(b), Row::Upsert(rec(3, "丙", "x"))]);
+    let c = f.index();
+    let st = |by| c.stats(by, None, &Filters::default(), public()).unwrap();
+    assert_eq!(st(GroupBy::Province), vec![("420000".to_string(), 3)]);
+    assert_eq!(st(GroupBy::Prefecture), vec![("420100".to_string(), 3)]);
+    assert_eq!(st(GroupBy::County), vec![("420102".to_string(), 3)]);
+    assert_eq!(st(GroupBy::Year), vec![("2024".to_string(), 2), ("2025".to_string(), 1)]);
+    assert_eq!(st(GroupBy::Transfer), vec![(String::new(), 2), ("转让".to_string(), 1)]);
+    assert_eq!(st(GroupBy::IndustrySection), vec![("C".to_string(), 3)]);
+    let q = c.stats(GroupBy::Year, Some("乙"), &Filters::default(), public()).unwrap();
+    assert_eq!(q, vec![("2024".to_string(), 1)]);
+}
+
+#[test]
+fn the_index_follows_changes_and_rebuilds_to_the_same_answers() {
+    let mut f = Fixture::new();
+    f.add(vec![Row::Upsert(rec(1, "水稻", "x")), Row::Upsert(rec(2, "芯片", "x"))]);
+    let c = f.index();
+    f.add(vec![Row::Upsert(rec(1, "小麦", "x")), Row::Withdraw { reg_no: "4201022024Y0002".into() }]);
+    let mut ix = Indexer::open(f.dir.path()).unwrap();
+    assert_eq!(ix.catch_up(100).unwrap(), 2);
+    assert_eq!(ix.catch_up(100).unwrap(), 0);
+    assert!(c.list(&listing("水稻", View::Operator)).unwrap().hits.is_empty(), "the old title is gone");
+    assert_eq!(reg_nos(&c.list(&listing("小麦", View::Operator)).unwrap()), vec!["4201022024Y0001"]);
+    assert!(c.list(&listing("芯片", public())).unwrap().hits.is_empty());
+    let before = c.progress().unwrap();
+    assert_eq!(ix.rebuild().unwrap(), 2);
+    assert_eq!(c.progress().unwrap(), before);
+    assert_eq!(reg_nos(&c.list(&listing("小麦", View::Operator)).unwrap()), vec!["4201022024Y0001"]);
+    assert!(c.list(&listing("水稻", View::Operator)).unwrap().hits.is_empty());
+}
