@@ -82,37 +82,109 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Query the store (also while the daemon runs).
-    Query {
+    /// Query the store (also while the daemon runs): list, search, count, statistics,
+    /// export.
+    ///
+    /// A listing shows everything the store holds (you are its operator) unless
+    /// `--public`; statistics and exports, which get shared, are public unless
+    /// `--operator`. Searching, the catalogue filters, `--stats` and `--export` read
+    /// the catalogue (`catalogue.db`), which this brings up to date first.
+    Query(Box<QueryArgs>),
+    /// Rebuild the search catalogue from the store (also while the daemon runs).
+    Reindex {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
-        /// Region code prefix (42, 4201), or a node code (420000 = all of Hubei).
-        #[arg(long, value_name = "PREFIX")]
-        region: Option<String>,
-        /// 应用技术 / 基础理论 / 软科学 (or applied / basic / soft).
-        #[arg(long, value_name = "K")]
-        kind: Option<String>,
-        /// Registered on or after this date.
-        #[arg(long, value_name = "D")]
-        since: Option<String>,
-        /// Registered on or before this date.
-        #[arg(long, value_name = "D")]
-        until: Option<String>,
-        #[arg(long = "reg-no", value_name = "R")]
-        reg_no: Option<String>,
-        /// Substring of title, abstract, units, persons or keywords.
-        #[arg(long, value_name = "S")]
-        text: Option<String>,
-        /// Only what the public may see, with only the public fields (spec §3).
-        #[arg(long)]
-        public: bool,
-        /// JSON Lines: one record per line with the spec's English keys.
-        #[arg(long)]
-        json: bool,
-        /// Print only the number of matching records.
-        #[arg(long)]
-        count: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct QueryArgs {
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Search title, abstract, keywords, units, persons and reg_no (words: 水稻, 5G基站,
+    /// LiDAR; several words must all match).
+    #[arg(short = 'q', long = "search", value_name = "WORDS")]
+    search: Option<String>,
+    /// Region: a code prefix (42, 4201), a code (420000 = all of Hubei) or a name (湖北省, 武汉市).
+    #[arg(long, value_name = "R")]
+    region: Option<String>,
+    /// 应用技术 / 基础理论 / 软科学 (or applied / basic / soft).
+    #[arg(long, value_name = "K")]
+    kind: Option<String>,
+    /// Registered on or after this date.
+    #[arg(long, value_name = "D")]
+    since: Option<String>,
+    /// Registered on or before this date.
+    #[arg(long, value_name = "D")]
+    until: Option<String>,
+    /// Registered in this year.
+    #[arg(long, value_name = "YYYY")]
+    year: Option<String>,
+    #[arg(long = "reg-no", value_name = "R")]
+    reg_no: Option<String>,
+    /// 初期阶段 / 中期阶段 / 成熟应用阶段.
+    #[arg(long, value_name = "S")]
+    stage: Option<String>,
+    /// 国际领先 / 国际先进 / 国内领先 / 国内先进 / 未评价.
+    #[arg(long, value_name = "L")]
+    level: Option<String>,
+    /// GB/T 13745 discipline code or its first digits.
+    #[arg(long, value_name = "CODE")]
+    discipline: Option<String>,
+    /// GB/T 4754 industry code or its start (C, C27).
+    #[arg(long, value_name = "CODE")]
+    industry: Option<String>,
+    /// 自行实施 / 转让 / 许可 / 作价投资 / 合作实施 / 其他.
+    #[arg(long, value_name = "T")]
+    transfer: Option<String>,
+    /// Holds an IP right of this type (发明专利, 软件著作权, …).
+    #[arg(long = "ip-type", value_name = "T")]
+    ip_type: Option<String>,
+    /// Holds any IP right (true) or none (false).
+    #[arg(long = "has-ip", value_name = "BOOL")]
+    has_ip: Option<String>,
+    /// Technology readiness: 7, or a range 5..9.
+    #[arg(long, value_name = "N")]
+    trl: Option<String>,
+    /// Funded by the state budget (true / false).
+    #[arg(long = "fiscal-funded", value_name = "BOOL")]
+    fiscal_funded: Option<String>,
+    /// Records that entered the federation at this node.
+    #[arg(long, value_name = "NODE")]
+    origin: Option<String>,
+    /// relevance (with a search) / date / region.
+    #[arg(long, value_name = "ORDER")]
+    sort: Option<String>,
+    /// Show at most this many records.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Substring of title, abstract, units, persons or keywords (a plain scan of the
+    /// store; `-q` searches the catalogue).
+    #[arg(long, value_name = "S", conflicts_with = "search")]
+    text: Option<String>,
+    /// Only what the public may see, with only the public fields (spec §3).
+    #[arg(long, conflicts_with = "operator")]
+    public: bool,
+    /// Statistics and exports with every record and field (default: public).
+    #[arg(long)]
+    operator: bool,
+    /// JSON: one record per line (spec keys), or one object for `--stats`.
+    #[arg(long)]
+    json: bool,
+    /// Print only the number of matching records.
+    #[arg(long)]
+    count: bool,
+    /// Count the matching records grouped by region (one level below --region),
+    /// province, prefecture, county, kind, year, stage, industry, transfer or level.
+    #[arg(long, value_name = "BY", conflicts_with_all = ["count", "export"])]
+    stats: Option<String>,
+    /// Write the matching records as csv (re-importable: UTF-8 with BOM, the spec's
+    /// Chinese columns) or jsonl.
+    #[arg(long, value_name = "FORMAT", conflicts_with = "count")]
+    export: Option<String>,
+    /// Where `--export` writes (default: standard output).
+    #[arg(long, value_name = "FILE", requires = "export")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -269,19 +341,108 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::commands::status::run(&cfg, json, &mut std::io::stdout().lock())?;
             Ok(0)
         }
-        Command::Query { config, region, kind, since, until, reg_no, text, public, json, count } => {
+        Command::Query(a) => query(*a),
+        Command::Reindex { config } => {
             let cfg = crate::config::Config::load(&config)?;
-            let kind = kind
-                .map(|k| huijiao_protocol::Kind::parse(&k).with_context(|| format!("unknown kind `{k}` (use 应用技术, 基础理论, 软科学)")))
-                .transpose()?;
-            let parse = |d: Option<String>| d.map(|d| crate::commands::query::parse_date_arg(&d)).transpose();
-            let filter =
-                Filter { region, kind, since: parse(since)?, until: parse(until)?, reg_no, text, public: public.then(crate::clock::today) };
-            let reader = crate::store::Reader::open(&cfg.db_path())?;
-            crate::commands::query::run(&reader, &filter, json, count, &mut std::io::stdout().lock())?;
+            let n = crate::commands::query::reindex(&cfg.data_dir, &mut std::io::stderr())?;
+            println!("catalogue rebuilt: {n} records indexed");
             Ok(0)
         }
     }
+}
+
+fn query(a: QueryArgs) -> anyhow::Result<i32> {
+    use crate::commands::query as q;
+    let cfg = crate::config::Config::load(&a.config)?;
+    let catalogue_only = [
+        &a.search,
+        &a.year,
+        &a.stage,
+        &a.level,
+        &a.discipline,
+        &a.industry,
+        &a.transfer,
+        &a.ip_type,
+        &a.has_ip,
+        &a.trl,
+        &a.fiscal_funded,
+        &a.origin,
+        &a.sort,
+        &a.stats,
+        &a.export,
+    ]
+    .iter()
+    .any(|o| o.is_some())
+        || a.limit.is_some()
+        || a.operator;
+    // A region given by name needs the catalogue's resolution too.
+    let named_region = a.region.as_deref().is_some_and(|r| !r.bytes().all(|b| b.is_ascii_digit()));
+    if !catalogue_only && !named_region {
+        let kind = a
+            .kind
+            .map(|k| huijiao_protocol::Kind::parse(&k).with_context(|| format!("unknown kind `{k}` (use 应用技术, 基础理论, 软科学)")))
+            .transpose()?;
+        let parse = |d: Option<String>| d.map(|d| q::parse_date_arg(&d)).transpose();
+        let filter = Filter {
+            region: a.region,
+            kind,
+            since: parse(a.since)?,
+            until: parse(a.until)?,
+            reg_no: a.reg_no,
+            text: a.text,
+            public: a.public.then(crate::clock::today),
+        };
+        let reader = crate::store::Reader::open(&cfg.db_path())?;
+        q::run(&reader, &filter, a.json, a.count, &mut std::io::stdout().lock())?;
+        return Ok(0);
+    }
+    if a.text.is_some() {
+        anyhow::bail!("--text is a plain scan of the store and does not combine with the catalogue options; search with -q instead");
+    }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            pairs.push((k.to_string(), v));
+        }
+    };
+    put("q", a.search);
+    put("region", a.region);
+    put("kind", a.kind);
+    put("since", a.since);
+    put("until", a.until);
+    put("year", a.year);
+    put("reg_no", a.reg_no);
+    put("stage", a.stage);
+    put("level", a.level);
+    put("discipline", a.discipline);
+    put("industry", a.industry);
+    put("transfer", a.transfer);
+    put("ip_type", a.ip_type);
+    put("has_ip", a.has_ip);
+    put("trl", a.trl);
+    put("fiscal_funded", a.fiscal_funded);
+    put("origin", a.origin);
+    let action = match (a.stats, a.export) {
+        (Some(by), _) => {
+            pairs.push(("by".into(), by));
+            q::Action::Stats
+        }
+        (None, Some(format)) => {
+            pairs.push(("format".into(), format));
+            q::Action::Export(a.out)
+        }
+        (None, None) => {
+            put("sort", a.sort);
+            q::Action::List { limit: a.limit, count: a.count }
+        }
+    };
+    let shared = !matches!(action, q::Action::List { .. });
+    let view = if a.operator || (!shared && !a.public) {
+        crate::store::catalogue::View::Operator
+    } else {
+        crate::store::catalogue::View::Public { today: crate::clock::today() }
+    };
+    q::run_catalogue(&cfg, &pairs, action, view, a.json, &mut std::io::stdout().lock())
 }
 
 async fn wait_for_signal() {

@@ -64,6 +64,62 @@ pub struct ConfigFile {
     /// error, so no office's records silently stay behind.
     #[serde(default)]
     pub standalone: bool,
+    /// The search index over the store (`catalogue.db`). Default: on.
+    #[serde(default)]
+    pub catalogue: CatalogueSection,
+    /// The read API (and web pages) over the catalogue. Default: off.
+    #[serde(default)]
+    pub http: Option<HttpSection>,
+}
+
+/// `[catalogue]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueSection {
+    /// Keep the search index following the store. Default true; `huijiao query` with a
+    /// search and `[http]` need it.
+    #[serde(default = "default_true")]
+    pub index: bool,
+}
+
+impl Default for CatalogueSection {
+    fn default() -> Self {
+        CatalogueSection { index: true }
+    }
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// TCP address of the API, e.g. `127.0.0.1:8080`. Required.
+    pub address: String,
+    /// A file holding the operators' bearer token (one line, at least 16 characters,
+    /// mode 0600). Default: none, and the operator endpoints answer 403.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Requests per minute one client address may make. Default 600.
+    #[serde(default = "default_rate_per_minute")]
+    pub rate_per_minute: u32,
+    /// A query running longer than this is stopped (503), ms. Default 5000.
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+}
+
+fn default_rate_per_minute() -> u32 {
+    600
+}
+fn default_query_timeout_ms() -> u64 {
+    5000
+}
+
+/// The API, validated.
+#[derive(Debug, Clone)]
+pub struct Http {
+    pub address: std::net::SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub rate_per_minute: u32,
+    pub query_timeout: Duration,
 }
 
 /// `[listen]`.
@@ -259,6 +315,9 @@ pub struct Config {
     pub parent: Option<Parent>,
     pub tls: Option<TlsPaths>,
     pub sync: SyncSection,
+    /// Keep the search index following the store.
+    pub index: bool,
+    pub http: Option<Http>,
     /// The file this came from, for messages.
     pub source: PathBuf,
 }
@@ -336,6 +395,28 @@ impl Config {
         if (listen.is_some() || parent.is_some()) && tls.is_none() {
             bail!("section `[tls]` is required with `[listen]` or `[parent]`: the federation speaks mutual TLS only");
         }
+        let http = file
+            .http
+            .as_ref()
+            .map(|h| -> anyhow::Result<Http> {
+                let address = h
+                    .address
+                    .parse()
+                    .with_context(|| format!("key `http.address`: `{}` is not an address like 127.0.0.1:8080", h.address))?;
+                if !file.catalogue.index {
+                    bail!("section `[http]` serves the catalogue: it needs `[catalogue] index = true`");
+                }
+                if h.rate_per_minute == 0 {
+                    bail!("key `http.rate_per_minute` must be at least 1");
+                }
+                Ok(Http {
+                    address,
+                    token_file: h.token_file.as_deref().map(abs),
+                    rate_per_minute: h.rate_per_minute,
+                    query_timeout: Duration::from_millis(h.query_timeout_ms.max(100)),
+                })
+            })
+            .transpose()?;
         if file.sync.batch_changes == 0 || file.sync.batch_kib == 0 || file.sync.window == 0 {
             bail!("section `[sync]`: batch_changes, batch_kib and window must be at least 1");
         }
@@ -344,6 +425,8 @@ impl Config {
             parent,
             tls,
             sync: file.sync.clone(),
+            index: file.catalogue.index,
+            http,
             node_id: file.node_id,
             data_dir: abs(&file.data_dir),
             regions: std::sync::Arc::new(regions),

@@ -66,6 +66,41 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     if let Some(a) = listen_addr {
         std::fs::write(cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string())?;
     }
+    let http = match &cfg.http {
+        Some(h) => {
+            let api = Arc::new(crate::http::Api::new(cfg.data_dir.clone(), cfg.regions.clone(), h)?);
+            let listener = crate::http::bind(h).await?;
+            let addr = listener.local_addr()?;
+            std::fs::write(cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string())?;
+            info!(address = %addr, token = h.token_file.is_some(), "HTTP API listening");
+            Some((api, listener))
+        }
+        None => None,
+    };
+    // The catalogue follows the store on a thread of its own, woken by its commits.
+    let indexer = if cfg.index {
+        let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = crate::store::catalogue::spawn_indexer(&cfg.data_dir, woken)?;
+        let mut commits = store.subscribe();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    changed = commits.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let _ = wake.try_send(());
+                    }
+                }
+            }
+            // Dropping `wake` stops the indexer.
+        });
+        Some(thread)
+    } else {
+        None
+    };
     info!(node = %cfg.node_id, store = %cfg.db_path().display(), inboxes = cfg.inboxes.len(), listen = ?listen_addr, parent = ?cfg.parent.as_ref().map(|p| &p.node_id), "node starting");
     let mut tasks = JoinSet::new();
     tasks.spawn(crate::inbox::run(cfg.clone(), store.clone(), shutdown.child_token()));
@@ -76,6 +111,9 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         if cfg.parent.is_some() {
             tasks.spawn(crate::uplink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), shutdown.child_token()));
         }
+    }
+    if let Some((api, listener)) = http {
+        tasks.spawn(crate::http::serve(api, listener, shutdown.child_token()));
     }
     let token = shutdown.clone();
     let handle = tokio::spawn(async move {
@@ -89,6 +127,10 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
             if tokio::time::timeout(Duration::from_secs(3), e.wait_idle()).await.is_err() {
                 warn!("connections did not close within 3 s");
             }
+        }
+        if let Some(t) = indexer {
+            // The forwarder saw the cancellation and dropped its sender.
+            tokio::task::spawn_blocking(move || t.join()).await?.map_err(|_| anyhow::anyhow!("the catalogue indexer panicked"))?;
         }
         tokio::task::spawn_blocking(move || drop(store)).await?;
         drop(lock);

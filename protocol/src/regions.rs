@@ -123,6 +123,23 @@ impl RegionTable {
         self.by_code.is_empty()
     }
 
+    /// Every unit, in code order.
+    pub fn all(&self) -> Vec<&Region> {
+        let mut v: Vec<&Region> = self.by_code.values().collect();
+        v.sort_unstable_by(|a, b| a.code.cmp(&b.code));
+        v
+    }
+
+    /// The units called `name`, or when none is, those whose name starts with it
+    /// (`湖北` finds 湖北省), in code order.
+    pub fn find_by_name(&self, name: &str) -> Vec<&Region> {
+        let exact: Vec<&Region> = self.all().into_iter().filter(|r| r.name == name).collect();
+        if !exact.is_empty() || name.is_empty() {
+            return exact;
+        }
+        self.all().into_iter().filter(|r| r.name.starts_with(name)).collect()
+    }
+
     /// All codes of one level, sorted.
     pub fn codes_of(&self, level: Level) -> Vec<&str> {
         let mut v: Vec<&str> = self.by_code.values().filter(|r| r.level == level).map(|r| r.code.as_str()).collect();

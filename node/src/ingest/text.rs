@@ -326,7 +326,7 @@ pub fn csv_field(s: &str) -> Cow<'_, str> {
 }
 
 /// Writes one row as a CSV line (CRLF).
-pub fn write_csv_row(out: &mut impl io::Write, row: &[String]) -> io::Result<()> {
+pub fn write_csv_row<W: io::Write + ?Sized>(out: &mut W, row: &[String]) -> io::Result<()> {
     for (i, f) in row.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;

@@ -10,6 +10,7 @@
 //! any embargo) are made on the store's own state, so an index a moment behind never
 //! shows a record that is no longer public.
 
+use super::StoredRecord;
 use crate::search;
 use anyhow::Context;
 use huijiao_protocol::record::{ip_type, IP_TRADE_SECRET};
@@ -138,17 +139,39 @@ impl Indexer {
         Ok(c.parse().unwrap_or(0))
     }
 
-    /// Indexes up to `max` store changes after the cursor, in one transaction that also
-    /// moves the cursor. Returns how many it indexed (0: caught up). A store whose log
-    /// is behind the cursor (restored, replaced) is indexed again from scratch.
+    /// Does up to `max` records' worth of indexing, each batch in one transaction that
+    /// also moves the cursor, and returns how many it did (0: caught up).
+    ///
+    /// Normally that is the store changes after the cursor. A catalogue that is new or
+    /// whose store is not the one it indexed (restored, replaced: its change log is
+    /// another or behind the cursor) is rebuilt instead, from the store's records in
+    /// batches, so the work survives a crash and never needs one huge transaction.
     pub fn catch_up(&mut self, max: usize) -> anyhow::Result<usize> {
-        let cursor = self.cursor()?;
-        let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
-        if (last as u64) < cursor {
-            self.rebuild()?;
+        // Immediate: two indexers (the daemon's, a `query` or `reindex`) take turns
+        // instead of indexing the same changes at once.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let get = |key: &str| -> rusqlite::Result<Option<String>> {
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+        };
+        let cursor: u64 = get("cursor")?.and_then(|c| c.parse().ok()).unwrap_or(0);
+        let rebuilding = get("rebuild_upto")?.and_then(|c| c.parse::<i64>().ok());
+        let indexed_log = get("log_id")?.unwrap_or_default();
+        let last: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
+        let log: String = tx.query_row("SELECT coalesce((SELECT value FROM st.meta WHERE key = 'log_id'), '')", [], |r| r.get(0))?;
+        if let Some(upto) = rebuilding {
+            let n = rebuild_step(&tx, upto, max)?;
+            tx.commit()?;
+            return Ok(n.max(1));
+        }
+        let foreign = cursor > 0 && ((last as u64) < cursor || log != indexed_log);
+        if (cursor == 0 && last > 0) || foreign {
+            if foreign {
+                tracing::info!("the store's change log is not the one indexed (restored or replaced); rebuilding the catalogue");
+            }
+            start_rebuild(&tx, last)?;
+            tx.commit()?;
             return Ok(1);
         }
-        let tx = self.conn.transaction()?;
         let mut n = 0;
         let mut upto = cursor;
         {
@@ -170,38 +193,87 @@ impl Indexer {
                 }
             }
         }
-        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'cursor'", [upto.to_string()])?;
+        if n > 0 {
+            set_meta(&tx, "cursor", &upto.to_string())?;
+        }
         tx.commit()?;
         Ok(n)
     }
 
-    /// Drops everything and indexes every record of the store again.
+    /// Empties the catalogue and indexes every record of the store again, all the way.
+    /// Returns how many records it indexed.
     pub fn rebuild(&mut self) -> anyhow::Result<u64> {
-        let tx = self.conn.transaction()?;
-        tx.execute_batch("DELETE FROM docs; DELETE FROM fts;")?;
-        let last: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
-        let mut n = 0u64;
         {
-            let mut st = tx.prepare(
-                "SELECT r.reg_no, r.origin, r.withdrawn, b.body FROM st.records r JOIN st.changes b ON b.seq = r.body_seq ORDER BY r.seq",
-            )?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let (reg_no, origin, withdrawn, body): (String, String, i64, Option<String>) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-                let Some(body) = body else { continue };
-                let rec = Record::from_json(body.as_bytes()).with_context(|| format!("corrupt body of {reg_no}"))?;
-                index_record(&tx, &rec, &origin, withdrawn != 0)?;
-                n += 1;
-            }
+            let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let last: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
+            start_rebuild(&tx, last)?;
+            tx.commit()?;
         }
-        tx.execute("UPDATE meta SET value = ?1 WHERE key = 'cursor'", [last.to_string()])?;
-        tx.commit()?;
-        Ok(n)
+        while self.rebuilding()? {
+            self.catch_up(5000)?;
+        }
+        Ok(self.conn.query_row("SELECT count(*) FROM docs", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Whether a rebuild is under way.
+    pub fn rebuilding(&self) -> anyhow::Result<bool> {
+        Ok(self.conn.query_row("SELECT count(*) FROM meta WHERE key = 'rebuild_upto'", [], |r| r.get::<_, i64>(0))? > 0)
     }
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }
+}
+
+fn set_meta(tx: &rusqlite::Transaction<'_>, key: &str, value: &str) -> rusqlite::Result<()> {
+    tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])?;
+    Ok(())
+}
+
+/// Empties the catalogue and marks a rebuild of the store's records up to change
+/// `upto`; the changes after it are indexed as usual once the rebuild is done.
+fn start_rebuild(tx: &rusqlite::Transaction<'_>, upto: i64) -> anyhow::Result<()> {
+    tx.execute_batch("DELETE FROM docs; INSERT INTO fts (fts) VALUES ('delete-all');")?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('log_id', coalesce((SELECT value FROM st.meta WHERE key = 'log_id'), ''))",
+        [],
+    )?;
+    set_meta(tx, "cursor", "0")?;
+    set_meta(tx, "rebuild_upto", &upto.to_string())?;
+    set_meta(tx, "rebuild_pos", "0")?;
+    Ok(())
+}
+
+/// Indexes up to `max` more records of a rebuild, in the order of their latest change;
+/// finishing, moves the cursor to where the rebuild began. A record changed since then
+/// has a later change, which the cursor then takes in.
+fn rebuild_step(tx: &rusqlite::Transaction<'_>, upto: i64, max: usize) -> anyhow::Result<usize> {
+    let pos: i64 = tx.query_row("SELECT value FROM meta WHERE key = 'rebuild_pos'", [], |r| r.get::<_, String>(0))?.parse().unwrap_or(0);
+    let mut n = 0;
+    let mut at = pos;
+    {
+        let mut st = tx.prepare_cached(
+            "SELECT r.seq, r.reg_no, r.origin, r.withdrawn, b.body FROM st.records r JOIN st.changes b ON b.seq = r.body_seq
+             WHERE r.seq > ?1 AND r.seq <= ?2 ORDER BY r.seq LIMIT ?3",
+        )?;
+        let mut rows = st.query(params![pos, upto, max as i64])?;
+        while let Some(r) = rows.next()? {
+            let (seq, reg_no, origin, withdrawn, body): (i64, String, String, i64, Option<String>) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            at = seq;
+            n += 1;
+            let Some(body) = body else { continue };
+            let rec = Record::from_json(body.as_bytes()).with_context(|| format!("corrupt body of {reg_no}"))?;
+            index_record(tx, &rec, &origin, withdrawn != 0)?;
+        }
+    }
+    if n < max {
+        set_meta(tx, "cursor", &upto.to_string())?;
+        tx.execute("DELETE FROM meta WHERE key IN ('rebuild_upto', 'rebuild_pos')", [])?;
+    } else {
+        set_meta(tx, "rebuild_pos", &at.to_string())?;
+    }
+    Ok(n)
 }
 
 /// Puts a record's latest version into the catalogue (docs row and search tokens).
@@ -320,12 +392,7 @@ pub struct Listing {
 /// One listed record: the record, its bookkeeping, and its highlights.
 #[derive(Debug, Clone)]
 pub struct Hit {
-    pub record: Record,
-    pub origin: String,
-    pub version: i64,
-    pub withdrawn: bool,
-    pub updated_at: i64,
-    pub hops: Vec<(String, i64)>,
+    pub stored: StoredRecord,
     /// The title and a piece of the abstract with the query's terms marked (HTML).
     pub title_html: String,
     pub snippet_html: String,
@@ -348,6 +415,9 @@ pub const COUNT_CAP: u64 = 100_000;
 /// What statistics group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupBy {
+    /// One level below the region filter; resolved to one of the next three before
+    /// a query (by [`crate::publish::parse`]), provinces if not.
+    Region,
     Province,
     Prefecture,
     County,
@@ -356,12 +426,13 @@ pub enum GroupBy {
     Stage,
     IndustrySection,
     Transfer,
+    Level,
 }
 
 impl GroupBy {
     fn expr(self) -> &'static str {
         match self {
-            GroupBy::Province => "substr(d.region, 1, 2) || '0000'",
+            GroupBy::Region | GroupBy::Province => "substr(d.region, 1, 2) || '0000'",
             GroupBy::Prefecture => {
                 "CASE WHEN substr(d.region, 3, 2) BETWEEN '90' AND '99' THEN d.region ELSE substr(d.region, 1, 4) || '00' END"
             }
@@ -371,6 +442,7 @@ impl GroupBy {
             GroupBy::Stage => "coalesce(d.stage, '')",
             GroupBy::IndustrySection => "coalesce(substr(d.industry, 1, 1), '')",
             GroupBy::Transfer => "coalesce(d.transfer, '')",
+            GroupBy::Level => "coalesce(d.level, '')",
         }
     }
 }
@@ -535,12 +607,14 @@ fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> anyhow::Result<Row> {
         hit: Hit {
             title_html: search::highlight(&record.title, q, 200),
             snippet_html: search::highlight(&record.r#abstract, q, 120),
-            record,
-            origin: r.get(3)?,
-            version: r.get(4)?,
-            withdrawn: r.get::<_, i64>(5)? != 0,
-            updated_at: r.get(6)?,
-            hops: serde_json::from_str(&hops).context("corrupt hop list in the store")?,
+            stored: StoredRecord {
+                record,
+                origin: r.get(3)?,
+                version: r.get(4)?,
+                withdrawn: r.get::<_, i64>(5)? != 0,
+                updated_at: r.get(6)?,
+                hops: serde_json::from_str(&hops).context("corrupt hop list in the store")?,
+            },
         },
     })
 }
@@ -560,6 +634,11 @@ impl Catalogue {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         attach_store(&conn, data_dir)?;
         Ok(Catalogue { conn })
+    }
+
+    /// A handle that stops this connection's running query from another thread.
+    pub fn interrupt_handle(&self) -> rusqlite::InterruptHandle {
+        self.conn.get_interrupt_handle()
     }
 
     /// A page of records.
@@ -646,8 +725,18 @@ impl Catalogue {
         Ok(out)
     }
 
+    /// How many records match, all of them counted (`huijiao query --count`).
+    pub fn count_all(&self, q: Option<&str>, f: &Filters, view: View) -> anyhow::Result<u64> {
+        let expr = q.and_then(search::match_expr);
+        Ok(self.count_upto(expr.as_deref(), &filter_sql(f, view), i64::MAX as u64 - 1)?.0)
+    }
+
     /// How many records match, counted up to [`COUNT_CAP`].
     fn count(&self, expr: Option<&str>, w: &Where) -> anyhow::Result<(u64, bool)> {
+        self.count_upto(expr, w, COUNT_CAP)
+    }
+
+    fn count_upto(&self, expr: Option<&str>, w: &Where, cap: u64) -> anyhow::Result<(u64, bool)> {
         let (sql, args) = match expr {
             Some(e) => {
                 let cond = &w.sql;
@@ -656,7 +745,7 @@ impl Catalogue {
                 (
                     format!(
                         "SELECT count(*) FROM (SELECT 1 FROM fts JOIN docs d ON d.id = fts.rowid JOIN st.records r ON r.reg_no = d.reg_no WHERE fts MATCH ?{cond} LIMIT {})",
-                        COUNT_CAP + 1
+                        cap + 1
                     ),
                     args,
                 )
@@ -665,14 +754,14 @@ impl Catalogue {
                 format!(
                     "SELECT count(*) FROM (SELECT 1 FROM docs d JOIN st.records r ON r.reg_no = d.reg_no WHERE 1 = 1{} LIMIT {})",
                     w.sql,
-                    COUNT_CAP + 1
+                    cap + 1
                 ),
                 w.args.clone(),
             ),
         };
         let n: i64 = self.conn.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))?;
         let n = n as u64;
-        Ok((n.min(COUNT_CAP), n > COUNT_CAP))
+        Ok((n.min(cap), n > cap))
     }
 
     /// One record by registration number, if the view may see it.
@@ -724,39 +813,71 @@ impl Catalogue {
         Ok(n)
     }
 
-    /// How far the catalogue has indexed the store: (indexed, last change).
-    pub fn progress(&self) -> anyhow::Result<(u64, u64)> {
-        let c: String = self.conn.query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0))?;
+    /// How far the catalogue has indexed the store.
+    pub fn progress(&self) -> anyhow::Result<Progress> {
+        let get = |key: &str| -> anyhow::Result<Option<i64>> {
+            let v: Option<String> = self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+            Ok(v.and_then(|v| v.parse().ok()))
+        };
         let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
-        Ok((c.parse().unwrap_or(0), last as u64))
+        let rebuilding = match (get("rebuild_pos")?, get("rebuild_upto")?) {
+            (Some(pos), Some(upto)) => Some((pos as u64, upto as u64)),
+            _ => None,
+        };
+        Ok(Progress { cursor: get("cursor")?.unwrap_or(0) as u64, last_change: last as u64, rebuilding })
     }
 }
 
-/// Runs the indexer on a thread of its own until `stop`: it catches up in batches,
-/// then waits to be woken by `wake` (the store's commits) or a second.
-pub fn spawn_indexer(
-    data_dir: &Path,
-    wake: std::sync::mpsc::Receiver<()>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> anyhow::Result<std::thread::JoinHandle<()>> {
+/// How far the catalogue has indexed the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// The last store change indexed.
+    pub cursor: u64,
+    /// The store's last change.
+    pub last_change: u64,
+    /// A rebuild under way: (records done up to change, rebuilding up to change).
+    pub rebuilding: Option<(u64, u64)>,
+}
+
+impl Progress {
+    /// Whether every store change is in the catalogue.
+    pub fn caught_up(&self) -> bool {
+        self.rebuilding.is_none() && self.cursor >= self.last_change
+    }
+}
+
+/// Runs the indexer on a thread of its own: it catches up in batches, then waits to
+/// be woken by `wake` (a message per store commit) or for a second. It stops when
+/// `wake`'s sender is dropped.
+pub fn spawn_indexer(data_dir: &Path, wake: std::sync::mpsc::Receiver<()>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    use std::sync::mpsc::RecvTimeoutError;
     let mut ix = Indexer::open(data_dir)?;
     Ok(std::thread::Builder::new().name("catalogue-indexer".into()).spawn(move || {
-        let mut failures = 0u32;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            match ix.catch_up(5000) {
+        let mut failing = false;
+        loop {
+            let pause = match ix.catch_up(2000) {
                 Ok(0) => {
-                    failures = 0;
-                    let _ = wake.recv_timeout(std::time::Duration::from_secs(1));
+                    failing = false;
+                    std::time::Duration::from_secs(1)
                 }
-                Ok(_) => failures = 0,
+                Ok(_) => {
+                    failing = false;
+                    std::time::Duration::ZERO
+                }
                 Err(e) => {
-                    failures += 1;
-                    if failures == 1 {
-                        tracing::error!("the catalogue indexer failed, retrying: {e:#}");
+                    if !failing {
+                        tracing::error!("the catalogue indexer failed; retrying every 5 s (search results lag until it works): {e:#}");
+                        failing = true;
                     }
-                    std::thread::sleep(std::time::Duration::from_secs(2));
+                    std::time::Duration::from_secs(5)
                 }
+            };
+            match wake.recv_timeout(pause) {
+                Err(RecvTimeoutError::Disconnected) => break,
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             }
+            // Many commits wake it once.
+            while wake.try_recv().is_ok() {}
         }
     })?)
 }

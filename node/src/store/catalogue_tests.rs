@@ -46,7 +46,7 @@ fn listing(q: &str, view: View) -> Listing {
 }
 
 fn reg_nos(p: &Page) -> Vec<String> {
-    p.hits.iter().map(|h| h.record.reg_no.clone()).collect()
+    p.hits.iter().map(|h| h.stored.record.reg_no.clone()).collect()
 }
 
 fn public() -> View {
@@ -130,7 +130,7 @@ fn the_public_view_never_shows_internal_embargoed_or_withdrawn_records() {
     // An export leaves withdrawn records out in every view.
     let mut out = Vec::new();
     c.export(None, &Filters::default(), public(), |h| {
-        out.push(h.record.reg_no);
+        out.push(h.stored.record.reg_no);
         Ok(())
     })
     .unwrap();

@@ -1,6 +1,8 @@
 //! Helpers for tests that run the real `huijiao` binary.
 #![allow(dead_code)]
 
+pub mod http;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
