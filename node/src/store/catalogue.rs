@@ -30,7 +30,7 @@ const SCHEMA: &str = "
         reg_no        TEXT NOT NULL UNIQUE,
         origin        TEXT NOT NULL,
         withdrawn     INTEGER NOT NULL,
-        public        INTEGER NOT NULL,      -- 公开 and not withdrawn (embargo: at query time)
+        state         INTEGER NOT NULL,      -- 0 withdrawn, 1 public, 2 内部, 3 公开 under embargo
         embargo_until TEXT,
         region        TEXT NOT NULL,
         kind          TEXT NOT NULL,
@@ -48,7 +48,18 @@ const SCHEMA: &str = "
     );
     CREATE INDEX IF NOT EXISTS docs_date ON docs (reg_date, id);
     CREATE INDEX IF NOT EXISTS docs_region ON docs (region, reg_date);
-    CREATE INDEX IF NOT EXISTS docs_public_date ON docs (public, reg_date, id);
+    CREATE INDEX IF NOT EXISTS docs_state_date ON docs (state, reg_date, id);
+    -- Counts by one dimension per county, year and state, kept with the docs: the
+    -- statistics tables an office asks for, without scanning millions of records.
+    CREATE TABLE IF NOT EXISTS facets (
+        dim    TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        region TEXT NOT NULL,
+        year   INTEGER NOT NULL,
+        state  INTEGER NOT NULL,
+        n      INTEGER NOT NULL,
+        PRIMARY KEY (dim, region, year, state, key)
+    ) WITHOUT ROWID;
     CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
         title, keywords, people, abstract,
         content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 0'
@@ -56,7 +67,7 @@ const SCHEMA: &str = "
 ";
 
 /// The catalogue's schema version, in `meta`.
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 
 fn catalogue_path(data_dir: &Path) -> PathBuf {
     data_dir.join(CATALOGUE_FILE)
@@ -79,9 +90,16 @@ pub struct Indexer {
     data_dir: PathBuf,
 }
 
+/// `docs.state`: what the public may see of a record, as of its indexing (an embargo
+/// that passes moves it from 3 to 1: [`sweep_embargoes`]).
+const STATE_WITHDRAWN: i64 = 0;
+const STATE_PUBLIC: i64 = 1;
+const STATE_INTERNAL: i64 = 2;
+const STATE_EMBARGOED: i64 = 3;
+
 /// The filter columns of a record.
 struct DocCols {
-    public: bool,
+    state: i64,
     ip_public: String,
     ip_all: String,
 }
@@ -97,7 +115,16 @@ fn doc_cols(r: &Record, withdrawn: bool) -> DocCols {
             format!(";{};", t.join(";"))
         }
     };
-    DocCols { public: r.secret == Secret::Public && !withdrawn, ip_public: types(true), ip_all: types(false) }
+    let state = if withdrawn {
+        STATE_WITHDRAWN
+    } else if r.secret != Secret::Public {
+        STATE_INTERNAL
+    } else if r.embargo_until.is_some_and(|d| d >= crate::clock::today()) {
+        STATE_EMBARGOED
+    } else {
+        STATE_PUBLIC
+    };
+    DocCols { state, ip_public: types(true), ip_all: types(false) }
 }
 
 impl Indexer {
@@ -172,7 +199,7 @@ impl Indexer {
             tx.commit()?;
             return Ok(1);
         }
-        let mut n = 0;
+        let mut n = sweep_embargoes(&tx)?;
         let mut upto = cursor;
         {
             let mut st = tx.prepare_cached("SELECT seq, reg_no, origin, op, body FROM st.changes WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
@@ -188,12 +215,12 @@ impl Indexer {
                         index_record(&tx, &rec, &origin, false)?;
                     }
                     _ => {
-                        tx.prepare_cached("UPDATE docs SET withdrawn = 1, public = 0 WHERE reg_no = ?1")?.execute([&reg_no])?;
+                        withdraw_doc(&tx, &reg_no)?;
                     }
                 }
             }
         }
-        if n > 0 {
+        if upto > cursor {
             set_meta(&tx, "cursor", &upto.to_string())?;
         }
         tx.commit()?;
@@ -233,7 +260,7 @@ fn set_meta(tx: &rusqlite::Transaction<'_>, key: &str, value: &str) -> rusqlite:
 /// Empties the catalogue and marks a rebuild of the store's records up to change
 /// `upto`; the changes after it are indexed as usual once the rebuild is done.
 fn start_rebuild(tx: &rusqlite::Transaction<'_>, upto: i64) -> anyhow::Result<()> {
-    tx.execute_batch("DELETE FROM docs; INSERT INTO fts (fts) VALUES ('delete-all');")?;
+    tx.execute_batch("DELETE FROM docs; DELETE FROM facets; INSERT INTO fts (fts) VALUES ('delete-all');")?;
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('log_id', coalesce((SELECT value FROM st.meta WHERE key = 'log_id'), ''))",
         [],
@@ -276,15 +303,84 @@ fn rebuild_step(tx: &rusqlite::Transaction<'_>, upto: i64, max: usize) -> anyhow
     Ok(n)
 }
 
+/// The statistics dimensions, with the key of each for a docs row
+/// (`region, year, kind, stage, industry, transfer, level`).
+const FACET_DIMS: [&str; 9] = ["province", "prefecture", "county", "kind", "year", "stage", "industry", "transfer", "level"];
+
+/// The prefecture-level unit a county belongs to: `XXYY00`, or the county itself for
+/// one governed by its province directly (`XX90YY`).
+fn prefecture_of(region: &str) -> String {
+    if region.get(2..3) == Some("9") {
+        region.to_string()
+    } else {
+        format!("{}00", region.get(..4).unwrap_or(region))
+    }
+}
+
+/// Adds `delta` to the facet counts of the docs row of `reg_no`, as it stands.
+fn count_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str, delta: i64) -> anyhow::Result<()> {
+    type Cols = (String, i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>);
+    let row: Option<Cols> = tx
+        .prepare_cached("SELECT region, year, state, kind, stage, industry, transfer, level FROM docs WHERE reg_no = ?1")?
+        .query_row([reg_no], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)))
+        .optional()?;
+    let Some((region, year, state, kind, stage, industry, transfer, level)) = row else { return Ok(()) };
+    let keys = [
+        format!("{}0000", region.get(..2).unwrap_or("")),
+        prefecture_of(&region),
+        region.clone(),
+        kind,
+        year.to_string(),
+        stage.unwrap_or_default(),
+        industry.and_then(|i| i.get(..1).map(str::to_string)).unwrap_or_default(),
+        transfer.unwrap_or_default(),
+        level.unwrap_or_default(),
+    ];
+    let mut up = tx.prepare_cached(
+        "INSERT INTO facets (dim, key, region, year, state, n) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (dim, region, year, state, key) DO UPDATE SET n = n + excluded.n",
+    )?;
+    for (dim, key) in FACET_DIMS.iter().zip(keys.iter()) {
+        up.execute(params![dim, key, region, year, state, delta])?;
+    }
+    Ok(())
+}
+
+/// Marks a record withdrawn.
+fn withdraw_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str) -> anyhow::Result<()> {
+    count_doc(tx, reg_no, -1)?;
+    tx.prepare_cached("UPDATE docs SET withdrawn = 1, state = ?2 WHERE reg_no = ?1")?.execute(params![reg_no, STATE_WITHDRAWN])?;
+    count_doc(tx, reg_no, 1)?;
+    Ok(())
+}
+
+/// Makes public the records whose embargo has passed (run with every catch-up).
+fn sweep_embargoes(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<usize> {
+    let today = crate::clock::today().to_string();
+    let due: Vec<String> = tx
+        .prepare_cached("SELECT reg_no FROM docs WHERE state = ?1 AND embargo_until < ?2")?
+        .query_map(params![STATE_EMBARGOED, today], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for reg_no in &due {
+        count_doc(tx, reg_no, -1)?;
+        tx.prepare_cached("UPDATE docs SET state = ?2 WHERE reg_no = ?1")?.execute(params![reg_no, STATE_PUBLIC])?;
+        count_doc(tx, reg_no, 1)?;
+    }
+    Ok(due.len())
+}
+
 /// Puts a record's latest version into the catalogue (docs row and search tokens).
 fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &str, withdrawn: bool) -> anyhow::Result<()> {
     let c = doc_cols(r, withdrawn);
     let old: Option<i64> = tx.prepare_cached("SELECT id FROM docs WHERE reg_no = ?1")?.query_row([&r.reg_no], |x| x.get(0)).optional()?;
+    if old.is_some() {
+        count_doc(tx, &r.reg_no, -1)?;
+    }
     let args = params![
         r.reg_no,
         origin,
         withdrawn,
-        c.public,
+        c.state,
         r.embargo_until.map(|d| d.to_string()),
         r.region,
         r.kind.zh(),
@@ -304,7 +400,7 @@ fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &str, withdr
         Some(id) => {
             tx.prepare_cached("DELETE FROM fts WHERE rowid = ?1")?.execute([id])?;
             tx.prepare_cached(
-                "UPDATE docs SET origin = ?2, withdrawn = ?3, public = ?4, embargo_until = ?5, region = ?6, kind = ?7, stage = ?8,
+                "UPDATE docs SET origin = ?2, withdrawn = ?3, state = ?4, embargo_until = ?5, region = ?6, kind = ?7, stage = ?8,
                    level = ?9, discipline = ?10, industry = ?11, transfer = ?12, ip_public = ?13, ip_all = ?14, trl = ?15,
                    reg_date = ?16, year = ?17, fiscal_funded = ?18 WHERE reg_no = ?1",
             )?
@@ -313,7 +409,7 @@ fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &str, withdr
         }
         None => {
             tx.prepare_cached(
-                "INSERT INTO docs (reg_no, origin, withdrawn, public, embargo_until, region, kind, stage, level, discipline, industry,
+                "INSERT INTO docs (reg_no, origin, withdrawn, state, embargo_until, region, kind, stage, level, discipline, industry,
                    transfer, ip_public, ip_all, trl, reg_date, year, fiscal_funded)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?
@@ -325,6 +421,7 @@ fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &str, withdr
     people.extend(r.units.iter().map(String::as_str));
     people.extend(r.persons.iter().map(String::as_str));
     let keywords = format!("{} {}", r.keywords.join(" "), r.reg_no);
+    count_doc(tx, &r.reg_no, 1)?;
     tx.prepare_cached("INSERT INTO fts (rowid, title, keywords, people, abstract) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
         id,
         search::index_text(&r.title),
@@ -530,8 +627,37 @@ fn prefix_end(p: &str) -> String {
 }
 
 fn filter_sql(f: &Filters, view: View) -> Where {
+    filter_sql_with(f, view, true)
+}
+
+/// The whole years `f` covers when it filters on nothing but a region and
+/// registration dates from 1 January to 31 December: what the facet counts answer.
+fn facet_years(f: &Filters) -> Option<(i64, i64)> {
+    let only_region_and_dates = Filters { region: None, since: None, until: None, ..f.clone() } == Filters::default();
+    if !only_region_and_dates {
+        return None;
+    }
+    let from = match f.since {
+        None => 0,
+        Some(d) if d.month == 1 && d.day == 1 => i64::from(d.year),
+        Some(_) => return None,
+    };
+    let to = match f.until {
+        None => 9999,
+        Some(d) if d.month == 12 && d.day == 31 => i64::from(d.year),
+        Some(_) => return None,
+    };
+    Some((from, to))
+}
+
+/// The conditions of `f`; the public view's checks read the store's state (`r`)
+/// when `store` (listings), the catalogue's own otherwise (statistics, no join).
+fn filter_sql_with(f: &Filters, view: View, store: bool) -> Where {
     let mut w = Where::default();
-    if let View::Public { today } = view {
+    if let (View::Public { .. }, false) = (view, store) {
+        w.and("d.state = 1", []);
+    }
+    if let (View::Public { today }, true) = (view, store) {
         // The store's own state decides, not the index: never more public than now.
         w.and("r.secret = '公开' AND r.withdrawn = 0 AND (r.embargo_until IS NULL OR r.embargo_until < ?)", [text(&today.to_string())]);
     }
@@ -779,15 +905,50 @@ impl Catalogue {
 
     /// Counts of the matching records by `by`, in key order.
     pub fn stats(&self, by: GroupBy, q: Option<&str>, f: &Filters, view: View) -> anyhow::Result<Vec<(String, u64)>> {
-        let mut w = filter_sql(f, view);
+        // Withdrawn records are not counted; the public counts public records only.
+        let states = match view {
+            View::Public { .. } => "(1)",
+            View::Operator => "(1, 2, 3)",
+        };
+        if let (None, Some(years)) = (q, facet_years(f)) {
+            return self.facet_stats(by, f.region.as_deref(), years, states);
+        }
+        let mut w = filter_sql(f, View::Operator);
+        if matches!(view, View::Public { .. }) {
+            // The public's IP filters look at public entries only.
+            w = filter_sql_with(f, view, false);
+        }
+        w.and(&format!("d.state IN {states}"), []);
         if let Some(e) = q.and_then(search::match_expr) {
             w.and("d.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [text(&e)]);
         }
-        let sql = format!(
-            "SELECT {} AS k, count(*) FROM docs d JOIN st.records r ON r.reg_no = d.reg_no WHERE 1 = 1{} GROUP BY k ORDER BY k",
-            by.expr(),
-            w.sql
-        );
+        let sql = format!("SELECT {} AS k, count(*) FROM docs d WHERE 1 = 1{} GROUP BY k ORDER BY k", by.expr(), w.sql);
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(w.args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Statistics from the facet counts: a region prefix and whole years at most.
+    fn facet_stats(&self, by: GroupBy, region: Option<&str>, years: (i64, i64), states: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        let dim = match by {
+            GroupBy::Region | GroupBy::Province => "province",
+            GroupBy::Prefecture => "prefecture",
+            GroupBy::County => "county",
+            GroupBy::Kind => "kind",
+            GroupBy::Year => "year",
+            GroupBy::Stage => "stage",
+            GroupBy::IndustrySection => "industry",
+            GroupBy::Transfer => "transfer",
+            GroupBy::Level => "level",
+        };
+        let mut w = Where::default();
+        w.and("dim = ?", [text(dim)]);
+        w.and(&format!("state IN {states}"), []);
+        if let Some(p) = region.filter(|p| !p.is_empty()) {
+            w.and("region >= ? AND region < ?", [text(p), text(&prefix_end(p))]);
+        }
+        w.and("year >= ? AND year <= ?", [int(years.0), int(years.1)]);
+        let sql = format!("SELECT key, sum(n) FROM facets WHERE 1 = 1{} GROUP BY key HAVING sum(n) > 0 ORDER BY key", w.sql);
         let mut st = self.conn.prepare(&sql)?;
         let rows = st.query_map(params_from_iter(w.args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
