@@ -29,7 +29,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(scenario: &str, metric: &str, goal: &str, measured: f64, unit: &str) -> Row {
+    pub(crate) fn new(scenario: &str, metric: &str, goal: &str, measured: f64, unit: &str) -> Row {
         Row {
             scenario: scenario.into(),
             metric: metric.into(),
@@ -42,16 +42,16 @@ impl Row {
             note: String::new(),
         }
     }
-    fn baseline(mut self, b: f64) -> Row {
+    pub(crate) fn baseline(mut self, b: f64) -> Row {
         self.baseline = Some(b);
         self.ratio = Some(self.measured / b);
         self
     }
-    fn met(mut self, ok: bool) -> Row {
+    pub(crate) fn met(mut self, ok: bool) -> Row {
         self.met = Some(ok);
         self
     }
-    fn note(mut self, n: impl Into<String>) -> Row {
+    pub(crate) fn note(mut self, n: impl Into<String>) -> Row {
         self.note = n.into();
         self
     }
@@ -104,7 +104,7 @@ pub struct Size {
 }
 
 impl Size {
-    fn pick<T>(self, full: T, smoke: T) -> T {
+    pub(crate) fn pick<T>(self, full: T, smoke: T) -> T {
         if self.smoke {
             smoke
         } else {
@@ -128,13 +128,13 @@ pub fn progress(label: &str, done: u64, total: u64) {
     let _ = std::io::stderr().flush();
 }
 
-fn records(region: &str, from: u32, n: u32, seed: u64) -> Vec<Record> {
+pub(crate) fn records(region: &str, from: u32, n: u32, seed: u64) -> Vec<Record> {
     let mut g = Generator::new(seed);
     let today = huijiao::clock::today();
     (from..from + n).map(|i| g.record(region, i, today)).collect()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -173,7 +173,7 @@ pub fn cpu_secs(pid: u32) -> f64 {
 }
 
 /// Fills a store with `recs` as local changes of `node`, the way the inbox does.
-fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
+pub(crate) fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
     std::fs::create_dir_all(db.parent().unwrap_or(Path::new(".")))?;
     let mut w = Writer::open(Some(db), node)?;
     for (i, chunk) in recs.chunks(100_000).enumerate() {

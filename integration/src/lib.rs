@@ -15,6 +15,7 @@
 //!   demo; [`Federation::audit`] runs it.
 
 pub mod bench;
+pub mod bench_catalogue;
 pub mod faults;
 pub mod scenarios;
 pub mod workload;
