@@ -174,6 +174,11 @@ pub fn cpu_secs(pid: u32) -> f64 {
 
 /// Fills a store with `recs` as local changes of `node`, the way the inbox does.
 pub(crate) fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<()> {
+    preload_tagged(db, node, recs, "preload")
+}
+
+/// [`preload`] under file names starting `tag`, so one store can be filled in parts.
+pub(crate) fn preload_tagged(db: &Path, node: &str, recs: &[Record], tag: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(db.parent().unwrap_or(Path::new(".")))?;
     let mut w = Writer::open(Some(db), node)?;
     for (i, chunk) in recs.chunks(100_000).enumerate() {
@@ -183,7 +188,7 @@ pub(crate) fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<
             .enumerate()
             .map(|(j, r)| huijiao::store::Prepared::new(j as u64 + 2, huijiao_protocol::Row::Upsert(r.clone())))
             .collect();
-        let mut report = Report::new("preload", &format!("preload-{i}"));
+        let mut report = Report::new("preload", &format!("{tag}-{i}"));
         report.rows = rows.len() as u64;
         report.accepted = rows.len() as u64;
         let h = std::thread::spawn(move || {
@@ -193,16 +198,16 @@ pub(crate) fn preload(db: &Path, node: &str, recs: &[Record]) -> anyhow::Result<
             let _ = tx.send(IngestMsg::Done(Box::new(report)));
         });
         let meta = FileMeta {
-            sha256: format!("preload-{i}"),
+            sha256: format!("{tag}-{i}"),
             name: "preload".into(),
             source_path: String::new(),
-            dest: format!("preload-{i}"),
+            dest: format!("{tag}-{i}"),
             received_at: 0,
         };
         // Nothing here can be refused by the store; its answers are not read.
         let (answers, _unread) = std::sync::mpsc::sync_channel(4096);
         w.ingest_file(meta, rx, answers)?;
-        w.mark_moved(&format!("preload-{i}"))?;
+        w.mark_moved(&format!("{tag}-{i}"))?;
         let _ = h.join();
     }
     Ok(())

@@ -18,6 +18,7 @@ pub mod bench;
 pub mod bench_catalogue;
 pub mod faults;
 pub mod scenarios;
+pub mod webdriver;
 pub mod workload;
 
 use anyhow::Context;
@@ -415,4 +416,16 @@ impl RawClient {
             agent: "raw test client".into(),
         })
     }
+}
+
+/// A plain HTTP GET on loopback (`Connection: close`); the body as text.
+pub fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no HTTP header")?;
+    Ok(String::from_utf8_lossy(&raw[end + 4..]).into_owned())
 }

@@ -68,7 +68,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     }
     let http = match &cfg.http {
         Some(h) => {
-            let api = Arc::new(crate::http::Api::new(cfg.data_dir.clone(), cfg.regions.clone(), h)?);
+            let api = Arc::new(crate::http::Api::new(cfg.clone())?);
             let listener = crate::http::bind(h).await?;
             let addr = listener.local_addr()?;
             std::fs::write(cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string())?;

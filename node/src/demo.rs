@@ -8,6 +8,7 @@
 //! holds every accepted record prints a summary and audits the result.
 
 use crate::audit::audit;
+use crate::commands::pad;
 use crate::gen::{self, Generator, Rng};
 use crate::store::Reader;
 use anyhow::{bail, Context};
@@ -157,6 +158,11 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
         };
         let parent_addr =
             parent.map(|p| nodes.iter().find(|n| n.id == p).and_then(|n| n.listen.clone()).context("parent started first")).transpose()?;
+        if node.id == huijiao_protocol::regions::NATIONAL {
+            // The catalogue API's operator token, readable by its owner only.
+            let token = format!("demo-{}", crate::pki::hex_serial(&crate::pki::random_bytes(16)?));
+            crate::pki::write_private(&node.dir.join("api-token"), format!("{token}\n").as_bytes())?;
+        }
         std::fs::write(&node.config, config_text(&node, &ca, parent_addr.as_deref()))?;
         let log = std::fs::File::create(node.dir.join("node.log"))?;
         node.child = Some(
@@ -265,6 +271,9 @@ fn config_text(node: &Node, ca: &Path, parent_addr: Option<&str>) -> String {
     if node.level() != Level::County {
         t.push_str("[listen]\naddress = \"127.0.0.1:0\"\n\n");
     }
+    if node.id == huijiao_protocol::regions::NATIONAL {
+        t.push_str("[http]\naddress = \"127.0.0.1:0\"\ntoken_file = \"api-token\"\n\n");
+    }
     if let (Some(p), Some(a)) = (&node.parent, parent_addr) {
         t.push_str(&format!("[parent]\naddress = \"{a}\"\nnode_id = \"{p}\"\n\n"));
     }
@@ -358,11 +367,6 @@ fn tier_bars(nodes: &[Node], handled: usize, total_files: usize) -> Vec<String> 
 }
 
 /// Pads to a terminal width, counting CJK characters as two columns.
-fn pad(s: &str, width: usize) -> String {
-    let w: usize = s.chars().map(|c| if c >= '\u{2E80}' { 2 } else { 1 }).sum();
-    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
-}
-
 fn percentile(sorted: &[i64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -435,11 +439,26 @@ fn summary(nodes: &[Node], counties: &[usize], elapsed: Duration) -> anyhow::Res
 fn print_keep_help(root: &Path, nodes: &[Node]) {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "huijiao".into());
     let cfg = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.config.display().to_string()).unwrap_or_default();
-    println!("\nThe federation keeps running in {}. Try, in another terminal:", root.display());
+    let national = root.join("node-000000");
+    let token = national.join("api-token");
+    println!("\nThe federation keeps running in {}.", root.display());
+    let api = std::fs::read_to_string(national.join("data").join(crate::http::HTTP_ADDRESS_FILE)).ok();
+    if let Some(api) = &api {
+        println!("Open in a browser:");
+        println!("  the public catalogue   http://{api}/   (search 水稻, 识别 or 芯片)");
+        println!("  the operators' view    http://{api}/admin   (token: the line in {})", token.display());
+    }
+    println!("In another terminal:");
     println!("  {exe} status --config {}", cfg("000000"));
     println!("  {exe} status --config {}", cfg("420100"));
-    println!("  {exe} query --config {} --region 42 --count", cfg("000000"));
-    println!("  {exe} query --config {} --public --json | head -3", cfg("000000"));
+    println!("  {exe} query --config {} -q 水稻 --region 湖北省 --limit 5", cfg("000000"));
+    println!("  {exe} query --config {} --stats region", cfg("000000"));
+    println!("  {exe} query --config {} --export csv --region 42 --out hubei.csv", cfg("000000"));
+    if let Some(api) = &api {
+        println!("  curl 'http://{api}/api/v1/records?q=%E6%B0%B4%E7%A8%BB&limit=3'        # q=水稻");
+        println!("  curl 'http://{api}/api/v1/stats?by=year'");
+        println!("  curl -H \"Authorization: Bearer $(cat {})\" 'http://{api}/api/v1/operator/stats?by=kind'", token.display());
+    }
     println!("  cp testdata/samples/withdraw.csv {}/node-420102/inbox/", root.display());
     println!("Each node logs to node-*/node.log. Press Ctrl-C to stop every node.");
 }

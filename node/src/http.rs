@@ -43,8 +43,9 @@ const MAX_CLIENTS: usize = 10_000;
 
 /// What the handlers share.
 pub struct Api {
+    pub(crate) cfg: Arc<crate::config::Config>,
     data_dir: PathBuf,
-    table: Arc<RegionTable>,
+    pub(crate) table: Arc<RegionTable>,
     token: Option<String>,
     pool: Mutex<Vec<Catalogue>>,
     queries: Semaphore,
@@ -66,17 +67,19 @@ pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 impl Api {
-    pub fn new(data_dir: PathBuf, table: Arc<RegionTable>, http: &Http) -> anyhow::Result<Api> {
+    pub fn new(cfg: Arc<crate::config::Config>) -> anyhow::Result<Api> {
+        let http: &Http = cfg.http.as_ref().context("no [http] section")?;
         let token = http.token_file.as_deref().map(read_token).transpose()?;
         Ok(Api {
-            data_dir,
-            table,
+            data_dir: cfg.data_dir.clone(),
+            table: cfg.regions.clone(),
             token,
             pool: Mutex::new(Vec::new()),
             queries: Semaphore::new(MAX_QUERIES),
             exports: Arc::new(Semaphore::new(MAX_EXPORTS)),
             limiter: Limiter::new(http.rate_per_minute),
             query_timeout: http.query_timeout,
+            cfg,
         })
     }
 
@@ -96,7 +99,7 @@ impl Api {
     }
 
     /// Runs `f` on a pooled catalogue on a blocking thread, within the caps.
-    async fn query<R: Send + 'static>(
+    pub(crate) async fn query<R: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Catalogue) -> Result<R, ApiError> + Send + 'static,
     ) -> Result<R, ApiError> {
@@ -124,6 +127,21 @@ impl Api {
         }
     }
 
+    /// Whether `given` is the operators' token (false when there is none).
+    pub(crate) fn token_matches(&self, given: &str) -> bool {
+        self.token.as_ref().is_some_and(|t| constant_time_eq(given.trim().as_bytes(), t.as_bytes()))
+    }
+
+    /// The operators' token, when there is one.
+    pub(crate) fn token_value(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Whether operators can sign in at all.
+    pub(crate) fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     fn operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(token) = &self.token else {
             return Err(ApiError::Forbidden("the operator endpoints are off: this node has no [http] token_file".into()));
@@ -136,7 +154,7 @@ impl Api {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -272,15 +290,22 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/operator/records/{reg_no}", get(operator_record))
         .route("/api/v1/operator/stats", get(operator_stats))
         .route("/api/v1/operator/export", get(operator_export))
-        .fallback(|| async { ApiError::NotFound("no such endpoint; see docs/openapi.json".into()) })
+        .merge(crate::web::routes())
+        .fallback(|uri: axum::http::Uri| async move {
+            if uri.path().starts_with("/api/") {
+                ApiError::NotFound("no such endpoint; see docs/openapi.json".into()).into_response()
+            } else {
+                crate::web::not_found()
+            }
+        })
         .with_state(api)
 }
 
-fn public_view() -> View {
+pub(crate) fn public_view() -> View {
     View::Public { today: crate::clock::today() }
 }
 
-fn limit(api: &Api, addr: SocketAddr) -> Result<(), ApiError> {
+pub(crate) fn limit(api: &Api, addr: SocketAddr) -> Result<(), ApiError> {
     api.limiter.take(addr.ip()).map_err(ApiError::TooMany)
 }
 
@@ -346,7 +371,8 @@ async fn one(api: Arc<Api>, reg_no: String, view: View) -> Result<Response, ApiE
     match hit {
         Some(h) => Ok(Json(Value::Object(publish::hit_json(&h, view, false))).into_response()),
         // The same answer whether the record is unknown or not public: no probing.
-        None => Err(ApiError::NotFound(format!("no public record {reg_no}"))),
+        None if matches!(view, View::Public { .. }) => Err(ApiError::NotFound(format!("no public record {reg_no}"))),
+        None => Err(ApiError::NotFound(format!("no record {reg_no}"))),
     }
 }
 

@@ -34,4 +34,5 @@ pub mod publish;
 pub mod search;
 pub mod store;
 pub mod uplink;
+pub mod web;
 pub mod xlsx_writer;

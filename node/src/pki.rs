@@ -62,12 +62,18 @@ pub fn check_key_permissions(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random_serial() -> anyhow::Result<Vec<u8>> {
-    let mut b = [0u8; 16];
+/// `n` bytes from the kernel's random source.
+pub fn random_bytes(n: usize) -> anyhow::Result<Vec<u8>> {
+    let mut b = vec![0u8; n];
     std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).context("cannot read /dev/urandom")?;
+    Ok(b)
+}
+
+fn random_serial() -> anyhow::Result<Vec<u8>> {
+    let mut b = random_bytes(16)?;
     b[0] &= 0x7F; // positive
     b[0] |= 0x01; // and no leading zero byte
-    Ok(b.to_vec())
+    Ok(b)
 }
 
 pub fn hex_serial(bytes: &[u8]) -> String {
@@ -267,6 +273,18 @@ pub fn node_id_of(cert: &CertificateDer<'_>) -> anyhow::Result<String> {
 }
 
 /// The certificate's serial number, hex.
+/// When a certificate expires, seconds since the Unix epoch.
+pub fn not_after_of(cert: &CertificateDer<'_>) -> anyhow::Result<i64> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| anyhow::anyhow!("unparsable certificate: {e}"))?;
+    Ok(c.validity().not_after.timestamp())
+}
+
+/// When the first certificate of a PEM file expires, seconds since the Unix epoch.
+pub fn expiry_of_file(path: &Path) -> anyhow::Result<i64> {
+    let certs = load_certs(path)?;
+    not_after_of(certs.first().with_context(|| format!("no certificate in {}", path.display()))?)
+}
+
 pub fn serial_of(cert: &CertificateDer<'_>) -> anyhow::Result<String> {
     let (_, c) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|e| anyhow::anyhow!("unparsable certificate: {e}"))?;
     Ok(hex_serial(c.raw_serial()))

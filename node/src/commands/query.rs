@@ -1,5 +1,6 @@
 //! `huijiao query`: read the store, also while the daemon runs.
 
+use super::pad;
 use crate::publish::{self, Endpoint, Format};
 use crate::store::catalogue::{Catalogue, Indexer, Listing, View};
 use crate::store::{Filter, Reader, StoredRecord};
@@ -187,12 +188,12 @@ pub fn run_catalogue(
                 writeln!(out, "{v}")?;
             } else {
                 let label = publish::group_label(by);
-                writeln!(out, "{label:<12} {:<16} {:>10}", "名称", "count")?;
+                writeln!(out, "{} {} {:>10}", pad(label, 18), pad("名称", 16), "count")?;
                 for g in &groups {
                     let key = if g.key.is_empty() { "(未填)" } else { &g.key };
-                    writeln!(out, "{key:<12} {:<16} {:>10}", g.name, g.count)?;
+                    writeln!(out, "{} {} {:>10}", pad(key, 18), pad(&g.name, 16), g.count)?;
                 }
-                writeln!(out, "{:<12} {:<16} {total:>10}", "合计", "")?;
+                writeln!(out, "{} {} {total:>10}", pad("合计", 18), pad("", 16))?;
                 if matches!(view, View::Public { .. }) {
                     writeln!(out, "(public records only; --operator counts every record)")?;
                 }

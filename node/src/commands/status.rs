@@ -31,51 +31,91 @@ fn free_space(cfg: &Config) -> Vec<(std::path::PathBuf, Option<u64>)> {
     dirs.into_iter().map(|d| (d.clone(), crate::daemon::free_bytes(&d))).collect()
 }
 
-pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    let reader = Reader::open(&cfg.db_path())?;
-    let s = reader.status()?;
-    let unfinished = reader.unfinished_files()?;
-    let disks = free_space(cfg);
-    let full: Vec<&(std::path::PathBuf, Option<u64>)> = disks.iter().filter(|(_, f)| f.is_some_and(|f| f < FULL_BELOW)).collect();
-    let waiting: usize = cfg
-        .inboxes
-        .iter()
-        .map(|i| {
-            std::fs::read_dir(&i.path)
-                .map(|d| d.flatten().filter(|e| !crate::ingest::is_ignored_name(&e.file_name().to_string_lossy())).count())
-                .unwrap_or(0)
+/// What `status` shows, read from the store and the node's folders.
+pub struct Snapshot {
+    pub store: crate::store::StoreStatus,
+    pub unfinished: i64,
+    pub disks: Vec<(std::path::PathBuf, Option<u64>)>,
+    pub waiting: usize,
+    pub children: Vec<crate::store::ChildStatus>,
+    pub uplink: Option<crate::store::UplinkStatus>,
+    pub conflicts: usize,
+    pub refusals: Vec<crate::store::RefusalStatus>,
+    pub stuck: Vec<crate::store::StuckChange>,
+    pub log_id: String,
+    pub rotation: Option<serde_json::Value>,
+}
+
+impl Snapshot {
+    pub fn gather(cfg: &Config) -> anyhow::Result<Snapshot> {
+        let reader = Reader::open(&cfg.db_path())?;
+        let waiting: usize = cfg
+            .inboxes
+            .iter()
+            .map(|i| {
+                std::fs::read_dir(&i.path)
+                    .map(|d| d.flatten().filter(|e| !crate::ingest::is_ignored_name(&e.file_name().to_string_lossy())).count())
+                    .unwrap_or(0)
+            })
+            .sum();
+        let (log_id, _) = reader.log()?;
+        Ok(Snapshot {
+            store: reader.status()?,
+            unfinished: reader.unfinished_files()?,
+            disks: free_space(cfg),
+            waiting,
+            children: reader.children()?,
+            uplink: reader.uplink()?,
+            conflicts: reader.quarantine()?.len(),
+            refusals: reader.refusals()?,
+            stuck: reader.stuck()?,
+            log_id,
+            rotation: reader.log_rotation()?.and_then(|t| serde_json::from_str(&t).ok()),
         })
-        .sum();
-    let children = reader.children()?;
-    let uplink = reader.uplink()?;
-    let conflicts = reader.quarantine()?.len();
-    let refusals = reader.refusals()?;
-    let stuck = reader.stuck()?;
-    let (log_id, _) = reader.log()?;
-    let rotation: Option<serde_json::Value> = reader.log_rotation()?.and_then(|t| serde_json::from_str(&t).ok());
-    if json {
-        let mut v = serde_json::to_value(&s)?;
-        v["inbox_waiting"] = waiting.into();
-        v["children"] = serde_json::to_value(&children)?;
+    }
+
+    fn full_disks(&self) -> Vec<&(std::path::PathBuf, Option<u64>)> {
+        self.disks.iter().filter(|(_, f)| f.is_some_and(|f| f < FULL_BELOW)).collect()
+    }
+
+    /// `status --json`.
+    pub fn to_json(&self) -> anyhow::Result<serde_json::Value> {
+        let mut v = serde_json::to_value(&self.store)?;
+        v["inbox_waiting"] = self.waiting.into();
+        v["children"] = serde_json::to_value(&self.children)?;
         if let Some(list) = v["children"].as_array_mut() {
-            for (c, status) in list.iter_mut().zip(&children) {
+            for (c, status) in list.iter_mut().zip(&self.children) {
                 c["quiet_secs"] = quiet_secs(status.last_seen_at).into();
                 c["connected"] = connected(status).into();
             }
         }
-        v["uplink"] = serde_json::to_value(&uplink)?;
-        v["conflicts"] = conflicts.into();
-        v["refusals"] = serde_json::to_value(&refusals)?;
-        v["stuck"] = serde_json::to_value(&stuck)?;
-        v["log_id"] = log_id.into();
-        v["log_rotated"] = rotation.unwrap_or_default();
-        v["files_unfinished"] = unfinished.into();
-        v["disk_full"] = (!full.is_empty()).into();
-        v["disk_free"] =
-            disks.iter().map(|(d, f)| serde_json::json!({"path": d.display().to_string(), "free_bytes": f})).collect::<Vec<_>>().into();
-        writeln!(out, "{v}")?;
+        v["uplink"] = serde_json::to_value(&self.uplink)?;
+        v["conflicts"] = self.conflicts.into();
+        v["refusals"] = serde_json::to_value(&self.refusals)?;
+        v["stuck"] = serde_json::to_value(&self.stuck)?;
+        v["log_id"] = self.log_id.clone().into();
+        v["log_rotated"] = self.rotation.clone().unwrap_or_default();
+        v["files_unfinished"] = self.unfinished.into();
+        v["disk_full"] = (!self.full_disks().is_empty()).into();
+        v["disk_free"] = self
+            .disks
+            .iter()
+            .map(|(d, f)| serde_json::json!({"path": d.display().to_string(), "free_bytes": f}))
+            .collect::<Vec<_>>()
+            .into();
+        Ok(v)
+    }
+}
+
+pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let snap = Snapshot::gather(cfg)?;
+    if json {
+        writeln!(out, "{}", snap.to_json()?)?;
         return Ok(());
     }
+    let Snapshot { store: s, unfinished, waiting, children, uplink, conflicts, refusals, stuck, rotation, .. } = &snap;
+    let (unfinished, waiting, conflicts) = (*unfinished, *waiting, *conflicts);
+    let full = snap.full_disks();
     let at = |ms: Option<i64>| ms.map_or_else(|| "never".to_string(), crate::clock::rfc3339_china);
     writeln!(out, "node            {}", s.node_id)?;
     writeln!(out, "records         {} ({} withdrawn)", s.records, s.withdrawn)?;
@@ -106,7 +146,7 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
             r["last_seq"]
         )?;
     }
-    for st in &stuck {
+    for st in stuck {
         writeln!(out, "STUCK CHANGE    seq {} {} held aside at {}: {}", st.seq, st.reg_no, at(Some(st.at)), st.reason)?;
     }
     if conflicts > 0 {
@@ -118,7 +158,7 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
             "children        {:<8} {:>10} {:>10}  {:<29}  {:<14}  last error",
             "node", "cursor", "changes", "last seen", "state"
         )?;
-        for c in &children {
+        for c in children {
             let state = match quiet_secs(c.last_seen_at) {
                 _ if connected(c) => "connected".to_string(),
                 Some(q) => format!("QUIET {}h{:02}m", q / 3600, q / 60 % 60),
@@ -139,7 +179,7 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     }
     if !refusals.is_empty() {
         writeln!(out, "refused peers   (never children; by the identity they showed)")?;
-        for r in &refusals {
+        for r in refusals {
             writeln!(
                 out,
                 "                {:<28} {:<24} ×{:<5} last at {}  {}",

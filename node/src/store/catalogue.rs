@@ -271,25 +271,26 @@ fn start_rebuild(tx: &rusqlite::Transaction<'_>, upto: i64) -> anyhow::Result<()
     Ok(())
 }
 
-/// Indexes up to `max` more records of a rebuild, in the order of their latest change;
-/// finishing, moves the cursor to where the rebuild began. A record changed since then
-/// has a later change, which the cursor then takes in.
+/// Indexes up to `max` more records of a rebuild, in the store's row order (its
+/// rowid: an index walk, whatever the size); finishing, moves the cursor to where
+/// the rebuild began. A record changed since then has a change after the cursor,
+/// which indexes it, so it is skipped here.
 fn rebuild_step(tx: &rusqlite::Transaction<'_>, upto: i64, max: usize) -> anyhow::Result<usize> {
     let pos: i64 = tx.query_row("SELECT value FROM meta WHERE key = 'rebuild_pos'", [], |r| r.get::<_, String>(0))?.parse().unwrap_or(0);
     let mut n = 0;
     let mut at = pos;
     {
         let mut st = tx.prepare_cached(
-            "SELECT r.seq, r.reg_no, r.origin, r.withdrawn, b.body FROM st.records r JOIN st.changes b ON b.seq = r.body_seq
-             WHERE r.seq > ?1 AND r.seq <= ?2 ORDER BY r.seq LIMIT ?3",
+            "SELECT r.rowid, r.seq, r.reg_no, r.origin, r.withdrawn, b.body FROM st.records r JOIN st.changes b ON b.seq = r.body_seq
+             WHERE r.rowid > ?1 ORDER BY r.rowid LIMIT ?2",
         )?;
-        let mut rows = st.query(params![pos, upto, max as i64])?;
+        let mut rows = st.query(params![pos, max as i64])?;
         while let Some(r) = rows.next()? {
-            let (seq, reg_no, origin, withdrawn, body): (i64, String, String, i64, Option<String>) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            at = seq;
+            let (rowid, seq, reg_no, origin, withdrawn, body): (i64, i64, String, String, i64, Option<String>) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
+            at = rowid;
             n += 1;
-            let Some(body) = body else { continue };
+            let Some(body) = body.filter(|_| seq <= upto) else { continue };
             let rec = Record::from_json(body.as_bytes()).with_context(|| format!("corrupt body of {reg_no}"))?;
             index_record(tx, &rec, &origin, withdrawn != 0)?;
         }

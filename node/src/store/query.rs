@@ -194,6 +194,25 @@ impl Reader {
     }
 
     /// Files committed but not yet moved and reported (a crash, or a full disk).
+    /// The `limit` files handled last: (name, received at ms, where it went, report).
+    pub fn recent_files(&self, limit: usize) -> anyhow::Result<Vec<(String, i64, String, serde_json::Value)>> {
+        let mut st =
+            self.conn.prepare("SELECT name, received_at, dest, report FROM files ORDER BY received_at DESC, rowid DESC LIMIT ?1")?;
+        let rows = st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, at, dest, report) = row?;
+            out.push((name, at, dest, serde_json::from_str(&report).unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
+    /// When this node accepted the first change after `seq` (the oldest one its parent
+    /// has not acknowledged), ms.
+    pub fn accepted_at_after(&self, seq: i64) -> anyhow::Result<Option<i64>> {
+        Ok(self.conn.query_row("SELECT accepted_at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT 1", [seq], |r| r.get(0)).optional()?)
+    }
+
     pub fn unfinished_files(&self) -> anyhow::Result<i64> {
         Ok(self.conn.query_row("SELECT count(*) FROM files WHERE moved = 0", [], |r| r.get(0))?)
     }

@@ -102,6 +102,9 @@ pub struct Quarantined {
     pub received_at: i64,
     pub held_origin: Option<String>,
     pub reason: String,
+    /// The record as the quarantined change carries it (None for a withdrawal).
+    #[serde(skip)]
+    pub body: Option<String>,
 }
 
 impl Writer {
@@ -591,7 +594,7 @@ impl Reader {
     pub fn quarantine(&self) -> anyhow::Result<Vec<Quarantined>> {
         let mut st = self
             .conn
-            .prepare("SELECT reg_no, origin, version, from_child, received_at, held_origin, reason FROM quarantine ORDER BY id")?;
+            .prepare("SELECT reg_no, origin, version, from_child, received_at, held_origin, reason, body FROM quarantine ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok(Quarantined {
                 reg_no: r.get(0)?,
@@ -601,6 +604,7 @@ impl Reader {
                 received_at: r.get(4)?,
                 held_origin: r.get(5)?,
                 reason: r.get(6)?,
+                body: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -1,0 +1,264 @@
+//! `/admin`: the operators' view of this node and the nodes below it.
+//!
+//! Signing in takes the operators' token (the `[http] token_file`), typed once into
+//! a form; the browser then holds a cookie derived from it (HttpOnly, SameSite=Strict,
+//! path /admin) — never the token itself. Without a token file the page says how to
+//! set one; being on localhost alone is not enough, since the API may sit behind a
+//! proxy on the same machine.
+
+use super::html::{esc, page};
+
+use crate::commands::status::Snapshot;
+use crate::http::{limit, Api, ApiError};
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use sha2::Digest;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const COOKIE: &str = "hj_admin";
+
+/// The cookie value for a token: a hash, so the cookie is not the token.
+fn session_of(token: &str) -> String {
+    huijiao_protocol::record::hex(&sha2::Sha256::digest(format!("huijiao-admin\0{}", token.trim()).as_bytes()))
+}
+
+fn signed_in(api: &Api, headers: &HeaderMap) -> bool {
+    let Some(expected) = api.session() else { return false };
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))
+        .any(|v| crate::http::constant_time_eq(v.as_bytes(), expected.as_bytes()))
+}
+
+impl Api {
+    /// The admin session value, when operators can sign in.
+    fn session(&self) -> Option<String> {
+        self.token_value().map(session_of)
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct Login {
+    token: String,
+}
+
+pub async fn login(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, Form(f): Form<Login>) -> Response {
+    if let Err(e) = limit(&api, addr) {
+        return e.into_response();
+    }
+    if !api.token_matches(&f.token) {
+        tracing::warn!(client = %addr, "admin sign-in refused: wrong token");
+        return (StatusCode::UNAUTHORIZED, Html(page("管理", "admin", &login_form(Some("口令不对。"), api.has_token())))).into_response();
+    }
+    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/admin", session_of(&f.token));
+    let mut r = Redirect::to("/admin").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ASCII cookie"));
+    r
+}
+
+pub async fn logout() -> Response {
+    let mut r = Redirect::to("/admin").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("hj_admin=; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=0"));
+    r
+}
+
+fn login_form(error: Option<&str>, has_token: bool) -> String {
+    if !has_token {
+        return "<h1>管理</h1><p class=\"error\">本节点没有设置运维口令。请在配置的 <code>[http]</code> 中设置 <code>token_file</code>（一行至少 16 个字符，文件权限 0600）并重新启动。</p>".into();
+    }
+    format!(
+        "<h1>管理</h1>{}<form class=\"login\" method=\"post\" action=\"/admin/login\"><label>运维口令<input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label><button type=\"submit\">登录</button></form>",
+        error.map(|e| format!("<p class=\"error\">{}</p>", esc(e))).unwrap_or_default()
+    )
+}
+
+pub async fn page_handler(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap) -> Result<Response, ApiError> {
+    limit(&api, addr)?;
+    if !signed_in(&api, &headers) {
+        return Ok(Html(page("管理", "admin", &login_form(None, api.has_token()))).into_response());
+    }
+    let cfg = api.cfg.clone();
+    let body = tokio::task::spawn_blocking(move || render(&cfg))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("admin page: {e}")))?
+        .map_err(ApiError::Internal)?;
+    let mut r = Html(page("管理", "admin", &body)).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+pub async fn show(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    page_handler(api, addr, headers).await.unwrap_or_else(super::error_page)
+}
+
+fn ago(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return "从未".into() };
+    let secs = ((crate::clock::now_ms() - ms) / 1000).max(0);
+    match secs {
+        0..=59 => format!("{secs} 秒前"),
+        60..=3599 => format!("{} 分钟前", secs / 60),
+        3600..=86_399 => format!("{} 小时 {} 分前", secs / 3600, secs / 60 % 60),
+        _ => format!("{} 天前", secs / 86_400),
+    }
+}
+
+fn at(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "—".into(), crate::clock::rfc3339_china)
+}
+
+/// The whole admin page body (blocking: reads the store).
+fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
+    let snap = Snapshot::gather(cfg)?;
+    let reader = crate::store::Reader::open(&cfg.db_path())?;
+    let table = &cfg.regions;
+    let name = |id: &str| table.get(id).map(|r| r.name.clone()).unwrap_or_default();
+    let s = &snap.store;
+    let mut b = String::new();
+    // Refreshes itself every 10 s (app.js reads data-refresh).
+    let _ = write!(
+        b,
+        "<div data-refresh=\"10\"></div><h1>节点 {} {}</h1><form method=\"post\" action=\"/admin/logout\" class=\"logout\"><button>退出</button></form>",
+        esc(&s.node_id),
+        esc(&name(&s.node_id))
+    );
+    let cert = cfg.tls.as_ref().map(|t| crate::pki::expiry_of_file(&t.cert));
+    let cert_text = match cert {
+        Some(Ok(secs)) => {
+            let days = (secs * 1000 - crate::clock::now_ms()) / 86_400_000;
+            let class = if days < 30 { " class=\"warn\"" } else { "" };
+            format!("<span{class}>{days} 天后到期（{}）</span>", esc(&at(Some(secs * 1000))))
+        }
+        Some(Err(e)) => format!("<span class=\"warn\">读不出证书：{}</span>", esc(&format!("{e:#}"))),
+        None => "无（未配置 TLS）".into(),
+    };
+    let backlog = snap.uplink.as_ref().map(|u| (s.last_seq - u.acked).max(0)).unwrap_or(0);
+    let oldest = snap.uplink.as_ref().and_then(|u| reader.accepted_at_after(u.acked).ok().flatten());
+    let _ = write!(
+        b,
+        "<section><h2>本节点</h2><table class=\"kv\">\
+<tr><th>成果</th><td id=\"records\">{}（其中撤销 {}）</td></tr>\
+<tr><th>最近变更</th><td>{}</td></tr><tr><th>收件箱待处理</th><td>{}</td></tr>\
+<tr><th>上级</th><td>{}</td></tr><tr><th>未同步</th><td>{backlog} 条{}</td></tr>\
+<tr><th>证书</th><td>{cert_text}</td></tr></table></section>",
+        s.records,
+        s.withdrawn,
+        esc(&at(s.last_change_at)),
+        snap.waiting,
+        match &snap.uplink {
+            Some(u) => format!(
+                "{} {} — {}{}",
+                esc(&u.parent),
+                esc(&name(&u.parent)),
+                esc(&u.state),
+                u.last_error
+                    .as_deref()
+                    .map(|e| format!("<br><span class=\"warn\">最近错误（{}）：{}</span>", esc(&at(u.last_error_at)), esc(e)))
+                    .unwrap_or_default()
+            ),
+            None => "无（国家节点或独立节点）".into(),
+        },
+        oldest.map(|t| format!("，最早的一条产生于 {}", esc(&ago(Some(t))))).unwrap_or_default(),
+    );
+    b.push_str("<section><h2>下级节点</h2>");
+    if snap.children.is_empty() {
+        b.push_str("<p>还没有下级节点连接过。</p>");
+    } else {
+        b.push_str("<table class=\"nodes\"><thead><tr><th>节点</th><th>状态</th><th>最近联系</th><th>已收变更</th><th>最近错误</th></tr></thead><tbody>");
+        for c in &snap.children {
+            let connected = c.session_open && c.last_seen_at.is_some_and(|t| crate::clock::now_ms() - t < 60_000);
+            let refused = snap.refusals.iter().filter(|r| r.identity == c.child).map(|r| r.count).sum::<i64>();
+            let (state, class) = if connected {
+                ("在线".to_string(), "ok")
+            } else if refused > 0 {
+                (format!("被拒绝 {refused} 次"), "bad")
+            } else {
+                (format!("静默 {}", ago(c.last_seen_at)), "quiet")
+            };
+            let _ = write!(
+                b,
+                "<tr data-node=\"{}\" data-state=\"{class}\"><td>{} {}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&c.child),
+                esc(&c.child),
+                esc(&name(&c.child)),
+                esc(&state),
+                esc(&ago(c.last_seen_at)),
+                c.changes,
+                esc(c.last_error.as_deref().unwrap_or(""))
+            );
+        }
+        b.push_str("</tbody></table>");
+    }
+    if !snap.refusals.is_empty() {
+        b.push_str("<h3>拒绝的连接</h3><table><tr><th>身份</th><th>原因</th><th>次数</th><th>最近</th></tr>");
+        for r in &snap.refusals {
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.identity),
+                esc(&r.reason),
+                r.count,
+                esc(&ago(Some(r.last_at)))
+            );
+        }
+        b.push_str("</table>");
+    }
+    b.push_str("</section>");
+    let conflicts = reader.quarantine()?;
+    if !conflicts.is_empty() {
+        b.push_str("<section><h2>冲突（同一登记号来自两个来源）</h2>");
+        for q in conflicts.iter().take(50) {
+            let held = reader.get(&q.reg_no)?;
+            let theirs: Option<serde_json::Value> = q.body.as_deref().and_then(|t| serde_json::from_str(t).ok());
+            let mine: Option<serde_json::Value> = held.as_ref().and_then(|h| serde_json::to_value(&h.record).ok());
+            let _ = write!(
+                b,
+                "<div class=\"conflict\"><h3>{}</h3><p>{}</p><table><tr><th>字段</th><th>本节点保存（来源 {}）</th><th>搁置的（来源 {}，第 {} 版，经 {}）</th></tr>",
+                esc(&q.reg_no),
+                esc(&q.reason),
+                esc(held.as_ref().map_or("—", |h| h.origin.as_str())),
+                esc(&q.origin),
+                q.version,
+                esc(&q.from_child)
+            );
+            for f in huijiao_protocol::fields::Field::ALL {
+                let a = mine.as_ref().map(|v| super::text_of(&v[f.key()])).unwrap_or_default();
+                let c = theirs.as_ref().map(|v| super::text_of(&v[f.key()])).unwrap_or_default();
+                if a.is_empty() && c.is_empty() {
+                    continue;
+                }
+                let class = if a != c { " class=\"diff\"" } else { "" };
+                let _ = write!(b, "<tr{class}><th>{}</th><td>{}</td><td>{}</td></tr>", esc(f.zh()), esc(&a), esc(&c));
+            }
+            b.push_str("</table></div>");
+        }
+        b.push_str("</section>");
+    }
+    let files = reader.recent_files(30)?;
+    b.push_str("<section><h2>最近的文件</h2>");
+    if files.is_empty() {
+        b.push_str("<p>还没有处理过文件。</p>");
+    } else {
+        let rows: u64 = files.iter().map(|f| f.3["rows"].as_u64().unwrap_or(0)).sum();
+        let rejected: u64 = files.iter().map(|f| f.3["rejected"].as_u64().unwrap_or(0)).sum();
+        let rate = if rows == 0 { 0.0 } else { rejected as f64 * 100.0 / rows as f64 };
+        let _ = write!(b, "<p>最近 {} 个文件：{rows} 行，退回 {rejected} 行（{rate:.1}%）。</p>", files.len());
+        b.push_str("<table class=\"files\"><tr><th>文件</th><th>收到</th><th>结果</th></tr>");
+        for (file, received, _, report) in &files {
+            let verdict = match report["refused"]["code"].as_str() {
+                Some(code) => format!("整个文件被拒：{code}"),
+                None => format!("{} 行，接收 {}，退回 {}", report["rows"], report["accepted"], report["rejected"]),
+            };
+            let class = if report["refused"].is_object() || report["rejected"].as_u64().unwrap_or(0) > 0 { " class=\"warn\"" } else { "" };
+            let _ = write!(b, "<tr><td>{}</td><td>{}</td><td{class}>{}</td></tr>", esc(file), esc(&at(Some(*received))), esc(&verdict));
+        }
+        b.push_str("</table>");
+    }
+    b.push_str("</section>");
+    Ok(b)
+}
