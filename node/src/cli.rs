@@ -61,6 +61,28 @@ enum Command {
     /// The federation PKI: a CA, node certificates, revocations.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Check a configuration as the daemon would use it.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Write a commented starting configuration for a node, and its folders.
+    Init {
+        /// The node's region code (000000 for the national node).
+        #[arg(long = "node-id", value_name = "CODE")]
+        node_id: String,
+        /// The parent's address and node id (every node but the national one).
+        #[arg(long, num_args = 2, value_names = ["ADDRESS", "NODE_ID"])]
+        parent: Option<Vec<String>>,
+        /// Where to write the configuration.
+        #[arg(long, value_name = "FILE", default_value = "/etc/huijiao/huijiao.toml")]
+        config: PathBuf,
+        #[arg(long = "data-dir", value_name = "DIR", default_value = "/var/lib/huijiao")]
+        data_dir: PathBuf,
+        #[arg(long, value_name = "DIR", default_value = "/srv/huijiao/inbox")]
+        inbox: PathBuf,
+        /// Replace an existing configuration file.
+        #[arg(long)]
+        force: bool,
+    },
     /// List changes held aside because two origins sent the same reg_no.
     Conflicts {
         #[arg(long, value_name = "FILE")]
@@ -73,6 +95,21 @@ enum Command {
     Recover {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+    },
+    /// A consistent copy of the store, also while the daemon runs (not `cp`: the WAL).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A new file, or a folder for a file named by node and time.
+        #[arg(long, value_name = "PATH")]
+        to: PathBuf,
+    },
+    /// Put a backup back as the store (daemon stopped); then `recover`, then start.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "BACKUP")]
+        from: PathBuf,
     },
     /// Show what the node holds and when it last took something in.
     Status {
@@ -188,6 +225,17 @@ struct QueryArgs {
 }
 
 #[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate keys, folders, permissions, the certificate chain and expiry, that the
+    /// certificate names this node, the parent's address and the API token. Exit
+    /// status 1 when the node would not run as configured.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum PkiCommand {
     /// Create the federation CA (ECDSA P-256) in a new folder, with an empty CRL.
     Init {
@@ -206,6 +254,24 @@ enum PkiCommand {
         /// Validity in days.
         #[arg(long, default_value_t = 825)]
         days: u32,
+    },
+    /// A new key and certificate for a node, replacing NODE_ID.crt and NODE_ID.key in
+    /// --out; the node picks them up on reload (systemctl reload huijiao).
+    Renew {
+        #[arg(long, value_name = "CA_DIR")]
+        ca: PathBuf,
+        node_id: String,
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Every certificate the CA issued: node, serial, expiry, revoked.
+    List {
+        #[arg(long, value_name = "CA_DIR")]
+        ca: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke every certificate of a node, or one by serial, and rewrite crl.pem.
     Revoke {
@@ -241,13 +307,6 @@ where
     }
 }
 
-fn init_logging() {
-    use tracing_subscriber::prelude::*;
-    let spec = std::env::var("HUIJIAO_LOG").unwrap_or_else(|_| "info".into());
-    let filter: tracing_subscriber::filter::Targets = spec.parse().unwrap_or_else(|_| "info".parse().expect("valid default"));
-    tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).with(filter).init();
-}
-
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check { json, node, regions, files } => {
@@ -258,8 +317,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             crate::commands::check::run(&files, json, node.as_deref(), &table, &mut std::io::stdout().lock())
         }
         Command::Run { config } => {
-            init_logging();
+            crate::logging::init()?;
             let cfg = crate::config::Config::load(&config)?;
+            if let Some(spec) = &cfg.log {
+                crate::logging::set_filter(spec)?;
+            }
             // Blocking work (parsing, decoding, the store's callers) is bounded elsewhere;
             // this caps the thread pool behind it.
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -267,16 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;
-            rt.block_on(async {
-                let shutdown = tokio_util::sync::CancellationToken::new();
-                let on_signal = shutdown.clone();
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    tracing::info!("signal received, shutting down");
-                    on_signal.cancel();
-                });
-                crate::daemon::run(cfg, shutdown).await
-            })?;
+            rt.block_on(crate::daemon::serve(config, cfg))?;
             Ok(0)
         }
         Command::Demo { records, keep, dir, seed, timeout_secs } => crate::demo::run(crate::demo::Options {
@@ -294,6 +347,87 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Pki(PkiCommand::Issue { ca, node_id, out, days }) => {
             let (crt, key) = crate::pki::issue(&ca, &node_id, &out, days)?;
             println!("issued {} and {} for node {node_id}, valid {days} days", crt.display(), key.display());
+            Ok(0)
+        }
+        Command::Pki(PkiCommand::Renew { ca, node_id, out, days }) => {
+            let (crt, key) = crate::pki::renew(&ca, &node_id, &out, days)?;
+            println!(
+                "renewed {} and {} for node {node_id}, valid {days} days; install them and reload the node (systemctl reload huijiao)",
+                crt.display(),
+                key.display()
+            );
+            Ok(0)
+        }
+        Command::Pki(PkiCommand::List { ca, json }) => {
+            let all = crate::pki::list(&ca)?;
+            let ca_expiry = crate::pki::expiry_of_file(&ca.join("ca.crt"))?;
+            if json {
+                println!("{}", serde_json::json!({"ca_not_after": ca_expiry, "certificates": all}));
+                return Ok(0);
+            }
+            println!(
+                "CA {} expires {} ({} days)",
+                ca.display(),
+                crate::clock::rfc3339_china(ca_expiry * 1000),
+                crate::pki::days_left(ca_expiry)
+            );
+            println!("{:<8} {:<34} {:<30} {:>6}  state", "node", "serial", "expires", "days");
+            for c in &all {
+                let days = crate::pki::days_left(c.not_after);
+                let state = if c.revoked {
+                    "revoked"
+                } else if days < 0 {
+                    "EXPIRED"
+                } else if days < crate::pki::EXPIRY_WARNING_DAYS {
+                    "EXPIRES SOON"
+                } else {
+                    "valid"
+                };
+                println!("{:<8} {:<34} {:<30} {days:>6}  {state}", c.node, c.serial, crate::clock::rfc3339_china(c.not_after * 1000));
+            }
+            Ok(0)
+        }
+        Command::Backup { config, to } => {
+            let cfg = crate::config::Config::load(&config)?;
+            let s = crate::commands::backup::backup(&cfg, &to)?;
+            println!("backup {}: {} records, change log up to {}, {} bytes", s.path.display(), s.records, s.last_seq, s.bytes);
+            Ok(0)
+        }
+        Command::Restore { config, from } => {
+            let cfg = crate::config::Config::load(&config)?;
+            let (s, kept) = crate::commands::backup::restore(&cfg, &from)?;
+            println!(
+                "restored {} ({} records, change log up to {}); the store it replaced is kept as {}",
+                s.path.display(),
+                s.records,
+                s.last_seq,
+                kept.display()
+            );
+            println!(
+                "next: `huijiao recover --config {}` takes back from the parent what this copy lacks; then start the node",
+                config.display()
+            );
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::Check { config }) => {
+            let findings = crate::commands::setup::check(&config);
+            Ok(crate::commands::setup::print(&findings, &mut std::io::stdout().lock())?)
+        }
+        Command::Init { node_id, parent, config, data_dir, inbox, force } => {
+            let parent = parent.as_ref().map(|p| (p[0].as_str(), p[1].as_str()));
+            crate::commands::setup::init(&crate::commands::setup::InitOptions {
+                node_id: &node_id,
+                parent,
+                config: &config,
+                data_dir: &data_dir,
+                inbox: &inbox,
+                force,
+            })?;
+            println!("wrote {} and created {} and {}", config.display(), data_dir.display(), inbox.display());
+            println!(
+                "next: put ca.crt, crl.pem, {node_id}.crt and {node_id}.key beside it, then `huijiao config check --config {}`",
+                config.display()
+            );
             Ok(0)
         }
         Command::Pki(PkiCommand::Revoke { ca, node_id, serial }) => {
@@ -443,19 +577,4 @@ fn query(a: QueryArgs) -> anyhow::Result<i32> {
         crate::store::catalogue::View::Public { today: crate::clock::today() }
     };
     q::run_catalogue(&cfg, &pairs, action, view, a.json, &mut std::io::stdout().lock())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -70,6 +70,21 @@ pub struct ConfigFile {
     /// The read API (and web pages) over the catalogue. Default: off.
     #[serde(default)]
     pub http: Option<HttpSection>,
+    /// Prometheus metrics and a health check. Default: off.
+    #[serde(default)]
+    pub metrics: Option<MetricsSection>,
+    /// The log filter (`info`, `warn`, `huijiao::inbox=debug,info`). Default: the
+    /// `HUIJIAO_LOG` environment variable, else `info`. Changed by a reload (SIGHUP).
+    #[serde(default)]
+    pub log: Option<String>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// TCP address of `/metrics` and `/healthz`, e.g. `127.0.0.1:9464`. Required.
+    pub address: String,
 }
 
 /// `[catalogue]`.
@@ -318,6 +333,9 @@ pub struct Config {
     /// Keep the search index following the store.
     pub index: bool,
     pub http: Option<Http>,
+    /// Where `/metrics` and `/healthz` listen.
+    pub metrics: Option<std::net::SocketAddr>,
+    pub log: Option<String>,
     /// The file this came from, for messages.
     pub source: PathBuf,
 }
@@ -427,6 +445,22 @@ impl Config {
             sync: file.sync.clone(),
             index: file.catalogue.index,
             http,
+            metrics: file
+                .metrics
+                .as_ref()
+                .map(|m| {
+                    m.address
+                        .parse()
+                        .with_context(|| format!("key `metrics.address`: `{}` is not an address like 127.0.0.1:9464", m.address))
+                })
+                .transpose()?,
+            log: match &file.log {
+                Some(spec) => {
+                    crate::logging::parse_filter(spec).context("key `log`")?;
+                    Some(spec.clone())
+                }
+                None => None,
+            },
             node_id: file.node_id,
             data_dir: abs(&file.data_dir),
             regions: std::sync::Arc::new(regions),

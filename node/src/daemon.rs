@@ -15,12 +15,23 @@ use tracing::{error, info, warn};
 /// with port 0).
 pub const LISTEN_ADDRESS_FILE: &str = "listen-address";
 
+/// The file in `data_dir` where the node writes the address `[metrics]` bound.
+pub const METRICS_ADDRESS_FILE: &str = "metrics-address";
+
 /// A started node.
 pub struct Running {
     /// The bound QUIC address, when the node listens for children.
     pub listen_addr: Option<SocketAddr>,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The configuration it runs with (the last one reloaded).
+    pub cfg: Arc<Config>,
+    /// The store, while the node runs (None when it stopped before opening it).
+    pub store: Option<Store>,
+    /// Fires once every inbox is watched.
+    pub ready: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// New identity and configuration for the downlink and uplink (SIGHUP).
+    reload: Option<tokio::sync::watch::Sender<crate::net::Reload>>,
 }
 
 impl Running {
@@ -43,11 +54,24 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);
     let identity = cfg.tls.as_ref().map(|t| Identity::load(t, &cfg.node_id)).transpose()?;
+    if let Some(t) = &cfg.tls {
+        check_expiry(&t.cert, &t.ca)?;
+    }
     // One daemon per data folder; `recover` and `restore` wait for it to stop.
     let lock = crate::store::lock_data_dir(&cfg.data_dir)?;
     let store = match open_store(&cfg, &shutdown).await? {
         Some(s) => s,
-        None => return Ok(Running { listen_addr: None, shutdown: shutdown.clone(), handle: tokio::spawn(async { Ok(()) }) }),
+        None => {
+            return Ok(Running {
+                listen_addr: None,
+                shutdown: shutdown.clone(),
+                handle: tokio::spawn(async { Ok(()) }),
+                cfg,
+                store: None,
+                ready: None,
+                reload: None,
+            })
+        }
     };
     let idle = cfg.idle_timeout();
     let refused = crate::net::HandshakeRefusals::default();
@@ -103,19 +127,31 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     };
     info!(node = %cfg.node_id, store = %cfg.db_path().display(), inboxes = cfg.inboxes.len(), listen = ?listen_addr, parent = ?cfg.parent.as_ref().map(|p| &p.node_id), "node starting");
     let mut tasks = JoinSet::new();
-    tasks.spawn(crate::inbox::run(cfg.clone(), store.clone(), shutdown.child_token()));
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    tasks.spawn(crate::inbox::run(cfg.clone(), store.clone(), shutdown.child_token(), ready_tx));
+    let mut reload = None;
     if let (Some(e), Some(id)) = (&endpoint, &identity) {
+        let (tx, rx) = tokio::sync::watch::channel::<crate::net::Reload>(Arc::new((cfg.clone(), id.clone())));
         if cfg.listen.is_some() {
-            tasks.spawn(crate::downlink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), refused.clone(), shutdown.child_token()));
+            tasks.spawn(crate::downlink::run(cfg.clone(), store.clone(), e.clone(), rx.clone(), refused.clone(), shutdown.child_token()));
         }
         if cfg.parent.is_some() {
-            tasks.spawn(crate::uplink::run(cfg.clone(), store.clone(), e.clone(), id.clone(), shutdown.child_token()));
+            tasks.spawn(crate::uplink::run(cfg.clone(), store.clone(), e.clone(), rx, shutdown.child_token()));
         }
+        reload = Some(tx);
+    }
+    if let Some(addr) = cfg.metrics {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        let bound = listener.local_addr()?;
+        std::fs::write(cfg.data_dir.join(METRICS_ADDRESS_FILE), bound.to_string())?;
+        info!(address = %bound, "metrics listening");
+        tasks.spawn(crate::metrics::serve(cfg.clone(), store.clone(), listener, shutdown.child_token()));
     }
     if let Some((api, listener)) = http {
         tasks.spawn(crate::http::serve(api, listener, shutdown.child_token()));
     }
     let token = shutdown.clone();
+    let (kept_store, kept_cfg) = (store.clone(), cfg.clone());
     let handle = tokio::spawn(async move {
         let result = supervise(&mut tasks, &token).await;
         // Drain in order: the subsystems stop (the inbox finishes its file, sessions
@@ -137,7 +173,150 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         info!(node = %cfg.node_id, "node stopped");
         result
     });
-    Ok(Running { listen_addr, shutdown, handle })
+    Ok(Running { listen_addr, shutdown, handle, cfg: kept_cfg, store: Some(kept_store), ready: Some(ready), reload })
+}
+
+/// An expired node or CA certificate stops the node at start; one expiring within
+/// [`crate::pki::EXPIRY_WARNING_DAYS`] is warned about.
+fn check_expiry(cert: &std::path::Path, ca: &std::path::Path) -> anyhow::Result<()> {
+    for (what, path) in [("node certificate", cert), ("CA certificate", ca)] {
+        let days = crate::pki::days_left(crate::pki::expiry_of_file(path)?);
+        if days < 0 {
+            anyhow::bail!("the {what} {} expired {} day(s) ago; renew it (huijiao pki renew) and start again", path.display(), -days);
+        }
+        if days < crate::pki::EXPIRY_WARNING_DAYS {
+            warn!(certificate = %path.display(), days_left = days, "the {what} expires soon; renew it (huijiao pki renew) and reload");
+        }
+    }
+    Ok(())
+}
+
+impl Running {
+    /// SIGHUP: reads the configuration again and applies what can change while
+    /// connections stay up — certificate, key, CA, CRL, the children allow-list, the
+    /// log filter. A configuration that does not load, or changes what needs a restart,
+    /// is refused and the running one kept.
+    pub fn reload(&mut self, path: &std::path::Path) -> anyhow::Result<()> {
+        let new = Config::load(path)?;
+        if new.node_id != self.cfg.node_id || new.data_dir != self.cfg.data_dir {
+            anyhow::bail!("node_id and data_dir change only with a restart; nothing reloaded");
+        }
+        let identity = new.tls.as_ref().map(|t| Identity::load(t, &new.node_id)).transpose()?;
+        if let Some(t) = &new.tls {
+            check_expiry(&t.cert, &t.ca)?;
+        }
+        if let Some(spec) = &new.log {
+            crate::logging::set_filter(spec)?;
+        }
+        let new = Arc::new(new);
+        if let (Some(tx), Some(id)) = (&self.reload, identity) {
+            let _ = tx.send(Arc::new((new.clone(), id)));
+        }
+        self.cfg = new;
+        Ok(())
+    }
+}
+
+/// `huijiao run`: the node under a supervisor. Tells systemd when it is ready, pings
+/// its watchdog while the store's writer answers, reloads on SIGHUP, drains on
+/// SIGTERM or SIGINT.
+pub async fn serve(config_path: std::path::PathBuf, cfg: Config) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let notifier = Arc::new(crate::service::Notifier::from_env());
+    let shutdown = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut running = start(cfg, shutdown.clone()).await?;
+    if let Some(ready) = running.ready.take() {
+        let _ = ready.await;
+    }
+    let store = running.store.clone();
+    if let Some(store) = &store {
+        notifier.send(&format!("READY=1\nSTATUS={}", status_line(&running.cfg).await));
+        info!(node = %running.cfg.node_id, "node ready");
+        if let Some(every) = crate::service::watchdog_interval() {
+            tokio::spawn(watchdog(store.clone(), running.cfg.clone(), notifier.clone(), every, shutdown.clone()));
+        }
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => {
+                notifier.send("RELOADING=1");
+                match running.reload(&config_path) {
+                    Ok(()) => info!(config = %config_path.display(), "configuration reloaded: certificates, CA, CRL, allow-list, log filter"),
+                    Err(e) => error!(config = %config_path.display(), "reload refused, the running configuration is kept: {e:#}"),
+                }
+                notifier.send(&format!("READY=1\nSTATUS={}", status_line(&running.cfg).await));
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    info!("shutting down");
+    notifier.send("STOPPING=1\nSTATUS=draining");
+    shutdown.cancel();
+    running.handle.await?
+}
+
+/// One line for `systemctl status`: what the node holds and how its links are.
+async fn status_line(cfg: &Arc<Config>) -> String {
+    let cfg = cfg.clone();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<String> {
+        let r = crate::store::Reader::open(&cfg.db_path())?;
+        let s = r.status()?;
+        let children = r.children()?;
+        let live = children.iter().filter(|c| c.session_open).count();
+        let mut line = format!("{} records", s.records);
+        if !children.is_empty() {
+            line.push_str(&format!(", {live} of {} children connected", children.len()));
+        }
+        if let Some(u) = r.uplink()? {
+            line.push_str(&format!(", uplink {} ({} changes unsent)", u.state, (s.last_seq - u.acked).max(0)));
+        }
+        Ok(line)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .unwrap_or_else(|| "running".into())
+}
+
+/// Pings systemd's watchdog every `every` while a job on the store's writer comes back
+/// within that time: a wedged writer (or runtime) stops the pings and systemd restarts
+/// the node. `HUIJIAO_TEST_WEDGE_FILE` (tests only) wedges the writer while that file
+/// exists.
+async fn watchdog(store: Store, cfg: Arc<Config>, notifier: Arc<crate::service::Notifier>, every: Duration, stop: CancellationToken) {
+    let wedge = std::env::var_os("HUIJIAO_TEST_WEDGE_FILE").map(std::path::PathBuf::from);
+    let mut tick = tokio::time::interval(every);
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let wedge = wedge.clone();
+        let probe = store.call(move |w| {
+            if let Some(f) = wedge {
+                while f.exists() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            w.node_id().len()
+        });
+        match tokio::time::timeout(every, probe).await {
+            Ok(Ok(_)) => {
+                n += 1;
+                // The status line every tenth ping (it reads the store).
+                if n % 10 == 1 {
+                    notifier.send(&format!("WATCHDOG=1\nSTATUS={}", status_line(&cfg).await));
+                } else {
+                    notifier.send("WATCHDOG=1");
+                }
+            }
+            _ => warn!("the store's writer did not answer within {every:?}; not pinging the watchdog"),
+        }
+    }
 }
 
 /// Bytes free on the file system holding `p`.

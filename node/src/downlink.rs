@@ -55,10 +55,12 @@ pub async fn run(
     cfg: Arc<Config>,
     store: Store,
     endpoint: quinn::Endpoint,
-    identity: Identity,
+    mut reloads: tokio::sync::watch::Receiver<net::Reload>,
     refused: HandshakeRefusals,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut cfg = cfg;
+    let mut identity: Identity = reloads.borrow_and_update().1.clone();
     let Some(listen) = cfg.listen.clone() else { return Ok(()) };
     let idle = cfg.idle_timeout();
     let slots = Arc::new(Semaphore::new(listen.max_children));
@@ -95,6 +97,7 @@ pub async fn run(
                         w.children_seen(&connected, now)?;
                     }
                     for (who, reason, detail) in noted {
+                        crate::metrics::refused(&reason);
                         w.note_refusal(&who, &reason, &detail, now)?;
                     }
                     Ok(())
@@ -106,6 +109,24 @@ pub async fn run(
             Some(()) = crl_rx.recv() => {
                 crl_mtime = mtime(&identity.crl_path);
                 reload_crl(&endpoint, &identity, idle, &refused, &live);
+            }
+            Ok(()) = reloads.changed() => {
+                // SIGHUP: the new identity for new handshakes, the CRL and the
+                // allow-list applied to the connections that stay.
+                let r = reloads.borrow_and_update().clone();
+                cfg = r.0.clone();
+                identity = r.1.clone();
+                crl_mtime = mtime(&identity.crl_path);
+                reload_crl(&endpoint, &identity, idle, &refused, &live);
+                let allow = cfg.listen.as_ref().and_then(|l| l.children.clone());
+                live.lock().expect("live map").retain(|child, (_, _, conn)| match authorize_child(&cfg.node_id, child, allow.as_deref(), &cfg.regions) {
+                    Ok(()) => true,
+                    Err(r) => {
+                        warn!(child = %child, "no longer allowed after the reload; closing: {}", r.message);
+                        conn.close(net::CLOSE_REFUSED.into(), format!("{}: {}", r.code, r.message).as_bytes());
+                        false
+                    }
+                });
             }
             _ = crl_check.tick() => {
                 let m = mtime(&identity.crl_path);
@@ -297,6 +318,7 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
 /// Sends a refusal, logs it, and ends the session with it as the error.
 async fn refuse(send: &mut quinn::SendStream, child: &str, r: Refused) -> anyhow::Result<()> {
     error!(child = %child, code = %r.code, "refusing child: {}", r.message);
+    crate::metrics::refused(&r.code);
     let _ = net::write_frame(send, &Message::Refused(r.clone())).await;
     let _ = send.finish();
     // Give the refusal a moment to reach the child before the connection closes.
@@ -423,6 +445,7 @@ async fn session(
                             anyhow::bail!("batch does not follow the durable cursor; resynchronising");
                         }
                         debug!(child = %child, after, upto, applied = out.applied, duplicates = out.duplicates, "batch applied");
+                        crate::metrics::changes_received(child, u64::from(out.applied));
                         let ack = s.applied(upto, out.applied, out.duplicates, out.conflicts);
                         net::write_frame(&mut send, &ack).await?;
                     }

@@ -115,8 +115,15 @@ struct Ctx {
 
 /// Runs the inbox until `shutdown`. A file being handled is abandoned within a second
 /// or two of `shutdown` (nothing of it committed; it stays in the inbox).
-pub async fn run(cfg: Arc<Config>, store: Store, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs the inbox until `shutdown`; `ready` fires once every inbox is watched.
+pub async fn run(
+    cfg: Arc<Config>,
+    store: Store,
+    shutdown: CancellationToken,
+    ready: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<()> {
     if cfg.inboxes.is_empty() {
+        let _ = ready.send(());
         shutdown.cancelled().await;
         return Ok(());
     }
@@ -140,6 +147,7 @@ pub async fn run(cfg: Arc<Config>, store: Store, shutdown: CancellationToken) ->
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel::<(PathBuf, Hint)>(4096);
     let overflow = Arc::new(AtomicBool::new(false));
     let mut watcher = Watcher::start(&cfg, ev_tx, overflow.clone());
+    let _ = ready.send(());
 
     let mut pending: HashMap<PathBuf, Candidate> = HashMap::new();
     let mut next_seq = 0u64;
@@ -239,6 +247,7 @@ pub async fn run(cfg: Arc<Config>, store: Store, shutdown: CancellationToken) ->
 
 fn log_handled(h: &Handled) {
     let r = &h.report;
+    crate::metrics::file_handled(r);
     match &r.refused {
         Some(refusal) => warn!(file = %r.file.escape_debug(), code = %refusal.code, dest = %show(&h.dest), "file refused"),
         None => info!(

@@ -30,6 +30,11 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// What SIGHUP can change while connections stay up: the configuration (allow-list,
+/// log filter) and the identity (certificate, key, CA, CRL). Sent to the downlink and
+/// the uplink on a watch channel.
+pub type Reload = Arc<(Arc<crate::config::Config>, Identity)>;
+
 /// This node's certificates and key, loaded and checked.
 #[derive(Clone, Debug)]
 pub struct Identity {

@@ -127,6 +127,9 @@ fn load_issuer(ca: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
 /// `huijiao pki issue`: a node certificate and key, valid from an hour ago (clock
 /// skew) for `days` days. Returns the certificate and key paths.
 pub fn issue(ca: &Path, node_id: &str, out: &Path, days: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
+    if days == 0 {
+        bail!("--days 0 would issue a certificate that is already expired; give the validity in days (default 825)");
+    }
     let now = now_secs();
     issue_between(ca, node_id, out, now - 3600, now + i64::from(days) * 86_400)
 }
@@ -159,6 +162,60 @@ pub fn issue_between(ca: &Path, node_id: &str, out: &Path, not_before: i64, not_
     writeln!(issued, "{}\t{node_id}\t{not_after}", hex_serial(&serial))?;
     Ok((cert_path, key_path))
 }
+
+/// `huijiao pki renew`: a new key and certificate for a node, replacing the files in
+/// `out` (each written beside and renamed over, the key first). The old certificate
+/// stays valid until it expires or is revoked, so a node keeps working until it
+/// reloads (SIGHUP) and picks up the new pair.
+pub fn renew(ca: &Path, node_id: &str, out: &Path, days: u32) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let staging = out.join(format!(".renew-{node_id}"));
+    let _ = std::fs::remove_dir_all(&staging);
+    let (crt, key) = issue(ca, node_id, &staging, days)?;
+    let (final_crt, final_key) = (out.join(format!("{node_id}.crt")), out.join(format!("{node_id}.key")));
+    std::fs::rename(&key, &final_key).with_context(|| format!("cannot replace {}", final_key.display()))?;
+    std::fs::rename(&crt, &final_crt).with_context(|| format!("cannot replace {}", final_crt.display()))?;
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok((final_crt, final_key))
+}
+
+/// One certificate a CA issued, as `pki list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Issued {
+    pub serial: String,
+    pub node: String,
+    /// Seconds since the Unix epoch.
+    pub not_after: i64,
+    pub revoked: bool,
+}
+
+/// `huijiao pki list`: every certificate the CA issued, oldest first.
+pub fn list(ca: &Path) -> anyhow::Result<Vec<Issued>> {
+    let issued =
+        std::fs::read_to_string(ca.join("issued.tsv")).with_context(|| format!("no CA at {} (run huijiao pki init)", ca.display()))?;
+    let revoked = std::fs::read_to_string(ca.join("revoked.tsv")).unwrap_or_default();
+    let revoked: Vec<&str> = revoked.lines().skip(1).filter_map(|l| l.split('\t').next()).collect();
+    Ok(issued
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            Some(Issued {
+                serial: c.first()?.to_string(),
+                node: c.get(1)?.to_string(),
+                not_after: c.get(2)?.parse().ok()?,
+                revoked: revoked.contains(c.first()?),
+            })
+        })
+        .collect())
+}
+
+/// Days from now until `not_after` (seconds since the epoch); negative when past.
+pub fn days_left(not_after: i64) -> i64 {
+    (not_after - now_secs()).div_euclid(86_400)
+}
+
+/// Certificates expiring within this many days are warned about (log, status, metrics).
+pub const EXPIRY_WARNING_DAYS: i64 = 30;
 
 /// What to revoke.
 pub enum RevokeTarget {

@@ -44,7 +44,7 @@ pub async fn run(
     cfg: Arc<Config>,
     store: Store,
     endpoint: quinn::Endpoint,
-    identity: Identity,
+    reloads: tokio::sync::watch::Receiver<net::Reload>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let Some(parent) = cfg.parent.clone() else { return Ok(()) };
@@ -57,6 +57,8 @@ pub async fn run(
         let started = Instant::now();
         let mut progressed = false;
         let mut acked = None;
+        // Each attempt with the identity as last reloaded (a renewed certificate).
+        let identity = reloads.borrow().1.clone();
         let result = session(&cfg, &store, &endpoint, &identity, &parent, &shutdown, &mut progressed, &mut acked).await;
         match result {
             Ok(End::Shutdown) => {
@@ -288,6 +290,7 @@ async fn stream(
                     }
                     Ok(ChildEvent::Acked { cursor, ack }) => {
                         *progressed = true;
+                        crate::metrics::changes_acked(cursor.saturating_sub(acked.unwrap_or(cursor)));
                         *acked = Some(cursor);
                         if ack.conflicts > 0 {
                             warn!(parent = %parent.node_id, conflicts = ack.conflicts, "the parent quarantined conflicting changes (see huijiao conflicts at the parent)");

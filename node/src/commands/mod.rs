@@ -1,8 +1,10 @@
 //! The CLI commands; `main.rs` parses arguments and calls these.
 
+pub mod backup;
 pub mod check;
 pub mod query;
 pub mod recover;
+pub mod setup;
 pub mod status;
 
 /// `s` padded with spaces to `width` terminal columns (CJK characters take two).

@@ -1,0 +1,107 @@
+//! `huijiao backup` and `huijiao restore`.
+//!
+//! A copy of `huijiao.db` made with `cp` misses what is still in the WAL (often
+//! everything recent, sometimes the tables themselves). `backup` asks SQLite for a
+//! consistent copy instead (`VACUUM INTO`, inside one read transaction), while the
+//! daemon keeps running. `restore` puts such a copy back with the daemon stopped;
+//! the node then tells its parent that its log went back (the parent resends nothing
+//! twice and `huijiao recover` takes back what the copy lacked), and the search
+//! catalogue rebuilds itself.
+
+use crate::config::Config;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+
+/// What a backup holds.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub records: i64,
+    pub last_seq: i64,
+}
+
+fn summarize(path: &Path) -> anyhow::Result<Summary> {
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let records: i64 = conn
+        .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
+        .with_context(|| format!("{} is not a huijiao store", path.display()))?;
+    let last_seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
+    Ok(Summary { path: path.to_path_buf(), bytes: std::fs::metadata(path)?.len(), records, last_seq })
+}
+
+/// `huijiao backup --to PATH`: a consistent copy of the store, also while the daemon
+/// runs. PATH must not exist; a folder gets a file named by node and time.
+pub fn backup(cfg: &Config, to: &Path) -> anyhow::Result<Summary> {
+    let target = if to.is_dir() {
+        let stamp = crate::clock::rfc3339_china(crate::clock::now_ms()).replace([':', '.'], "-");
+        to.join(format!("huijiao-{}-{stamp}.db", cfg.node_id))
+    } else {
+        to.to_path_buf()
+    };
+    if target.exists() {
+        bail!("{} exists; a backup never overwrites a file", target.display());
+    }
+    let db = cfg.db_path();
+    if !db.exists() {
+        bail!("no store at {}", db.display());
+    }
+    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("cannot open the store {}", db.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let partial = target.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    conn.execute("VACUUM INTO ?1", [partial.display().to_string()]).with_context(|| format!("cannot write {}", partial.display()))?;
+    drop(conn);
+    // Durable before it takes its name.
+    std::fs::File::open(&partial)?.sync_all()?;
+    std::fs::rename(&partial, &target)?;
+    if let Some(dir) = target.parent() {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
+    }
+    summarize(&target)
+}
+
+/// `huijiao restore --from PATH`: replaces the store with a backup, the daemon
+/// stopped. The store it replaces is kept beside it (`huijiao.db.replaced-…`).
+pub fn restore(cfg: &Config, from: &Path) -> anyhow::Result<(Summary, PathBuf)> {
+    let _lock = crate::store::lock_data_dir(&cfg.data_dir)?;
+    let summary = summarize(from)?;
+    {
+        let conn = rusqlite::Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if check != "ok" {
+            bail!("{} is damaged ({check}); not restored", from.display());
+        }
+        let node: Option<String> =
+            rusqlite::OptionalExtension::optional(conn.query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| r.get(0)))?;
+        if let Some(node) = node.filter(|n| *n != cfg.node_id) {
+            bail!("{} is a backup of node {node}, not of this node {}; not restored", from.display(), cfg.node_id);
+        }
+    }
+    let db = cfg.db_path();
+    let stamp = crate::clock::now_ms();
+    let kept = db.with_file_name(format!("{}.replaced-{stamp}", crate::store::DB_FILE));
+    if db.exists() {
+        // Checkpoint what the WAL holds into the old file before it is set aside whole.
+        if let Ok(old) = rusqlite::Connection::open(&db) {
+            let _ = old.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+        std::fs::rename(&db, &kept).with_context(|| format!("cannot move {} aside", db.display()))?;
+    }
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", db.display()));
+        let _ = std::fs::remove_file(side);
+    }
+    let staging = db.with_extension("restoring");
+    std::fs::copy(from, &staging).with_context(|| format!("cannot copy {}", from.display()))?;
+    std::fs::File::open(&staging)?.sync_all()?;
+    std::fs::rename(&staging, &db)?;
+    let _ = std::fs::File::open(&cfg.data_dir).and_then(|d| d.sync_all());
+    Ok((summary, kept))
+}
