@@ -139,6 +139,7 @@ impl Indexer {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .with_context(|| format!("cannot open the catalogue {}", path.display()))?;
+        super::private_file(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "page_size", 16_384)?;
         conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;

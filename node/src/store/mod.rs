@@ -117,6 +117,11 @@ pub fn open_writer_connection(path: Option<&Path>, node_id: &str) -> anyhow::Res
         None => Connection::open_in_memory(),
     }
     .with_context(|| format!("cannot open store {shown}"))?;
+    if let Some(p) = path {
+        // The store holds 内部 records: its owner's alone, whatever the umask (SQLite
+        // gives the WAL and shared-memory files the same mode).
+        private_file(p)?;
+    }
     configure(&conn)?;
     // WAL lets readers (queries, the uplink) work while the writer commits; FULL makes
     // each commit durable, which is what "left the inbox" and "acknowledged" promise.
@@ -169,6 +174,18 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataLock> {
         }
         Err(e) => Err(std::io::Error::from(e)).with_context(|| format!("cannot lock {}", path.display())),
     }
+}
+
+/// Makes a file readable and writable by its owner only.
+pub fn private_file(p: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(p) {
+        if m.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private", p.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// A new random change-log id: 32 hex digits.
