@@ -1,0 +1,131 @@
+//! Operating a federation, with real node processes: a reload (SIGHUP) after a child's
+//! certificate is revoked and the node's own renewed, a refused reload, and a backup
+//! taken during a large ingest, restored, with nothing lost at national.
+
+use huijiao::gen::{self, Generator};
+use huijiao_protocol::Record;
+use integration::{wait_for, Federation};
+use std::process::Command;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_huijiao-node");
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn records(region: &str, from: u32, n: u32) -> Vec<Record> {
+    let mut g = Generator::new(u64::from(from) + 11);
+    let today = huijiao::clock::today();
+    (from..from + n).map(|i| g.record(region, i, today)).collect()
+}
+
+fn status(f: &Federation, id: &str) -> serde_json::Value {
+    let out = Command::new(BIN).args(["status", "--json", "--config"]).arg(&f.node(id).config_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn child<'a>(s: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    s["children"].as_array().unwrap().iter().find(|c| c["child"] == id).unwrap_or(&serde_json::Value::Null)
+}
+
+fn log(f: &Federation, id: &str) -> String {
+    std::fs::read_to_string(f.node(id).dir.join("node.log")).unwrap_or_default()
+}
+
+fn hup(f: &Federation, id: &str) {
+    let pid = f.pid(id).expect("running");
+    assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_drops_a_revoked_child_and_keeps_the_others() {
+    let mut f = Federation::with_processes(BIN).unwrap();
+    f.add("000000", None).unwrap();
+    f.add("420000", Some("000000")).unwrap();
+    f.add("440000", Some("000000")).unwrap();
+    f.start_all().await.unwrap();
+    wait_for("both provinces connected", LIMIT, || {
+        let s = status(&f, "000000");
+        child(&s, "420000")["connected"] == true && child(&s, "440000")["connected"] == true
+    })
+    .await
+    .unwrap();
+    let kept_since = status(&f, "440000")["uplink"]["connected_at"].clone();
+    assert!(kept_since.is_i64(), "{kept_since}");
+
+    // Hubei's certificate is revoked; the national node's own is renewed.
+    huijiao::pki::revoke(&f.ca, huijiao::pki::RevokeTarget::Node("420000".into())).unwrap();
+    let tls = f.node("000000").dir.join("tls");
+    let old_cert = std::fs::read(tls.join("000000.crt")).unwrap();
+    huijiao::pki::renew(&f.ca, "000000", &tls, 30).unwrap();
+    assert_ne!(std::fs::read(tls.join("000000.crt")).unwrap(), old_cert);
+    hup(&f, "000000");
+    wait_for("the reload", LIMIT, || log(&f, "000000").contains("configuration reloaded")).await.unwrap();
+    wait_for("Hubei refused", LIMIT, || {
+        let s = status(&f, "000000");
+        child(&s, "420000")["connected"] == false
+            && s["refusals"].as_array().unwrap().iter().any(|r| r["identity"].as_str().unwrap_or("").contains("420000"))
+    })
+    .await
+    .unwrap();
+    // Guangdong's connection was never dropped: the same session, still streaming.
+    let g = status(&f, "440000");
+    assert_eq!(g["uplink"]["connected_at"], kept_since, "Guangdong reconnected: {g}");
+    assert_eq!(g["uplink"]["state"], "streaming");
+    assert_eq!(child(&status(&f, "000000"), "440000")["connected"], true);
+    // And records still flow on it.
+    f.node("440000").drop_file("g.jsonl", &gen::jsonl(&records("440106", 1, 20))).unwrap();
+    wait_for("Guangdong's records at national", LIMIT, || f.node("000000").record_count() == 20).await.unwrap();
+    // A new connection meets the renewed certificate.
+    f.stop("440000").await.unwrap();
+    f.start("440000").await.unwrap();
+    wait_for("Guangdong back", LIMIT, || child(&status(&f, "000000"), "440000")["connected"] == true).await.unwrap();
+
+    // A reload with a broken config is refused; the node runs on as it was.
+    let path = f.node("000000").config_path.clone();
+    let good = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{good}\nnot toml at all [[[\n")).unwrap();
+    hup(&f, "000000");
+    wait_for("the refusal in the log", LIMIT, || log(&f, "000000").contains("reload refused")).await.unwrap();
+    std::fs::write(&path, good).unwrap();
+    assert_eq!(child(&status(&f, "000000"), "440000")["connected"], true);
+    f.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
+    let mut f = Federation::with_processes(BIN).unwrap();
+    for (id, parent) in [("000000", None), ("420000", Some("000000")), ("420100", Some("420000")), ("420102", Some("420100"))] {
+        f.add(id, parent).unwrap();
+    }
+    f.start_all().await.unwrap();
+    let big = records("420102", 0, 30_000);
+    let rows: Vec<Vec<String>> = big.iter().map(gen::cells).collect();
+    f.node("420102").drop_file("big.csv", &gen::csv(&rows, false)).unwrap();
+    // The backup while the county is busy with the file.
+    let config = f.node("420102").config_path.clone();
+    let backup = f.root.path().join("county-backup.db");
+    wait_for("the ingest to start", LIMIT, || f.node("420102").record_count() > 0).await.unwrap();
+    let out = Command::new(BIN).args(["backup", "--config"]).arg(&config).arg("--to").arg(&backup).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    f.converge("000000", 30_000, LIMIT).await.unwrap();
+    let later = records("420102", 50_000, 500);
+    f.node("420102").drop_file("later.jsonl", &gen::jsonl(&later)).unwrap();
+    f.converge("000000", 30_500, LIMIT).await.unwrap();
+
+    // The county's disk is lost; the backup goes back, the rest comes from the parent.
+    f.stop("420102").await.unwrap();
+    let out = Command::new(BIN).args(["restore", "--config"]).arg(&config).arg("--from").arg(&backup).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(f.node("420102").record_count() < 30_500, "the backup is older than the store it replaced");
+    let out = Command::new(BIN).args(["recover", "--config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(f.node("420102").record_count(), 30_500, "recover took back what the backup lacked");
+    f.start("420102").await.unwrap();
+    let more = records("420102", 60_000, 100);
+    f.node("420102").drop_file("more.jsonl", &gen::jsonl(&more)).unwrap();
+    let audit = f.converge("000000", 30_600, LIMIT).await.unwrap();
+    assert!(audit.ok(), "{}", audit.summary());
+    assert!(f.node("000000").reader().unwrap().duplicate_changes().unwrap().is_empty(), "nothing twice at national");
+    f.stop_all().await.unwrap();
+}
