@@ -129,3 +129,43 @@ async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
     assert!(f.node("000000").reader().unwrap().duplicate_changes().unwrap().is_empty(), "nothing twice at national");
     f.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_whole_subtree_and_a_grandchild_gone_quiet() {
+    let mut f = Federation::with_processes(BIN).unwrap();
+    f.extra_toml.push_str("health_secs = 1\n");
+    for (id, parent) in [("420000", None), ("420100", Some("420000")), ("420102", Some("420100")), ("420111", Some("420100"))] {
+        f.add(id, parent).unwrap();
+    }
+    f.start_all().await.unwrap();
+    f.node("420102").drop_file("a.jsonl", &gen::jsonl(&records("420102", 1, 30))).unwrap();
+    let subtree = |f: &Federation| -> Vec<serde_json::Value> { status(f, "420000")["subtree"].as_array().unwrap().clone() };
+    let entry = |nodes: &[serde_json::Value], id: &str| nodes.iter().find(|n| n["node"] == id).cloned().unwrap_or_default();
+    wait_for("the province to see both counties through the prefecture", LIMIT, || {
+        let t = subtree(&f);
+        entry(&t, "420102")["connected"] == true && entry(&t, "420111")["connected"] == true && entry(&t, "420102")["records"] == 30
+    })
+    .await
+    .unwrap();
+    let t = subtree(&f);
+    assert_eq!(entry(&t, "420100")["parent"], "420000");
+    assert_eq!(entry(&t, "420102")["parent"], "420100");
+    assert_eq!(status(&f, "420000")["daemon"]["node"], "420000", "status asked the running daemon");
+    // A grandchild goes away: the province learns it from the prefecture's report.
+    f.stop("420102").await.unwrap();
+    wait_for("the grandchild shown quiet at the province", LIMIT, || {
+        let t = subtree(&f);
+        entry(&t, "420102")["connected"] == false && entry(&t, "420111")["connected"] == true
+    })
+    .await
+    .unwrap();
+    let out = Command::new(BIN).args(["status", "--config"]).arg(&f.node("420000").config_path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text.lines().find(|l| l.contains("420102")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("QUIET") && line.contains("江岸区"), "{text}");
+    assert!(text.contains("└─ 420100") || text.contains("├─ 420100"), "a tree:\n{text}");
+    // The stopped node's own status says its daemon is not running.
+    let out = Command::new(BIN).args(["status", "--config"]).arg(&f.node("420102").config_path).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT RUNNING"), "{}", String::from_utf8_lossy(&out.stdout));
+    f.stop_all().await.unwrap();
+}

@@ -200,6 +200,9 @@ pub struct SyncSection {
     /// QUIC idle timeout, s; keep-alives go every third of it. Default 30.
     #[serde(default = "default_idle_secs")]
     pub idle_timeout_secs: u64,
+    /// How often a node reports its subtree's health to its parent, s. Default 15.
+    #[serde(default = "default_health_secs")]
+    pub health_secs: u64,
 }
 
 impl Default for SyncSection {
@@ -231,6 +234,9 @@ fn default_reconnect_max_ms() -> u64 {
 }
 fn default_idle_secs() -> u64 {
     30
+}
+fn default_health_secs() -> u64 {
+    15
 }
 
 /// Where children connect, validated.

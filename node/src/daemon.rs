@@ -127,6 +127,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     };
     info!(node = %cfg.node_id, store = %cfg.db_path().display(), inboxes = cfg.inboxes.len(), listen = ?listen_addr, parent = ?cfg.parent.as_ref().map(|p| &p.node_id), "node starting");
     let mut tasks = JoinSet::new();
+    tasks.spawn(crate::admin::serve(cfg.data_dir.clone(), cfg.node_id.clone(), shutdown.child_token()));
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     tasks.spawn(crate::inbox::run(cfg.clone(), store.clone(), shutdown.child_token(), ready_tx));
     let mut reload = None;

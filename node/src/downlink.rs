@@ -344,7 +344,7 @@ async fn session(
     let c = child.to_string();
     let cursor = store.call(move |w| w.child_cursor(&c, "")).await??;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
-    let mut s = ParentSession::new(&cfg.node_id, child, cursor, features);
+    let mut s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH);
 
     // Frames are read and decoded by their own task (under the shared budget) while
     // the previous batch is being applied.
@@ -427,6 +427,13 @@ async fn session(
                 net::write_frame(&mut send, &page).await?;
             }
             ParentAction::Close(r) => return refuse(&mut send, child, r).await,
+            ParentAction::Health(h) => {
+                let json = serde_json::to_string(&h.nodes)?;
+                let (c, now) = (child.to_string(), crate::clock::now_ms());
+                if let Err(e) = store.call(move |w| w.set_child_health(&c, &json, now)).await? {
+                    warn!(child = %child, "cannot keep the child's health report: {e:#}");
+                }
+            }
             ParentAction::Apply(batch) => {
                 let changes = match decoded.changes {
                     Some(Ok(c)) => c,

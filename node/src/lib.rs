@@ -15,6 +15,7 @@
 //! - [`commands`]: the CLI commands.
 //! - [`clock`]: the wall clock, read only at the edges.
 
+pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod clock;
@@ -24,6 +25,7 @@ pub mod daemon;
 pub mod demo;
 pub mod downlink;
 pub mod gen;
+pub mod health;
 pub mod hostile;
 pub mod http;
 pub mod inbox;

@@ -175,7 +175,7 @@ async fn stream(
     idle: Duration,
 ) -> anyhow::Result<End> {
     let (mut send, mut recv) = conn.open_bi().await.context("cannot open the sync stream")?;
-    let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
+    let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 } | wire::FEATURE_HEALTH;
     let stall = idle.as_millis() as i64 * 2;
     let ((log_id, last_seq), stuck) = {
         let r = store.reader()?;
@@ -208,6 +208,7 @@ async fn stream(
     let mut last_seq = *changes.borrow_and_update();
     let mut reader_conn = Some(store.reader()?);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut health = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
     let mut last_recorded = Instant::now() - Duration::from_secs(10);
     let mut last_heard = Instant::now();
     let stall = Duration::from_millis(stall as u64);
@@ -313,6 +314,16 @@ async fn stream(
                     anyhow::bail!("the store closed");
                 }
                 last_seq = *changes.borrow_and_update();
+            }
+            _ = health.tick(), if s.agreed_features() & wire::FEATURE_HEALTH != 0 && matches!(s.state(), huijiao_protocol::sync::ChildState::Streaming) => {
+                // The subtree's health, for the tiers above.
+                let c = cfg.clone();
+                let reader = store.reader()?;
+                let nodes = tokio::task::spawn_blocking(move || crate::health::subtree(&c, &reader)).await??;
+                let msg = Message::Health(wire::Health { nodes });
+                if let Err(e) = net::write_frame(&mut send, &msg).await {
+                    return refusal_or(&mut frx, e.into()).await;
+                }
             }
             _ = tick.tick() => {
                 // QUIC delivers in order or not at all, so instead of the machine's

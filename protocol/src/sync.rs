@@ -198,7 +198,7 @@ impl ChildSession {
                 self.state = ChildState::Refused(r.clone());
                 Ok(ChildEvent::Refused(r))
             }
-            Message::Hello(_) | Message::Batch(_) | Message::Resume(_) | Message::Fetch(_) | Message::Records(_) => {
+            Message::Hello(_) | Message::Batch(_) | Message::Resume(_) | Message::Fetch(_) | Message::Records(_) | Message::Health(_) => {
                 Err(Refused::new("unexpected_message", "a parent sent a child-side message"))
             }
         }
@@ -291,6 +291,9 @@ pub enum ParentAction {
         after: String,
         limit: u32,
     },
+    /// Store this report of the child's subtree (every node in it lies inside the
+    /// child's jurisdiction: checked).
+    Health(Health),
 }
 
 /// The most records one `Fetch` returns.
@@ -349,12 +352,13 @@ impl ParentSession {
                 }
                 self.welcomed = true;
                 self.version = hi;
+                self.features &= h.features;
                 ParentAction::Send(Message::Welcome(Welcome {
                     version: hi,
                     node_id: self.parent_id.clone(),
                     // Version 2 resumes after `Resume` names the log.
                     cursor: if hi >= 2 { 0 } else { self.cursor },
-                    features: self.features & h.features,
+                    features: self.features,
                 }))
             }
             Message::Resume(r) => {
@@ -387,6 +391,24 @@ impl ParentSession {
                     return ParentAction::Close(Refused::new("bad_batch", format!("batch range ({}, {}] is empty", b.after, b.upto)));
                 }
                 ParentAction::Apply(b)
+            }
+            Message::Health(h) => {
+                if !self.welcomed || self.features & FEATURE_HEALTH == 0 {
+                    return ParentAction::Close(Refused::new("unexpected_message", "a health report the session did not agree to"));
+                }
+                if h.nodes.len() > MAX_HEALTH_NODES {
+                    return ParentAction::Close(Refused::new(
+                        "bad_health",
+                        format!("a health report of more than {MAX_HEALTH_NODES} nodes"),
+                    ));
+                }
+                if let Some(n) = h.nodes.iter().find(|n| !crate::regions::covers(&self.child_id, &n.node)) {
+                    return ParentAction::Close(Refused::new(
+                        "outside_jurisdiction",
+                        format!("child {} reported on node {}, which is not in its subtree", self.child_id, n.node),
+                    ));
+                }
+                ParentAction::Health(h)
             }
             Message::Welcome(_) | Message::Ack(_) | Message::Resumed(_) | Message::Records(_) => {
                 ParentAction::Close(Refused::new("unexpected_message", "a child sent a parent-side message"))

@@ -176,6 +176,7 @@ fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> i64 {
                     }
                     ParentAction::Close(r) => panic!("seed {seed}: parent closed: {r}"),
                     ParentAction::Fetch { .. } => panic!("seed {seed}: the child never fetches"),
+                    ParentAction::Health(_) => panic!("seed {seed}: no health reports in this simulation"),
                 }
             } else {
                 match child.handle(msg, now) {
@@ -352,4 +353,31 @@ fn a_rewound_store_that_grew_past_the_cursor_is_caught_by_the_fingerprint() {
     let ParentAction::Resume { log_id, .. } = parent.handle(resume) else { panic!() };
     child.handle(parent.resumed(&log_id, 100, 100, held), 2).unwrap();
     assert!(matches!(child.verified(true, 3), ChildEvent::Ready { cursor: 100, .. }));
+}
+
+#[test]
+fn health_reports_only_when_agreed_and_only_of_the_childs_subtree() {
+    let report = |nodes: &[&str]| {
+        Message::Health(Health { nodes: nodes.iter().map(|n| NodeHealth { node: n.to_string(), ..NodeHealth::default() }).collect() })
+    };
+    let hello_with = |features: u32| match hello(1, 2, CHILD) {
+        Message::Hello(h) => Message::Hello(Hello { features, ..h }),
+        _ => unreachable!(),
+    };
+    // Not agreed: the parent does not offer it.
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0);
+    p.handle(hello_with(FEATURE_HEALTH));
+    assert!(matches!(p.handle(report(&[CHILD])), ParentAction::Close(r) if r.code == "unexpected_message"));
+    // Not agreed: the child does not offer it.
+    let mut p = ParentSession::new(PARENT, CHILD, 0, FEATURE_HEALTH);
+    p.handle(hello_with(0));
+    assert!(matches!(p.handle(report(&[CHILD])), ParentAction::Close(r) if r.code == "unexpected_message"));
+    // Agreed: the child's own subtree only.
+    let mut p = ParentSession::new(PARENT, CHILD, 0, FEATURE_HEALTH | FEATURE_ZSTD);
+    match p.handle(hello_with(FEATURE_HEALTH)) {
+        ParentAction::Send(Message::Welcome(w)) => assert_eq!(w.features, FEATURE_HEALTH),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(p.handle(report(&[CHILD])), ParentAction::Health(h) if h.nodes.len() == 1));
+    assert!(matches!(p.handle(report(&[CHILD, "440106"])), ParentAction::Close(r) if r.code == "outside_jurisdiction"));
 }

@@ -39,6 +39,10 @@ pub const ALPN: &[u8] = b"huijiao/1";
 pub const MAGIC: u32 = 0x4855_4a49; // "HUJI"
 /// Feature bit: batch payloads may be zstd-compressed.
 pub const FEATURE_ZSTD: u32 = 1;
+/// Feature bit: the child reports the health of its subtree ([`Health`]).
+pub const FEATURE_HEALTH: u32 = 2;
+/// The most nodes one [`Health`] report may list (a province has a few hundred).
+pub const MAX_HEALTH_NODES: usize = 20_000;
 /// The largest frame either side accepts, checked before decoding.
 pub const MAX_FRAME: usize = 4 * 1024 * 1024;
 /// The largest decompressed batch payload.
@@ -66,6 +70,41 @@ pub enum Message {
     Fetch(Fetch),
     /// Version 2, parent → child: the answer to `Fetch`.
     Records(Records),
+    /// With [`FEATURE_HEALTH`], child → parent, now and then: the health of the child
+    /// and of every node below it, so the top lists its whole subtree.
+    Health(Health),
+}
+
+/// How the nodes of a subtree are doing, as the reporting child knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub nodes: Vec<NodeHealth>,
+}
+
+/// One node's health: what it said of itself in its last report, and how its parent
+/// sees it (filled in by the parent as the report travels up).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NodeHealth {
+    pub node: String,
+    /// The node above it.
+    pub parent: String,
+    /// When the node made its last report (its clock, ms); 0: never heard.
+    pub reported_at: i64,
+    pub agent: String,
+    pub records: u64,
+    pub last_change_at: Option<i64>,
+    /// Changes its parent has not acknowledged, and when the oldest was made.
+    pub backlog: u64,
+    pub backlog_oldest_at: Option<i64>,
+    pub uplink_state: String,
+    pub uplink_error: Option<String>,
+    /// When its certificate expires (ms).
+    pub cert_expires_at: Option<i64>,
+    /// Files waiting in its inbox.
+    pub inbox_waiting: u64,
+    /// As its parent sees it: a live session, when last heard.
+    pub connected: bool,
+    pub last_seen_at: Option<i64>,
 }
 
 /// The child's opening message. Its layout never changes, in any version.

@@ -44,6 +44,11 @@ pub struct Snapshot {
     pub stuck: Vec<crate::store::StuckChange>,
     pub log_id: String,
     pub rotation: Option<serde_json::Value>,
+    /// What the running daemon says of itself (None: not running).
+    pub daemon: Option<crate::admin::DaemonInfo>,
+    /// This node and every node below it.
+    pub subtree: Vec<huijiao_protocol::wire::NodeHealth>,
+    pub store_bytes: u64,
 }
 
 impl Snapshot {
@@ -71,6 +76,10 @@ impl Snapshot {
             stuck: reader.stuck()?,
             log_id,
             rotation: reader.log_rotation()?.and_then(|t| serde_json::from_str(&t).ok()),
+            daemon: crate::admin::ask(&cfg.data_dir),
+            subtree: crate::health::subtree(cfg, &reader)?,
+            store_bytes: std::fs::metadata(cfg.db_path()).map(|m| m.len()).unwrap_or(0)
+                + std::fs::metadata(format!("{}-wal", cfg.db_path().display())).map(|m| m.len()).unwrap_or(0),
         })
     }
 
@@ -97,6 +106,14 @@ impl Snapshot {
         v["log_rotated"] = self.rotation.clone().unwrap_or_default();
         v["files_unfinished"] = self.unfinished.into();
         v["disk_full"] = (!self.full_disks().is_empty()).into();
+        v["daemon"] = serde_json::to_value(&self.daemon)?;
+        v["subtree"] = serde_json::to_value(&self.subtree)?;
+        v["store_bytes"] = self.store_bytes.into();
+        if let Some(me) = self.subtree.first() {
+            v["backlog"] = me.backlog.into();
+            v["backlog_oldest_at"] = me.backlog_oldest_at.into();
+            v["cert_expires_at"] = me.cert_expires_at.into();
+        }
         v["disk_free"] = self
             .disks
             .iter()
@@ -117,11 +134,35 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     let (unfinished, waiting, conflicts) = (*unfinished, *waiting, *conflicts);
     let full = snap.full_disks();
     let at = |ms: Option<i64>| ms.map_or_else(|| "never".to_string(), crate::clock::rfc3339_china);
+    let now = crate::clock::now_ms();
+    match &snap.daemon {
+        Some(d) => {
+            writeln!(out, "daemon          running (pid {}, huijiao {}, up {})", d.pid, d.version, crate::health::age(now - d.started_at))?
+        }
+        None => writeln!(
+            out,
+            "daemon          NOT RUNNING (nothing answers on {}); below is the store as the node left it",
+            crate::admin::socket_path(&cfg.data_dir).display()
+        )?,
+    }
     writeln!(out, "node            {}", s.node_id)?;
     writeln!(out, "records         {} ({} withdrawn)", s.records, s.withdrawn)?;
     writeln!(out, "change log      {} changes, last seq {}, last at {}", s.changes, s.last_seq, at(s.last_change_at))?;
     writeln!(out, "files ingested  {}, last at {}", s.files, at(s.last_file_at))?;
     writeln!(out, "inbox waiting   {waiting}")?;
+    writeln!(out, "store size      {:.1} MiB", snap.store_bytes as f64 / 1048576.0)?;
+    if let Some(me) = snap.subtree.first() {
+        if let Some(exp) = me.cert_expires_at {
+            let days = (exp - now).div_euclid(86_400_000);
+            let warn =
+                if days < crate::pki::EXPIRY_WARNING_DAYS { "  RENEW IT: huijiao pki renew, then systemctl reload huijiao" } else { "" };
+            writeln!(out, "certificate     expires in {days} days ({}){warn}", at(Some(exp)))?;
+        }
+        if me.backlog > 0 {
+            let oldest = me.backlog_oldest_at.map(|t| format!(", the oldest made {} ago", crate::health::age(now - t))).unwrap_or_default();
+            writeln!(out, "unsent          {} change(s) not yet acknowledged by the parent{oldest}", me.backlog)?;
+        }
+    }
     if unfinished > 0 {
         writeln!(
             out,
@@ -189,6 +230,12 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
                 at(Some(r.last_at)),
                 r.last_message.as_deref().unwrap_or("")
             )?;
+        }
+    }
+    if snap.subtree.len() > 1 {
+        writeln!(out, "subtree         (each node as it last reported; states as its parent sees it)")?;
+        for line in crate::health::tree(&snap.subtree, &cfg.regions, now) {
+            writeln!(out, "                {line}")?;
         }
     }
     Ok(())

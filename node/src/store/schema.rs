@@ -135,4 +135,8 @@ pub const MIGRATIONS: &[&str] = &[
         at     INTEGER NOT NULL
     );
     ALTER TABLE uplink ADD COLUMN last_error_at INTEGER;",
+    // 5: the health of each child's subtree, as it last reported it (JSON list of
+    // wire::NodeHealth), for the subtree view of status, /admin and metrics.
+    "ALTER TABLE children ADD COLUMN health TEXT;
+    ALTER TABLE children ADD COLUMN health_at INTEGER;",
 ];

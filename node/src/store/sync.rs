@@ -58,6 +58,9 @@ pub struct ChildStatus {
     pub log_id: Option<String>,
     /// When the child's store was last found rewound.
     pub rewound_at: Option<i64>,
+    /// The child's last report of its subtree (JSON list of `wire::NodeHealth`).
+    #[serde(skip)]
+    pub health: Option<String>,
 }
 
 /// A peer the downlink refused, by the identity it showed.
@@ -163,6 +166,15 @@ impl Writer {
     }
 
     /// At start: no session survives a restart.
+    /// Keeps a child's report of its subtree.
+    pub fn set_child_health(&mut self, child: &str, nodes_json: &str, now: i64) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE children SET health = ?2, health_at = ?3, last_seen_at = ?3 WHERE child = ?1",
+            rusqlite::params![child, nodes_json, now],
+        )?;
+        Ok(())
+    }
+
     pub fn children_disconnected(&self) -> anyhow::Result<()> {
         self.conn.execute("UPDATE children SET connected = 0 WHERE connected = 1", [])?;
         Ok(())
@@ -501,7 +513,8 @@ impl Reader {
 
     pub fn children(&self) -> anyhow::Result<Vec<ChildStatus>> {
         let mut st = self.conn.prepare(
-            "SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error, last_error_at, connected, log_id, rewound_at
+            "SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error, last_error_at, connected, log_id, rewound_at,
+                    health
              FROM children ORDER BY child",
         )?;
         let rows = st.query_map([], |r| {
@@ -517,6 +530,7 @@ impl Reader {
                 session_open: r.get::<_, i64>(8)? != 0,
                 log_id: r.get(9)?,
                 rewound_at: r.get(10)?,
+                health: r.get(11)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
