@@ -188,6 +188,18 @@ fn watch_crl(crl: &std::path::Path, tx: tokio::sync::mpsc::Sender<()>) -> Option
     Some(w)
 }
 
+/// Whether an error is only the child closing its connection with [`net::CLOSE_DONE`].
+fn closed_by_child_when_done(e: &anyhow::Error) -> bool {
+    let done = |c: &quinn::ConnectionError| matches!(c, quinn::ConnectionError::ApplicationClosed(a) if a.error_code == quinn::VarInt::from_u32(net::CLOSE_DONE));
+    e.chain().any(|c| {
+        c.downcast_ref::<quinn::ConnectionError>().is_some_and(done)
+            || c.downcast_ref::<quinn::ReadError>().is_some_and(|r| matches!(r, quinn::ReadError::ConnectionLost(l) if done(l)))
+            || c.downcast_ref::<quinn::ReadExactError>()
+                .is_some_and(|r| matches!(r, quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(l)) if done(l)))
+            || c.downcast_ref::<quinn::WriteError>().is_some_and(|r| matches!(r, quinn::WriteError::ConnectionLost(l) if done(l)))
+    })
+}
+
 /// A changed CRL: new connections are checked against it, and connections of
 /// certificates it revokes are closed (rustls checks only at the handshake).
 fn reload_crl(endpoint: &quinn::Endpoint, identity: &Identity, idle: Duration, refused: &HandshakeRefusals, live: &Live) {
@@ -300,7 +312,9 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
     }
     drop(slot);
     let now = crate::clock::now_ms();
-    let err_text = result.as_ref().err().map(|e| format!("{e:#}"));
+    // A child that closed its connection saying it was done (shutting down) ended
+    // cleanly: that is no error to show.
+    let err_text = result.as_ref().err().filter(|e| !closed_by_child_when_done(e)).map(|e| format!("{e:#}"));
     let c2 = child.clone();
     let _ = ctx.store.call(move |w| w.child_seen(&c2, now, err_text.as_deref())).await;
     match result {

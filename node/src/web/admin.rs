@@ -165,31 +165,71 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
         },
         oldest.map(|t| format!("，最早的一条产生于 {}", esc(&ago(Some(t))))).unwrap_or_default(),
     );
-    b.push_str("<section><h2>下级节点</h2>");
-    if snap.children.is_empty() {
+    b.push_str("<section><h2>下级节点（整棵子树）</h2>");
+    if snap.subtree.len() <= 1 {
         b.push_str("<p>还没有下级节点连接过。</p>");
     } else {
-        b.push_str("<table class=\"nodes\"><thead><tr><th>节点</th><th>状态</th><th>最近联系</th><th>已收变更</th><th>最近错误</th></tr></thead><tbody>");
-        for c in &snap.children {
-            let connected = c.session_open && c.last_seen_at.is_some_and(|t| crate::clock::now_ms() - t < 60_000);
-            let refused = snap.refusals.iter().filter(|r| r.identity == c.child).map(|r| r.count).sum::<i64>();
-            let (state, class) = if connected {
+        b.push_str("<table class=\"nodes\"><thead><tr><th>节点</th><th>状态</th><th>成果</th><th>未同步</th><th>证书</th><th>最近错误</th></tr></thead><tbody>");
+        let now = crate::clock::now_ms();
+        // Parents before children, indented by depth.
+        fn depth(nodes: &[huijiao_protocol::wire::NodeHealth], n: &huijiao_protocol::wire::NodeHealth) -> usize {
+            let mut d = 0;
+            let mut at = n.parent.clone();
+            while let Some(p) = nodes.iter().find(|x| x.node == at) {
+                d += 1;
+                if d > 8 {
+                    break;
+                }
+                at = p.parent.clone();
+            }
+            d
+        }
+        let mut order: Vec<&huijiao_protocol::wire::NodeHealth> = Vec::new();
+        fn visit<'a>(nodes: &'a [huijiao_protocol::wire::NodeHealth], at: &str, out: &mut Vec<&'a huijiao_protocol::wire::NodeHealth>) {
+            for n in nodes.iter().filter(|n| n.parent == at && n.node != at) {
+                out.push(n);
+                visit(nodes, &n.node, out);
+            }
+        }
+        visit(&snap.subtree, &s.node_id, &mut order);
+        for n in order {
+            let refused = snap.refusals.iter().filter(|r| r.identity == n.node).map(|r| r.count).sum::<i64>();
+            let (state, class) = if n.connected {
                 ("在线".to_string(), "ok")
             } else if refused > 0 {
                 (format!("被拒绝 {refused} 次"), "bad")
             } else {
-                (format!("静默 {}", ago(c.last_seen_at)), "quiet")
+                (format!("静默 {}", ago(n.last_seen_at)), "quiet")
             };
+            let backlog = if n.backlog > 0 {
+                format!("{} 条，最早 {}", n.backlog, ago(n.backlog_oldest_at))
+            } else if n.reported_at > 0 {
+                "0".into()
+            } else {
+                "—".into()
+            };
+            let cert = n.cert_expires_at.map_or_else(
+                || "—".to_string(),
+                |t| {
+                    let days = (t - now).div_euclid(86_400_000);
+                    if days < crate::pki::EXPIRY_WARNING_DAYS {
+                        format!("<span class=\"warn\">{days} 天后到期</span>")
+                    } else {
+                        format!("{days} 天")
+                    }
+                },
+            );
+            let pad = "　".repeat(depth(&snap.subtree, n).saturating_sub(1));
             let _ = write!(
                 b,
-                "<tr data-node=\"{}\" data-state=\"{class}\"><td>{} {}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&c.child),
-                esc(&c.child),
-                esc(&name(&c.child)),
+                "<tr data-node=\"{}\" data-state=\"{class}\"><td>{pad}{} {}</td><td class=\"{class}\">{}</td><td>{}</td><td>{}</td><td>{cert}</td><td>{}</td></tr>",
+                esc(&n.node),
+                esc(&n.node),
+                esc(&name(&n.node)),
                 esc(&state),
-                esc(&ago(c.last_seen_at)),
-                c.changes,
-                esc(c.last_error.as_deref().unwrap_or(""))
+                if n.reported_at > 0 { n.records.to_string() } else { "—".into() },
+                esc(&backlog),
+                esc(n.uplink_error.as_deref().unwrap_or(""))
             );
         }
         b.push_str("</tbody></table>");
