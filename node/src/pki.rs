@@ -382,6 +382,30 @@ mod tests {
     }
 
     #[test]
+    fn renew_list_and_no_certificate_born_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca");
+        init(&ca).unwrap();
+        let out = dir.path().join("n");
+        let e = issue(&ca, "420102", &out, 0).unwrap_err().to_string();
+        assert!(e.contains("--days 0"), "{e}");
+        let (crt, _) = issue(&ca, "420102", &out, 30).unwrap();
+        let first = serial_of(&load_certs(&crt).unwrap()[0]).unwrap();
+        let (crt, key) = renew(&ca, "420102", &out, 400).unwrap();
+        let second = serial_of(&load_certs(&crt).unwrap()[0]).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert!((399..=400).contains(&days_left(expiry_of_file(&crt).unwrap())));
+        revoke(&ca, RevokeTarget::Serial(first.clone())).unwrap();
+        let all = list(&ca).unwrap();
+        assert_eq!(all.iter().map(|c| (c.serial.clone(), c.revoked)).collect::<Vec<_>>(), vec![(first, true), (second, false)]);
+        assert!(
+            std::fs::read_dir(&out).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().starts_with(".renew")),
+            "no staging left"
+        );
+    }
+
+    #[test]
     fn malformed_serials_are_errors() {
         for s in ["中文", "0xZZ", "abc", ""] {
             assert!(parse_hex(s).is_err(), "{s:?}");

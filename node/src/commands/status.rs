@@ -174,6 +174,9 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     }
     if let Some(u) = uplink {
         writeln!(out, "uplink          to {}: {}, parent holds up to seq {} of {}", u.parent, u.state, u.acked, s.last_seq)?;
+        if let Some(since) = u.connected_at {
+            writeln!(out, "                connected since {}, last acknowledgement recorded {}", at(Some(since)), at(Some(u.updated_at)))?;
+        }
         if let Some(e) = &u.last_error {
             writeln!(out, "                last error at {}: {e}", at(u.last_error_at))?;
         }
