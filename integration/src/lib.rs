@@ -213,8 +213,20 @@ impl Federation {
         std::fs::write(&n.config_path, text)?;
         match &self.bin {
             None => {
-                let cfg = Config::load(&n.config_path)?;
-                let running = huijiao::daemon::start(cfg, CancellationToken::new()).await?;
+                // A node restarted on its old address after a crash may find the port
+                // still held while the old endpoint drains its connections: retry for
+                // a while, as systemd's Restart= would.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let running = loop {
+                    let cfg = Config::load(&n.config_path)?;
+                    match huijiao::daemon::start(cfg, CancellationToken::new()).await {
+                        Ok(r) => break r,
+                        Err(e) if Instant::now() < deadline && format!("{e:#}").contains("Address already in use") => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 if n.listen.is_none() {
                     n.listen = running.listen_addr;
                 }
