@@ -108,6 +108,7 @@ async fn records_withdrawals_and_restarts_across_the_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_reg_no_from_two_origins_is_quarantined_where_they_meet() {
     let mut f = Federation::new().unwrap();
+    f.extra_toml.push_str("health_secs = 1\n");
     // A prefecture straight under the national node: it must be listed there.
     f.allow.insert("000000".into(), vec!["420100".into()]);
     for (id, parent) in [("000000", None), ("420100", Some("000000")), ("420102", Some("420100"))] {
@@ -146,5 +147,31 @@ async fn the_same_reg_no_from_two_origins_is_quarantined_where_they_meet() {
     assert_eq!((child["child"].as_str(), child["connected"].as_bool()), (Some("420102"), Some(true)), "{status}");
     assert!(child["quiet_secs"].as_i64().unwrap() < 180);
     assert_eq!(status["uplink"]["state"], "streaming", "{status}");
+    // The county whose record was held aside learns where and why.
+    wait_for("the conflict note at the county", LIMIT, || {
+        f.node("420102").reader().map(|r| r.conflict_notes().unwrap().len() == 1).unwrap_or(false)
+    })
+    .await
+    .unwrap();
+    let note = f.node("420102").reader().unwrap().conflict_notes().unwrap().remove(0);
+    assert_eq!(
+        (note.reg_no.as_str(), note.origin.as_str(), note.kept_origin.as_str(), note.met_at.as_str()),
+        (rec.reg_no.as_str(), "420102", "420100", "420100")
+    );
+    let cfg = huijiao::config::Config::load(&f.node("420102").config_path).unwrap();
+    let mut out = Vec::new();
+    huijiao::commands::status::run(&cfg, false, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(&format!("CONFLICT        {}", rec.reg_no)) && text.contains("held aside at node 420100"), "{text}");
+    // And the national node counts it in its subtree.
+    let cfg = huijiao::config::Config::load(&f.node("000000").config_path).unwrap();
+    wait_for("the conflict counted at national", LIMIT, || {
+        let mut out = Vec::new();
+        huijiao::commands::status::run(&cfg, true, &mut out).unwrap();
+        let s: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        s["subtree"].as_array().unwrap().iter().any(|n| n["node"] == "420100" && n["conflicts"] == 1)
+    })
+    .await
+    .unwrap();
     f.stop_all().await.unwrap();
 }

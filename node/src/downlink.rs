@@ -358,7 +358,10 @@ async fn session(
     let c = child.to_string();
     let cursor = store.call(move |w| w.child_cursor(&c, "")).await??;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
-    let mut s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH);
+    let mut s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH | wire::FEATURE_NOTES);
+    // Conflicts concerning the child's subtree go down to it when they change.
+    let mut notes_tick = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
+    let mut notes_sent: Option<Vec<wire::ConflictNote>> = None;
 
     // Frames are read and decoded by their own task (under the shared budget) while
     // the previous batch is being applied.
@@ -385,6 +388,15 @@ async fn session(
     loop {
         let decoded = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
+            _ = notes_tick.tick(), if s.features() & wire::FEATURE_NOTES != 0 => {
+                let (reader, me, c) = (store.reader()?, cfg.node_id.clone(), child.to_string());
+                let notes = tokio::task::spawn_blocking(move || reader.notes_for(&me, &c)).await??;
+                if notes_sent.as_ref() != Some(&notes) && !(notes_sent.is_none() && notes.is_empty()) {
+                    net::write_frame(&mut send, &Message::Notes(wire::Notes { conflicts: notes.clone() })).await?;
+                }
+                notes_sent = Some(notes);
+                continue;
+            }
             d = frx.recv() => match d {
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {

@@ -41,6 +41,7 @@ pub fn own(cfg: &Config, reader: &Reader) -> anyhow::Result<NodeHealth> {
         uplink_error: error,
         cert_expires_at: cfg.tls.as_ref().and_then(|t| crate::pki::expiry_of_file(&t.cert).ok()).map(|s| s * 1000),
         inbox_waiting: waiting as u64,
+        conflicts: reader.quarantine()?.len() as u64,
         connected: false,
         last_seen_at: None,
     })
@@ -106,6 +107,9 @@ pub fn describe(n: &NodeHealth, now: i64) -> String {
         }
         if n.inbox_waiting > 0 {
             parts.push(format!("{} file(s) waiting", n.inbox_waiting));
+        }
+        if n.conflicts > 0 {
+            parts.push(format!("{} CONFLICT(S) held aside", n.conflicts));
         }
         if let Some(e) = &n.uplink_error {
             parts.push(format!("last error: {e}"));

@@ -175,7 +175,7 @@ async fn stream(
     idle: Duration,
 ) -> anyhow::Result<End> {
     let (mut send, mut recv) = conn.open_bi().await.context("cannot open the sync stream")?;
-    let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 } | wire::FEATURE_HEALTH;
+    let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 } | wire::FEATURE_HEALTH | wire::FEATURE_NOTES;
     let stall = idle.as_millis() as i64 * 2;
     let ((log_id, last_seq), stuck) = {
         let r = store.reader()?;
@@ -299,6 +299,21 @@ async fn stream(
                         if last_recorded.elapsed() >= Duration::from_secs(1) {
                             record(store, parent, "streaming", Some(cursor), None, None).await;
                             last_recorded = Instant::now();
+                        }
+                    }
+                    Ok(ChildEvent::Notes(n)) => {
+                        let now = crate::clock::now_ms();
+                        let new = store.call(move |w| w.note_conflicts(&n.conflicts, now)).await??;
+                        for c in new {
+                            warn!(
+                                reg_no = %c.reg_no,
+                                origin = %c.origin,
+                                version = c.version,
+                                kept_origin = %c.kept_origin,
+                                met_at = %c.met_at,
+                                "conflict: the same reg_no came from two origins; node {} keeps the record of {} and held aside version {} from {} ({})",
+                                c.met_at, c.kept_origin, c.version, c.origin, c.reason
+                            );
                         }
                     }
                     Ok(ChildEvent::Nothing) => {}

@@ -58,6 +58,9 @@ pub enum ChildEvent {
         seq: u64,
         fingerprint: [u8; 32],
     },
+    /// Conflicts concerning this node's subtree, held aside here or above (every note
+    /// names an origin inside this node's jurisdiction: checked).
+    Notes(Notes),
 }
 
 /// The child side of one session.
@@ -197,6 +200,28 @@ impl ChildSession {
             Message::Refused(r) => {
                 self.state = ChildState::Refused(r.clone());
                 Ok(ChildEvent::Refused(r))
+            }
+            Message::Notes(n) => {
+                if self.agreed_features & FEATURE_NOTES == 0 {
+                    return Err(Refused::new("unexpected_message", "conflict notes the session did not agree to"));
+                }
+                if n.conflicts.len() > MAX_NOTES {
+                    return Err(Refused::new("bad_notes", format!("more than {MAX_NOTES} conflict notes")));
+                }
+                if let Some(c) = n
+                    .conflicts
+                    .iter()
+                    .find(|c| !regions::covers(&self.node_id, &c.origin) && !regions::covers(&self.node_id, &c.kept_origin))
+                {
+                    return Err(Refused::new(
+                        "bad_notes",
+                        format!(
+                            "a conflict note about {} concerns neither origin {} nor {} in this node's subtree",
+                            c.reg_no, c.origin, c.kept_origin
+                        ),
+                    ));
+                }
+                Ok(ChildEvent::Notes(n))
             }
             Message::Hello(_) | Message::Batch(_) | Message::Resume(_) | Message::Fetch(_) | Message::Records(_) | Message::Health(_) => {
                 Err(Refused::new("unexpected_message", "a parent sent a child-side message"))
@@ -410,11 +435,16 @@ impl ParentSession {
                 }
                 ParentAction::Health(h)
             }
-            Message::Welcome(_) | Message::Ack(_) | Message::Resumed(_) | Message::Records(_) => {
+            Message::Welcome(_) | Message::Ack(_) | Message::Resumed(_) | Message::Records(_) | Message::Notes(_) => {
                 ParentAction::Close(Refused::new("unexpected_message", "a child sent a parent-side message"))
             }
             Message::Refused(r) => ParentAction::Close(r),
         }
+    }
+
+    /// The features both sides agreed on (after `Hello`).
+    pub fn features(&self) -> u32 {
+        self.features
     }
 
     /// The durable cursor of the log named in `Resume`, and the seq and fingerprint

@@ -381,3 +381,26 @@ fn health_reports_only_when_agreed_and_only_of_the_childs_subtree() {
     assert!(matches!(p.handle(report(&[CHILD])), ParentAction::Health(h) if h.nodes.len() == 1));
     assert!(matches!(p.handle(report(&[CHILD, "440106"])), ParentAction::Close(r) if r.code == "outside_jurisdiction"));
 }
+
+#[test]
+fn conflict_notes_only_when_agreed_and_only_about_the_childs_subtree() {
+    let note = |origin: &str, kept: &str| ConflictNote {
+        reg_no: "x".into(),
+        origin: origin.into(),
+        kept_origin: kept.into(),
+        met_at: PARENT.into(),
+        ..ConflictNote::default()
+    };
+    let welcome = |features: u32| Message::Welcome(Welcome { version: 1, node_id: PARENT.into(), cursor: 0, features });
+    let mut c = ChildSession::new(CHILD, FEATURE_NOTES, 1, 100);
+    let _ = c.hello(0, "t");
+    c.handle(welcome(0), 0).unwrap();
+    let notes = |v: Vec<ConflictNote>| Message::Notes(Notes { conflicts: v });
+    assert_eq!(c.handle(notes(vec![note(CHILD, "440106")]), 0).unwrap_err().code, "unexpected_message", "not agreed");
+    let mut c = ChildSession::new(CHILD, FEATURE_NOTES, 1, 100);
+    let _ = c.hello(0, "t");
+    c.handle(welcome(FEATURE_NOTES), 0).unwrap();
+    assert!(matches!(c.handle(notes(vec![note(CHILD, "440106")]), 0), Ok(ChildEvent::Notes(n)) if n.conflicts.len() == 1));
+    assert!(matches!(c.handle(notes(vec![note("440106", CHILD)]), 0), Ok(ChildEvent::Notes(_))), "the kept side learns too");
+    assert_eq!(c.handle(notes(vec![note("440106", "110105")]), 0).unwrap_err().code, "bad_notes");
+}

@@ -41,6 +41,10 @@ pub const MAGIC: u32 = 0x4855_4a49; // "HUJI"
 pub const FEATURE_ZSTD: u32 = 1;
 /// Feature bit: the child reports the health of its subtree ([`Health`]).
 pub const FEATURE_HEALTH: u32 = 2;
+/// Feature bit: the parent tells the child of conflicts concerning its subtree ([`Notes`]).
+pub const FEATURE_NOTES: u32 = 4;
+/// The most conflicts one [`Notes`] message may carry.
+pub const MAX_NOTES: usize = 10_000;
 /// The most nodes one [`Health`] report may list (a province has a few hundred).
 pub const MAX_HEALTH_NODES: usize = 20_000;
 /// The largest frame either side accepts, checked before decoding.
@@ -73,6 +77,33 @@ pub enum Message {
     /// With [`FEATURE_HEALTH`], child → parent, now and then: the health of the child
     /// and of every node below it, so the top lists its whole subtree.
     Health(Health),
+    /// With [`FEATURE_NOTES`], parent → child, when it changes: every conflict this
+    /// node and the nodes above it hold aside that concerns a record of the child's
+    /// subtree, so the node where the record entered learns of it.
+    Notes(Notes),
+}
+
+/// Conflicts concerning a child's subtree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Notes {
+    pub conflicts: Vec<ConflictNote>,
+}
+
+/// One conflict: the same `reg_no` arrived from two origins; where they met, the
+/// second arrival was quarantined.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, PartialOrd, Ord, Hash)]
+pub struct ConflictNote {
+    pub reg_no: String,
+    /// The origin whose change was held aside, and its version.
+    pub origin: String,
+    pub version: i64,
+    /// The origin of the record the meeting node keeps.
+    pub kept_origin: String,
+    /// The node where they met.
+    pub met_at: String,
+    /// When it quarantined the change (its clock, ms).
+    pub at: i64,
+    pub reason: String,
 }
 
 /// How the nodes of a subtree are doing, as the reporting child knows it.
@@ -102,6 +133,8 @@ pub struct NodeHealth {
     pub cert_expires_at: Option<i64>,
     /// Files waiting in its inbox.
     pub inbox_waiting: u64,
+    /// Changes it holds aside as conflicts (two origins, one reg_no).
+    pub conflicts: u64,
     /// As its parent sees it: a live session, when last heard.
     pub connected: bool,
     pub last_seen_at: Option<i64>,

@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub daemon: Option<crate::admin::DaemonInfo>,
     /// This node and every node below it.
     pub subtree: Vec<huijiao_protocol::wire::NodeHealth>,
+    /// Conflicts concerning this subtree that nodes above held aside.
+    pub conflict_notes: Vec<huijiao_protocol::wire::ConflictNote>,
     pub store_bytes: u64,
 }
 
@@ -78,6 +80,7 @@ impl Snapshot {
             rotation: reader.log_rotation()?.and_then(|t| serde_json::from_str(&t).ok()),
             daemon: crate::admin::ask(&cfg.data_dir),
             subtree: crate::health::subtree(cfg, &reader)?,
+            conflict_notes: reader.conflict_notes()?,
             store_bytes: std::fs::metadata(cfg.db_path()).map(|m| m.len()).unwrap_or(0)
                 + std::fs::metadata(format!("{}-wal", cfg.db_path().display())).map(|m| m.len()).unwrap_or(0),
         })
@@ -108,6 +111,7 @@ impl Snapshot {
         v["disk_full"] = (!self.full_disks().is_empty()).into();
         v["daemon"] = serde_json::to_value(&self.daemon)?;
         v["subtree"] = serde_json::to_value(&self.subtree)?;
+        v["conflict_notes"] = serde_json::to_value(&self.conflict_notes)?;
         v["store_bytes"] = self.store_bytes.into();
         if let Some(me) = self.subtree.first() {
             v["backlog"] = me.backlog.into();
@@ -234,6 +238,19 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
                 r.last_message.as_deref().unwrap_or("")
             )?;
         }
+    }
+    for n in &snap.conflict_notes {
+        writeln!(
+            out,
+            "CONFLICT        {}: version {} from {} was held aside at node {}, which keeps the record of {} ({}, {}); settle which office owns it",
+            n.reg_no,
+            n.version,
+            n.origin,
+            n.met_at,
+            n.kept_origin,
+            n.reason,
+            at(Some(n.at))
+        )?;
     }
     if snap.subtree.len() > 1 {
         writeln!(out, "subtree         (each node as it last reported; states as its parent sees it)")?;

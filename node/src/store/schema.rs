@@ -139,4 +139,17 @@ pub const MIGRATIONS: &[&str] = &[
     // wire::NodeHealth), for the subtree view of status, /admin and metrics.
     "ALTER TABLE children ADD COLUMN health TEXT;
     ALTER TABLE children ADD COLUMN health_at INTEGER;",
+    // 6: conflicts told by the parent (held aside here or above) that concern a
+    // record of this node's subtree: the origin learns where its record met another.
+    "CREATE TABLE conflict_notes (
+        reg_no      TEXT    NOT NULL,
+        origin      TEXT    NOT NULL,  -- whose change was held aside
+        version     INTEGER NOT NULL,
+        kept_origin TEXT    NOT NULL,  -- the origin of the record kept where they met
+        met_at      TEXT    NOT NULL,  -- the node where they met
+        at          INTEGER NOT NULL,  -- when it held it aside (its clock)
+        reason      TEXT    NOT NULL,
+        noted_at    INTEGER NOT NULL,  -- when this node learned of it
+        PRIMARY KEY (reg_no, origin, version, met_at)
+    );",
 ];

@@ -166,6 +166,29 @@ impl Writer {
     }
 
     /// At start: no session survives a restart.
+    /// Keeps the conflict notes the parent sent; returns those not known before.
+    pub fn note_conflicts(
+        &mut self,
+        notes: &[huijiao_protocol::wire::ConflictNote],
+        now: i64,
+    ) -> anyhow::Result<Vec<huijiao_protocol::wire::ConflictNote>> {
+        let tx = self.conn.transaction()?;
+        let mut new = Vec::new();
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO conflict_notes (reg_no, origin, version, kept_origin, met_at, at, reason, noted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for n in notes {
+                if st.execute(rusqlite::params![n.reg_no, n.origin, n.version, n.kept_origin, n.met_at, n.at, n.reason, now])? > 0 {
+                    new.push(n.clone());
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(new)
+    }
+
     /// Keeps a child's report of its subtree.
     pub fn set_child_health(&mut self, child: &str, nodes_json: &str, now: i64) -> anyhow::Result<()> {
         self.conn.execute(
@@ -603,6 +626,50 @@ impl Reader {
                 },
             )
             .optional()?)
+    }
+
+    /// Conflicts the parent told of (held aside there or above).
+    pub fn conflict_notes(&self) -> anyhow::Result<Vec<huijiao_protocol::wire::ConflictNote>> {
+        let mut st =
+            self.conn.prepare("SELECT reg_no, origin, version, kept_origin, met_at, at, reason FROM conflict_notes ORDER BY at, reg_no")?;
+        let rows = st.query_map([], |r| {
+            Ok(huijiao_protocol::wire::ConflictNote {
+                reg_no: r.get(0)?,
+                origin: r.get(1)?,
+                version: r.get(2)?,
+                kept_origin: r.get(3)?,
+                met_at: r.get(4)?,
+                at: r.get(5)?,
+                reason: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every conflict held aside here (`this_node`) or told from above that concerns a
+    /// record of `child`'s subtree (either origin inside it), in a stable order: what
+    /// `child` is to be told.
+    pub fn notes_for(&self, this_node: &str, child: &str) -> anyhow::Result<Vec<huijiao_protocol::wire::ConflictNote>> {
+        use huijiao_protocol::regions::covers;
+        let mut out: Vec<huijiao_protocol::wire::ConflictNote> = self
+            .quarantine()?
+            .into_iter()
+            .map(|q| huijiao_protocol::wire::ConflictNote {
+                reg_no: q.reg_no,
+                origin: q.origin,
+                version: q.version,
+                kept_origin: q.held_origin.unwrap_or_default(),
+                met_at: this_node.to_string(),
+                at: q.received_at,
+                reason: q.reason,
+            })
+            .chain(self.conflict_notes()?)
+            .filter(|n| covers(child, &n.origin) || covers(child, &n.kept_origin))
+            .collect();
+        out.sort();
+        out.dedup();
+        out.truncate(huijiao_protocol::wire::MAX_NOTES);
+        Ok(out)
     }
 
     pub fn quarantine(&self) -> anyhow::Result<Vec<Quarantined>> {
