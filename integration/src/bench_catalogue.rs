@@ -1,6 +1,7 @@
 //! `catalogue`: the search catalogue of a national store — index build, search,
 //! filtered listing, statistics, export — and what keeping the index costs ingest and
-//! sync. Records: `HUIJIAO_BENCH_CATALOGUE_RECORDS` (default 10,000,000; smoke 5,000).
+//! sync. Records: `HUIJIAO_BENCH_CATALOGUE_RECORDS` (default 10,000,000; smoke 5,000);
+//! `HUIJIAO_BENCH_CATALOGUE_DIR` keeps the store and index for another run.
 
 use crate::bench::{percentile, preload, preload_tagged, progress, records, Row, Size};
 use crate::Federation;
@@ -16,7 +17,8 @@ const SHORT: [&str; 6] = ["水稻", "技术", "疫苗", "茶叶", "王伟", "推
 const LONG: [&str; 6] = ["病虫害", "石墨烯", "锂电池回收", "工业机器人", "深度学习", "关键技术研究"];
 
 pub async fn catalogue(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
-    let mut rows = slowdown(size, root).await?;
+    // HUIJIAO_BENCH_SKIP_SLOWDOWN / _TRIGRAM leave those parts out of a rerun.
+    let mut rows = if std::env::var_os("HUIJIAO_BENCH_SKIP_SLOWDOWN").is_some() { Vec::new() } else { slowdown(size, root).await? };
     rows.extend(national(size, root)?);
     Ok(rows)
 }
@@ -176,9 +178,13 @@ fn p95(mut v: Vec<f64>) -> f64 {
 /// A national store of N records over many counties, its index, and queries on it.
 fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     let n: u64 = std::env::var("HUIJIAO_BENCH_CATALOGUE_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(size.pick(10_000_000, 5_000));
-    let dir = root.join("catalogue-national");
+    // HUIJIAO_BENCH_CATALOGUE_DIR keeps the store and catalogue between runs (ten
+    // million records take a while to load and index): what is there is used.
+    let dir =
+        std::env::var_os("HUIJIAO_BENCH_CATALOGUE_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("catalogue-national"));
     std::fs::create_dir_all(&dir)?;
     let db = dir.join(huijiao::store::DB_FILE);
+    let kept_store = db.exists();
     let counties: Vec<String> = {
         let all = RegionTable::embedded().codes_of(huijiao_protocol::regions::Level::County);
         all.iter().step_by((all.len() / 300).max(1)).map(|c| c.to_string()).collect()
@@ -188,9 +194,11 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     // HUIJIAO_BENCH_CATALOGUE_STORE names a store of an earlier run to index instead.
     let mut rows = Vec::new();
     let mut n = n;
-    if let Some(kept) = std::env::var_os("HUIJIAO_BENCH_CATALOGUE_STORE") {
-        if std::fs::hard_link(&kept, &db).is_err() {
-            std::fs::copy(&kept, &db)?;
+    if kept_store || std::env::var_os("HUIJIAO_BENCH_CATALOGUE_STORE").is_some() {
+        if let (false, Some(kept)) = (kept_store, std::env::var_os("HUIJIAO_BENCH_CATALOGUE_STORE")) {
+            if std::fs::hard_link(&kept, &db).is_err() {
+                std::fs::copy(&kept, &db)?;
+            }
         }
         n = rusqlite::Connection::open(&db)?.query_row("SELECT count(*) FROM records", [], |r| r.get::<_, i64>(0))? as u64;
     } else {
@@ -229,21 +237,26 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     }
     progress("indexing", n, n);
     let index_secs = t.elapsed().as_secs_f64();
+    let indexed_now = index_secs > 1.0;
     drop(ix);
     let cat_path = dir.join(huijiao::store::catalogue::CATALOGUE_FILE);
     rusqlite::Connection::open(&cat_path)?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     let cat_bytes = db_bytes(&cat_path);
-    rows.push(
-        Row::new("catalogue", "index build", "report", n as f64 / index_secs, "records/s")
-            .note(format!("{index_secs:.0} s for {n} records; one thread")),
-    );
+    if indexed_now {
+        rows.push(
+            Row::new("catalogue", "index build", "report", n as f64 / index_secs, "records/s")
+                .note(format!("{index_secs:.0} s for {n} records; one thread")),
+        );
+    }
     rows.push(Row::new("catalogue", "index size on disk", "report", cat_bytes as f64 / 1048576.0, "MiB").note(format!(
         "{:.0} B per record; the store itself is {:.0} MiB",
         cat_bytes as f64 / n as f64,
         db_bytes(&db) as f64 / 1048576.0
     )));
 
-    rows.extend(trigram_baseline(&db, n.min(size.pick(1_000_000, 5_000)), size)?);
+    if std::env::var_os("HUIJIAO_BENCH_SKIP_TRIGRAM").is_none() {
+        rows.extend(trigram_baseline(&db, n.min(size.pick(1_000_000, 5_000)), size)?);
+    }
 
     let cat = Catalogue::open(&dir)?;
     let public = View::Public { today };

@@ -832,7 +832,9 @@ impl Catalogue {
                 }
             }
         }
-        let (total, total_capped) = self.count(expr.as_deref(), &w)?;
+        // Counted on the catalogue's own copy of each record's state (like statistics):
+        // no lookup in the store for each of up to COUNT_CAP matches.
+        let (total, total_capped) = self.count(expr.as_deref(), &filter_sql_with(&l.filters, l.view, false))?;
         Ok(Page { hits: rows.into_iter().map(|r| r.hit).collect(), total, total_capped, next_cursor: next })
     }
 
@@ -856,7 +858,7 @@ impl Catalogue {
     /// How many records match, all of them counted (`huijiao query --count`).
     pub fn count_all(&self, q: Option<&str>, f: &Filters, view: View) -> anyhow::Result<u64> {
         let expr = q.and_then(search::match_expr);
-        Ok(self.count_upto(expr.as_deref(), &filter_sql(f, view), i64::MAX as u64 - 1)?.0)
+        Ok(self.count_upto(expr.as_deref(), &filter_sql_with(f, view, false), i64::MAX as u64 - 1)?.0)
     }
 
     /// How many records match, counted up to [`COUNT_CAP`].
@@ -872,20 +874,13 @@ impl Catalogue {
                 args.extend(w.args.iter().cloned());
                 (
                     format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM fts JOIN docs d ON d.id = fts.rowid JOIN st.records r ON r.reg_no = d.reg_no WHERE fts MATCH ?{cond} LIMIT {})",
+                        "SELECT count(*) FROM (SELECT 1 FROM fts JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {})",
                         cap + 1
                     ),
                     args,
                 )
             }
-            None => (
-                format!(
-                    "SELECT count(*) FROM (SELECT 1 FROM docs d JOIN st.records r ON r.reg_no = d.reg_no WHERE 1 = 1{} LIMIT {})",
-                    w.sql,
-                    cap + 1
-                ),
-                w.args.clone(),
-            ),
+            None => (format!("SELECT count(*) FROM (SELECT 1 FROM docs d WHERE 1 = 1{} LIMIT {})", w.sql, cap + 1), w.args.clone()),
         };
         let n: i64 = self.conn.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))?;
         let n = n as u64;
