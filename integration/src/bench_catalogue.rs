@@ -16,6 +16,12 @@ use std::time::{Duration, Instant};
 const SHORT: [&str; 6] = ["水稻", "技术", "疫苗", "茶叶", "王伟", "推广"];
 const LONG: [&str; 6] = ["病虫害", "石墨烯", "锂电池回收", "工业机器人", "深度学习", "关键技术研究"];
 
+/// Adds a row, printing it at once (a long run stopped half-way keeps what it measured).
+fn push(rows: &mut Vec<Row>, r: Row) {
+    eprintln!("  → {} | {} | {:.2} {} | {}", r.metric, r.goal, r.measured, r.unit, r.note);
+    rows.push(r);
+}
+
 pub async fn catalogue(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     // HUIJIAO_BENCH_SKIP_SLOWDOWN / _TRIGRAM leave those parts out of a rerun.
     let mut rows = if std::env::var_os("HUIJIAO_BENCH_SKIP_SLOWDOWN").is_some() { Vec::new() } else { slowdown(size, root).await? };
@@ -53,7 +59,8 @@ async fn slowdown(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     for (what, times) in [("ingest", &ingest), ("sync", &sync)] {
         let (off, on) = (best(&times[0]), best(&times[1]));
         let slower = (on / off - 1.0) * 100.0;
-        out.push(
+        push(
+            &mut out,
             Row::new("catalogue", &format!("{what} slowdown with the index on, {n} records"), "≤ 20 %", slower, "%")
                 .met(slower <= 20.0)
                 .note(format!(
@@ -64,7 +71,10 @@ async fn slowdown(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
         );
     }
     let lag = lag.iter().copied().fold(0.0, f64::max);
-    out.push(Row::new("catalogue", "index lag after ingest's last commit", "report", lag, "s").note("until every change is searchable"));
+    push(
+        &mut out,
+        Row::new("catalogue", "index lag after ingest's last commit", "report", lag, "s").note("until every change is searchable"),
+    );
     Ok(out)
 }
 
@@ -219,7 +229,8 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
             progress("loading the store", done, n);
         }
         let load_secs = t.elapsed().as_secs_f64();
-        rows.push(
+        push(
+            &mut rows,
             Row::new("catalogue", &format!("store of {n} records loaded"), "report", n as f64 / load_secs, "records/s")
                 .note(format!("{load_secs:.0} s; store {:.1} GiB", db_bytes(&db) as f64 / 1073741824.0)),
         );
@@ -243,19 +254,25 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     rusqlite::Connection::open(&cat_path)?.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     let cat_bytes = db_bytes(&cat_path);
     if indexed_now {
-        rows.push(
+        push(
+            &mut rows,
             Row::new("catalogue", "index build", "report", n as f64 / index_secs, "records/s")
                 .note(format!("{index_secs:.0} s for {n} records; one thread")),
         );
     }
-    rows.push(Row::new("catalogue", "index size on disk", "report", cat_bytes as f64 / 1048576.0, "MiB").note(format!(
-        "{:.0} B per record; the store itself is {:.0} MiB",
-        cat_bytes as f64 / n as f64,
-        db_bytes(&db) as f64 / 1048576.0
-    )));
+    push(
+        &mut rows,
+        Row::new("catalogue", "index size on disk", "report", cat_bytes as f64 / 1048576.0, "MiB").note(format!(
+            "{:.0} B per record; the store itself is {:.0} MiB",
+            cat_bytes as f64 / n as f64,
+            db_bytes(&db) as f64 / 1048576.0
+        )),
+    );
 
     if std::env::var_os("HUIJIAO_BENCH_SKIP_TRIGRAM").is_none() {
-        rows.extend(trigram_baseline(&db, n.min(size.pick(1_000_000, 5_000)), size)?);
+        for r in trigram_baseline(&db, n.min(size.pick(1_000_000, 5_000)), size)? {
+            push(&mut rows, r);
+        }
     }
 
     let cat = Catalogue::open(&dir)?;
@@ -285,7 +302,8 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
             all.extend(times);
         }
         let p = p95(all);
-        rows.push(
+        push(
+            &mut rows,
             Row::new("catalogue", &format!("search p95, {label} words, page of 20 with total"), "≤ 100 ms", p, "ms")
                 .met(p <= 100.0)
                 .note(format!("{}; slowest {} at {:.0} ms", words.join(" "), worst.0, worst.1)),
@@ -323,12 +341,15 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
         all.extend(times.into_iter().map(|t| t / 2.0));
     }
     let p = p95(all);
-    rows.push(Row::new("catalogue", "filtered listing p95, page of 20 with total", "≤ 50 ms", p, "ms").met(p <= 50.0).note(format!(
-        "{} filters, two pages each; slowest: {} at {:.0} ms",
-        filtered.len(),
-        worst.0,
-        worst.1
-    )));
+    push(
+        &mut rows,
+        Row::new("catalogue", "filtered listing p95, page of 20 with total", "≤ 50 ms", p, "ms").met(p <= 50.0).note(format!(
+            "{} filters, two pages each; slowest: {} at {:.0} ms",
+            filtered.len(),
+            worst.0,
+            worst.1
+        )),
+    );
     let mut worst = (String::new(), 0.0f64);
     let stats: Vec<(&str, GroupBy, Filters)> = vec![
         ("by province", GroupBy::Province, Filters::default()),
@@ -355,16 +376,20 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
             worst = (label.to_string(), ms);
         }
     }
-    rows.push(Row::new("catalogue", "statistics (region, year filters)", "≤ 1 s", worst.1, "ms").met(worst.1 <= 1000.0).note(format!(
-        "{} tables; slowest: {}",
-        stats.len(),
-        worst.0
-    )));
+    push(
+        &mut rows,
+        Row::new("catalogue", "statistics (region, year filters)", "≤ 1 s", worst.1, "ms").met(worst.1 <= 1000.0).note(format!(
+            "{} tables; slowest: {}",
+            stats.len(),
+            worst.0
+        )),
+    );
     let scan = timed(1, || {
         cat.stats(GroupBy::Kind, None, &Filters { trl_min: Some(7), ..Filters::default() }, public)?;
         Ok(())
     })?[0];
-    rows.push(
+    push(
+        &mut rows,
         Row::new("catalogue", "statistics with another filter (TRL ≥ 7, by kind)", "≤ 1 s", scan, "ms")
             .met(scan <= 1000.0)
             .note("scans the catalogue's records"),
@@ -373,14 +398,15 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
         cat.stats(GroupBy::Province, Some("水稻"), &Filters::default(), public)?;
         Ok(())
     })?[0];
-    rows.push(Row::new("catalogue", "statistics of a search (水稻, by province)", "report", searched, "ms"));
+    push(&mut rows, Row::new("catalogue", "statistics of a search (水稻, by province)", "report", searched, "ms"));
 
     let t = Instant::now();
     let mut sink = Counter(0);
     let exported = huijiao::publish::export(&cat, None, &Filters::default(), public, huijiao::publish::Format::Csv, &mut sink)?;
     let secs = t.elapsed().as_secs_f64();
     let rate = exported as f64 / secs;
-    rows.push(
+    push(
+        &mut rows,
         Row::new("catalogue", "export, public CSV of everything", "≥ 100,000/s", rate, "records/s")
             .met(rate >= 100_000.0)
             .note(format!("{exported} records, {:.0} MiB in {secs:.0} s, streamed", sink.0 as f64 / 1048576.0)),

@@ -843,7 +843,7 @@ impl Catalogue {
         let mut args = vec![text(m), int(below)];
         args.extend(w.args.iter().cloned());
         let sql = format!(
-            "SELECT {HIT_COLS} FROM fts JOIN docs d ON d.id = fts.rowid {HIT_JOIN} WHERE fts MATCH ? AND fts.rowid < ?{} ORDER BY fts.rowid DESC LIMIT {want}",
+            "SELECT {HIT_COLS} FROM fts CROSS JOIN docs d ON d.id = fts.rowid {HIT_JOIN} WHERE fts MATCH ? AND fts.rowid < ?{} ORDER BY fts.rowid DESC LIMIT {want}",
             w.sql
         );
         let mut st = self.conn.prepare(&sql)?;
@@ -874,7 +874,7 @@ impl Catalogue {
                 args.extend(w.args.iter().cloned());
                 (
                     format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM fts JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {})",
+                        "SELECT count(*) FROM (SELECT 1 FROM fts CROSS JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {})",
                         cap + 1
                     ),
                     args,
