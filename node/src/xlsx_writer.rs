@@ -184,3 +184,193 @@ mod tests {
         assert_eq!(column_name(26), "AA");
     }
 }
+
+/// Builds an Excel 97–2003 `.xls` (BIFF8 in a compound file) with these sheets:
+/// text in the shared string table (split across `CONTINUE` records when long),
+/// whole numbers as `RK`, other numbers as `NUMBER`, dates as numbers with a date
+/// format, and [`Cell::Empty`] as a formatted empty cell (`BLANK`). A workbook
+/// stream under 4096 bytes goes into the mini stream, as Excel would put it.
+pub fn workbook_xls(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
+    fn rec(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        out.extend_from_slice(body);
+    }
+    fn wide(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+    let bof = |dt: u16| -> Vec<u8> {
+        let mut b = vec![0u8; 16];
+        b[..2].copy_from_slice(&0x0600u16.to_le_bytes());
+        b[2..4].copy_from_slice(&dt.to_le_bytes());
+        b
+    };
+    // The string table: every text once.
+    let mut strings: Vec<&str> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for (_, rows) in sheets {
+        for cell in rows.iter().flatten() {
+            if let Cell::Text(s) = cell {
+                index.entry(s.as_str()).or_insert_with(|| {
+                    strings.push(s);
+                    strings.len() as u32 - 1
+                });
+            }
+        }
+    }
+    let mut globals = Vec::new();
+    rec(&mut globals, 0x0809, &bof(0x0005));
+    // XF 0 general, XF 1 a built-in date format (14), XF 2 a custom one (164).
+    let mut format = vec![164, 0];
+    let code = "yyyy\"年\"m\"月\"d\"日\"";
+    format.extend_from_slice(&(code.encode_utf16().count() as u16).to_le_bytes());
+    format.push(1);
+    format.extend(wide(code));
+    rec(&mut globals, 0x041E, &format);
+    for ifmt in [0u16, 14, 164] {
+        let mut xf = vec![0u8; 20];
+        xf[2..4].copy_from_slice(&ifmt.to_le_bytes());
+        rec(&mut globals, 0x00E0, &xf);
+    }
+    let mut sheet_at = Vec::new();
+    for (name, _) in sheets {
+        let mut b = vec![0u8; 4];
+        b.extend_from_slice(&[0, 0, name.encode_utf16().count() as u8, 1]);
+        b.extend(wide(name));
+        sheet_at.push(globals.len() + 4);
+        rec(&mut globals, 0x0085, &b);
+    }
+    // SST, continued in records of at most 8224 bytes; a string cut inside its
+    // characters goes on after a flags byte.
+    const MAX: usize = 8224;
+    let mut body = Vec::new();
+    body.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+    body.extend_from_slice(&(strings.len() as u32).to_le_bytes());
+    let mut kind = 0x00FCu16;
+    for s in &strings {
+        let units: Vec<u16> = s.encode_utf16().collect();
+        if body.len() + 3 > MAX {
+            rec(&mut globals, kind, &body);
+            (kind, body) = (0x003C, Vec::new());
+        }
+        body.extend_from_slice(&(units.len() as u16).to_le_bytes());
+        body.push(1);
+        let mut rest = &units[..];
+        while !rest.is_empty() {
+            let room = (MAX - body.len()) / 2;
+            if room == 0 {
+                rec(&mut globals, kind, &body);
+                (kind, body) = (0x003C, vec![1]);
+                continue;
+            }
+            let n = room.min(rest.len());
+            body.extend(rest[..n].iter().flat_map(|u| u.to_le_bytes()));
+            rest = &rest[n..];
+        }
+    }
+    rec(&mut globals, kind, &body);
+    rec(&mut globals, 0x000A, &[]);
+    let mut stream = globals;
+    for (i, (_, rows)) in sheets.iter().enumerate() {
+        let at = stream.len() as u32;
+        stream[sheet_at[i]..sheet_at[i] + 4].copy_from_slice(&at.to_le_bytes());
+        rec(&mut stream, 0x0809, &bof(0x0010));
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let mut b = Vec::new();
+                b.extend_from_slice(&(r as u16).to_le_bytes());
+                b.extend_from_slice(&(c as u16).to_le_bytes());
+                let (kind, xf, tail): (u16, u16, Vec<u8>) = match cell {
+                    Cell::Empty => (0x0201, 0, Vec::new()),
+                    Cell::Text(s) => (0x00FD, 0, index[s.as_str()].to_le_bytes().to_vec()),
+                    Cell::Number(x) if x.fract() == 0.0 && x.abs() < 5.0e8 => (0x027E, 0, (((*x as i32) << 2) as u32 | 2).to_le_bytes().to_vec()),
+                    Cell::Number(x) => (0x0203, 0, x.to_le_bytes().to_vec()),
+                    Cell::Date(d) => (0x0203, 1 + (r % 2) as u16, ((d.to_days() + 25_569) as f64).to_le_bytes().to_vec()),
+                };
+                b.extend_from_slice(&xf.to_le_bytes());
+                b.extend(tail);
+                rec(&mut stream, kind, &b);
+            }
+        }
+        rec(&mut stream, 0x000A, &[]);
+    }
+    compound_file(&stream)
+}
+
+/// A compound file (512-byte sectors) holding one stream named `Workbook`.
+fn compound_file(stream: &[u8]) -> Vec<u8> {
+    const END: u32 = 0xFFFF_FFFE;
+    const FREE: u32 = 0xFFFF_FFFF;
+    let mini = stream.len() < 4096;
+    let sectors_of = |n: usize| n.div_ceil(512);
+    // Sectors after the FAT: directory, [mini FAT], stream or mini stream container.
+    let (data_len, mini_fat_len) = if mini { (stream.len().div_ceil(64) * 64, 1) } else { (stream.len(), 0) };
+    let rest = 1 + mini_fat_len + sectors_of(data_len);
+    let mut fat_count = 1;
+    while fat_count * 128 < fat_count + rest {
+        fat_count += 1;
+    }
+    let dir = fat_count as u32;
+    let mini_fat = dir + 1;
+    let data = dir + 1 + mini_fat_len as u32;
+    let mut fat = vec![FREE; fat_count * 128];
+    for s in 0..fat_count {
+        fat[s] = 0xFFFF_FFFD;
+    }
+    fat[dir as usize] = END;
+    if mini {
+        fat[mini_fat as usize] = END;
+    }
+    let n = sectors_of(data_len) as u32;
+    for s in 0..n {
+        fat[(data + s) as usize] = if s + 1 == n { END } else { data + s + 1 };
+    }
+    let mut h = vec![0u8; 512];
+    h[..8].copy_from_slice(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
+    let put = |h: &mut [u8], at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    h[0x18..0x1A].copy_from_slice(&0x003Eu16.to_le_bytes());
+    h[0x1A..0x1C].copy_from_slice(&3u16.to_le_bytes());
+    h[0x1C..0x1E].copy_from_slice(&0xFFFEu16.to_le_bytes());
+    h[0x1E..0x20].copy_from_slice(&9u16.to_le_bytes());
+    h[0x20..0x22].copy_from_slice(&6u16.to_le_bytes());
+    put(&mut h, 0x2C, fat_count as u32);
+    put(&mut h, 0x30, dir);
+    put(&mut h, 0x38, 4096);
+    put(&mut h, 0x3C, if mini { mini_fat } else { END });
+    put(&mut h, 0x40, u32::from(mini));
+    put(&mut h, 0x44, END);
+    for i in 0..109 {
+        put(&mut h, 0x4C + 4 * i, if i < fat_count { i as u32 } else { FREE });
+    }
+    let mut out = h;
+    out.extend(fat.iter().flat_map(|v| v.to_le_bytes()));
+    let entry = |name: &str, kind: u8, child: u32, start: u32, size: u32| {
+        let mut e = vec![0u8; 128];
+        let units: Vec<u8> = name.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+        e[..units.len()].copy_from_slice(&units);
+        e[0x40..0x42].copy_from_slice(&(units.len() as u16).to_le_bytes());
+        e[0x42] = kind;
+        e[0x43] = 1;
+        e[0x44..0x48].copy_from_slice(&FREE.to_le_bytes());
+        e[0x48..0x4C].copy_from_slice(&FREE.to_le_bytes());
+        e[0x4C..0x50].copy_from_slice(&child.to_le_bytes());
+        e[0x74..0x78].copy_from_slice(&start.to_le_bytes());
+        e[0x78..0x7C].copy_from_slice(&size.to_le_bytes());
+        e
+    };
+    let (root_start, root_size, book_start) = if mini { (data, data_len as u32, 0) } else { (END, 0, data) };
+    out.extend(entry("Root Entry", 5, 1, root_start, root_size));
+    out.extend(entry("Workbook", 2, FREE, book_start, stream.len() as u32));
+    out.extend(vec![0u8; 256]);
+    if mini {
+        let mut mf: Vec<u32> = vec![FREE; 128];
+        let m = data_len as u32 / 64;
+        for s in 0..m {
+            mf[s as usize] = if s + 1 == m { END } else { s + 1 };
+        }
+        out.extend(mf.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    out.extend_from_slice(stream);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}

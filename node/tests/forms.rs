@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use huijiao::xlsx_writer::{workbook_sheets, Cell};
+use huijiao::xlsx_writer::{workbook_sheets, workbook_xls, Cell};
 use serde_json::Value;
 use std::process::Command;
 
@@ -124,6 +124,9 @@ fn the_header_is_found_on_any_of_the_first_ten_rows() {
         let r = check_bytes("a.xlsx", &workbook_sheets(&[("表", &rows)]));
         assert_eq!((r["accepted"].as_u64(), r["rejected"].as_u64()), (Some(2), Some(0)), "header on row {header_row}: {r}");
         assert_eq!(codes(&r).contains(&"title_rows_skipped".to_string()), header_row > 1, "{r}");
+        // The same as Excel 97–2003 `.xls`: the same verdict and warnings.
+        let x = check_bytes("a.xls", &workbook_xls(&[("表", &rows)]));
+        assert_eq!((x["accepted"].as_u64(), x["rejected"].as_u64(), codes(&x)), (Some(2), Some(0), codes(&r)), "{x}");
         // The same as CSV: row numbers stay physical.
         let mut csv = String::new();
         for i in 1..header_row {

@@ -4,7 +4,7 @@
 //! [`source`] opens it safely and streams it once for its hash and encoding; then a
 //! reader thread ([`read`]) parses it — CSV and JSON with our own streaming parsers,
 //! XLSX and ODS with a streaming XML reader under caps on inflated bytes, XLS with
-//! calamine after a check of its extent — and sends rows in chunks, while
+//! our own streaming compound-file/BIFF8 reader — and sends rows in chunks, while
 //! [`validate`] checks each row, hands valid ones to a [`RowSink`] (the store) and
 //! spools the rejected ones for `NAME.rejected.csv`. The inbox and `huijiao check`
 //! share all of it, so a file gets the same verdict from either, except for the rules
@@ -120,8 +120,6 @@ pub struct Limits {
     pub shared_in_memory: usize,
     /// Cells of one sheet (empty formatted ones included).
     pub max_cells: u64,
-    /// Cells of an `.xls` sheet's extent (calamine builds the grid densely).
-    pub max_xls_cells: u64,
     /// Distinct keys of a JSON file.
     pub max_keys: usize,
     /// Errors listed in full in a report; beyond, counts per code.
@@ -150,7 +148,6 @@ impl Limits {
             max_shared_bytes: 1024 * 1024 * 1024,
             shared_in_memory: 16 * 1024 * 1024,
             max_cells: 64 * 1024 * 1024,
-            max_xls_cells: 2 * 1024 * 1024,
             max_keys: 1024,
             max_report_errors: 1000,
             min_rejected_bytes: 64 * 1024 * 1024,

@@ -208,3 +208,122 @@ fn ignored_names_follow_the_spec() {
         assert!(!is_ignored_name(n), "{n}");
     }
 }
+
+/// A register with everything an `.xls` reader meets: a title row, long texts (the
+/// string table runs over several `CONTINUE` records, strings cut mid-way), dates
+/// with a built-in and a custom format, whole numbers (`RK`) and fractions
+/// (`NUMBER`), formatted empty cells and a formatted empty row, a trailer.
+fn register(n: usize) -> Vec<Vec<XCell>> {
+    let t = |s: &str| XCell::Text(s.to_string());
+    let mut rows = vec![vec![t("2025年度XX县科技成果登记汇总表")]];
+    rows.push(HEADER.split(',').chain(["研究经费（万元）"]).map(t).collect());
+    for i in 0..n {
+        let mut r: Vec<XCell> = ROW.split(',').map(t).collect();
+        r[0] = t(&format!("4201022024Y{:04}", i + 1));
+        r[1] = t(&format!("第{i}号成果：基于深度学习的水稻病虫害智能识别与绿色防控关键技术研究及其推广应用"));
+        r[4] = XCell::Date(Date::new(2024, 3, 1 + (i % 28) as u8).unwrap());
+        r[7] = XCell::Number(413.0);
+        r.push(XCell::Number(1036.5 + i as f64));
+        rows.push(r);
+        if i == 3 {
+            rows.push(vec![XCell::Empty; 14]);
+        }
+    }
+    rows.push(vec![XCell::Empty, t("合计"), t(&format!("共 {n} 项"))]);
+    rows
+}
+
+#[test]
+fn xls_reads_as_the_same_rows_as_xlsx() {
+    for n in [1usize, 300] {
+        let rows = register(n);
+        let xlsx = crate::xlsx_writer::workbook_sheets(&[("登记表", &rows)]);
+        let xls = crate::xlsx_writer::workbook_xls(&[("登记表", &rows)]);
+        // One data row fits the mini stream; 300 do not.
+        assert_eq!(xls.len() < 8192, n == 1, "{}", xls.len());
+        let (a, a_rows, _) = run("a.xlsx", &xlsx);
+        let (b, b_rows, _) = run("a.xls", &xls);
+        assert!(a.is_clean() || a.errors.is_empty(), "{a:?}");
+        assert_eq!((b.rows, b.accepted, b.rejected), (n as u64, n as u64, 0), "{b:?}");
+        assert_eq!(format!("{:?}", a_rows), format!("{:?}", b_rows));
+        let codes = |r: &Report| r.warnings.iter().map(|w| (w.code.clone(), w.row)).collect::<Vec<_>>();
+        assert_eq!(codes(&a), codes(&b));
+        let Row::Upsert(last) = &b_rows[n - 1].1 else { panic!() };
+        assert!(last.title.ends_with("推广应用"), "{}", last.title);
+        assert_eq!(last.reg_date, Date::new(2024, 3, 1 + ((n - 1) % 28) as u8).unwrap());
+        // Physical rows: the title, the header, then data (the blank row counted).
+        assert_eq!(b_rows[0].0, 3);
+    }
+}
+
+#[test]
+fn xls_sheets_before_the_data_are_skipped() {
+    let notes = vec![vec![XCell::Text("填表说明".into())], vec![XCell::Text("一、登记号必填".into())]];
+    let rows = register(2);
+    let xls = crate::xlsx_writer::workbook_xls(&[("填表说明", &notes), ("登记表", &rows), ("附表", &notes)]);
+    let r = check("a.xls", &xls);
+    assert_eq!(r.accepted, 2, "{r:?}");
+    let skipped: Vec<_> = r.warnings.iter().filter(|w| w.code == "sheet_skipped").map(|w| w.field.clone().unwrap()).collect();
+    assert_eq!(skipped, ["填表说明", "附表"]);
+    let only_notes = crate::xlsx_writer::workbook_xls(&[("填表说明", &notes)]);
+    assert_eq!(refusal("a.xls", &only_notes), "missing_column");
+}
+
+/// Replaces the first occurrence of `from` in `bytes`.
+fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let at = bytes.windows(from.len()).position(|w| w == from).expect("pattern present");
+    let mut out = bytes.to_vec();
+    out[at..at + to.len()].copy_from_slice(to);
+    out
+}
+
+#[test]
+fn hostile_xls_is_refused_naming_why() {
+    let good = crate::xlsx_writer::workbook_xls(&[("登记表", &register(300))]);
+    let why = |bytes: &[u8]| {
+        let r = check("a.xls", bytes);
+        let refused = r.refused.expect("refused");
+        assert_eq!(refused.code, "unreadable_xls");
+        refused.message
+    };
+    // Cut short, not a compound file, an older BIFF, encrypted.
+    let cut = why(&good[..good.len() / 2]);
+    assert!(cut.contains("larger than the file") || cut.contains("outside the file"), "{cut}");
+    assert!(why(&[b"PK\x03\x04".as_slice(), &[0u8; 600]].concat()).contains("signature"));
+    assert!(why(b"PK\x03\x04 short").contains("too short"));
+    assert!(why(&patch(&good, &[0x09, 0x08, 16, 0, 0x00, 0x06], &[0x09, 0x08, 16, 0, 0x00, 0x05])).contains("5.0/95"));
+    assert!(why(&patch(&good, &[0xE0, 0x00, 20, 0], &[0x2F, 0x00, 20, 0])).contains("encrypted"));
+    // A chain of sectors that loops: the workbook's first sector points to itself.
+    let dir = u32::from_le_bytes(good[0x30..0x34].try_into().unwrap()) as usize;
+    let book = (dir + 1) * 512 + 128;
+    let first_data = u32::from_le_bytes(good[book + 0x74..book + 0x78].try_into().unwrap());
+    let fat_entry = 512 + 4 * first_data as usize;
+    let mut looped = good.clone();
+    looped[fat_entry..fat_entry + 4].copy_from_slice(&first_data.to_le_bytes());
+    assert!(why(&looped).contains("loops"), "{}", why(&looped));
+    // A sector table that claims more sectors than the file holds.
+    let mut huge = good.clone();
+    huge[0x2C..0x30].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(why(&huge).contains("larger than the file"));
+}
+
+#[test]
+fn no_byte_flipped_in_an_xls_panics_or_hangs() {
+    let good = crate::xlsx_writer::workbook_xls(&[("登记表", &register(40))]);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..3000 {
+        let mut bytes = good.clone();
+        for _ in 0..4 {
+            // xorshift: reproducible positions and values.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state % bytes.len() as u64) as usize;
+            bytes[at] = (state >> 32) as u8;
+        }
+        // Anything but a panic (which the reader thread turns into `unreadable_file`)
+        // is fine: a verdict or a refusal.
+        let r = check("a.xls", &bytes);
+        assert_ne!(r.refused.map(|x| x.code).as_deref(), Some("unreadable_file"));
+    }
+}

@@ -167,7 +167,7 @@ fn date_styles(zip: &mut Zip, path: Option<&str>, limits: &Limits, cancel: &Canc
             }
             b"xf" if stack.last().is_some_and(|p| p == b"cellXfs") => {
                 let id: u32 = a.get(&b"numFmtId"[..]).and_then(|v| v.parse().ok()).unwrap_or(0);
-                styles.push(custom.get(&id).copied().unwrap_or(matches!(id, 14..=22 | 27..=36 | 45..=47 | 50..=58)));
+                styles.push(custom.get(&id).copied().unwrap_or(builtin_date_format(id)));
             }
             _ => {}
         }
@@ -175,9 +175,14 @@ fn date_styles(zip: &mut Zip, path: Option<&str>, limits: &Limits, cancel: &Canc
     Ok(styles)
 }
 
+/// Whether a built-in number format (Excel's ids, the East Asian ones included) shows a date.
+pub(crate) fn builtin_date_format(id: u32) -> bool {
+    matches!(id, 14..=22 | 27..=36 | 45..=47 | 50..=58)
+}
+
 /// Whether a number format shows a date: a year or day token outside quotes and
 /// brackets (`yyyy"年"m"月"d"日"`, `[$-F800]dddd`), or months without hours.
-fn is_date_format(code: &str) -> bool {
+pub(crate) fn is_date_format(code: &str) -> bool {
     let mut plain = String::new();
     let (mut quoted, mut bracket) = (false, false);
     let mut chars = code.chars();
@@ -200,8 +205,8 @@ fn is_date_format(code: &str) -> bool {
 }
 
 /// The shared strings of a workbook: the first bytes in memory, the rest in an
-/// unnamed temporary file.
-struct Strings {
+/// unnamed temporary file. `.xls` keeps its string table (SST) here too.
+pub(crate) struct Strings {
     mem: String,
     file: Option<File>,
     spill_from: u64,
@@ -210,9 +215,44 @@ struct Strings {
     too_long: HashMap<u32, usize>,
     limit_mem: usize,
     temp_dir: std::path::PathBuf,
+    /// Bytes of all strings so far.
+    total: u64,
 }
 
 impl Strings {
+    pub(crate) fn new(limits: &Limits) -> Strings {
+        Strings {
+            mem: String::new(),
+            file: None,
+            spill_from: 0,
+            starts: vec![0],
+            too_long: HashMap::new(),
+            limit_mem: limits.shared_in_memory,
+            temp_dir: limits.temp_dir.clone(),
+            total: 0,
+        }
+    }
+
+    /// Adds the next string, within the caps on their number and bytes.
+    pub(crate) fn add(&mut self, t: &CellText, limits: &Limits) -> Result<(), Refusal> {
+        let too_many = |what: &str| {
+            Refusal::new(
+                "too_many_shared_strings",
+                &format!("工作簿的共享字符串超过上限（{what}），请拆分后再提交"),
+                &format!("the workbook's shared strings exceed the cap ({what}); split the file"),
+            )
+        };
+        self.total += t.text.len() as u64;
+        if self.starts.len() > limits.max_shared_strings {
+            return Err(too_many(&format!("{} 个 / {} strings", limits.max_shared_strings, limits.max_shared_strings)));
+        }
+        if self.total > limits.max_shared_bytes {
+            let mib = limits.max_shared_bytes / (1024 * 1024);
+            return Err(too_many(&format!("{mib} MiB")));
+        }
+        self.push(t).map_err(|e| super::read_failed(&e))
+    }
+
     fn push(&mut self, t: &CellText) -> std::io::Result<()> {
         let max = huijiao_protocol::validate::MAX_CELL_CHARS;
         let idx = self.starts.len() as u32 - 1;
@@ -241,7 +281,7 @@ impl Strings {
         Ok(())
     }
 
-    fn get(&self, i: usize) -> RawValue {
+    pub(crate) fn get(&self, i: usize) -> RawValue {
         let (Some(&a), Some(&b)) = (self.starts.get(i), self.starts.get(i + 1)) else { return RawValue::Invalid("shared string index") };
         if let Some(n) = self.too_long.get(&(i as u32)) {
             return RawValue::TooLong(*n);
@@ -265,29 +305,13 @@ impl Strings {
 }
 
 fn shared_strings(zip: &mut Zip, path: Option<&str>, limits: &Limits, cancel: &Cancel, tripped: &Tripped) -> Result<Strings, Refusal> {
-    let mut s = Strings {
-        mem: String::new(),
-        file: None,
-        spill_from: 0,
-        starts: vec![0],
-        too_long: HashMap::new(),
-        limit_mem: limits.shared_in_memory,
-        temp_dir: limits.temp_dir.clone(),
-    };
+    let mut s = Strings::new(limits);
     let Some(path) = path else { return Ok(s) };
     let strict = Limits { max_ratio: limits.max_shared_ratio, ratio_free: limits.shared_ratio_free, ..limits.clone() };
     let Some(mut r) = part(zip, path, &strict, cancel, tripped) else { return Ok(s) };
     let mut buf = Vec::new();
     let mut cur = CellText::default();
     let (mut in_si, mut in_t, mut skip) = (false, false, 0usize);
-    let mut total: u64 = 0;
-    let too_many = |what: &str| {
-        Refusal::new(
-            "too_many_shared_strings",
-            &format!("工作簿的共享字符串超过上限（{what}），请拆分后再提交"),
-            &format!("the workbook's shared strings exceed the cap ({what}); split the file"),
-        )
-    };
     loop {
         match r.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => match local(e.name().as_ref()) {
@@ -306,15 +330,7 @@ fn shared_strings(zip: &mut Zip, path: Option<&str>, limits: &Limits, cancel: &C
             Ok(Event::End(e)) => match local(e.name().as_ref()) {
                 b"si" => {
                     in_si = false;
-                    total += cur.text.len() as u64;
-                    if s.starts.len() > limits.max_shared_strings {
-                        return Err(too_many(&format!("{} 个 / {} strings", limits.max_shared_strings, limits.max_shared_strings)));
-                    }
-                    if total > limits.max_shared_bytes {
-                        let mib = limits.max_shared_bytes / (1024 * 1024);
-                        return Err(too_many(&format!("{mib} MiB")));
-                    }
-                    s.push(&cur).map_err(|e| super::read_failed(&e))?;
+                    s.add(&cur, limits)?;
                 }
                 b"rPh" | b"phoneticPr" => skip = skip.saturating_sub(1),
                 b"t" => in_t = false,

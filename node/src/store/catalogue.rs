@@ -501,7 +501,8 @@ pub struct Hit {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub hits: Vec<Hit>,
-    /// How many records match in all (at most [`COUNT_CAP`]; `total_capped` then).
+    /// How many records match in all: exact, or a lower bound (`total_capped`) past
+    /// [`COUNT_CAP`] matches or [`COUNT_BUDGET`] of counting.
     pub total: u64,
     pub total_capped: bool,
     pub next_cursor: Option<String>,
@@ -509,7 +510,10 @@ pub struct Page {
 
 /// Counting stops here: a count of every match of a common word over ten million
 /// records would cost more than the page itself.
-pub const COUNT_CAP: u64 = 100_000;
+pub const COUNT_CAP: u64 = 10_000;
+
+/// How long a listing's total may take to count (see [`Catalogue::count`]).
+pub const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// What statistics group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -656,8 +660,12 @@ fn facet_years(f: &Filters) -> Option<(i64, i64)> {
 /// when `store` (listings), the catalogue's own otherwise (statistics, no join).
 fn filter_sql_with(f: &Filters, view: View, store: bool) -> Where {
     let mut w = Where::default();
-    if let (View::Public { .. }, false) = (view, store) {
-        w.and("d.state = 1", []);
+    if let View::Public { .. } = view {
+        // The catalogue's own state first (no store lookup for what it already
+        // knows is not public); listings then check the store's. It picks no
+        // index (`+`): nearly every record is public, so the order and the other
+        // filters choose theirs.
+        w.and("+d.state = 1", []);
     }
     if let (View::Public { today }, true) = (view, store) {
         // The store's own state decides, not the index: never more public than now.
@@ -710,8 +718,10 @@ fn filter_sql_with(f: &Filters, view: View, store: bool) -> Where {
 
 /// The columns a hit is read from.
 const HIT_COLS: &str = "d.id, d.reg_date, d.region, r.origin, r.version, r.withdrawn, r.updated_at, b.body, l.hops";
+/// The catalogue drives (CROSS JOIN): the planner may never start from the store's
+/// records and look each up in the catalogue.
 const HIT_JOIN: &str =
-    "JOIN st.records r ON r.reg_no = d.reg_no JOIN st.changes b ON b.seq = r.body_seq JOIN st.changes l ON l.seq = r.seq";
+    "CROSS JOIN st.records r ON r.reg_no = d.reg_no CROSS JOIN st.changes b ON b.seq = r.body_seq CROSS JOIN st.changes l ON l.seq = r.seq";
 
 struct Row {
     id: i64,
@@ -806,7 +816,23 @@ impl Catalogue {
                     Sort::Region => ("d.region ASC, d.id ASC", "(d.region > ? OR (d.region = ? AND d.id > ?))"),
                     _ => ("d.reg_date DESC, d.id DESC", "(d.reg_date < ? OR (d.reg_date = ? AND d.id < ?))"),
                 };
-                let mut w2 = Where { sql: w.sql.clone(), args: w.args.clone() };
+                let mut w2 = match (l.sort, l.filters.region.as_deref()) {
+                    // Newest first within a province or prefecture: walking the date
+                    // index and skipping other regions finds a page after a few
+                    // hundred records; the region index would read (and sort) every
+                    // record of the province first. A county's own index entries are
+                    // already in date order.
+                    (Sort::Date | Sort::Relevance, Some(p)) if !p.is_empty() => {
+                        let mut w = filter_sql(&Filters { region: None, ..l.filters.clone() }, l.view);
+                        if p.len() == 6 {
+                            w.and("d.region = ?", [text(p)]);
+                        } else {
+                            w.and("+d.region >= ? AND +d.region < ?", [text(p), text(&prefix_end(p))]);
+                        }
+                        w
+                    }
+                    _ => Where { sql: w.sql.clone(), args: w.args.clone() },
+                };
                 if let Some(c) = &cursor {
                     w2.and(after, [text(&c.key), text(&c.key), int(c.id)]);
                 }
@@ -834,7 +860,11 @@ impl Catalogue {
         }
         // Counted on the catalogue's own copy of each record's state (like statistics):
         // no lookup in the store for each of up to COUNT_CAP matches.
-        let (total, total_capped) = self.count(expr.as_deref(), &filter_sql_with(&l.filters, l.view, false))?;
+        let (mut total, total_capped) = self.count(expr.as_deref(), &filter_sql_with(&l.filters, l.view, false))?;
+        if total_capped {
+            // Stopped by the budget: at least what this page shows (and one more).
+            total = total.max(rows.len() as u64 + u64::from(next.is_some()));
+        }
         Ok(Page { hits: rows.into_iter().map(|r| r.hit).collect(), total, total_capped, next_cursor: next })
     }
 
@@ -858,33 +888,54 @@ impl Catalogue {
     /// How many records match, all of them counted (`huijiao query --count`).
     pub fn count_all(&self, q: Option<&str>, f: &Filters, view: View) -> anyhow::Result<u64> {
         let expr = q.and_then(search::match_expr);
-        Ok(self.count_upto(expr.as_deref(), &filter_sql_with(f, view, false), i64::MAX as u64 - 1)?.0)
+        Ok(self.count_upto(expr.as_deref(), &filter_sql_with(f, view, false), i64::MAX as u64 - 1, None)?.0)
     }
 
-    /// How many records match, counted up to [`COUNT_CAP`].
+    /// How many records match, counted up to [`COUNT_CAP`] and for at most
+    /// [`COUNT_BUDGET`]: a filter no index serves (two rare values together) would
+    /// otherwise read every record. Past either, the count is a lower bound.
     fn count(&self, expr: Option<&str>, w: &Where) -> anyhow::Result<(u64, bool)> {
-        self.count_upto(expr, w, COUNT_CAP)
+        self.count_upto(expr, w, COUNT_CAP, Some(COUNT_BUDGET))
     }
 
-    fn count_upto(&self, expr: Option<&str>, w: &Where, cap: u64) -> anyhow::Result<(u64, bool)> {
+    fn count_upto(&self, expr: Option<&str>, w: &Where, cap: u64, budget: Option<std::time::Duration>) -> anyhow::Result<(u64, bool)> {
+        if let Some(budget) = budget {
+            let deadline = std::time::Instant::now() + budget;
+            self.conn.progress_handler(4096, Some(move || std::time::Instant::now() > deadline));
+        }
+        let counted = self.count_rows(expr, w, cap);
+        if budget.is_some() {
+            self.conn.progress_handler(0, None::<fn() -> bool>);
+        }
+        let (n, stopped) = counted?;
+        Ok((n.min(cap), n > cap || stopped))
+    }
+
+    /// Steps through up to `cap + 1` matches; `true` when the budget stopped it.
+    fn count_rows(&self, expr: Option<&str>, w: &Where, cap: u64) -> anyhow::Result<(u64, bool)> {
         let (sql, args) = match expr {
             Some(e) => {
                 let cond = &w.sql;
                 let mut args = vec![text(e)];
                 args.extend(w.args.iter().cloned());
                 (
-                    format!(
-                        "SELECT count(*) FROM (SELECT 1 FROM fts CROSS JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {})",
-                        cap + 1
-                    ),
+                    format!("SELECT 1 FROM fts CROSS JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {}", cap.saturating_add(1)),
                     args,
                 )
             }
-            None => (format!("SELECT count(*) FROM (SELECT 1 FROM docs d WHERE 1 = 1{} LIMIT {})", w.sql, cap + 1), w.args.clone()),
+            None => (format!("SELECT 1 FROM docs d WHERE 1 = 1{} LIMIT {}", w.sql, cap.saturating_add(1)), w.args.clone()),
         };
-        let n: i64 = self.conn.query_row(&sql, params_from_iter(args.iter()), |r| r.get(0))?;
-        let n = n as u64;
-        Ok((n.min(cap), n > cap))
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(args.iter()))?;
+        let mut n = 0u64;
+        loop {
+            match rows.next() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => return Ok((n, false)),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => return Ok((n, true)),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// One record by registration number, if the view may see it.
@@ -915,7 +966,8 @@ impl Catalogue {
             // The public's IP filters look at public entries only.
             w = filter_sql_with(f, view, false);
         }
-        w.and(&format!("d.state IN {states}"), []);
+        // No index (`+`): walking the state index would read every record out of order.
+        w.and(&format!("+d.state IN {states}"), []);
         if let Some(e) = q.and_then(search::match_expr) {
             w.and("d.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [text(&e)]);
         }
