@@ -3,8 +3,8 @@
 //! run, and returns result rows. Speed is measured here, never asserted in tests.
 
 use crate::{Federation, RawClient};
-use huijiao::gen::{self, Generator};
 use huijiao::store::{FileMeta, IngestMsg, Writer};
+use huijiao::synth::{self, Generator};
 use huijiao_protocol::report::Report;
 use huijiao_protocol::wire::{self, Message};
 use huijiao_protocol::Record;
@@ -225,9 +225,9 @@ pub async fn ingest(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     for f in 0..files {
         progress("generating", u64::from(f), u64::from(files));
         let recs = records("420102", f * per, per, u64::from(f));
-        let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
-        std::fs::write(stage.join(format!("batch-{f:02}.csv")), gen::csv(&rows, false))?;
-        std::fs::write(stage.join(format!("batch-{f:02}.jsonl")), gen::jsonl(&recs))?;
+        let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
+        std::fs::write(stage.join(format!("batch-{f:02}.csv")), synth::csv(&rows, false))?;
+        std::fs::write(stage.join(format!("batch-{f:02}.jsonl")), synth::jsonl(&recs))?;
         bodies.extend(recs.iter().map(|r| (r.reg_no.clone(), String::from_utf8(r.canonical_json()).unwrap_or_default())));
     }
     progress("generating", u64::from(files), u64::from(files));
@@ -465,7 +465,7 @@ pub async fn latency(size: Size) -> anyhow::Result<Vec<Row>> {
         tick.tick().await;
         let name = format!("one-{i:04}.jsonl");
         let inbox = f.node("420102").inbox();
-        std::fs::write(inbox.join(format!(".{name}.part")), gen::jsonl(std::slice::from_ref(r)))?;
+        std::fs::write(inbox.join(format!(".{name}.part")), synth::jsonl(std::slice::from_ref(r)))?;
         std::fs::rename(inbox.join(format!(".{name}.part")), inbox.join(&name))?;
         dropped.insert(r.reg_no.clone(), huijiao::clock::now_ms());
         progress("dropping one-record files", i as u64 + 1, total);
@@ -714,14 +714,14 @@ pub async fn hostile(size: Size, root: &Path, exe: &Path) -> anyhow::Result<Vec<
     let valid_csv = stage.join("valid.csv");
     {
         let recs = records("420102", 0, csv_records, 7);
-        let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
-        std::fs::write(&valid_csv, gen::csv(&rows, false))?;
+        let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
+        std::fs::write(&valid_csv, synth::csv(&rows, false))?;
     }
     let valid_xlsx = stage.join("valid.xlsx");
     {
         let recs = records("420102", 0, size.pick(20_000, 500), 8);
-        let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
-        std::fs::write(&valid_xlsx, gen::xlsx(&rows))?;
+        let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
+        std::fs::write(&valid_xlsx, synth::xlsx(&rows))?;
     }
     let mut rows = Vec::new();
     let mut base = std::collections::HashMap::new();

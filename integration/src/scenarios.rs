@@ -4,7 +4,7 @@ use crate::faults::{Impairment, Proxy};
 use crate::workload::Workload;
 use crate::Federation;
 use huijiao::audit::Audit;
-use huijiao::gen::Rng;
+use huijiao::synth::Rng;
 use std::time::Duration;
 
 /// The chain the fault runs use: national ← province ← prefecture ← two counties,

@@ -1,7 +1,7 @@
 //! Seeded submissions for fault runs: new records, updates of earlier ones and
 //! withdrawals, in every file type, for one county at a time.
 
-use huijiao::gen::{self, Generator, Rng};
+use huijiao::synth::{self, Generator, Rng};
 use huijiao_protocol::{Date, Record};
 use std::collections::BTreeMap;
 
@@ -40,7 +40,7 @@ impl Workload {
                     live[i].title = format!("{}（第{n}次修订）", live[i].title.split('（').next().unwrap_or(""));
                     picked.push(live[i].clone());
                 }
-                (format!("{county}-{n:05}-update.jsonl"), gen::jsonl(&picked))
+                (format!("{county}-{n:05}-update.jsonl"), synth::jsonl(&picked))
             }
             // Withdrawals of a few earlier records.
             9 => {
@@ -61,12 +61,12 @@ impl Workload {
                     })
                     .collect();
                 live.extend(recs.iter().cloned());
-                let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
+                let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
                 match self.rng.below(4) {
-                    0 => (format!("{county}-{n:05}.csv"), gen::csv(&rows, false)),
-                    1 => (format!("{county}-{n:05}-gbk.csv"), gen::csv(&rows, true)),
-                    2 => (format!("{county}-{n:05}.xlsx"), gen::xlsx(&rows)),
-                    _ => (format!("{county}-{n:05}.jsonl"), gen::jsonl(&recs)),
+                    0 => (format!("{county}-{n:05}.csv"), synth::csv(&rows, false)),
+                    1 => (format!("{county}-{n:05}-gbk.csv"), synth::csv(&rows, true)),
+                    2 => (format!("{county}-{n:05}.xlsx"), synth::xlsx(&rows)),
+                    _ => (format!("{county}-{n:05}.jsonl"), synth::jsonl(&recs)),
                 }
             }
         }

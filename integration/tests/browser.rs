@@ -2,7 +2,7 @@
 //! national node and a province below it, both real processes. Screenshots of every
 //! page go to `target/tmp/browser/` (test artifacts, not committed).
 
-use huijiao::gen;
+use huijiao::synth;
 use huijiao_protocol::{Record, Secret};
 use integration::webdriver::Driver;
 use integration::Federation;
@@ -55,7 +55,7 @@ async fn the_catalogue_and_admin_pages_in_chromium() {
     internal.secret = Secret::Internal;
     let hubei = vec![rec("4201022025Y0001", "水稻病虫害智能识别"), rec("4201112024Y0002", "水稻节水灌溉技术"), internal];
     let guangdong = vec![rec("4401062025Y0003", "水稻新品种选育"), rec("4401062025Y0004", "芯片封装工艺")];
-    let csv = |rs: &[Record]| gen::csv(&rs.iter().map(gen::cells).collect::<Vec<_>>(), false);
+    let csv = |rs: &[Record]| synth::csv(&rs.iter().map(synth::cells).collect::<Vec<_>>(), false);
     f.node("420000").drop_file("hubei.csv", &csv(&hubei)).unwrap();
     f.node("000000").drop_file("guangdong.csv", &csv(&guangdong)).unwrap();
     let api = || std::fs::read_to_string(national.join("data/http-address")).unwrap_or_default();

@@ -3,7 +3,7 @@
 //! Each run is driven by a seed (HUIJIAO_FAULT_SEED to replay one) and ends with the
 //! audit: 0 lost, 0 duplicated, every record at its latest version.
 
-use huijiao::gen::Rng;
+use huijiao::synth::Rng;
 use integration::faults::Impairment;
 use integration::scenarios::{self, chain, drop_round, start_with_proxies, COUNTIES};
 use integration::wait_for;

@@ -4,7 +4,7 @@
 //! content, version and a full hop list; withdrawals propagate; restarting a middle
 //! node mid-stream loses and doubles nothing; conflicts are quarantined.
 
-use huijiao::gen::{self, Generator};
+use huijiao::synth::{self, Generator};
 use huijiao_protocol::Record;
 use integration::{wait_for, Federation};
 use std::time::Duration;
@@ -58,9 +58,9 @@ async fn records_withdrawals_and_restarts_across_the_chain() {
     let mut total = 0u64;
     for (i, c) in counties.iter().enumerate() {
         let recs = records(c, i as u64, 0, 150);
-        let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
-        f.node(c).drop_file("a.csv", &gen::csv(&rows, i == 0)).unwrap();
-        f.node(c).drop_file("b.jsonl", &gen::jsonl(&records(c, 10 + i as u64, 1000, 50))).unwrap();
+        let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
+        f.node(c).drop_file("a.csv", &synth::csv(&rows, i == 0)).unwrap();
+        f.node(c).drop_file("b.jsonl", &synth::jsonl(&records(c, 10 + i as u64, 1000, 50))).unwrap();
         total += 200;
     }
     let national = f.node("000000");
@@ -83,8 +83,8 @@ async fn records_withdrawals_and_restarts_across_the_chain() {
 
     // A big backlog, and the prefecture and then the province crash mid-stream.
     let big = records("420103", 99, 5000, 3000);
-    let rows: Vec<Vec<String>> = big.iter().map(gen::cells).collect();
-    f.node("420103").drop_file("big.csv", &gen::csv(&rows, false)).unwrap();
+    let rows: Vec<Vec<String>> = big.iter().map(synth::cells).collect();
+    f.node("420103").drop_file("big.csv", &synth::csv(&rows, false)).unwrap();
     total += 3000;
     for middle in ["420100", "420000"] {
         let before = f.node("000000").record_count();
@@ -117,11 +117,11 @@ async fn the_same_reg_no_from_two_origins_is_quarantined_where_they_meet() {
     f.start_all().await.unwrap();
     // The prefecture registers a record of its county itself first…
     let mut rec = records("420102", 5, 1, 1).remove(0);
-    f.node("420100").drop_file("p.jsonl", &gen::jsonl(std::slice::from_ref(&rec))).unwrap();
+    f.node("420100").drop_file("p.jsonl", &synth::jsonl(std::slice::from_ref(&rec))).unwrap();
     wait_for("the prefecture's record at the national node", LIMIT, || f.node("000000").record_count() == 1).await.unwrap();
     // …then the county registers the same reg_no with other content.
     rec.title = "县里登记的版本".into();
-    f.node("420102").drop_file("c.jsonl", &gen::jsonl(std::slice::from_ref(&rec))).unwrap();
+    f.node("420102").drop_file("c.jsonl", &synth::jsonl(std::slice::from_ref(&rec))).unwrap();
     wait_for("the conflict at the prefecture", LIMIT, || {
         f.node("420100").reader().map(|r| r.quarantine().unwrap().len() == 1).unwrap_or(false)
     })

@@ -2,7 +2,7 @@
 //! certificate is revoked and the node's own renewed, a refused reload, and a backup
 //! taken during a large ingest, restored, with nothing lost at national.
 
-use huijiao::gen::{self, Generator};
+use huijiao::synth::{self, Generator};
 use huijiao_protocol::Record;
 use integration::{wait_for, Federation};
 use std::process::Command;
@@ -73,7 +73,7 @@ async fn a_reload_drops_a_revoked_child_and_keeps_the_others() {
     assert_eq!(g["uplink"]["state"], "streaming");
     assert_eq!(child(&status(&f, "000000"), "440000")["connected"], true);
     // And records still flow on it.
-    f.node("440000").drop_file("g.jsonl", &gen::jsonl(&records("440106", 1, 20))).unwrap();
+    f.node("440000").drop_file("g.jsonl", &synth::jsonl(&records("440106", 1, 20))).unwrap();
     wait_for("Guangdong's records at national", LIMIT, || f.node("000000").record_count() == 20).await.unwrap();
     // A new connection meets the renewed certificate.
     f.stop("440000").await.unwrap();
@@ -99,8 +99,8 @@ async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
     }
     f.start_all().await.unwrap();
     let big = records("420102", 0, 30_000);
-    let rows: Vec<Vec<String>> = big.iter().map(gen::cells).collect();
-    f.node("420102").drop_file("big.csv", &gen::csv(&rows, false)).unwrap();
+    let rows: Vec<Vec<String>> = big.iter().map(synth::cells).collect();
+    f.node("420102").drop_file("big.csv", &synth::csv(&rows, false)).unwrap();
     // The backup while the county is busy with the file.
     let config = f.node("420102").config_path.clone();
     let backup = f.root.path().join("county-backup.db");
@@ -110,7 +110,7 @@ async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
     println!("{}", String::from_utf8_lossy(&out.stdout));
     f.converge("000000", 30_000, LIMIT).await.unwrap();
     let later = records("420102", 50_000, 500);
-    f.node("420102").drop_file("later.jsonl", &gen::jsonl(&later)).unwrap();
+    f.node("420102").drop_file("later.jsonl", &synth::jsonl(&later)).unwrap();
     f.converge("000000", 30_500, LIMIT).await.unwrap();
 
     // The county's disk is lost; the backup goes back, the rest comes from the parent.
@@ -123,7 +123,7 @@ async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
     assert_eq!(f.node("420102").record_count(), 30_500, "recover took back what the backup lacked");
     f.start("420102").await.unwrap();
     let more = records("420102", 60_000, 100);
-    f.node("420102").drop_file("more.jsonl", &gen::jsonl(&more)).unwrap();
+    f.node("420102").drop_file("more.jsonl", &synth::jsonl(&more)).unwrap();
     let audit = f.converge("000000", 30_600, LIMIT).await.unwrap();
     assert!(audit.ok(), "{}", audit.summary());
     assert!(f.node("000000").reader().unwrap().duplicate_changes().unwrap().is_empty(), "nothing twice at national");
@@ -138,7 +138,7 @@ async fn status_shows_the_whole_subtree_and_a_grandchild_gone_quiet() {
         f.add(id, parent).unwrap();
     }
     f.start_all().await.unwrap();
-    f.node("420102").drop_file("a.jsonl", &gen::jsonl(&records("420102", 1, 30))).unwrap();
+    f.node("420102").drop_file("a.jsonl", &synth::jsonl(&records("420102", 1, 30))).unwrap();
     let subtree = |f: &Federation| -> Vec<serde_json::Value> { status(f, "420000")["subtree"].as_array().unwrap().clone() };
     let entry = |nodes: &[serde_json::Value], id: &str| nodes.iter().find(|n| n["node"] == id).cloned().unwrap_or_default();
     wait_for("the province to see both counties through the prefecture", LIMIT, || {

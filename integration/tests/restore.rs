@@ -1,7 +1,7 @@
 //! Nothing lost after a restore, nobody stalls a parent, every failure visible where
 //! it happened — each case with real node processes.
 
-use huijiao::gen::{self, Generator};
+use huijiao::synth::{self, Generator};
 use huijiao_protocol::wire::{self, Message};
 use huijiao_protocol::Record;
 use integration::{wait_for, Federation, RawClient};
@@ -55,7 +55,7 @@ async fn a_county_restored_from_an_old_copy_loses_nothing() {
     f.start_all().await.unwrap();
     let (a, b, c, d) = (records("420102", 0, 40), records("420102", 100, 30), records("420102", 200, 20), records("420102", 300, 60));
     let names = |rs: &[Record]| rs.iter().map(|r| r.reg_no.clone()).collect::<BTreeSet<String>>();
-    f.node("420102").drop_file("a.jsonl", &gen::jsonl(&a)).unwrap();
+    f.node("420102").drop_file("a.jsonl", &synth::jsonl(&a)).unwrap();
     wait_for("period A at the national node", LIMIT, || f.node("000000").record_count() == 40).await.unwrap();
     // The backup an operator took then.
     f.stop("420102").await.unwrap();
@@ -63,14 +63,14 @@ async fn a_county_restored_from_an_old_copy_loses_nothing() {
     let backup = f.root.path().join("backup-420102");
     copy_dir(&county.join("data"), &backup);
     f.start("420102").await.unwrap();
-    f.node("420102").drop_file("b.jsonl", &gen::jsonl(&b)).unwrap();
+    f.node("420102").drop_file("b.jsonl", &synth::jsonl(&b)).unwrap();
     wait_for("period B at the national node", LIMIT, || f.node("000000").record_count() == 70).await.unwrap();
     // The disk dies; the county is restored from the old copy.
     f.stop("420102").await.unwrap();
     std::fs::remove_dir_all(county.join("data")).unwrap();
     copy_dir(&backup, &county.join("data"));
     f.start("420102").await.unwrap();
-    f.node("420102").drop_file("c.jsonl", &gen::jsonl(&c)).unwrap();
+    f.node("420102").drop_file("c.jsonl", &synth::jsonl(&c)).unwrap();
     wait_for("period C at the national node", LIMIT, || f.node("000000").record_count() == 90).await.unwrap();
     let all: BTreeSet<String> = names(&a).into_iter().chain(names(&b)).chain(names(&c)).collect();
     held_once(&f, "000000", &all);
@@ -96,7 +96,7 @@ async fn a_county_restored_from_an_old_copy_loses_nothing() {
     {
         // Ingest period D while cut off from the parent (a county whose link is down).
         let mut cut_off = Command::new(BIN).args(["run", "--config"]).arg(&standalone_cfg).env("HUIJIAO_LOG", "warn").spawn().unwrap();
-        f.node("420102").drop_file("d.jsonl", &gen::jsonl(&d)).unwrap();
+        f.node("420102").drop_file("d.jsonl", &synth::jsonl(&d)).unwrap();
         let reader_db = county.join("data").join(huijiao::store::DB_FILE);
         wait_for("period D at the county", LIMIT, || {
             huijiao::store::Reader::open(&reader_db).and_then(|r| r.record_count()).unwrap_or(0) == 100
@@ -117,7 +117,7 @@ async fn a_county_restored_from_an_old_copy_loses_nothing() {
 async fn drop_latency(f: &Federation, serial: u32) -> f64 {
     let rec = records("420102", 1000 + serial, 1).remove(0);
     let t = Instant::now();
-    f.node("420102").drop_file(&format!("l{serial}.jsonl"), &gen::jsonl(std::slice::from_ref(&rec))).unwrap();
+    f.node("420102").drop_file(&format!("l{serial}.jsonl"), &synth::jsonl(std::slice::from_ref(&rec))).unwrap();
     wait_for("the record at the prefecture", LIMIT, || f.node("420100").records().contains_key(&rec.reg_no)).await.unwrap();
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -248,7 +248,7 @@ async fn a_change_the_parent_refuses_is_held_aside_and_the_rest_goes_on() {
     assert_eq!(stuck[1].0, recs[3].reg_no);
     assert!(stuck[1].1.contains("outside_jurisdiction"), "{stuck:?}");
     let later = records("420102", 500, 1).remove(0);
-    f.node("420102").drop_file("later.jsonl", &gen::jsonl(std::slice::from_ref(&later))).unwrap();
+    f.node("420102").drop_file("later.jsonl", &synth::jsonl(std::slice::from_ref(&later))).unwrap();
     wait_for("a later record at the parent", LIMIT, || f.node("420100").records().contains_key(&later.reg_no)).await.unwrap();
     f.stop_all().await.unwrap();
 }
@@ -276,7 +276,7 @@ async fn a_prefecture_cannot_skip_its_province_unless_listed() {
     f.allow.insert("000000".into(), vec!["420100".into()]);
     f.start("000000").await.unwrap();
     let rec = records("420100", 0, 1).remove(0);
-    f.node("420100").drop_file("p.jsonl", &gen::jsonl(std::slice::from_ref(&rec))).unwrap();
+    f.node("420100").drop_file("p.jsonl", &synth::jsonl(std::slice::from_ref(&rec))).unwrap();
     wait_for("the record at the national node", LIMIT, || f.node("000000").records().contains_key(&rec.reg_no)).await.unwrap();
     // A stopped child is shown as gone at once, not as connected for minutes.
     f.stop("420100").await.unwrap();

@@ -1,7 +1,7 @@
 //! Each hostile or misconfigured peer is refused with the right error, logged, and
 //! nothing of what it sent is applied — while a well-behaved sibling keeps syncing.
 
-use huijiao::gen::{self, Generator};
+use huijiao::synth::{self, Generator};
 use huijiao_protocol::record::{sha256, withdraw_hash};
 use huijiao_protocol::wire::{self, Batch, Change, Hop, Message, Op};
 use integration::{wait_for, Federation, RawClient};
@@ -42,13 +42,13 @@ async fn raw(s: &Setup, id: &str) -> anyhow::Result<RawClient> {
 async fn sibling_syncs(s: &Setup, serial: u32) {
     let today = huijiao::clock::today();
     let rec = Generator::new(u64::from(serial)).record("420102", serial, today);
-    s.f.node("420102").drop_file(&format!("s{serial}.jsonl"), &gen::jsonl(std::slice::from_ref(&rec))).unwrap();
+    s.f.node("420102").drop_file(&format!("s{serial}.jsonl"), &synth::jsonl(std::slice::from_ref(&rec))).unwrap();
     wait_for("the sibling's record at the national node", LIMIT, || s.f.node("000000").records().contains_key(&rec.reg_no)).await.unwrap();
 }
 
-fn refused(m: Message) -> wire::Refused {
+fn refused(m: Message) -> wire::PeerRefusal {
     match m {
-        Message::Refused(r) => r,
+        Message::PeerRefusal(r) => r,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -389,13 +389,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Backup { config, to } => {
             let cfg = crate::config::Config::load(&config)?;
-            let s = crate::commands::backup::backup(&cfg, &to)?;
+            let s = crate::store::backup::backup(&cfg.data_dir, &cfg.node_id, &to)?;
             println!("backup {}: {} records, change log up to {}, {} bytes", s.path.display(), s.records, s.last_seq, s.bytes);
             Ok(0)
         }
         Command::Restore { config, from } => {
             let cfg = crate::config::Config::load(&config)?;
-            let (s, kept) = crate::commands::backup::restore(&cfg, &from)?;
+            let (s, kept) = crate::store::backup::restore(&cfg.data_dir, &cfg.node_id, &from)?;
             println!(
                 "restored {} ({} records, change log up to {}); the store it replaced is kept as {}",
                 s.path.display(),

@@ -9,8 +9,8 @@
 
 use crate::audit::audit;
 use crate::commands::pad;
-use crate::gen::{self, Generator, Rng};
 use crate::store::Reader;
+use crate::synth::{self, Generator, Rng};
 use anyhow::{bail, Context};
 use huijiao_protocol::fields::Field;
 use huijiao_protocol::regions::{node_level, Level, RegionTable};
@@ -287,11 +287,11 @@ fn county_files(county: &str, n: u32, seed: u64) -> Vec<(String, Vec<u8>, u32)> 
     let today = crate::clock::today();
     let mut g = Generator::new(seed);
     let mut rng = Rng::new(seed.wrapping_mul(31));
-    let cols = gen::columns();
+    let cols = synth::columns();
     let col = |f: Field| cols.iter().position(|c| *c == f).expect("column");
     let mut rows: Vec<(Vec<String>, bool)> = (0..n)
         .map(|i| {
-            let mut cells = gen::cells(&g.record(county, i, today));
+            let mut cells = synth::cells(&g.record(county, i, today));
             let bad = rng.chance(0.02);
             if bad {
                 match rng.below(4) {
@@ -316,9 +316,9 @@ fn county_files(county: &str, n: u32, seed: u64) -> Vec<(String, Vec<u8>, u32)> 
         let bad = part.iter().filter(|(_, b)| *b).count() as u32;
         let cells: Vec<Vec<String>> = part.into_iter().map(|(c, _)| c).collect();
         let bytes = match *kind {
-            "utf8.csv" => gen::csv(&cells, false),
-            "gbk.csv" => gen::csv(&cells, true),
-            "xlsx" => gen::xlsx(&cells),
+            "utf8.csv" => synth::csv(&cells, false),
+            "gbk.csv" => synth::csv(&cells, true),
+            "xlsx" => synth::xlsx(&cells),
             "json" => serde_json::to_vec_pretty(&cells.iter().map(|r| row_object(&cols, r)).collect::<Vec<_>>()).expect("json"),
             _ => cells.iter().map(|r| format!("{}\n", serde_json::Value::Object(row_object(&cols, r)))).collect::<String>().into_bytes(),
         };
@@ -488,14 +488,10 @@ fn stop_all(nodes: &mut [Node]) {
     }
 }
 
-/// Sends SIGTERM, the signal systemd uses to stop a node cleanly.
+/// Sends SIGTERM, the signal systemd uses to stop a node cleanly (through kill(1):
+/// no `unsafe` for a signal).
 pub fn terminate(pid: u32) {
-    // SAFETY: kill(2) with a pid of a child we spawned and a valid signal number has
-    // no memory-safety preconditions.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(pid as libc::pid_t, libc::SIGTERM);
-    }
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
 }
 
 /// Sets `flag` on Ctrl-C (SIGINT) or SIGTERM.

@@ -17,7 +17,7 @@ use crate::pki;
 use crate::store::{ApplyError, Store};
 use anyhow::Context;
 use huijiao_protocol::sync::{authorize_child, checked, CheckedChange, ParentAction, ParentSession};
-use huijiao_protocol::wire::{self, Message, Refused};
+use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -245,7 +245,7 @@ struct Accept {
     stop: CancellationToken,
 }
 
-async fn note_refusal(store: &Store, who: &str, r: &Refused) {
+async fn note_refusal(store: &Store, who: &str, r: &PeerRefusal) {
     let (who, code, message, now) = (who.to_string(), r.code.clone(), r.message.clone(), crate::clock::now_ms());
     if let Ok(Err(e)) | Err(e) = store.call(move |w| w.note_refusal(&who, &code, &message, now)).await {
         warn!("cannot note a refusal: {e:#}");
@@ -253,7 +253,7 @@ async fn note_refusal(store: &Store, who: &str, r: &Refused) {
 }
 
 /// Closes a connection with a refusal the child can read: `code: message`.
-fn close_refused(conn: &quinn::Connection, r: &Refused) {
+fn close_refused(conn: &quinn::Connection, r: &PeerRefusal) {
     let mut text = format!("{}: {}", r.code, r.message);
     let mut cut = text.len().min(900);
     while !text.is_char_boundary(cut) {
@@ -273,7 +273,7 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
             return Ok(());
         }
         Err(_) => {
-            let r = Refused::new("handshake_timeout", format!("no TLS handshake within {HANDSHAKE_DEADLINE:?}"));
+            let r = PeerRefusal::new("handshake_timeout", format!("no TLS handshake within {HANDSHAKE_DEADLINE:?}"));
             note_refusal(&ctx.store, &from.to_string(), &r).await;
             return Ok(());
         }
@@ -291,7 +291,7 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
         return Ok(());
     }
     let Ok(slot) = ctx.slots.clone().try_acquire_owned() else {
-        let r = Refused::new("too_many_children", format!("node {} holds its maximum of connections; try later", ctx.cfg.node_id));
+        let r = PeerRefusal::new("too_many_children", format!("node {} holds its maximum of connections; try later", ctx.cfg.node_id));
         warn!(child = %child, "too many child connections; refusing");
         note_refusal(&ctx.store, &format!("node {child}"), &r).await;
         close_refused(&conn, &r);
@@ -330,10 +330,10 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
 }
 
 /// Sends a refusal, logs it, and ends the session with it as the error.
-async fn refuse(send: &mut quinn::SendStream, child: &str, r: Refused) -> anyhow::Result<()> {
+async fn refuse(send: &mut quinn::SendStream, child: &str, r: PeerRefusal) -> anyhow::Result<()> {
     error!(child = %child, code = %r.code, "refusing child: {}", r.message);
     crate::metrics::refused(&r.code);
-    let _ = net::write_frame(send, &Message::Refused(r.clone())).await;
+    let _ = net::write_frame(send, &Message::PeerRefusal(r.clone())).await;
     let _ = send.finish();
     // Give the refusal a moment to reach the child before the connection closes.
     let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
@@ -401,7 +401,7 @@ async fn session(
                 Some(Ok(d)) => d,
                 Some(Err(e)) => {
                     if let Some(r) = e.downcast_ref::<wire::DecodeError>() {
-                        return refuse(&mut send, child, Refused::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
+                        return refuse(&mut send, child, PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
                     }
                     return Err(e);
                 }
@@ -482,7 +482,7 @@ async fn session(
                         let ack = s.applied(upto, out.applied, out.duplicates, out.conflicts);
                         net::write_frame(&mut send, &ack).await?;
                     }
-                    Err(ApplyError::Refused(r)) => return refuse(&mut send, child, r).await,
+                    Err(ApplyError::PeerRefusal(r)) => return refuse(&mut send, child, r).await,
                     Err(ApplyError::Store(e)) => return Err(e.context("cannot apply a batch")),
                 }
             }
@@ -502,7 +502,7 @@ fn frame_error(e: net::FrameError) -> anyhow::Error {
 /// changes, already checked (jurisdiction, provenance, hashes, bodies).
 struct Decoded {
     message: Message,
-    changes: Option<Result<Vec<CheckedChange>, Refused>>,
+    changes: Option<Result<Vec<CheckedChange>, PeerRefusal>>,
     /// Held until the batch is applied (see [`DECODED_AHEAD`]).
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -538,7 +538,7 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str
                 tokio::task::spawn_blocking(move || {
                     let changes = net::decompress(enc, payload)
                         .and_then(|p| wire::decode_changes(&p))
-                        .map_err(|e| Refused::new("bad_batch", format!("{range}: {e}")))?;
+                        .map_err(|e| PeerRefusal::new("bad_batch", format!("{range}: {e}")))?;
                     changes.into_iter().map(|c| checked(&child, c)).collect::<Result<Vec<_>, _>>()
                 })
                 .await?,

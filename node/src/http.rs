@@ -194,10 +194,7 @@ impl From<anyhow::Error> for ApiError {
 }
 
 fn internal_or_interrupted(e: anyhow::Error) -> ApiError {
-    let interrupted = e.chain().any(|c| {
-        c.downcast_ref::<rusqlite::Error>().is_some_and(|r| r.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted))
-    });
-    if interrupted {
+    if crate::store::catalogue::was_interrupted(&e) {
         ApiError::Busy("the query was stopped: it took too long".into())
     } else {
         ApiError::Internal(e)

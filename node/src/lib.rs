@@ -4,16 +4,16 @@
 //! - [`demo`]: `huijiao demo`, a whole federation of real daemons on loopback.
 //! - [`daemon`]: `huijiao run` — opens the store and runs the subsystems until shutdown.
 //! - [`inbox`]: watching folders, settling files, handling each file exactly once.
-//! - [`ingest`]: reading office files (CSV, XLSX, JSON, JSONL) into rows and checking them.
+//! - [`ingest`]: reading office files (CSV, XLSX, XLS, ODS, JSON, JSONL) into rows and checking them.
 //! - [`store`]: the SQLite store, the only code that touches SQLite.
-//! - [`gen`]: deterministic synthetic submissions (demo, tests, benchmarks).
+//! - [`synth`]: deterministic synthetic submissions (demo, tests, benchmarks).
 //! - [`hostile`]: hostile submissions (tests, benchmarks).
-//! - [`xlsx_writer`]: a minimal XLSX writer for the demo and tests.
+//! - [`xlsx_writer`]: minimal XLSX and XLS writers for the demo and tests.
 //! - [`config`]: the TOML configuration and its validation.
 //! - [`audit`]: the Jepsen-style check of a federation run (lost, stale, duplicated).
 //! - [`cli`]: argument parsing and dispatch (`main.rs` calls it).
 //! - [`commands`]: the CLI commands.
-//! - [`clock`]: the wall clock, read only at the edges.
+//! - [`clock`]: the wall clock (Beijing time; a skew for tests).
 
 pub mod admin;
 pub mod audit;
@@ -24,7 +24,6 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod downlink;
-pub mod gen;
 pub mod health;
 pub mod hostile;
 pub mod http;
@@ -38,6 +37,7 @@ pub mod publish;
 pub mod search;
 pub mod service;
 pub mod store;
+pub mod synth;
 pub mod uplink;
 pub mod web;
 pub mod xlsx_writer;

@@ -210,7 +210,7 @@ pub fn client_endpoint(v6: bool) -> anyhow::Result<quinn::Endpoint> {
 
 /// The refusal a parent sent as its connection-close reason (`code: message`), if the
 /// connection ended that way.
-pub fn refusal_of(e: &anyhow::Error) -> Option<huijiao_protocol::wire::Refused> {
+pub fn refusal_of(e: &anyhow::Error) -> Option<huijiao_protocol::wire::PeerRefusal> {
     let closed = e.chain().find_map(|c| {
         let conn = c
             .downcast_ref::<quinn::ConnectionError>()
@@ -240,7 +240,7 @@ pub fn refusal_of(e: &anyhow::Error) -> Option<huijiao_protocol::wire::Refused> 
     })?;
     let text = String::from_utf8_lossy(&closed).into_owned();
     let (code, message) = text.split_once(": ").unwrap_or(("refused", text.as_str()));
-    Some(huijiao_protocol::wire::Refused::new(code, message))
+    Some(huijiao_protocol::wire::PeerRefusal::new(code, message))
 }
 
 /// The certificate chain a verified peer presented.

@@ -386,15 +386,15 @@ pub fn public_record(r: &Record) -> Record {
 pub fn export(cat: &Catalogue, q: Option<&str>, f: &Filters, view: View, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
     if format == Format::Csv {
         out.write_all(&[0xEF, 0xBB, 0xBF])?;
-        let header: Vec<String> = crate::gen::columns().iter().map(|c| c.zh().to_string()).collect();
+        let header: Vec<String> = crate::synth::columns().iter().map(|c| c.zh().to_string()).collect();
         crate::ingest::text::write_csv_row(&mut *out, &header)?;
     }
     let n = cat.export(q, f, view, |h| {
         match format {
             Format::Csv => {
                 let cells = match view {
-                    View::Public { .. } => crate::gen::cells(&public_record(&h.stored.record)),
-                    View::Operator => crate::gen::cells(&h.stored.record),
+                    View::Public { .. } => crate::synth::cells(&public_record(&h.stored.record)),
+                    View::Operator => crate::synth::cells(&h.stored.record),
                 };
                 crate::ingest::text::write_csv_row(&mut *out, &cells)?;
             }

@@ -13,7 +13,7 @@ use crate::net::{self, Identity};
 use crate::store::Store;
 use anyhow::Context;
 use huijiao_protocol::sync::{ChildEvent, ChildSession};
-use huijiao_protocol::wire::{self, Message, Refused};
+use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 /// How a session ended.
 enum End {
     Shutdown,
-    Refused(Refused),
+    PeerRefusal(PeerRefusal),
 }
 
 /// Jitter for the backoff (xorshift; nothing here needs more).
@@ -65,7 +65,7 @@ pub async fn run(
                 record(&store, &parent, "stopped", acked, None, None).await;
                 return Ok(());
             }
-            Ok(End::Refused(r)) => {
+            Ok(End::PeerRefusal(r)) => {
                 error!(parent = %parent.node_id, code = %r.code, "the parent refused this node: {}", r.message);
                 note_stuck(&store, &r).await;
                 record(&store, &parent, "refused", acked, Some(&r.to_string()), None).await;
@@ -99,7 +99,7 @@ pub async fn run(
 
 /// A refusal that names one change (`change N of REG_NO …`): that change is held
 /// aside, so the next session goes on with the rest.
-async fn note_stuck(store: &Store, r: &Refused) {
+async fn note_stuck(store: &Store, r: &PeerRefusal) {
     let Some(rest) = r.message.strip_prefix("change ") else { return };
     let mut words = rest.split_whitespace();
     let (Some(seq), Some("of"), Some(reg_no)) = (words.next().and_then(|s| s.parse::<u64>().ok()), words.next(), words.next()) else {
@@ -157,7 +157,7 @@ async fn session(
     let result = stream(cfg, store, &conn, parent, shutdown, progressed, acked, idle).await;
     match &result {
         Ok(End::Shutdown) => conn.close(net::CLOSE_DONE.into(), b"shutting down"),
-        Ok(End::Refused(_)) => conn.close(net::CLOSE_REFUSED.into(), b"refused"),
+        Ok(End::PeerRefusal(_)) => conn.close(net::CLOSE_REFUSED.into(), b"refused"),
         Err(_) => conn.close(net::CLOSE_ERROR.into(), b"error"),
     }
     result
@@ -317,10 +317,10 @@ async fn stream(
                         }
                     }
                     Ok(ChildEvent::Nothing) => {}
-                    Ok(ChildEvent::Refused(r)) => return Ok(End::Refused(r)),
+                    Ok(ChildEvent::PeerRefusal(r)) => return Ok(End::PeerRefusal(r)),
                     Err(r) => {
-                        let _ = net::write_frame(&mut send, &Message::Refused(r.clone())).await;
-                        return Ok(End::Refused(r));
+                        let _ = net::write_frame(&mut send, &Message::PeerRefusal(r.clone())).await;
+                        return Ok(End::PeerRefusal(r));
                     }
                 }
             }
@@ -375,16 +375,16 @@ async fn refusal_or(frx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Message
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, frx.recv()).await {
         match m {
-            Ok(Message::Refused(r)) => return Ok(End::Refused(r)),
+            Ok(Message::PeerRefusal(r)) => return Ok(End::PeerRefusal(r)),
             Ok(_) => continue,
             Err(read) => match net::refusal_of(&read) {
-                Some(r) => return Ok(End::Refused(r)),
+                Some(r) => return Ok(End::PeerRefusal(r)),
                 None => break,
             },
         }
     }
     match net::refusal_of(&e) {
-        Some(r) => Ok(End::Refused(r)),
+        Some(r) => Ok(End::PeerRefusal(r)),
         None => Err(e),
     }
 }

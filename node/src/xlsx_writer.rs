@@ -173,18 +173,6 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc_matches_the_reference_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(column_name(0), "A");
-        assert_eq!(column_name(26), "AA");
-    }
-}
-
 /// Builds an Excel 97–2003 `.xls` (BIFF8 in a compound file) with these sheets:
 /// text in the shared string table (split across `CONTINUE` records when long),
 /// whole numbers as `RK`, other numbers as `NUMBER`, dates as numbers with a date
@@ -283,7 +271,9 @@ pub fn workbook_xls(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
                 let (kind, xf, tail): (u16, u16, Vec<u8>) = match cell {
                     Cell::Empty => (0x0201, 0, Vec::new()),
                     Cell::Text(s) => (0x00FD, 0, index[s.as_str()].to_le_bytes().to_vec()),
-                    Cell::Number(x) if x.fract() == 0.0 && x.abs() < 5.0e8 => (0x027E, 0, (((*x as i32) << 2) as u32 | 2).to_le_bytes().to_vec()),
+                    Cell::Number(x) if x.fract() == 0.0 && x.abs() < 5.0e8 => {
+                        (0x027E, 0, (((*x as i32) << 2) as u32 | 2).to_le_bytes().to_vec())
+                    }
                     Cell::Number(x) => (0x0203, 0, x.to_le_bytes().to_vec()),
                     Cell::Date(d) => (0x0203, 1 + (r % 2) as u16, ((d.to_days() + 25_569) as f64).to_le_bytes().to_vec()),
                 };
@@ -314,8 +304,8 @@ fn compound_file(stream: &[u8]) -> Vec<u8> {
     let mini_fat = dir + 1;
     let data = dir + 1 + mini_fat_len as u32;
     let mut fat = vec![FREE; fat_count * 128];
-    for s in 0..fat_count {
-        fat[s] = 0xFFFF_FFFD;
+    for entry in fat.iter_mut().take(fat_count) {
+        *entry = 0xFFFF_FFFD;
     }
     fat[dir as usize] = END;
     if mini {
@@ -373,4 +363,16 @@ fn compound_file(stream: &[u8]) -> Vec<u8> {
     out.extend_from_slice(stream);
     out.resize(out.len().div_ceil(512) * 512, 0);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_matches_the_reference_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(column_name(0), "A");
+        assert_eq!(column_name(26), "AA");
+    }
 }

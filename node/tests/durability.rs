@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use huijiao::gen::{self, Generator, Rng};
+use huijiao::synth::{self, Generator, Rng};
 use huijiao_protocol::Record;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -55,9 +55,9 @@ fn sigkill_during_ingest_loses_nothing_and_doubles_nothing() {
     let mut node = Node::new(NODE);
     node.start();
     let mut rng = Rng::new(0x5eed);
-    let rows: Vec<Vec<String>> = first.iter().map(gen::cells).collect();
-    let landed = ingest_under_kills(&mut node, "big.csv", &gen::csv(&rows, false), &mut rng, 4)
-        + ingest_under_kills(&mut node, "big2.jsonl", &gen::jsonl(&second), &mut rng, 4);
+    let rows: Vec<Vec<String>> = first.iter().map(synth::cells).collect();
+    let landed = ingest_under_kills(&mut node, "big.csv", &synth::csv(&rows, false), &mut rng, 4)
+        + ingest_under_kills(&mut node, "big2.jsonl", &synth::jsonl(&second), &mut rng, 4);
     eprintln!("{landed} kills landed during ingest");
     assert!(landed >= 2, "the kills must land while files are being ingested");
     node.stop();
@@ -90,8 +90,8 @@ fn redrops_resubmissions_withdrawals_and_same_names() {
     let mut node = Node::new(NODE);
     node.start();
     let recs = records(2, 20);
-    let rows: Vec<Vec<String>> = recs.iter().map(gen::cells).collect();
-    let bytes = gen::csv(&rows, true);
+    let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
+    let bytes = synth::csv(&rows, true);
     node.drop_file("批次.csv", &bytes);
     let first = node.wait_handled("批次.csv", 1);
     assert_eq!(first["accepted"], 20);
@@ -107,7 +107,7 @@ fn redrops_resubmissions_withdrawals_and_same_names() {
     assert!(day.join("批次 (2).csv").exists() && day.join("批次 (2).csv.report.json").exists());
 
     // The same rows in another format (other bytes): valid, but no new versions.
-    node.drop_file("同样内容.jsonl", &gen::jsonl(&recs));
+    node.drop_file("同样内容.jsonl", &synth::jsonl(&recs));
     let same = node.wait_handled("同样内容.jsonl", 1);
     assert_eq!(same["accepted"], 20);
     assert_eq!(status(&node)["changes"], 20, "an unchanged row creates no version");
@@ -122,7 +122,7 @@ fn redrops_resubmissions_withdrawals_and_same_names() {
     assert_eq!(r["errors"][0]["row"], 4);
     let got = node.query(&["--reg-no", &recs[0].reg_no]);
     assert_eq!((got[0]["_withdrawn"].as_bool(), got[0]["_version"].as_u64()), (Some(true), Some(2)));
-    node.drop_file("复活.jsonl", &gen::jsonl(&recs[..1]));
+    node.drop_file("复活.jsonl", &synth::jsonl(&recs[..1]));
     let r = node.wait_handled("复活.jsonl", 1);
     assert_eq!(r["errors"][0]["code"], "withdrawn_record");
     assert_eq!(status(&node)["changes"], 21);

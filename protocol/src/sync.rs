@@ -24,7 +24,7 @@ pub enum ChildState {
     AwaitResumed,
     Streaming,
     /// The parent refused; the session is over.
-    Refused(Refused),
+    PeerRefusal(PeerRefusal),
 }
 
 /// What a message meant to the child.
@@ -43,7 +43,7 @@ pub enum ChildEvent {
     },
     /// Nothing new (a stale or duplicate message).
     Nothing,
-    Refused(Refused),
+    PeerRefusal(PeerRefusal),
     /// Send this message (version 2: `Resume` after `Welcome`).
     Reply(Message),
     /// The parent holds more of this log than the child has: the child's store was
@@ -150,16 +150,16 @@ impl ChildSession {
     }
 
     /// Handles a message from the parent. An error is a protocol violation: send it
-    /// as `Refused` and close.
-    pub fn handle(&mut self, msg: Message, now: i64) -> Result<ChildEvent, Refused> {
+    /// as `PeerRefusal` and close.
+    pub fn handle(&mut self, msg: Message, now: i64) -> Result<ChildEvent, PeerRefusal> {
         match msg {
             Message::Welcome(w) => {
                 if !(MIN_VERSION..=MAX_VERSION).contains(&w.version) {
-                    let r = Refused::new(
+                    let r = PeerRefusal::new(
                         "version_mismatch",
                         format!("parent chose protocol version {}, this node speaks {MIN_VERSION}..={MAX_VERSION}", w.version),
                     );
-                    self.state = ChildState::Refused(r.clone());
+                    self.state = ChildState::PeerRefusal(r.clone());
                     return Err(r);
                 }
                 self.in_flight.clear();
@@ -197,23 +197,23 @@ impl ChildSession {
                 self.last_progress = now;
                 Ok(ChildEvent::Acked { cursor: a.cursor, ack: a })
             }
-            Message::Refused(r) => {
-                self.state = ChildState::Refused(r.clone());
-                Ok(ChildEvent::Refused(r))
+            Message::PeerRefusal(r) => {
+                self.state = ChildState::PeerRefusal(r.clone());
+                Ok(ChildEvent::PeerRefusal(r))
             }
             Message::Notes(n) => {
                 if self.agreed_features & FEATURE_NOTES == 0 {
-                    return Err(Refused::new("unexpected_message", "conflict notes the session did not agree to"));
+                    return Err(PeerRefusal::new("unexpected_message", "conflict notes the session did not agree to"));
                 }
                 if n.conflicts.len() > MAX_NOTES {
-                    return Err(Refused::new("bad_notes", format!("more than {MAX_NOTES} conflict notes")));
+                    return Err(PeerRefusal::new("bad_notes", format!("more than {MAX_NOTES} conflict notes")));
                 }
                 if let Some(c) = n
                     .conflicts
                     .iter()
                     .find(|c| !regions::covers(&self.node_id, &c.origin) && !regions::covers(&self.node_id, &c.kept_origin))
                 {
-                    return Err(Refused::new(
+                    return Err(PeerRefusal::new(
                         "bad_notes",
                         format!(
                             "a conflict note about {} concerns neither origin {} nor {} in this node's subtree",
@@ -224,7 +224,7 @@ impl ChildSession {
                 Ok(ChildEvent::Notes(n))
             }
             Message::Hello(_) | Message::Batch(_) | Message::Resume(_) | Message::Fetch(_) | Message::Records(_) | Message::Health(_) => {
-                Err(Refused::new("unexpected_message", "a parent sent a child-side message"))
+                Err(PeerRefusal::new("unexpected_message", "a parent sent a child-side message"))
             }
         }
     }
@@ -302,7 +302,7 @@ pub enum ParentAction {
     /// cursor to `batch.upto`; then call [`ParentSession::applied`].
     Apply(Batch),
     /// Send this refusal, log it, and close the session.
-    Close(Refused),
+    Close(PeerRefusal),
     /// Version 2: look up the durable cursor of this child's log `log_id`, then call
     /// [`ParentSession::resumed`]. A cursor beyond `last_seq` means the child's store
     /// was rewound (say so loudly; the child starts a new log).
@@ -357,11 +357,11 @@ impl ParentSession {
         match msg {
             Message::Hello(h) => {
                 if h.magic != MAGIC {
-                    return ParentAction::Close(Refused::new("bad_hello", "the first message is not a huijiao Hello"));
+                    return ParentAction::Close(PeerRefusal::new("bad_hello", "the first message is not a huijiao Hello"));
                 }
                 let (lo, hi) = (h.min_version.max(MIN_VERSION), h.max_version.min(MAX_VERSION));
                 if lo > hi {
-                    return ParentAction::Close(Refused::new(
+                    return ParentAction::Close(PeerRefusal::new(
                         "version_mismatch",
                         format!(
                             "child {} speaks protocol versions {}..={}, parent {} speaks {MIN_VERSION}..={MAX_VERSION}; upgrade the older node",
@@ -370,7 +370,7 @@ impl ParentSession {
                     ));
                 }
                 if h.node_id != self.child_id {
-                    return ParentAction::Close(Refused::new(
+                    return ParentAction::Close(PeerRefusal::new(
                         "identity_mismatch",
                         format!("the child says it is node {} but its certificate names node {}", h.node_id, self.child_id),
                     ));
@@ -388,47 +388,47 @@ impl ParentSession {
             }
             Message::Resume(r) => {
                 if !self.welcomed || self.version < 2 {
-                    return ParentAction::Close(Refused::new("unexpected_message", "Resume outside a version-2 session"));
+                    return ParentAction::Close(PeerRefusal::new("unexpected_message", "Resume outside a version-2 session"));
                 }
                 if r.log_id.len() != 32 || !r.log_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return ParentAction::Close(Refused::new("bad_resume", "a log id is 32 hex digits"));
+                    return ParentAction::Close(PeerRefusal::new("bad_resume", "a log id is 32 hex digits"));
                 }
                 ParentAction::Resume { log_id: r.log_id, last_seq: r.last_seq }
             }
             Message::Fetch(f) => {
                 if !self.welcomed || self.version < 2 {
-                    return ParentAction::Close(Refused::new("unexpected_message", "Fetch outside a version-2 session"));
+                    return ParentAction::Close(PeerRefusal::new("unexpected_message", "Fetch outside a version-2 session"));
                 }
                 ParentAction::Fetch { after: f.after, limit: f.limit.clamp(1, MAX_FETCH) }
             }
             Message::Batch(b) => {
                 if !self.welcomed {
-                    return ParentAction::Close(Refused::new("unexpected_message", "a batch before Hello"));
+                    return ParentAction::Close(PeerRefusal::new("unexpected_message", "a batch before Hello"));
                 }
                 if self.version >= 2 && self.log_id.is_none() {
-                    return ParentAction::Close(Refused::new("unexpected_message", "a batch before Resume"));
+                    return ParentAction::Close(PeerRefusal::new("unexpected_message", "a batch before Resume"));
                 }
                 if b.after != self.cursor {
                     // A replay or a batch overtaken by a rewind: state the cursor again.
                     return ParentAction::Send(Message::Ack(Ack { cursor: self.cursor, applied: 0, duplicates: 0, conflicts: 0 }));
                 }
                 if b.upto <= b.after {
-                    return ParentAction::Close(Refused::new("bad_batch", format!("batch range ({}, {}] is empty", b.after, b.upto)));
+                    return ParentAction::Close(PeerRefusal::new("bad_batch", format!("batch range ({}, {}] is empty", b.after, b.upto)));
                 }
                 ParentAction::Apply(b)
             }
             Message::Health(h) => {
                 if !self.welcomed || self.features & FEATURE_HEALTH == 0 {
-                    return ParentAction::Close(Refused::new("unexpected_message", "a health report the session did not agree to"));
+                    return ParentAction::Close(PeerRefusal::new("unexpected_message", "a health report the session did not agree to"));
                 }
                 if h.nodes.len() > MAX_HEALTH_NODES {
-                    return ParentAction::Close(Refused::new(
+                    return ParentAction::Close(PeerRefusal::new(
                         "bad_health",
                         format!("a health report of more than {MAX_HEALTH_NODES} nodes"),
                     ));
                 }
                 if let Some(n) = h.nodes.iter().find(|n| !crate::regions::covers(&self.child_id, &n.node)) {
-                    return ParentAction::Close(Refused::new(
+                    return ParentAction::Close(PeerRefusal::new(
                         "outside_jurisdiction",
                         format!("child {} reported on node {}, which is not in its subtree", self.child_id, n.node),
                     ));
@@ -436,9 +436,9 @@ impl ParentSession {
                 ParentAction::Health(h)
             }
             Message::Welcome(_) | Message::Ack(_) | Message::Resumed(_) | Message::Records(_) | Message::Notes(_) => {
-                ParentAction::Close(Refused::new("unexpected_message", "a child sent a parent-side message"))
+                ParentAction::Close(PeerRefusal::new("unexpected_message", "a child sent a parent-side message"))
             }
-            Message::Refused(r) => ParentAction::Close(r),
+            Message::PeerRefusal(r) => ParentAction::Close(r),
         }
     }
 
@@ -480,19 +480,19 @@ impl ParentSession {
 /// GB/T 2260 table (a province's prefectures and 省直辖县, a prefecture's counties,
 /// the national node's provinces). A node deeper down must connect to its own
 /// parent, or be listed: nobody skips a tier by accident.
-pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>, regions: &RegionTable) -> Result<(), Refused> {
+pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>, regions: &RegionTable) -> Result<(), PeerRefusal> {
     if !regions::is_below(parent, child) {
-        return Err(Refused::new("outside_jurisdiction", format!("node {child} is not inside the jurisdiction of node {parent}")));
+        return Err(PeerRefusal::new("outside_jurisdiction", format!("node {child} is not inside the jurisdiction of node {parent}")));
     }
     match allow {
         Some(list) if !list.iter().any(|a| a == child) => {
-            Err(Refused::new("not_allowed", format!("node {child} is not on node {parent}'s list of children")))
+            Err(PeerRefusal::new("not_allowed", format!("node {child} is not on node {parent}'s list of children")))
         }
         Some(_) => Ok(()),
         None if regions.get(child).is_some_and(|r| r.parent == parent) => Ok(()),
         None => {
             let own = regions.get(child).map(|r| r.parent.clone()).unwrap_or_default();
-            Err(Refused::new(
+            Err(PeerRefusal::new(
                 "not_immediate_child",
                 format!(
                     "node {child} is not an immediate child of node {parent}: it must connect to its own parent {own}, or be listed in node {parent}'s [listen] children"
@@ -512,8 +512,61 @@ pub struct CheckedChange {
     pub record: Option<Record>,
 }
 
+/// What a node holds of a record: what [`decide`] weighs an arriving change against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held<'a> {
+    pub origin: &'a str,
+    pub version: u64,
+    pub hash: &'a [u8],
+    pub withdrawn: bool,
+}
+
+/// What becomes of a change that arrives from a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Stored: a new record, or a newer version from the record's own origin.
+    Apply,
+    /// Already held (a replay, or an older version): acknowledged, not stored again.
+    Duplicate,
+    /// Held aside for an operator, with the reason shown in `conflicts`; the version
+    /// held is kept.
+    Quarantine(&'static str),
+}
+
+/// The rule that decides whether a change is applied — the one place it is written;
+/// the store's `apply_batch` and the simulation both call it.
+///
+/// - a record never held: applied, unless the change withdraws it (nothing to
+///   withdraw: quarantined);
+/// - another origin holds the `reg_no`: quarantined (only the origin changes a record);
+/// - the same version with other content: quarantined (the origin's store was
+///   restored from an older copy and made that version again; never a replay);
+/// - the same or an older version: a duplicate;
+/// - a newer version of a withdrawn record: quarantined (nothing resurrects it);
+/// - a newer version: applied.
+pub fn decide(held: Option<Held<'_>>, c: &Change) -> Decision {
+    let Some(h) = held else {
+        return if c.op == Op::Withdraw { Decision::Quarantine("a withdrawal of a record this node never held") } else { Decision::Apply };
+    };
+    if h.origin != c.origin {
+        return Decision::Quarantine("another origin holds this reg_no");
+    }
+    if c.version == h.version && h.hash != c.hash {
+        return Decision::Quarantine(
+            "the same version with other content: the origin's store was restored from an older copy; run `huijiao recover` there",
+        );
+    }
+    if c.version <= h.version {
+        return Decision::Duplicate;
+    }
+    if h.withdrawn {
+        return Decision::Quarantine("the record was withdrawn; nothing resurrects it");
+    }
+    Decision::Apply
+}
+
 /// Checks a change from `child` and keeps the record it parsed.
-pub fn checked(child: &str, change: Change) -> Result<CheckedChange, Refused> {
+pub fn checked(child: &str, change: Change) -> Result<CheckedChange, PeerRefusal> {
     let record = check_change(child, &change)?;
     Ok(CheckedChange { change, record })
 }
@@ -521,40 +574,41 @@ pub fn checked(child: &str, change: Change) -> Result<CheckedChange, Refused> {
 /// Checks one change from `child`: inside its jurisdiction, a consistent provenance,
 /// and a body that matches its hash and is a record. Any failure refuses the whole
 /// batch. Returns the parsed record of an upsert, so it is parsed only once.
-pub fn check_change(child: &str, c: &Change) -> Result<Option<Record>, Refused> {
+pub fn check_change(child: &str, c: &Change) -> Result<Option<Record>, PeerRefusal> {
     let what = || format!("change {} of {} (version {}) from node {child}", c.seq, c.reg_no, c.version);
     if !regions::covers(child, &c.region) || !regions::covers(child, &c.origin) {
-        return Err(Refused::new(
+        return Err(PeerRefusal::new(
             "outside_jurisdiction",
             format!("{}: region {} / origin {} is outside the jurisdiction of node {child}", what(), c.region, c.origin),
         ));
     }
     if c.reg_no.get(..6) != Some(c.region.as_str()) {
-        return Err(Refused::new("bad_change", format!("{}: reg_no does not start with region {}", what(), c.region)));
+        return Err(PeerRefusal::new("bad_change", format!("{}: reg_no does not start with region {}", what(), c.region)));
     }
     if c.version == 0 {
-        return Err(Refused::new("bad_change", format!("{}: version 0", what())));
+        return Err(PeerRefusal::new("bad_change", format!("{}: version 0", what())));
     }
     match (c.hops.first(), c.hops.last()) {
         (Some(first), Some(last)) if first.node == c.origin && last.node == child => {}
-        _ => return Err(Refused::new("bad_change", format!("{}: hops must run from the origin {} to the sender", what(), c.origin))),
+        _ => return Err(PeerRefusal::new("bad_change", format!("{}: hops must run from the origin {} to the sender", what(), c.origin))),
     }
     match (c.op, &c.body) {
         (Op::Upsert, Some(body)) if body.len() > MAX_CHANGE_BODY => {
-            Err(Refused::new("bad_change", format!("{}: body of {} bytes is over the limit of {MAX_CHANGE_BODY}", what(), body.len())))
+            Err(PeerRefusal::new("bad_change", format!("{}: body of {} bytes is over the limit of {MAX_CHANGE_BODY}", what(), body.len())))
         }
         (Op::Upsert, Some(body)) => {
             if sha256(body) != c.hash {
-                return Err(Refused::new("bad_change", format!("{}: body does not match its hash", what())));
+                return Err(PeerRefusal::new("bad_change", format!("{}: body does not match its hash", what())));
             }
-            let rec = Record::from_json(body).map_err(|e| Refused::new("bad_change", format!("{}: body is not a record: {e}", what())))?;
+            let rec =
+                Record::from_json(body).map_err(|e| PeerRefusal::new("bad_change", format!("{}: body is not a record: {e}", what())))?;
             if rec.reg_no != c.reg_no || rec.region != c.region {
-                return Err(Refused::new("bad_change", format!("{}: body names another record", what())));
+                return Err(PeerRefusal::new("bad_change", format!("{}: body names another record", what())));
             }
             Ok(Some(rec))
         }
         (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => Ok(None),
-        _ => Err(Refused::new("bad_change", format!("{}: body and operation disagree", what()))),
+        _ => Err(PeerRefusal::new("bad_change", format!("{}: body and operation disagree", what()))),
     }
 }
 
@@ -564,23 +618,23 @@ mod tests;
 
 /// Checks a record a parent sent back to `node` (`huijiao recover`): inside the node's
 /// own jurisdiction, a body that matches its hash and names the record.
-pub fn check_recovered(node: &str, c: Change) -> Result<CheckedChange, Refused> {
+pub fn check_recovered(node: &str, c: Change) -> Result<CheckedChange, PeerRefusal> {
     if !regions::covers(node, &c.region) || !regions::covers(node, &c.origin) {
-        return Err(Refused::new(
+        return Err(PeerRefusal::new(
             "outside_jurisdiction",
             format!("record {} (origin {}) is not from node {node}'s subtree", c.reg_no, c.origin),
         ));
     }
     let record = match (c.op, &c.body) {
         (Op::Upsert, Some(body)) if sha256(body) == c.hash && body.len() <= MAX_CHANGE_BODY => {
-            let rec = Record::from_json(body).map_err(|e| Refused::new("bad_change", format!("record {}: {e}", c.reg_no)))?;
+            let rec = Record::from_json(body).map_err(|e| PeerRefusal::new("bad_change", format!("record {}: {e}", c.reg_no)))?;
             if rec.reg_no != c.reg_no || rec.region != c.region {
-                return Err(Refused::new("bad_change", format!("record {}: the body names another record", c.reg_no)));
+                return Err(PeerRefusal::new("bad_change", format!("record {}: the body names another record", c.reg_no)));
             }
             Some(rec)
         }
         (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => None,
-        _ => return Err(Refused::new("bad_change", format!("record {}: body and hash disagree", c.reg_no))),
+        _ => return Err(PeerRefusal::new("bad_change", format!("record {}: body and hash disagree", c.reg_no))),
     };
     Ok(CheckedChange { change: c, record })
 }

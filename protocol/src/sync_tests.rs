@@ -87,20 +87,23 @@ struct ParentStore {
 
 impl ParentStore {
     /// One transaction: check everything, then apply and move the cursor.
-    fn apply(&mut self, b: &Batch) -> Result<(u32, u32), Refused> {
+    fn apply(&mut self, b: &Batch) -> Result<(u32, u32), PeerRefusal> {
         assert_eq!(b.after, self.cursor, "the session only applies batches at the cursor");
-        let changes = decode_changes(&b.payload).map_err(|e| Refused::new("bad_batch", e.to_string()))?;
+        let changes = decode_changes(&b.payload).map_err(|e| PeerRefusal::new("bad_batch", e.to_string()))?;
         for c in &changes {
             check_change(CHILD, c)?;
         }
         let (mut applied, mut dup) = (0, 0);
         for c in changes {
-            let cur = self.records.get(&c.reg_no).map_or(0, |r| r.0);
-            if c.version > cur {
-                self.records.insert(c.reg_no, (c.version, c.op == Op::Withdraw, c.hash));
-                applied += 1;
-            } else {
-                dup += 1;
+            // The shipped rule, as the store calls it (one origin here: no conflicts).
+            let held = self.records.get(&c.reg_no).map(|r| Held { origin: CHILD, version: r.0, hash: &r.2, withdrawn: r.1 });
+            match decide(held, &c) {
+                Decision::Apply => {
+                    self.records.insert(c.reg_no, (c.version, c.op == Op::Withdraw, c.hash));
+                    applied += 1;
+                }
+                Decision::Duplicate => dup += 1,
+                Decision::Quarantine(why) => panic!("one origin, increasing versions: {why}"),
             }
         }
         self.cursor = b.upto;
@@ -403,4 +406,23 @@ fn conflict_notes_only_when_agreed_and_only_about_the_childs_subtree() {
     assert!(matches!(c.handle(notes(vec![note(CHILD, "440106")]), 0), Ok(ChildEvent::Notes(n)) if n.conflicts.len() == 1));
     assert!(matches!(c.handle(notes(vec![note("440106", CHILD)]), 0), Ok(ChildEvent::Notes(_))), "the kept side learns too");
     assert_eq!(c.handle(notes(vec![note("440106", "110105")]), 0).unwrap_err().code, "bad_notes");
+}
+
+#[test]
+fn decide_is_the_whole_apply_rule() {
+    let mut rng = Rng(7);
+    let log = child_log(&mut rng, 1, 1);
+    let c = &log[0];
+    let held = |origin: &'static str, version: u64, hash: &'static [u8], withdrawn: bool| Some(Held { origin, version, hash, withdrawn });
+    assert_eq!(decide(None, c), Decision::Apply);
+    let withdraw = Change { op: Op::Withdraw, body: None, ..c.clone() };
+    assert!(matches!(decide(None, &withdraw), Decision::Quarantine(r) if r.contains("never held")));
+    let same: &'static [u8] = Box::leak(Box::new(c.hash));
+    assert!(matches!(decide(held("420106", 1, same, false), c), Decision::Quarantine(r) if r.contains("another origin")));
+    assert_eq!(decide(held(CHILD, 1, same, false), c), Decision::Duplicate, "a replay");
+    assert_eq!(decide(held(CHILD, 2, &[0; 32], false), c), Decision::Duplicate, "an older version");
+    assert!(matches!(decide(held(CHILD, 1, &[0; 32], false), c), Decision::Quarantine(r) if r.contains("same version")));
+    let newer = Change { version: 2, ..c.clone() };
+    assert_eq!(decide(held(CHILD, 1, same, false), &newer), Decision::Apply);
+    assert!(matches!(decide(held(CHILD, 1, same, true), &newer), Decision::Quarantine(r) if r.contains("withdrawn")));
 }

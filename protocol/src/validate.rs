@@ -94,12 +94,8 @@ impl RawRow {
     }
 }
 
-/// What a row asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    Upsert,
-    Withdraw,
-}
+/// What a row asks for: the same `Op` a change carries on the wire.
+pub use crate::wire::Op;
 
 fn parse_op(s: &str) -> Option<Op> {
     let s = s.trim();

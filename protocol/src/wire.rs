@@ -12,7 +12,7 @@
 //!   Batch {after, upto, payload}        ─▶   (several in flight)
 //!   Batch {after, upto, payload}        ─▶
 //!                                       ◀─ Ack {cursor}   (after the durable commit)
-//!                                       ◀─ Refused {code, message}   (then close)
+//!                                       ◀─ PeerRefusal {code, message}   (then close)
 //! ```
 //!
 //! `cursor` is the highest sequence number of the child's change log that the parent
@@ -64,7 +64,7 @@ pub enum Message {
     Welcome(Welcome),
     Batch(Batch),
     Ack(Ack),
-    Refused(Refused),
+    PeerRefusal(PeerRefusal),
     /// Version 2, child → parent, right after `Welcome`.
     Resume(Resume),
     /// Version 2, parent → child: the answer to `Resume`.
@@ -247,20 +247,21 @@ pub struct Ack {
     pub conflicts: u32,
 }
 
-/// The session ends: a stable snake_case `code` and a message for operators.
+/// A peer's refusal: the session ends with a stable snake_case `code` and a message
+/// for operators (a refused *file* is `report::Refusal`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refused {
+pub struct PeerRefusal {
     pub code: String,
     pub message: String,
 }
 
-impl Refused {
-    pub fn new(code: &str, message: impl Into<String>) -> Refused {
-        Refused { code: code.to_string(), message: message.into() }
+impl PeerRefusal {
+    pub fn new(code: &str, message: impl Into<String>) -> PeerRefusal {
+        PeerRefusal { code: code.to_string(), message: message.into() }
     }
 }
 
-impl std::fmt::Display for Refused {
+impl std::fmt::Display for PeerRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
     }
@@ -429,7 +430,7 @@ mod tests {
                 .prop_map(|(after, upto, count, encoding, payload)| Message::Batch(Batch { after, upto, count, encoding, payload })),
             (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>())
                 .prop_map(|(cursor, applied, duplicates, conflicts)| Message::Ack(Ack { cursor, applied, duplicates, conflicts })),
-            ("[a-z_]{0,12}", ".{0,20}").prop_map(|(code, message)| Message::Refused(Refused { code, message })),
+            ("[a-z_]{0,12}", ".{0,20}").prop_map(|(code, message)| Message::PeerRefusal(PeerRefusal { code, message })),
             ("[0-9a-f]{32}", any::<u64>()).prop_map(|(log_id, last_seq)| Message::Resume(Resume { log_id, last_seq })),
             (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(cursor, check_seq, check)| Message::Resumed(Resumed {
                 cursor,
@@ -486,7 +487,7 @@ mod tests {
         r.push(&((MAX_FRAME as u32) + 1).to_le_bytes());
         assert_eq!(r.next_message(), Err(DecodeError::TooLarge { len: MAX_FRAME + 1, max: MAX_FRAME }));
         // A huge claimed collection length inside a small frame does not allocate it.
-        let mut body = vec![4u8]; // variant Refused
+        let mut body = vec![4u8]; // variant PeerRefusal
         body.extend_from_slice(&[0xFD, 0xFF, 0xFF, 0xFF, 0x7F]); // a ~2 GiB string length
         assert!(matches!(decode_message(&body), Err(DecodeError::Malformed(_))));
     }

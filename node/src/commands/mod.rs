@@ -1,6 +1,5 @@
 //! The CLI commands; `main.rs` parses arguments and calls these.
 
-pub mod backup;
 pub mod check;
 pub mod query;
 pub mod recover;

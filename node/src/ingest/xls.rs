@@ -144,8 +144,13 @@ impl<'f> Cfb<'f> {
             self.read_sector(s, &mut buf)?;
             for e in buf.chunks_exact(128) {
                 let name_len = (u16_at(e, 0x40)? as usize).min(64);
-                let units: Vec<u16> = e[..name_len].chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).take_while(|&u| u != 0).collect();
-                let size = if self.shift == 9 { u64::from(u32_at(e, 0x78)?) } else { u64::from(u32_at(e, 0x78)?) | u64::from(u32_at(e, 0x7C)?) << 32 };
+                let units: Vec<u16> =
+                    e[..name_len].chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).take_while(|&u| u != 0).collect();
+                let size = if self.shift == 9 {
+                    u64::from(u32_at(e, 0x78)?)
+                } else {
+                    u64::from(u32_at(e, 0x78)?) | u64::from(u32_at(e, 0x7C)?) << 32
+                };
                 out.push((String::from_utf16_lossy(&units), e[0x42], u32_at(e, 0x74)?, size));
             }
         }
@@ -509,7 +514,10 @@ impl SheetReader<'_> {
         let mut flow = Flow::Continue;
         if r != self.row.row {
             if r < self.row.row {
-                return Err(unreadable(&format!("the cells of row {r} come after those of row {}; open and save the file in Excel", self.row.row)));
+                return Err(unreadable(&format!(
+                    "the cells of row {r} come after those of row {}; open and save the file in Excel",
+                    self.row.row
+                )));
             }
             flow = self.flush(form);
             self.row.row = r;

@@ -513,7 +513,7 @@ pub struct Page {
 pub const COUNT_CAP: u64 = 10_000;
 
 /// How long a listing's total may take to count (see [`Catalogue::count`]).
-pub const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(30);
+pub const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What statistics group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -732,19 +732,22 @@ struct Row {
     hit: Hit,
 }
 
-fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> anyhow::Result<Row> {
+/// A hit from a row of `HIT_COLS`; highlighted for `q` unless `plain` (an export,
+/// which shows no HTML).
+fn read_row_as(r: &rusqlite::Row<'_>, q: Option<&str>, plain: bool) -> anyhow::Result<Row> {
     let body: String = r.get(7)?;
     let record = Record::from_json(body.as_bytes()).context("corrupt record body in the store")?;
     let hops: String = r.get(8)?;
     let q = q.unwrap_or("");
+    let html = |text: &str, max: usize| if plain { String::new() } else { search::highlight(text, q, max) };
     Ok(Row {
         id: r.get(0)?,
         tier: 0,
         reg_date: r.get(1)?,
         region: r.get(2)?,
         hit: Hit {
-            title_html: search::highlight(&record.title, q, 200),
-            snippet_html: search::highlight(&record.r#abstract, q, 120),
+            title_html: html(&record.title, 200),
+            snippet_html: html(&record.r#abstract, 120),
             stored: StoredRecord {
                 record,
                 origin: r.get(3)?,
@@ -755,6 +758,17 @@ fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> anyhow::Result<Row> {
             },
         },
     })
+}
+
+/// Whether a query failed because [`Catalogue::interrupt_handle`] stopped it.
+pub fn was_interrupted(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>().is_some_and(|r| r.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted))
+    })
+}
+
+fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> anyhow::Result<Row> {
+    read_row_as(r, q, false)
 }
 
 impl Catalogue {
@@ -919,7 +933,10 @@ impl Catalogue {
                 let mut args = vec![text(e)];
                 args.extend(w.args.iter().cloned());
                 (
-                    format!("SELECT 1 FROM fts CROSS JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {}", cap.saturating_add(1)),
+                    format!(
+                        "SELECT 1 FROM fts CROSS JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {}",
+                        cap.saturating_add(1)
+                    ),
                     args,
                 )
             }
@@ -1003,7 +1020,9 @@ impl Catalogue {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Calls `each` for every matching record in registration-number order, without
+    /// Calls `each` for every matching record in the order this node indexed them
+    /// (the order they reached it: the store is then read nearly in its own order,
+    /// several times faster than in registration-number order over ten million), without
     /// holding them (an export of ten million rows streams). Withdrawn records are
     /// left out: an export is a submission another node can take in.
     pub fn export(&self, q: Option<&str>, f: &Filters, view: View, mut each: impl FnMut(Hit) -> anyhow::Result<()>) -> anyhow::Result<u64> {
@@ -1012,12 +1031,12 @@ impl Catalogue {
         if let Some(e) = q.and_then(search::match_expr) {
             w.and("d.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [text(&e)]);
         }
-        let sql = format!("SELECT {HIT_COLS} FROM docs d {HIT_JOIN} WHERE 1 = 1{} ORDER BY d.reg_no", w.sql);
+        let sql = format!("SELECT {HIT_COLS} FROM docs d {HIT_JOIN} WHERE 1 = 1{} ORDER BY d.id", w.sql);
         let mut st = self.conn.prepare(&sql)?;
         let mut res = st.query(params_from_iter(w.args.iter()))?;
         let mut n = 0;
         while let Some(r) = res.next()? {
-            each(read_row(r, None)?.hit)?;
+            each(read_row_as(r, None, true)?.hit)?;
             n += 1;
         }
         Ok(n)
@@ -1057,14 +1076,16 @@ impl Progress {
 }
 
 /// Runs the indexer on a thread of its own: it catches up in batches, then waits to
-/// be woken by `wake` (a message per store commit) or for a second. It stops when
-/// `wake`'s sender is dropped.
+/// be woken by `wake` (a message per store commit) or for a second. While the store
+/// keeps committing it indexes at most half the time. It stops when `wake`'s sender
+/// is dropped.
 pub fn spawn_indexer(data_dir: &Path, wake: std::sync::mpsc::Receiver<()>) -> anyhow::Result<std::thread::JoinHandle<()>> {
     use std::sync::mpsc::RecvTimeoutError;
     let mut ix = Indexer::open(data_dir)?;
     Ok(std::thread::Builder::new().name("catalogue-indexer".into()).spawn(move || {
         let mut failing = false;
         loop {
+            let started = std::time::Instant::now();
             let pause = match ix.catch_up(2000) {
                 Ok(0) => {
                     failing = false;
@@ -1072,6 +1093,14 @@ pub fn spawn_indexer(data_dir: &Path, wake: std::sync::mpsc::Receiver<()>) -> an
                 }
                 Ok(_) => {
                     failing = false;
+                    // The store committed again while this batch was indexed: ingest
+                    // or a child's batches are running. Index at most half the time
+                    // then, leaving the cores to them (search lags a little longer);
+                    // when the store is quiet, catch up at full speed.
+                    if wake.try_recv().is_ok() {
+                        while wake.try_recv().is_ok() {}
+                        std::thread::sleep(started.elapsed());
+                    }
                     std::time::Duration::ZERO
                 }
                 Err(e) => {

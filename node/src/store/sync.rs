@@ -5,8 +5,8 @@ use super::ingest::current;
 use super::rows::{append_change, insert_record, next_seq, op_code, update_record, withdraw_record, NewChange, RecordCols};
 use super::{Reader, Writer};
 use anyhow::Context;
-use huijiao_protocol::sync::CheckedChange;
-use huijiao_protocol::wire::{self, Change, Hop, Op, Refused};
+use huijiao_protocol::sync::{decide, CheckedChange, Decision, Held};
+use huijiao_protocol::wire::{self, Change, Hop, Op, PeerRefusal};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 /// What applying one batch did.
@@ -29,7 +29,7 @@ pub struct BatchOutcome {
 pub enum ApplyError {
     /// The child sent something it must not: the whole batch is refused.
     #[error("{0}")]
-    Refused(Refused),
+    PeerRefusal(PeerRefusal),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -230,7 +230,7 @@ impl Writer {
         let mut records = Vec::with_capacity(checked.len());
         for c in checked {
             if c.change.seq <= after || c.change.seq > upto || c.change.hops.last().is_none_or(|h| h.node != child) {
-                return Err(ApplyError::Refused(Refused::new(
+                return Err(ApplyError::PeerRefusal(PeerRefusal::new(
                     "bad_batch",
                     format!("change seq {} outside batch ({after}, {upto}] or not from {child}", c.change.seq),
                 )));
@@ -278,7 +278,8 @@ impl Writer {
                 secret: r.secret.zh(),
                 embargo_until: embargo.as_deref(),
             });
-            // A record this node has never seen is inserted without a lookup first.
+            // A record this node has never seen is inserted without a lookup first
+            // (`decide(None, upsert)` is `Apply`; the insert finds out whether it is new).
             if let Some(cols) = &cols {
                 let seq = next_seq(&tx)?;
                 if insert_record(&tx, seq, &new, cols)? {
@@ -287,22 +288,16 @@ impl Writer {
                     continue;
                 }
             }
+            // The rule itself is `protocol::sync::decide`; this only reads and writes.
             let cur = current(&tx, &c.reg_no)?;
-            let conflict = match &cur {
-                Some(cur) if cur.origin != c.origin => Some((Some(cur.origin.clone()), "another origin holds this reg_no")),
-                // The same version with other content: the origin's store was rewound
-                // and made this version again. Held aside, never dropped as a replay.
-                Some(cur) if (c.version as i64) == cur.version && cur.hash != c.hash => Some((
-                    Some(cur.origin.clone()),
-                    "the same version with other content: the origin's store was restored from an older copy; run `huijiao recover` there",
-                )),
-                Some(cur) if (c.version as i64) <= cur.version => {
+            let held = cur.as_ref().map(|h| Held { origin: &h.origin, version: h.version as u64, hash: &h.hash, withdrawn: h.withdrawn });
+            let conflict = match decide(held, &c) {
+                Decision::Apply => None,
+                Decision::Duplicate => {
                     out.duplicates += 1;
                     continue;
                 }
-                Some(cur) if cur.withdrawn => Some((Some(cur.origin.clone()), "the record was withdrawn; nothing resurrects it")),
-                None => Some((None, "a withdrawal of a record this node never held")),
-                _ => None,
+                Decision::Quarantine(reason) => Some((cur.as_ref().map(|h| h.origin.clone()), reason)),
             };
             if let Some((held, reason)) = conflict {
                 let n = tx

@@ -1,4 +1,4 @@
-//! `huijiao backup` and `huijiao restore`.
+//! `huijiao backup` and `huijiao restore`: consistent copies of the store.
 //!
 //! A copy of `huijiao.db` made with `cp` misses what is still in the WAL (often
 //! everything recent, sometimes the tables themselves). `backup` asks SQLite for a
@@ -8,7 +8,6 @@
 //! twice and `huijiao recover` takes back what the copy lacked), and the search
 //! catalogue rebuilds itself.
 
-use crate::config::Config;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
@@ -33,17 +32,17 @@ fn summarize(path: &Path) -> anyhow::Result<Summary> {
 
 /// `huijiao backup --to PATH`: a consistent copy of the store, also while the daemon
 /// runs. PATH must not exist; a folder gets a file named by node and time.
-pub fn backup(cfg: &Config, to: &Path) -> anyhow::Result<Summary> {
+pub fn backup(data_dir: &Path, node_id: &str, to: &Path) -> anyhow::Result<Summary> {
     let target = if to.is_dir() {
         let stamp = crate::clock::rfc3339_china(crate::clock::now_ms()).replace([':', '.'], "-");
-        to.join(format!("huijiao-{}-{stamp}.db", cfg.node_id))
+        to.join(format!("huijiao-{node_id}-{stamp}.db"))
     } else {
         to.to_path_buf()
     };
     if target.exists() {
         bail!("{} exists; a backup never overwrites a file", target.display());
     }
-    let db = cfg.db_path();
+    let db = data_dir.join(super::DB_FILE);
     if !db.exists() {
         bail!("no store at {}", db.display());
     }
@@ -69,8 +68,8 @@ pub fn backup(cfg: &Config, to: &Path) -> anyhow::Result<Summary> {
 
 /// `huijiao restore --from PATH`: replaces the store with a backup, the daemon
 /// stopped. The store it replaces is kept beside it (`huijiao.db.replaced-…`).
-pub fn restore(cfg: &Config, from: &Path) -> anyhow::Result<(Summary, PathBuf)> {
-    let _lock = crate::store::lock_data_dir(&cfg.data_dir)?;
+pub fn restore(data_dir: &Path, node_id: &str, from: &Path) -> anyhow::Result<(Summary, PathBuf)> {
+    let _lock = super::lock_data_dir(data_dir)?;
     let summary = summarize(from)?;
     {
         let conn = rusqlite::Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
@@ -80,13 +79,13 @@ pub fn restore(cfg: &Config, from: &Path) -> anyhow::Result<(Summary, PathBuf)> 
         }
         let node: Option<String> =
             rusqlite::OptionalExtension::optional(conn.query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| r.get(0)))?;
-        if let Some(node) = node.filter(|n| *n != cfg.node_id) {
-            bail!("{} is a backup of node {node}, not of this node {}; not restored", from.display(), cfg.node_id);
+        if let Some(node) = node.filter(|n| n != node_id) {
+            bail!("{} is a backup of node {node}, not of this node {node_id}; not restored", from.display());
         }
     }
-    let db = cfg.db_path();
+    let db = data_dir.join(super::DB_FILE);
     let stamp = crate::clock::now_ms();
-    let kept = db.with_file_name(format!("{}.replaced-{stamp}", crate::store::DB_FILE));
+    let kept = db.with_file_name(format!("{}.replaced-{stamp}", super::DB_FILE));
     if db.exists() {
         // Checkpoint what the WAL holds into the old file before it is set aside whole.
         if let Ok(old) = rusqlite::Connection::open(&db) {
@@ -102,6 +101,6 @@ pub fn restore(cfg: &Config, from: &Path) -> anyhow::Result<(Summary, PathBuf)> 
     std::fs::copy(from, &staging).with_context(|| format!("cannot copy {}", from.display()))?;
     std::fs::File::open(&staging)?.sync_all()?;
     std::fs::rename(&staging, &db)?;
-    let _ = std::fs::File::open(&cfg.data_dir).and_then(|d| d.sync_all());
+    let _ = std::fs::File::open(data_dir).and_then(|d| d.sync_all());
     Ok((summary, kept))
 }
