@@ -100,6 +100,9 @@ struct Candidate {
     open_for_write: bool,
     /// Renamed into the inbox: no settle wait.
     moved_in: bool,
+    /// When a writer closed it, with no write since: it is read after [`CLOSED_QUIET`]
+    /// instead of the whole settle time.
+    closed_at: Option<Instant>,
     /// Failures in this process; after a failure it is retried no earlier than this.
     failures: u32,
     retry_at: Option<Instant>,
@@ -228,7 +231,15 @@ pub async fn run(
                 c.retry_at = Some(Instant::now() + backoff);
             }
         }
-        let wake = if pending.values().any(|c| c.retry_at.is_none()) { Instant::now() + tick } else { next_scan };
+        let mut wake = if pending.values().any(|c| c.retry_at.is_none()) { Instant::now() + tick } else { next_scan };
+        // A closed file is looked at again as soon as its quiet time is over.
+        let now = Instant::now();
+        let quiet = cfg.settle.min(CLOSED_QUIET);
+        if let Some(t) =
+            pending.values().filter(|c| c.retry_at.is_none()).filter_map(|c| c.closed_at.map(|t| t + quiet)).filter(|t| *t > now).min()
+        {
+            wake = wake.min(t);
+        }
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(()),
@@ -427,8 +438,14 @@ fn note_event(
     }
     if let Some(c) = pending.get_mut(&path) {
         match hint {
-            Hint::Written => c.open_for_write = true,
-            Hint::Closed => c.open_for_write = false,
+            Hint::Written => {
+                c.open_for_write = true;
+                c.closed_at = None;
+            }
+            Hint::Closed => {
+                c.open_for_write = false;
+                c.closed_at = Some(Instant::now());
+            }
             Hint::MovedIn => {
                 c.open_for_write = false;
                 c.moved_in = true;
@@ -460,6 +477,7 @@ fn add_candidate(cfg: &Config, pending: &mut HashMap<PathBuf, Candidate>, next_s
             stable_since: now,
             open_for_write: false,
             moved_in: false,
+            closed_at: None,
             failures: 0,
             retry_at: None,
         },
@@ -499,9 +517,14 @@ fn scan(cfg: &Config, pending: &mut HashMap<PathBuf, Candidate>, next_seq: &mut 
     }
 }
 
+/// How long a file closed after writing must stay closed and unchanged before it is
+/// read (a writer that closes and reopens to append does so within it).
+const CLOSED_QUIET: Duration = Duration::from_millis(25);
+
 /// Updates each candidate's size and mtime; returns the settled ones in arrival order.
-/// A regular file is settled when it was renamed in, or its size and mtime have been
-/// stable for the settle time and no process holds it open for writing.
+/// A regular file is settled when it was renamed in, closed by its writer
+/// [`CLOSED_QUIET`] ago, or its size and mtime have been stable for the settle time —
+/// and, in every case, no process holds it open for writing.
 fn settle(cfg: &Config, pending: &mut HashMap<PathBuf, Candidate>) -> Vec<PathBuf> {
     let now = Instant::now();
     let mut ready = Vec::new();
@@ -530,7 +553,7 @@ fn settle(cfg: &Config, pending: &mut HashMap<PathBuf, Candidate>) -> Vec<PathBu
         if now.duration_since(c.first_seen) >= cfg.max_settle {
             warn!(file = %show(path), "file still changing or open after {:?}; reading it anyway", cfg.max_settle);
             ready.push((c.seq, path.clone()));
-        } else if c.moved_in || stable {
+        } else if c.moved_in || stable || c.closed_at.is_some_and(|t| now.duration_since(t) >= cfg.settle.min(CLOSED_QUIET)) {
             to_check.push((c.seq, path.clone(), c.open_for_write));
         }
         true

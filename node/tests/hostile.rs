@@ -270,6 +270,45 @@ fn a_slow_writer_is_read_whole() {
 }
 
 #[test]
+fn a_file_closed_after_writing_is_read_without_the_settle_wait() {
+    // A settle time of ten minutes: only the close (or a rename) lets a file in earlier.
+    let mut node = Node::with_inbox(NODE, "paths = [\"inbox\"]\nsettle_ms = 600000\nrescan_secs = 1\n");
+    node.start();
+    // Files already there at start settle in full (nobody saw them close).
+    wait_for("the inbox to be watched", Duration::from_secs(60), || node.log().contains("node ready"));
+    // Written and closed in place (what Excel's "save as" into a share ends with).
+    let mut csv = format!("{HEADER}\n");
+    for i in 0..10 {
+        csv.push_str(&format!("{}\n", hostile::row(i, "快", "公开")));
+    }
+    std::fs::write(node.inbox().join("closed.csv"), &csv).unwrap();
+    wait_for("the closed file to be read long before the settle time", Duration::from_secs(60), || {
+        node.reports().iter().any(|(_, r)| r["file"] == "closed.csv")
+    });
+    // Renamed in from a temporary name: read at once too.
+    let mut renamed = format!("{HEADER}\n");
+    for i in 20..30 {
+        renamed.push_str(&format!("{}\n", hostile::row(i, "快", "公开")));
+    }
+    std::fs::write(node.inbox().join(".renamed.csv.part"), &renamed).unwrap();
+    std::fs::rename(node.inbox().join(".renamed.csv.part"), node.inbox().join("renamed.csv")).unwrap();
+    wait_for("the renamed file", Duration::from_secs(60), || node.reports().iter().any(|(_, r)| r["file"] == "renamed.csv"));
+    // Still open for writing: not read, whatever the events said before.
+    let mut f = std::fs::File::create(node.inbox().join("open.csv")).unwrap();
+    writeln!(f, "{HEADER}").unwrap();
+    f.flush().unwrap();
+    let mut marker = format!("{HEADER}\n");
+    for i in 10..20 {
+        marker.push_str(&format!("{}\n", hostile::row(i, "快", "公开")));
+    }
+    std::fs::write(node.inbox().join("marker.csv"), &marker).unwrap();
+    wait_for("a later closed file", Duration::from_secs(60), || node.reports().iter().any(|(_, r)| r["file"] == "marker.csv"));
+    assert!(node.reports().iter().all(|(_, r)| r["file"] != "open.csv"), "a file still open for writing was read");
+    drop(f);
+    node.stop();
+}
+
+#[test]
 fn sigterm_leaves_a_big_file_in_the_inbox_untouched() {
     let mut node = Node::new(NODE);
     node.start();
