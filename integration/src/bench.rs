@@ -507,6 +507,81 @@ pub async fn latency(size: Size) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// `bighop`: what a county office does — drop one big file and wait until it is safe
+/// at the parent. A county and its prefecture (in one process), one file of N records
+/// renamed into the county's inbox; the clock runs until the prefecture holds every
+/// record (committed with `synchronous=FULL`). Baseline: one raw SQLite insert of the
+/// same bodies, as in `ingest`.
+pub async fn bighop(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
+    let n: u32 = size.pick(100_000, 2_000);
+    let stage = root.join("bighop-stage");
+    std::fs::create_dir_all(&stage)?;
+    let recs = records("420102", 0, n, 42);
+    let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
+    std::fs::write(stage.join("big.csv"), synth::csv(&rows, false))?;
+    std::fs::write(stage.join("big.jsonl"), synth::jsonl(&recs))?;
+    let base_db = root.join("bighop-baseline.db");
+    let t = Instant::now();
+    {
+        let mut conn = rusqlite::Connection::open(&base_db)?;
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, reg_no TEXT NOT NULL, body TEXT NOT NULL)")?;
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO t (reg_no, body) VALUES (?1, ?2)")?;
+            for r in &recs {
+                st.execute(rusqlite::params![r.reg_no, r.canonical_json()])?;
+            }
+        }
+        tx.commit()?;
+    }
+    let baseline = f64::from(n) / t.elapsed().as_secs_f64();
+    drop(recs);
+    let mut out = Vec::new();
+    for ext in ["csv", "jsonl"] {
+        let mut f = Federation::new()?;
+        if std::env::var_os("HUIJIAO_BENCH_NO_INDEX").is_some() {
+            f.extra_toml.push_str("\n[catalogue]\nindex = false\n");
+        }
+        f.add("420100", None)?;
+        f.add("420102", Some("420100"))?;
+        f.start("420100").await?;
+        f.start("420102").await?;
+        crate::wait_for("the county's uplink", Duration::from_secs(30), || {
+            f.node("420102").reader().ok().and_then(|r| r.uplink().ok().flatten()).is_some_and(|u| u.state == "streaming")
+        })
+        .await?;
+        let inbox = f.node("420102").inbox();
+        std::fs::copy(stage.join(format!("big.{ext}")), inbox.join(format!(".big.{ext}.part")))?;
+        let t0 = Instant::now();
+        std::fs::rename(inbox.join(format!(".big.{ext}.part")), inbox.join(format!("big.{ext}")))?;
+        let mut county_done = None;
+        loop {
+            if county_done.is_none() && !inbox.join(format!("big.{ext}")).exists() {
+                county_done = Some(t0.elapsed().as_secs_f64());
+            }
+            let held = f.node("420100").record_count();
+            progress(&format!("bighop {ext}"), held as u64, u64::from(n));
+            if held as u32 >= n {
+                break;
+            }
+            anyhow::ensure!(t0.elapsed() < Duration::from_secs(600), "bighop {ext}: not at the parent in 10 minutes");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        f.stop_all().await?;
+        let rate = f64::from(n) / secs;
+        out.push(
+            Row::new("bighop", &format!("{ext}, one {n}-record file, drop → durable at the parent"), "≥ 60,000/s", rate, "records/s")
+                .baseline(baseline)
+                .met(rate >= 60_000.0)
+                .note(format!("{secs:.2} s; the county had committed it after {:.2} s", county_done.unwrap_or(secs))),
+        );
+    }
+    Ok(out)
+}
+
 /// `fanin`: many children connected at once to one parent process, each sending a
 /// batch; time until all are acknowledged, and the parent's memory.
 pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {

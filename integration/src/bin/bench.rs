@@ -6,7 +6,7 @@
 //! cargo run --release -p integration --bin bench -- --smoke all  # tiny, checks it works
 //! ```
 //!
-//! Scenarios: ingest, sync (with catchup), latency, fanin, idle, hostile, catalogue. Prints a table and
+//! Scenarios: ingest, sync (with catchup), bighop, latency, fanin, idle, hostile, catalogue. Prints a table and
 //! writes `bench-results/results.json` and `bench-results/results.md` (the table
 //! BENCHMARKS.md holds). Node processes are this same binary acting as the huijiao
 //! CLI (`bench run --config …`).
@@ -34,7 +34,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some(i) => std::path::PathBuf::from(args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--out needs a folder"))?),
         None => std::path::PathBuf::from("bench-results"),
     };
-    let all = ["ingest", "sync", "latency", "fanin", "idle", "hostile", "catalogue"];
+    let all = ["ingest", "sync", "bighop", "latency", "fanin", "idle", "hostile", "catalogue"];
     let mut wanted: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--") && Some(*a) != out.to_str()).collect();
     if wanted.is_empty() || wanted.contains(&"all") {
         wanted = all.to_vec();
@@ -59,6 +59,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 "ingest" => bench::ingest(size, root.path()).await,
                 "sync" | "catchup" => bench::sync(size, root.path()).await.map(|(r, _)| r),
                 "latency" => bench::latency(size).await,
+                "bighop" => bench::bighop(size, root.path()).await,
                 "fanin" => bench::fanin(size, &exe).await,
                 "hostile" => bench::hostile(size, root.path(), &exe).await,
                 "catalogue" => integration::bench_catalogue::catalogue(size, root.path()).await,
