@@ -29,11 +29,8 @@ pub async fn serve(data_dir: PathBuf, node: String, shutdown: tokio_util::sync::
     // A socket left by a crash: nobody answers on it (the data folder's lock says no
     // other daemon runs), so it goes.
     let _ = std::fs::remove_file(&path);
-    let listener = tokio::net::UnixListener::bind(&path)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
+    let listener = tokio::net::UnixListener::bind(&path).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+    crate::fsx::set_mode(&path, 0o600)?;
     let info = DaemonInfo { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").into(), node, started_at: crate::clock::now_ms() };
     let line = serde_json::to_string(&info)? + "\n";
     loop {

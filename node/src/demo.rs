@@ -115,7 +115,7 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
     if root.join("ca").exists() {
         bail!("{} already holds a demo; choose another --dir", root.display());
     }
-    std::fs::create_dir_all(&root)?;
+    crate::fsx::create_dir_all(&root)?;
     println!("huijiao demo: a federation of {} nodes in {}", TOPOLOGY.len(), root.display());
     let mut nodes: Vec<Node> = Vec::new();
     let result = build_and_run(&opts, &root, &mut nodes, &interrupted);
@@ -142,7 +142,7 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
     let exe = std::env::current_exe().context("cannot find this program")?;
     for (id, parent) in TOPOLOGY {
         let dir = root.join(format!("node-{id}"));
-        std::fs::create_dir_all(dir.join("inbox"))?;
+        crate::fsx::create_dir_all(&dir.join("inbox"))?;
         crate::pki::issue(&ca, id, &dir.join("tls"), 30)?;
         let mut node = Node {
             id: id.into(),
@@ -163,8 +163,8 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
             let token = format!("demo-{}", crate::pki::hex_serial(&crate::pki::random_bytes(16)?));
             crate::pki::write_private(&node.dir.join("api-token"), format!("{token}\n").as_bytes())?;
         }
-        std::fs::write(&node.config, config_text(&node, &ca, parent_addr.as_deref()))?;
-        let log = std::fs::File::create(node.dir.join("node.log"))?;
+        crate::fsx::write(&node.config, config_text(&node, &ca, parent_addr.as_deref()))?;
+        let log = crate::fsx::create(&node.dir.join("node.log"))?;
         node.child = Some(
             Command::new(&exe)
                 .args(["run", "--config"])
@@ -185,7 +185,7 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            node.listen = Some(std::fs::read_to_string(&file)?.trim().to_string());
+            node.listen = Some(crate::fsx::read_to_string(&file)?.trim().to_string());
         }
         nodes.push(node);
     }
@@ -204,8 +204,8 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
         nodes[i].dropped_at = crate::clock::now_ms();
         for (name, bytes, _) in files {
             let tmp = nodes[i].dir.join("inbox").join(format!(".{name}.part"));
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, nodes[i].dir.join("inbox").join(&name))?;
+            crate::fsx::write(&tmp, bytes)?;
+            crate::fsx::rename(&tmp, &nodes[i].dir.join("inbox").join(&name))?;
         }
     }
     let total_files: usize = counties.iter().map(|&i| nodes[i].files).sum();

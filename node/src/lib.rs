@@ -13,6 +13,7 @@
 //! - [`audit`]: the Jepsen-style check of a federation run (lost, stale, duplicated).
 //! - [`cli`]: argument parsing and dispatch (`main.rs` calls it).
 //! - [`commands`]: the CLI commands.
+//! - [`fsx`]: file operations whose errors name the path.
 //! - [`clock`]: the wall clock (Beijing time; a skew for tests).
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod downlink;
+pub mod fsx;
 pub mod health;
 pub mod hostile;
 pub mod http;

@@ -48,8 +48,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
@@ -109,9 +108,9 @@ pub fn init(dir: &Path) -> anyhow::Result<()> {
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     let cert = params.self_signed(&key)?;
     write_private(&dir.join("ca.key"), key.serialize_pem().as_bytes())?;
-    std::fs::write(dir.join("ca.crt"), cert.pem())?;
-    std::fs::write(dir.join("issued.tsv"), "serial\tnode\tnot_after\n")?;
-    std::fs::write(dir.join("revoked.tsv"), "serial\trevoked_at\n")?;
+    crate::fsx::write(&dir.join("ca.crt"), cert.pem())?;
+    crate::fsx::write(&dir.join("issued.tsv"), "serial\tnode\tnot_after\n")?;
+    crate::fsx::write(&dir.join("revoked.tsv"), "serial\trevoked_at\n")?;
     write_crl(dir, 1)?;
     Ok(())
 }
@@ -157,8 +156,10 @@ pub fn issue_between(ca: &Path, node_id: &str, out: &Path, not_before: i64, not_
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (cert_path, key_path) = (out.join(format!("{node_id}.crt")), out.join(format!("{node_id}.key")));
     write_private(&key_path, key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, cert.pem())?;
-    let mut issued = std::fs::OpenOptions::new().append(true).open(ca.join("issued.tsv"))?;
+    crate::fsx::write(&cert_path, cert.pem())?;
+    let issued_path = ca.join("issued.tsv");
+    let mut issued =
+        std::fs::OpenOptions::new().append(true).open(&issued_path).with_context(|| format!("cannot open {}", issued_path.display()))?;
     writeln!(issued, "{}\t{node_id}\t{not_after}", hex_serial(&serial))?;
     Ok((cert_path, key_path))
 }
@@ -281,9 +282,9 @@ fn write_crl(ca: &Path, number: u64) -> anyhow::Result<()> {
     };
     let crl = params.signed_by(&issuer)?;
     let tmp = ca.join(".crl.pem.tmp");
-    std::fs::write(&tmp, crl.pem()?)?;
-    std::fs::rename(&tmp, ca.join("crl.pem"))?;
-    std::fs::write(ca.join("crl_number"), number.to_string())?;
+    crate::fsx::write(&tmp, crl.pem()?)?;
+    crate::fsx::rename(&tmp, &ca.join("crl.pem"))?;
+    crate::fsx::write(&ca.join("crl_number"), number.to_string())?;
     Ok(())
 }
 

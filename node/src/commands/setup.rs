@@ -233,7 +233,7 @@ pub fn init(o: &InitOptions<'_>) -> anyhow::Result<String> {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.join(sub).display()))?;
         }
     }
-    std::fs::create_dir_all(etc)?;
+    crate::fsx::create_dir_all(etc)?;
     std::fs::write(o.config, &t).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", o.config.display()))?;
     Ok(t)
 }

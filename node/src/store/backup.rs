@@ -27,7 +27,7 @@ fn summarize(path: &Path) -> anyhow::Result<Summary> {
         .query_row("SELECT count(*) FROM records", [], |r| r.get(0))
         .with_context(|| format!("{} is not a huijiao store", path.display()))?;
     let last_seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
-    Ok(Summary { path: path.to_path_buf(), bytes: std::fs::metadata(path)?.len(), records, last_seq })
+    Ok(Summary { path: path.to_path_buf(), bytes: crate::fsx::size(path)?, records, last_seq })
 }
 
 /// `huijiao backup --to PATH`: a consistent copy of the store, also while the daemon
@@ -54,15 +54,12 @@ pub fn backup(data_dir: &Path, node_id: &str, to: &Path) -> anyhow::Result<Summa
     conn.execute("VACUUM INTO ?1", [partial.display().to_string()]).with_context(|| format!("cannot write {}", partial.display()))?;
     drop(conn);
     // Durable before it takes its name.
-    std::fs::File::open(&partial)?.sync_all()?;
-    std::fs::rename(&partial, &target)?;
+    crate::fsx::sync_file(&partial)?;
+    crate::fsx::rename(&partial, &target)?;
     if let Some(dir) = target.parent() {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))?;
-    }
+    crate::fsx::set_mode(&target, 0o600)?;
     summarize(&target)
 }
 
@@ -99,8 +96,8 @@ pub fn restore(data_dir: &Path, node_id: &str, from: &Path) -> anyhow::Result<(S
     }
     let staging = db.with_extension("restoring");
     std::fs::copy(from, &staging).with_context(|| format!("cannot copy {}", from.display()))?;
-    std::fs::File::open(&staging)?.sync_all()?;
-    std::fs::rename(&staging, &db)?;
+    crate::fsx::sync_file(&staging)?;
+    crate::fsx::rename(&staging, &db)?;
     let _ = std::fs::File::open(data_dir).and_then(|d| d.sync_all());
     Ok((summary, kept))
 }
