@@ -365,7 +365,7 @@ async fn session(
 
     // Frames are read and decoded by their own task (under the shared budget) while
     // the previous batch is being applied.
-    let (ftx, mut frx) = tokio::sync::mpsc::channel::<anyhow::Result<Decoded>>(2);
+    let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<Decoded, ReadError>>(2);
     let budget = budget.clone();
     let reader_child = child.to_string();
     let reader = tokio::spawn(async move {
@@ -376,7 +376,7 @@ async fn session(
             let stop = !matches!(r, Ok(Some(_)));
             let item = match r {
                 Ok(Some(d)) => Ok(d),
-                Ok(None) => Err(anyhow::anyhow!("the child closed the sync stream")),
+                Ok(None) => Err(ReadError::Closed),
                 Err(e) => Err(e),
             };
             if ftx.send(item).await.is_err() || stop {
@@ -399,12 +399,10 @@ async fn session(
             }
             d = frx.recv() => match d {
                 Some(Ok(d)) => d,
-                Some(Err(e)) => {
-                    if let Some(r) = e.downcast_ref::<wire::DecodeError>() {
-                        return refuse(&mut send, child, PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
-                    }
-                    return Err(e);
+                Some(Err(ReadError::Decode(r))) => {
+                    return refuse(&mut send, child, PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
                 }
+                Some(Err(e)) => return Err(e.into()),
                 None => return Ok(()),
             },
         };
@@ -491,10 +489,24 @@ async fn session(
 }
 
 /// Keeps a decoding error recognisable (it becomes a `bad_frame` refusal).
-fn frame_error(e: net::FrameError) -> anyhow::Error {
+/// Why reading a child's frames stopped: a frame that does not decode is the child's
+/// fault (refused with `bad_frame`); everything else ends the session.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("cannot decode a frame")]
+    Decode(#[from] wire::DecodeError),
+    #[error("{0}")]
+    Deadline(String),
+    #[error("the child closed the sync stream")]
+    Closed,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+fn frame_error(e: net::FrameError) -> ReadError {
     match e {
-        net::FrameError::Decode(d) => d.into(),
-        other => other.into(),
+        net::FrameError::Decode(d) => ReadError::Decode(d),
+        other => ReadError::Other(other.into()),
     }
 }
 
@@ -510,11 +522,11 @@ struct Decoded {
 /// Reads and decodes the next frame. The first (`Hello`) must arrive within
 /// [`HELLO_DEADLINE`]; a frame's body within [`FRAME_DEADLINE`] of its length; the
 /// body's bytes count against the shared budget only as they arrive.
-async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str, first: bool) -> anyhow::Result<Option<Decoded>> {
+async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str, first: bool) -> Result<Option<Decoded>, ReadError> {
     let len = if first {
         match tokio::time::timeout(HELLO_DEADLINE, net::read_frame_len(recv)).await {
             Ok(r) => r.map_err(frame_error)?,
-            Err(_) => anyhow::bail!("no Hello within {HELLO_DEADLINE:?}"),
+            Err(_) => return Err(ReadError::Deadline(format!("no Hello within {HELLO_DEADLINE:?}"))),
         }
     } else {
         net::read_frame_len(recv).await.map_err(frame_error)?
@@ -523,7 +535,7 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str
     let reading = net::read_frame_body_reserving(recv, len, |n| budget.bytes.acquire_many(n.div_ceil(1024).max(1) as u32));
     let (body, permits) = match tokio::time::timeout(FRAME_DEADLINE, reading).await {
         Ok(r) => r.map_err(frame_error)?,
-        Err(_) => anyhow::bail!("a frame of {len} bytes did not arrive within {FRAME_DEADLINE:?}"),
+        Err(_) => return Err(ReadError::Deadline(format!("a frame of {len} bytes did not arrive within {FRAME_DEADLINE:?}"))),
     };
     let mut message = wire::decode_message(&body)?;
     drop(body);
@@ -531,7 +543,7 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str
     let mut slot = None;
     let changes = match &mut message {
         Message::Batch(b) => {
-            slot = Some(budget.decoded.clone().acquire_owned().await?);
+            slot = Some(budget.decoded.clone().acquire_owned().await.map_err(anyhow::Error::from)?);
             let (enc, payload, child) = (b.encoding, std::mem::take(&mut b.payload), child.to_string());
             let range = format!("batch ({}, {}] from {child}", b.after, b.upto);
             Some(
@@ -541,7 +553,8 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str
                         .map_err(|e| PeerRefusal::new("bad_batch", format!("{range}: {e}")))?;
                     changes.into_iter().map(|c| checked(&child, c)).collect::<Result<Vec<_>, _>>()
                 })
-                .await?,
+                .await
+                .map_err(anyhow::Error::from)?,
             )
         }
         _ => None,

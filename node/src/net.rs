@@ -255,11 +255,12 @@ pub fn peer_certs(conn: &quinn::Connection) -> anyhow::Result<Vec<CertificateDer
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    #[error("{0}")]
+    #[error(transparent)]
     Decode(#[from] wire::DecodeError),
-    #[error("stream: {0}")]
+    // The cause is the source, shown once by `{:#}`.
+    #[error("reading the sync stream")]
     Read(#[from] quinn::ReadExactError),
-    #[error("stream: {0}")]
+    #[error("writing the sync stream")]
     Write(#[from] quinn::WriteError),
 }
 
