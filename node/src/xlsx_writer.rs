@@ -235,14 +235,24 @@ pub fn workbook_xls(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
     body.extend_from_slice(&(strings.len() as u32).to_le_bytes());
     body.extend_from_slice(&(strings.len() as u32).to_le_bytes());
     let mut kind = 0x00FCu16;
-    for s in &strings {
+    for (i, s) in strings.iter().enumerate() {
         let units: Vec<u16> = s.encode_utf16().collect();
-        if body.len() + 3 > MAX {
+        // Some strings carry formatting runs (rich text) or phonetic data, as Excel
+        // writes for East Asian text: bytes after the characters that are skipped.
+        let (runs, ext) = (if i % 7 == 3 { 2usize } else { 0 }, if i % 11 == 5 { 10usize } else { 0 });
+        let mut head = (units.len() as u16).to_le_bytes().to_vec();
+        head.push(1 | if runs > 0 { 0x08 } else { 0 } | if ext > 0 { 0x04 } else { 0 });
+        if runs > 0 {
+            head.extend_from_slice(&(runs as u16).to_le_bytes());
+        }
+        if ext > 0 {
+            head.extend_from_slice(&(ext as u32).to_le_bytes());
+        }
+        if body.len() + head.len() > MAX {
             rec(&mut globals, kind, &body);
             (kind, body) = (0x003C, Vec::new());
         }
-        body.extend_from_slice(&(units.len() as u16).to_le_bytes());
-        body.push(1);
+        body.extend(head);
         let mut rest = &units[..];
         while !rest.is_empty() {
             let room = (MAX - body.len()) / 2;
@@ -254,6 +264,18 @@ pub fn workbook_xls(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
             let n = room.min(rest.len());
             body.extend(rest[..n].iter().flat_map(|u| u.to_le_bytes()));
             rest = &rest[n..];
+        }
+        // The runs and phonetic bytes continue in the next record without a flags byte.
+        let tail = vec![0xAB_u8; 4 * runs + ext];
+        let mut tail = &tail[..];
+        while !tail.is_empty() {
+            if body.len() == MAX {
+                rec(&mut globals, kind, &body);
+                (kind, body) = (0x003C, Vec::new());
+            }
+            let n = (MAX - body.len()).min(tail.len());
+            body.extend_from_slice(&tail[..n]);
+            tail = &tail[n..];
         }
     }
     rec(&mut globals, kind, &body);

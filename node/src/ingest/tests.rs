@@ -293,6 +293,14 @@ fn hostile_xls_is_refused_naming_why() {
     assert!(why(b"PK\x03\x04 short").contains("too short"));
     assert!(why(&patch(&good, &[0x09, 0x08, 16, 0, 0x00, 0x06], &[0x09, 0x08, 16, 0, 0x00, 0x05])).contains("5.0/95"));
     assert!(why(&patch(&good, &[0xE0, 0x00, 20, 0], &[0x2F, 0x00, 20, 0])).contains("encrypted"));
+    // A BIFF8 workbook stream named `Book` (as some tools write it) is read.
+    let dir_at = (u32::from_le_bytes(good[0x30..0x34].try_into().unwrap()) as usize + 1) * 512 + 128;
+    let mut book = good.clone();
+    let name: Vec<u8> = "Book".encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+    book[dir_at..dir_at + 64].fill(0);
+    book[dir_at..dir_at + name.len()].copy_from_slice(&name);
+    book[dir_at + 0x40..dir_at + 0x42].copy_from_slice(&(name.len() as u16).to_le_bytes());
+    assert_eq!(check("a.xls", &book).accepted, 300);
     // A chain of sectors that loops: the workbook's first sector points to itself.
     let dir = u32::from_le_bytes(good[0x30..0x34].try_into().unwrap()) as usize;
     let book = (dir + 1) * 512 + 128;

@@ -613,7 +613,8 @@ fn sheet(biff: &mut Biff<'_>, g: &Globals, strings: &Strings, limits: &Limits, c
                 }
                 f
             }
-            0x0204 => {
+            // LABEL, and RSTRING (the same with formatting runs after the text).
+            0x0204 | 0x00D6 => {
                 let (row, col) = (u16_at(d, 0)?, u16_at(d, 2)?);
                 Cont { biff, pos: 6 }.string(false, &mut cur)?;
                 s.cell(form, row, col, text(&cur))?
@@ -677,12 +678,12 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
     file.read_exact_at(&mut h, 0).map_err(|e| super::read_failed(&e))?;
     let entries = cfb.directory(u32_at(&h, 0x30)?)?;
     let root = entries.iter().find(|e| e.1 == 5).map(|e| (e.2, e.3)).ok_or_else(|| unreadable("the compound file has no root"))?;
-    let Some(book) = entries.iter().find(|e| e.1 == 2 && (e.0.eq_ignore_ascii_case("Workbook") || e.0.eq_ignore_ascii_case("Book"))) else {
+    // `Workbook` in Excel 97 and later; `Book` in Excel 5.0/95 — and in BIFF8 files
+    // some tools write: the BOF record's version decides.
+    let named = |n: &str| entries.iter().find(|e| e.1 == 2 && e.0.eq_ignore_ascii_case(n));
+    let Some(book) = named("Workbook").or_else(|| named("Book")) else {
         return Err(unreadable("the compound file holds no workbook"));
     };
-    if book.0.eq_ignore_ascii_case("Book") {
-        return Err(old_version());
-    }
     let stream = Stream::open(&cfb, &h, root, book.2, book.3)?;
     let mut biff = Biff { stream, kind: 0, at: 0, data: Vec::new(), peeked: false };
     let mut strings = Strings::new(limits);
