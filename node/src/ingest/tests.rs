@@ -301,6 +301,11 @@ fn hostile_xls_is_refused_naming_why() {
     book[dir_at..dir_at + name.len()].copy_from_slice(&name);
     book[dir_at + 0x40..dir_at + 0x42].copy_from_slice(&(name.len() as u16).to_le_bytes());
     assert_eq!(check("a.xls", &book).accepted, 300);
+    // Sheet offsets a writer got wrong: the worksheets are taken in stream order.
+    let boundsheet = good.windows(4).position(|w| w == [0x85, 0x00, 8 + 2 * 3, 0]).expect("a BOUNDSHEET record of 登记表");
+    let mut shifted = good.clone();
+    shifted[boundsheet + 4..boundsheet + 8].copy_from_slice(&7u32.to_le_bytes());
+    assert_eq!(check("a.xls", &shifted).accepted, 300);
     // A chain of sectors that loops: the workbook's first sector points to itself.
     let dir = u32::from_le_bytes(good[0x30..0x34].try_into().unwrap()) as usize;
     let book = (dir + 1) * 512 + 128;

@@ -689,6 +689,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
     let mut strings = Strings::new(limits);
     let g = globals(&mut biff, limits, cancel, &mut strings)?;
     let mut seen = 0usize;
+    let mut used = vec![false; g.sheets.len()];
     while biff.next()? {
         if cancel.is_cancelled() {
             return Err(super::cancelled());
@@ -698,7 +699,10 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
         }
         let is_sheet = u16_at(&biff.data, 2)? == 0x0010;
         let at = biff.at;
-        let Some(i) = g.sheets.iter().position(|(_, o)| *o == at).filter(|_| is_sheet) else {
+        // Found by its offset; a writer that got the offsets wrong still lists its
+        // worksheets in stream order.
+        let i = g.sheets.iter().position(|(_, o)| *o == at).or_else(|| (0..g.sheets.len()).find(|k| !used[*k]));
+        let Some(i) = i.filter(|_| is_sheet) else {
             // A chart or macro sheet: skipped to its end.
             let mut depth = 1u32;
             while depth > 0 && biff.next()? {
@@ -711,6 +715,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
             continue;
         };
         seen += 1;
+        used[i] = true;
         form.start_sheet(&g.sheets[i].0);
         match sheet(&mut biff, &g, &strings, limits, cancel, form)? {
             Flow::Stop => return Ok(Vec::new()),
