@@ -210,8 +210,6 @@ async fn stream(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut health = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
     let mut last_recorded = Instant::now() - Duration::from_secs(10);
-    let mut last_heard = Instant::now();
-    let stall = Duration::from_millis(stall as u64);
     loop {
         // Send while the window allows and there is something to send: a lone change
         // goes at once, and under load each read returns a full batch.
@@ -261,7 +259,6 @@ async fn stream(
             }
             msg = frx.recv() => {
                 let msg = msg.context("frame reader stopped")??;
-                last_heard = Instant::now();
                 match s.handle(msg, crate::clock::now_ms()) {
                     Ok(ChildEvent::Ready { cursor, version, features }) => {
                         info!(parent = %parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
@@ -341,11 +338,10 @@ async fn stream(
                 }
             }
             _ = tick.tick() => {
-                // QUIC delivers in order or not at all, so instead of the machine's
-                // go-back-N a stall here means a broken link: reconnect.
-                let waiting = s.in_flight() > 0 || !matches!(s.state(), huijiao_protocol::sync::ChildState::Streaming);
-                if waiting && last_heard.elapsed() > stall {
-                    anyhow::bail!("no answer from parent {} for {stall:?}", parent.node_id);
+                // The session's own timer: a stalled session means a broken link
+                // (QUIC delivers in order or not at all), so the connection goes.
+                if let Err(stalled) = s.handle_timeout(crate::clock::now_ms()) {
+                    anyhow::bail!("parent {}: {stalled}", parent.node_id);
                 }
                 if last_recorded.elapsed() >= Duration::from_secs(2) && s.acked() > 0 {
                     record(store, parent, "streaming", Some(s.acked()), None, None).await;

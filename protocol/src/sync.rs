@@ -70,8 +70,8 @@ pub struct ChildSession {
     features: u32,
     /// Batches allowed in flight.
     window: usize,
-    /// With batches in flight and no progress for this long, start again from the
-    /// last acknowledged cursor (go-back-N); also resends an unanswered Hello.
+    /// With batches in flight or a handshake unanswered and no progress for this
+    /// long, the session has stalled ([`ChildSession::handle_timeout`]).
     stall_ms: i64,
     state: ChildState,
     acked: u64,
@@ -254,24 +254,23 @@ impl ChildSession {
         Message::Batch(Batch { after, upto, count, encoding, payload })
     }
 
-    /// Lets time pass; returns a message to send when the session stalled.
-    pub fn tick(&mut self, now: i64, agent: &str) -> Option<Message> {
-        if now - self.last_progress < self.stall_ms {
-            return None;
-        }
-        match self.state {
-            ChildState::AwaitWelcome => Some(self.hello(now, agent)),
-            ChildState::AwaitResumed => {
-                self.last_progress = now;
-                Some(self.resume())
-            }
-            ChildState::Streaming if !self.in_flight.is_empty() => {
-                self.in_flight.clear();
-                self.sent_upto = self.acked;
-                self.last_progress = now;
-                None
-            }
-            _ => None,
+    /// When the session's one timer fires, if it is armed: while batches are in
+    /// flight or the handshake is unanswered, `stall_ms` after the last progress
+    /// (in the manner of quinn-proto's `poll_timeout`).
+    pub fn poll_timeout(&self) -> Option<i64> {
+        let waiting = !self.in_flight.is_empty() || matches!(self.state, ChildState::AwaitWelcome | ChildState::AwaitResumed);
+        waiting.then_some(self.last_progress + self.stall_ms)
+    }
+
+    /// Lets time pass. `Err(Stalled)` once the timer has fired: the parent has not
+    /// answered for `stall_ms`. The session runs over one ordered stream, where an
+    /// answer that has not come will not come: the driver drops the connection and a
+    /// new session resumes from the parent's durable cursor (nothing is lost — the
+    /// parent acknowledged only what it committed — and nothing is applied twice).
+    pub fn handle_timeout(&mut self, now: i64) -> Result<(), Stalled> {
+        match self.poll_timeout() {
+            Some(at) if now >= at => Err(Stalled { waited_ms: now - self.last_progress, in_flight: self.in_flight.len() }),
+            _ => Ok(()),
         }
     }
 
@@ -292,6 +291,14 @@ impl ChildSession {
     pub fn agreed_features(&self) -> u32 {
         self.agreed_features
     }
+}
+
+/// A child session whose parent stopped answering (see [`ChildSession::handle_timeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no answer from the parent for {waited_ms} ms ({in_flight} batches in flight)")]
+pub struct Stalled {
+    pub waited_ms: i64,
+    pub in_flight: usize,
 }
 
 /// What the parent driver must do with a message.
