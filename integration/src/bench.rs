@@ -310,7 +310,7 @@ fn encoded_frames(db: &Path, batch: usize) -> anyhow::Result<Vec<Vec<u8>>> {
     loop {
         let changes = r.changes_after(after, batch, 1024 * 1024)?;
         let Some(last) = changes.last().map(|c| c.seq) else { break };
-        let (encoding, payload) = huijiao::net::compress(wire::encode_changes(&changes), true);
+        let (encoding, payload) = wire::encode_payload(&changes, true);
         frames.push(wire::encode_frame(&Message::Batch(wire::Batch { after, upto: last, count: changes.len() as u32, encoding, payload })));
         after = last;
     }
@@ -635,7 +635,7 @@ pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
                 }
             })
             .collect();
-        let (encoding, payload) = huijiao::net::compress(wire::encode_changes(&changes), true);
+        let (encoding, payload) = wire::encode_payload(&changes, true);
         batches.push(Message::Batch(wire::Batch { after: 0, upto: u64::from(per), count: per, encoding, payload }));
     }
     let (base_rss, _) = rss_mib(pid);

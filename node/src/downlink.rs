@@ -444,7 +444,7 @@ async fn session(
                 let page = tokio::task::spawn_blocking(move || -> anyhow::Result<Message> {
                     let (changes, more) = reader.records_of_subtree(&c, &after, limit, 1024 * 1024)?;
                     let count = changes.len() as u32;
-                    let (encoding, payload) = net::compress(wire::encode_changes(&changes), zstd_ok);
+                    let (encoding, payload) = wire::encode_payload(&changes, zstd_ok);
                     Ok(Message::Records(wire::Records { count, encoding, payload, more }))
                 })
                 .await??;
@@ -548,9 +548,7 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str
             let range = format!("batch ({}, {}] from {child}", b.after, b.upto);
             Some(
                 tokio::task::spawn_blocking(move || {
-                    let changes = net::decompress(enc, payload)
-                        .and_then(|p| wire::decode_changes(&p))
-                        .map_err(|e| PeerRefusal::new("bad_batch", format!("{range}: {e}")))?;
+                    let changes = wire::decode_payload(enc, payload).map_err(|e| PeerRefusal::new("bad_batch", format!("{range}: {e}")))?;
                     changes.into_iter().map(|c| checked(&child, c)).collect::<Result<Vec<_>, _>>()
                 })
                 .await

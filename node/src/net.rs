@@ -320,29 +320,6 @@ pub async fn write_frame(send: &mut quinn::SendStream, msg: &Message) -> Result<
     Ok(())
 }
 
-/// Compresses a batch payload when worthwhile and agreed.
-pub fn compress(payload: Vec<u8>, zstd_ok: bool) -> (u8, Vec<u8>) {
-    if zstd_ok && payload.len() > 1024 {
-        if let Ok(c) = zstd::bulk::compress(&payload, 1) {
-            if c.len() < payload.len() {
-                return (wire::ENCODING_ZSTD, c);
-            }
-        }
-    }
-    (wire::ENCODING_PLAIN, payload)
-}
-
-/// Reverses [`compress`], refusing to inflate beyond `wire::MAX_PAYLOAD`.
-pub fn decompress(encoding: u8, payload: Vec<u8>) -> Result<Vec<u8>, wire::DecodeError> {
-    match encoding {
-        wire::ENCODING_PLAIN => Ok(payload),
-        wire::ENCODING_ZSTD => {
-            zstd::bulk::decompress(&payload, wire::MAX_PAYLOAD).map_err(|e| wire::DecodeError::Malformed(format!("zstd: {e}")))
-        }
-        other => Err(wire::DecodeError::Malformed(format!("unknown payload encoding {other}"))),
-    }
-}
-
 /// Aborts a helper task when its owner goes away.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 

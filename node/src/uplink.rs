@@ -245,7 +245,7 @@ async fn stream(
             batch.retain(|c| !stuck.contains(&c.seq));
             let count = batch.len() as u32;
             let zstd_ok = s.agreed_features() & wire::FEATURE_ZSTD != 0;
-            let (encoding, payload) = tokio::task::spawn_blocking(move || net::compress(wire::encode_changes(&batch), zstd_ok)).await?;
+            let (encoding, payload) = tokio::task::spawn_blocking(move || wire::encode_payload(&batch, zstd_ok)).await?;
             let msg = s.batch(after, upto, count, encoding, payload, crate::clock::now_ms());
             if let Err(e) = net::write_frame(&mut send, &msg).await {
                 return refusal_or(&mut frx, e.into()).await;

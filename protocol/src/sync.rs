@@ -572,6 +572,17 @@ pub fn decide(held: Option<Held<'_>>, c: &Change) -> Decision {
     Decision::Apply
 }
 
+/// Checks that a batch `(after, upto]` from `child` holds only changes of that range
+/// that `child` sent itself (it is the last hop). Any stray change refuses the batch.
+pub fn check_batch_range(child: &str, after: u64, upto: u64, changes: &[CheckedChange]) -> Result<(), PeerRefusal> {
+    match changes.iter().find(|c| c.change.seq <= after || c.change.seq > upto || c.change.hops.last().is_none_or(|h| h.node != child)) {
+        Some(c) => {
+            Err(PeerRefusal::new("bad_batch", format!("change seq {} outside batch ({after}, {upto}] or not from {child}", c.change.seq)))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Checks a change from `child` and keeps the record it parsed.
 pub fn checked(child: &str, change: Change) -> Result<CheckedChange, PeerRefusal> {
     let record = check_change(child, &change)?;

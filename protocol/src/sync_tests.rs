@@ -442,3 +442,14 @@ fn decide_is_the_whole_apply_rule() {
     assert_eq!(decide(held(CHILD, 1, same, false), &newer), Decision::Apply);
     assert!(matches!(decide(held(CHILD, 1, same, true), &newer), Decision::Quarantine(r) if r.contains("withdrawn")));
 }
+
+#[test]
+fn a_batch_holds_only_its_own_range_from_its_own_child() {
+    let mut rng = Rng(3);
+    let log = child_log(&mut rng, 5, 4);
+    let checked: Vec<CheckedChange> = log.iter().map(|c| super::checked(CHILD, c.clone()).unwrap()).collect();
+    assert!(check_batch_range(CHILD, 0, 4, &checked).is_ok());
+    assert_eq!(check_batch_range(CHILD, 1, 4, &checked).unwrap_err().code, "bad_batch", "seq 1 is before the range");
+    assert_eq!(check_batch_range(CHILD, 0, 3, &checked).unwrap_err().code, "bad_batch", "seq 4 is after it");
+    assert_eq!(check_batch_range("420106", 0, 4, &checked).unwrap_err().code, "bad_batch", "another child's changes");
+}

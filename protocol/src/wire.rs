@@ -388,10 +388,59 @@ pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, DecodeError> {
     Ok(changes)
 }
 
+/// The payload of a batch or a recovery page: the changes encoded, and compressed
+/// with zstd when the session agreed to it and it pays (over 1 KiB, and smaller).
+pub fn encode_payload(changes: &[Change], zstd_ok: bool) -> (u8, Vec<u8>) {
+    let payload = encode_changes(changes);
+    if zstd_ok && payload.len() > 1024 {
+        if let Ok(c) = zstd::bulk::compress(&payload, 1) {
+            if c.len() < payload.len() {
+                return (ENCODING_ZSTD, c);
+            }
+        }
+    }
+    (ENCODING_PLAIN, payload)
+}
+
+/// Reverses [`encode_payload`], never inflating beyond [`MAX_PAYLOAD`]. Never panics.
+pub fn decode_payload(encoding: u8, payload: Vec<u8>) -> Result<Vec<Change>, DecodeError> {
+    let bytes = match encoding {
+        ENCODING_PLAIN => payload,
+        ENCODING_ZSTD => zstd::bulk::decompress(&payload, MAX_PAYLOAD).map_err(|e| DecodeError::Malformed(format!("zstd: {e}")))?,
+        other => return Err(DecodeError::Malformed(format!("unknown payload encoding {other}"))),
+    };
+    decode_changes(&bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn payloads_round_trip_compressed_or_not_and_a_bomb_is_refused() {
+        let c = Change {
+            seq: 1,
+            reg_no: "4201022024Y0001".into(),
+            origin: "420102".into(),
+            version: 1,
+            op: Op::Upsert,
+            region: "420102".into(),
+            hash: [7; 32],
+            body: Some(vec![b'x'; 4000]),
+            hops: vec![],
+        };
+        let changes = vec![c; 10];
+        let (enc, p) = encode_payload(&changes, true);
+        assert_eq!(enc, ENCODING_ZSTD);
+        assert_eq!(decode_payload(enc, p).unwrap(), changes);
+        let (enc, p) = encode_payload(&changes, false);
+        assert_eq!(enc, ENCODING_PLAIN);
+        assert_eq!(decode_payload(enc, p).unwrap(), changes);
+        assert!(decode_payload(9, vec![]).is_err());
+        let bomb = zstd::bulk::compress(&vec![0u8; MAX_PAYLOAD + 1], 1).unwrap();
+        assert!(decode_payload(ENCODING_ZSTD, bomb).is_err());
+    }
 
     fn arb_change() -> impl Strategy<Value = Change> {
         (

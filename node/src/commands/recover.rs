@@ -67,7 +67,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Recovered> {
             Message::PeerRefusal(r) => bail!("the parent refused: {r}"),
             other => bail!("unexpected answer from the parent: {other:?}"),
         };
-        let changes = net::decompress(page.encoding, page.payload).and_then(|p| wire::decode_changes(&p))?;
+        let changes = wire::decode_payload(page.encoding, page.payload)?;
         let Some(last) = changes.last().map(|c| c.reg_no.clone()) else { break };
         out.held += changes.len() as u64;
         let checked = changes

@@ -5,7 +5,7 @@ use super::ingest::current;
 use super::rows::{append_change, insert_record, next_seq, op_code, update_record, withdraw_record, NewChange, RecordCols};
 use super::{Reader, Writer};
 use anyhow::Context;
-use huijiao_protocol::sync::{decide, CheckedChange, Decision, Held};
+use huijiao_protocol::sync::{check_batch_range, decide, CheckedChange, Decision, Held};
 use huijiao_protocol::wire::{self, Change, Hop, Op, PeerRefusal};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -226,18 +226,8 @@ impl Writer {
         checked: Vec<CheckedChange>,
         now: i64,
     ) -> Result<BatchOutcome, ApplyError> {
-        let mut changes = Vec::with_capacity(checked.len());
-        let mut records = Vec::with_capacity(checked.len());
-        for c in checked {
-            if c.change.seq <= after || c.change.seq > upto || c.change.hops.last().is_none_or(|h| h.node != child) {
-                return Err(ApplyError::PeerRefusal(PeerRefusal::new(
-                    "bad_batch",
-                    format!("change seq {} outside batch ({after}, {upto}] or not from {child}", c.change.seq),
-                )));
-            }
-            changes.push(c.change);
-            records.push(c.record);
-        }
+        check_batch_range(child, after, upto, &checked).map_err(ApplyError::PeerRefusal)?;
+        let (changes, records): (Vec<_>, Vec<_>) = checked.into_iter().map(|c| (c.change, c.record)).unzip();
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cursor: i64 = tx
