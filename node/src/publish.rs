@@ -386,15 +386,15 @@ pub fn public_record(r: &Record) -> Record {
 pub fn export(cat: &Catalogue, q: Option<&str>, f: &Filters, view: View, format: Format, out: &mut dyn Write) -> anyhow::Result<u64> {
     if format == Format::Csv {
         out.write_all(&[0xEF, 0xBB, 0xBF])?;
-        let header: Vec<String> = crate::synth::columns().iter().map(|c| c.zh().to_string()).collect();
+        let header: Vec<String> = columns().iter().map(|c| c.zh().to_string()).collect();
         crate::ingest::text::write_csv_row(&mut *out, &header)?;
     }
     let n = cat.export(q, f, view, |h| {
         match format {
             Format::Csv => {
                 let cells = match view {
-                    View::Public { .. } => crate::synth::cells(&public_record(&h.stored.record)),
-                    View::Operator => crate::synth::cells(&h.stored.record),
+                    View::Public { .. } => cells(&public_record(&h.stored.record)),
+                    View::Operator => cells(&h.stored.record),
                 };
                 crate::ingest::text::write_csv_row(&mut *out, &cells)?;
             }
@@ -458,6 +458,30 @@ pub fn regions_json(table: &RegionTable, parent: Option<&str>, level: Option<Lev
         .filter(|r| parent.is_none_or(|p| r.parent == p))
         .filter(|r| level.is_none_or(|l| r.level == l))
         .map(|r| serde_json::json!({"code": r.code, "name": r.name, "level": r.level.as_str(), "parent": r.parent}))
+        .collect()
+}
+
+/// The columns of a submission file the export writes (and the generators use):
+/// every field but `op`, by Chinese name.
+pub fn columns() -> Vec<huijiao_protocol::fields::Field> {
+    huijiao_protocol::fields::Field::ALL.into_iter().filter(|f| *f != huijiao_protocol::fields::Field::Op).collect()
+}
+
+/// One record as spreadsheet cells, aligned with [`columns`].
+pub fn cells(r: &Record) -> Vec<String> {
+    let v = serde_json::to_value(r).expect("records serialize");
+    columns()
+        .iter()
+        .map(|f| match &v[f.key()] {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(";"),
+            serde_json::Value::Number(n) => {
+                n.as_i64().map(|i| i.to_string()).unwrap_or_else(|| huijiao_protocol::validate::format_float(n.as_f64().unwrap_or(0.0)))
+            }
+            serde_json::Value::Bool(b) => if *b { "是" } else { "否" }.to_string(),
+            other => other.to_string(),
+        })
         .collect()
 }
 

@@ -4,7 +4,6 @@
 use crate::xlsx_writer::{self, Cell};
 use huijiao_protocol::fields::Field;
 use huijiao_protocol::record::{Kind, Record, Secret};
-use huijiao_protocol::validate::format_float;
 use huijiao_protocol::Date;
 
 /// SplitMix64: small, fast, and good enough for test data and fault injection.
@@ -145,26 +144,9 @@ impl Generator {
     }
 }
 
-/// The columns every generated table has: every field but `op`, by Chinese name.
-pub fn columns() -> Vec<Field> {
-    Field::ALL.into_iter().filter(|f| *f != Field::Op).collect()
-}
-
-/// One record as spreadsheet cells, aligned with [`columns`].
-pub fn cells(r: &Record) -> Vec<String> {
-    let v = serde_json::to_value(r).expect("records serialize");
-    columns()
-        .iter()
-        .map(|f| match &v[f.key()] {
-            serde_json::Value::Null => String::new(),
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(";"),
-            serde_json::Value::Number(n) => n.as_i64().map(|i| i.to_string()).unwrap_or_else(|| format_float(n.as_f64().unwrap_or(0.0))),
-            serde_json::Value::Bool(b) => if *b { "是" } else { "否" }.to_string(),
-            other => other.to_string(),
-        })
-        .collect()
-}
+// The columns of a submission file and a record's cells in them are the product's
+// (the export writes them); the generators use the same.
+pub use crate::publish::{cells, columns};
 
 /// A CSV table (header + rows) in UTF-8 with BOM, or GBK as Excel writes it.
 pub fn csv(rows: &[Vec<String>], gbk: bool) -> Vec<u8> {
