@@ -102,7 +102,7 @@ pub async fn run(
                     }
                     Ok(())
                 }).await;
-                if let Ok(Err(e)) | Err(e) = result {
+                if let Err(e) = result.map_err(anyhow::Error::from).and_then(|r| r) {
                     warn!("cannot note the children's state: {e:#}");
                 }
             }
@@ -247,7 +247,7 @@ struct Accept {
 
 async fn note_refusal(store: &Store, who: &str, r: &PeerRefusal) {
     let (who, code, message, now) = (who.to_string(), r.code.clone(), r.message.clone(), crate::clock::now_ms());
-    if let Ok(Err(e)) | Err(e) = store.call(move |w| w.note_refusal(&who, &code, &message, now)).await {
+    if let Err(e) = store.run(move |w| w.note_refusal(&who, &code, &message, now)).await {
         warn!("cannot note a refusal: {e:#}");
     }
 }
@@ -356,7 +356,7 @@ async fn session(
         },
     };
     let c = child.to_string();
-    let cursor = store.call(move |w| w.child_cursor(&c, "")).await??;
+    let cursor = store.run(move |w| w.child_cursor(&c, "")).await?;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
     let mut s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH | wire::FEATURE_NOTES);
     // Conflicts concerning the child's subtree go down to it when they change.
@@ -419,7 +419,7 @@ async fn session(
             }
             ParentAction::Resume { log_id, last_seq } => {
                 let (c, l) = (child.to_string(), log_id.clone());
-                let (cursor, check_seq, check) = store.call(move |w| w.child_resume_point(&c, &l)).await??;
+                let (cursor, check_seq, check) = store.run(move |w| w.child_resume_point(&c, &l)).await?;
                 let rewound = cursor > last_seq;
                 if rewound {
                     error!(
@@ -433,7 +433,7 @@ async fn session(
                     info!(child = %child, cursor, log = %log_id, "child connected");
                 }
                 let (c, l, now) = (child.to_string(), log_id.clone(), crate::clock::now_ms());
-                store.call(move |w| w.child_resumed(&c, &l, rewound, now)).await??;
+                store.run(move |w| w.child_resumed(&c, &l, rewound, now)).await?;
                 let m = s.resumed(&log_id, cursor, check_seq, check);
                 net::write_frame(&mut send, &m).await?;
             }

@@ -107,7 +107,7 @@ async fn note_stuck(store: &Store, r: &PeerRefusal) {
     };
     let (reg_no, reason, now) = (reg_no.to_string(), r.to_string(), crate::clock::now_ms());
     error!(seq, reg_no = %reg_no, "the parent refused this change; it is held aside and the changes behind it go on: {reason}");
-    if let Ok(Err(e)) | Err(e) = store.call(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await {
+    if let Err(e) = store.run(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await {
         warn!("cannot hold the refused change aside: {e:#}");
     }
 }
@@ -115,9 +115,9 @@ async fn note_stuck(store: &Store, r: &PeerRefusal) {
 async fn record(store: &Store, parent: &Parent, state: &str, acked: Option<u64>, error: Option<&str>, connected_at: Option<i64>) {
     let (p, s, e) = (parent.node_id.clone(), state.to_string(), error.map(str::to_string));
     let now = crate::clock::now_ms();
-    match store.call(move |w| w.set_uplink(&p, &s, acked, e.as_deref(), connected_at, now)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) | Err(e) => warn!("cannot record the uplink state: {e:#}"),
+    match store.run(move |w| w.set_uplink(&p, &s, acked, e.as_deref(), connected_at, now)).await {
+        Ok(()) => {}
+        Err(e) => warn!("cannot record the uplink state: {e:#}"),
     }
 }
 
@@ -238,7 +238,7 @@ async fn stream(
                     let reason = format!("body of {size} bytes is over the limit of {}", wire::MAX_CHANGE_BODY);
                     error!(seq = c.seq, reg_no = %c.reg_no, "a change too large to send is held aside: {reason}");
                     let (seq, reg_no, now) = (c.seq, c.reg_no.clone(), crate::clock::now_ms());
-                    store.call(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await??;
+                    store.run(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await?;
                     stuck.insert(c.seq);
                 }
             }
@@ -300,7 +300,7 @@ async fn stream(
                     }
                     Ok(ChildEvent::Notes(n)) => {
                         let now = crate::clock::now_ms();
-                        let new = store.call(move |w| w.note_conflicts(&n.conflicts, now)).await??;
+                        let new = store.run(move |w| w.note_conflicts(&n.conflicts, now)).await?;
                         for c in new {
                             warn!(
                                 reg_no = %c.reg_no,
@@ -361,7 +361,7 @@ async fn rotate(store: &Store, parent: &Parent, s: &mut ChildSession, parent_cur
         "this store was rewound (restored from an older copy, or made anew with the same certificate): the parent holds other or more changes of this log (up to {parent_cursor}) than the store (up to {last_seq}). Starting a new log and sending it all again; run `huijiao recover` to take back the records the parent holds that this store lost"
     );
     let now = crate::clock::now_ms();
-    let id = store.call(move |w| w.rotate_log(parent_cursor, last_seq, now)).await??;
+    let id = store.run(move |w| w.rotate_log(parent_cursor, last_seq, now)).await?;
     Ok(s.restart_log(&id, now))
 }
 

@@ -43,6 +43,17 @@ pub struct Store {
     _thread: std::sync::Arc<WriterThread>,
 }
 
+/// Why a job never ran or never answered: the store's writer thread is gone (the
+/// node is stopping, or a job panicked and the writer shut down). The job's own
+/// result is the inner one; [`Store::run`] gives one result for jobs that can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WriterGone {
+    #[error("the store writer has stopped")]
+    Stopped,
+    #[error("the store writer stopped during a job")]
+    DuringJob,
+}
+
 /// Joins the writer and checkpointer threads when the last handle goes.
 struct WriterThread {
     writer: Option<JoinHandle<()>>,
@@ -257,31 +268,37 @@ impl Store {
     }
 
     /// Runs `f` on the writer thread and waits for its result without blocking the runtime.
-    pub async fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> anyhow::Result<R> {
+    pub async fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> Result<R, WriterGone> {
         let (rtx, rrx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |w| {
             let _ = rtx.send(f(w));
         });
         // Waiting for room in the queue is async: a thousand children waiting for the
         // writer cost a thousand tasks, not a thousand threads.
-        self.tx.send(job).await.map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
-        rrx.await.map_err(|_| anyhow::anyhow!("the store writer stopped during a job"))
+        self.tx.send(job).await.map_err(|_| WriterGone::Stopped)?;
+        rrx.await.map_err(|_| WriterGone::DuringJob)
+    }
+
+    /// [`Store::call`] for a job that can fail: one result, the writer's absence or
+    /// the job's own error.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+        self.call(f).await?
     }
 
     /// Runs `f` on the writer thread from blocking code.
-    pub fn call_blocking<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> anyhow::Result<R> {
-        self.submit(f)?.recv().map_err(|_| anyhow::anyhow!("the store writer stopped during a job"))
+    pub fn call_blocking<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> Result<R, WriterGone> {
+        self.submit(f)?.recv().map_err(|_| WriterGone::DuringJob)
     }
 
     /// Queues `f` on the writer thread and returns at once; the result arrives on the
     /// returned channel. For a job that itself waits on the caller (a file ingest fed
     /// chunk by chunk).
-    pub fn submit<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> anyhow::Result<mpsc::Receiver<R>> {
+    pub fn submit<R: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> R + Send + 'static) -> Result<mpsc::Receiver<R>, WriterGone> {
         let (rtx, rrx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move |w| {
             let _ = rtx.send(f(w));
         });
-        self.tx.blocking_send(job).map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        self.tx.blocking_send(job).map_err(|_| WriterGone::Stopped)?;
         Ok(rrx)
     }
 
