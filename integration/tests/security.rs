@@ -48,7 +48,7 @@ async fn sibling_syncs(s: &Setup, serial: u32) {
 
 fn refused(m: Message) -> wire::PeerRefusal {
     match m {
-        Message::PeerRefusal(r) => r,
+        Message::Refused(r) => r,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }

@@ -333,7 +333,7 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
 async fn refuse(send: &mut quinn::SendStream, child: &str, r: PeerRefusal) -> anyhow::Result<()> {
     error!(child = %child, code = %r.code, "refusing child: {}", r.message);
     crate::metrics::refused(&r.code);
-    let _ = net::write_frame(send, &Message::PeerRefusal(r.clone())).await;
+    let _ = net::write_frame(send, &Message::Refused(r.clone())).await;
     let _ = send.finish();
     // Give the refusal a moment to reach the child before the connection closes.
     let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
@@ -480,7 +480,7 @@ async fn session(
                         let ack = s.applied(upto, out.applied, out.duplicates, out.conflicts);
                         net::write_frame(&mut send, &ack).await?;
                     }
-                    Err(ApplyError::PeerRefusal(r)) => return refuse(&mut send, child, r).await,
+                    Err(ApplyError::Refused(r)) => return refuse(&mut send, child, r).await,
                     Err(ApplyError::Store(e)) => return Err(e.context("cannot apply a batch")),
                 }
             }

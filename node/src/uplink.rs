@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 /// How a session ended.
 enum End {
     Shutdown,
-    PeerRefusal(PeerRefusal),
+    Refused(PeerRefusal),
 }
 
 /// Jitter for the backoff (xorshift; nothing here needs more).
@@ -65,7 +65,7 @@ pub async fn run(
                 record(&store, &parent, "stopped", acked, None, None).await;
                 return Ok(());
             }
-            Ok(End::PeerRefusal(r)) => {
+            Ok(End::Refused(r)) => {
                 error!(parent = %parent.node_id, code = %r.code, "the parent refused this node: {}", r.message);
                 note_stuck(&store, &r).await;
                 record(&store, &parent, "refused", acked, Some(&r.to_string()), None).await;
@@ -157,7 +157,7 @@ async fn session(
     let result = stream(cfg, store, &conn, parent, shutdown, progressed, acked, idle).await;
     match &result {
         Ok(End::Shutdown) => conn.close(net::CLOSE_DONE.into(), b"shutting down"),
-        Ok(End::PeerRefusal(_)) => conn.close(net::CLOSE_REFUSED.into(), b"refused"),
+        Ok(End::Refused(_)) => conn.close(net::CLOSE_REFUSED.into(), b"refused"),
         Err(_) => conn.close(net::CLOSE_ERROR.into(), b"error"),
     }
     result
@@ -314,10 +314,10 @@ async fn stream(
                         }
                     }
                     Ok(ChildEvent::Nothing) => {}
-                    Ok(ChildEvent::PeerRefusal(r)) => return Ok(End::PeerRefusal(r)),
+                    Ok(ChildEvent::Refused(r)) => return Ok(End::Refused(r)),
                     Err(r) => {
-                        let _ = net::write_frame(&mut send, &Message::PeerRefusal(r.clone())).await;
-                        return Ok(End::PeerRefusal(r));
+                        let _ = net::write_frame(&mut send, &Message::Refused(r.clone())).await;
+                        return Ok(End::Refused(r));
                     }
                 }
             }
@@ -371,16 +371,16 @@ async fn refusal_or(frx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Message
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, frx.recv()).await {
         match m {
-            Ok(Message::PeerRefusal(r)) => return Ok(End::PeerRefusal(r)),
+            Ok(Message::Refused(r)) => return Ok(End::Refused(r)),
             Ok(_) => continue,
             Err(read) => match net::refusal_of(&read) {
-                Some(r) => return Ok(End::PeerRefusal(r)),
+                Some(r) => return Ok(End::Refused(r)),
                 None => break,
             },
         }
     }
     match net::refusal_of(&e) {
-        Some(r) => Ok(End::PeerRefusal(r)),
+        Some(r) => Ok(End::Refused(r)),
         None => Err(e),
     }
 }

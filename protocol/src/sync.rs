@@ -24,7 +24,7 @@ pub enum ChildState {
     AwaitResumed,
     Streaming,
     /// The parent refused; the session is over.
-    PeerRefusal(PeerRefusal),
+    Refused(PeerRefusal),
 }
 
 /// What a message meant to the child.
@@ -43,7 +43,7 @@ pub enum ChildEvent {
     },
     /// Nothing new (a stale or duplicate message).
     Nothing,
-    PeerRefusal(PeerRefusal),
+    Refused(PeerRefusal),
     /// Send this message (version 2: `Resume` after `Welcome`).
     Reply(Message),
     /// The parent holds more of this log than the child has: the child's store was
@@ -159,7 +159,7 @@ impl ChildSession {
                         "version_mismatch",
                         format!("parent chose protocol version {}, this node speaks {MIN_VERSION}..={MAX_VERSION}", w.version),
                     );
-                    self.state = ChildState::PeerRefusal(r.clone());
+                    self.state = ChildState::Refused(r.clone());
                     return Err(r);
                 }
                 self.in_flight.clear();
@@ -197,9 +197,9 @@ impl ChildSession {
                 self.last_progress = now;
                 Ok(ChildEvent::Acked { cursor: a.cursor, ack: a })
             }
-            Message::PeerRefusal(r) => {
-                self.state = ChildState::PeerRefusal(r.clone());
-                Ok(ChildEvent::PeerRefusal(r))
+            Message::Refused(r) => {
+                self.state = ChildState::Refused(r.clone());
+                Ok(ChildEvent::Refused(r))
             }
             Message::Notes(n) => {
                 if self.agreed_features & FEATURE_NOTES == 0 {
@@ -445,7 +445,7 @@ impl ParentSession {
             Message::Welcome(_) | Message::Ack(_) | Message::Resumed(_) | Message::Records(_) | Message::Notes(_) => {
                 ParentAction::Close(PeerRefusal::new("unexpected_message", "a child sent a parent-side message"))
             }
-            Message::PeerRefusal(r) => ParentAction::Close(r),
+            Message::Refused(r) => ParentAction::Close(r),
         }
     }
 

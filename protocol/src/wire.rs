@@ -64,7 +64,7 @@ pub enum Message {
     Welcome(Welcome),
     Batch(Batch),
     Ack(Ack),
-    PeerRefusal(PeerRefusal),
+    Refused(PeerRefusal),
     /// Version 2, child → parent, right after `Welcome`.
     Resume(Resume),
     /// Version 2, parent → child: the answer to `Resume`.
@@ -479,7 +479,7 @@ mod tests {
                 .prop_map(|(after, upto, count, encoding, payload)| Message::Batch(Batch { after, upto, count, encoding, payload })),
             (any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>())
                 .prop_map(|(cursor, applied, duplicates, conflicts)| Message::Ack(Ack { cursor, applied, duplicates, conflicts })),
-            ("[a-z_]{0,12}", ".{0,20}").prop_map(|(code, message)| Message::PeerRefusal(PeerRefusal { code, message })),
+            ("[a-z_]{0,12}", ".{0,20}").prop_map(|(code, message)| Message::Refused(PeerRefusal { code, message })),
             ("[0-9a-f]{32}", any::<u64>()).prop_map(|(log_id, last_seq)| Message::Resume(Resume { log_id, last_seq })),
             (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(|(cursor, check_seq, check)| Message::Resumed(Resumed {
                 cursor,
@@ -536,7 +536,7 @@ mod tests {
         r.push(&((MAX_FRAME as u32) + 1).to_le_bytes());
         assert_eq!(r.next_message(), Err(DecodeError::TooLarge { len: MAX_FRAME + 1, max: MAX_FRAME }));
         // A huge claimed collection length inside a small frame does not allocate it.
-        let mut body = vec![4u8]; // variant PeerRefusal
+        let mut body = vec![4u8]; // variant Refused
         body.extend_from_slice(&[0xFD, 0xFF, 0xFF, 0xFF, 0x7F]); // a ~2 GiB string length
         assert!(matches!(decode_message(&body), Err(DecodeError::Malformed(_))));
     }

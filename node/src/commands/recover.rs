@@ -53,7 +53,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Recovered> {
         Message::Welcome(w) => {
             bail!("the parent speaks protocol version {}; `recover` needs version 2 (upgrade the parent first)", w.version)
         }
-        Message::PeerRefusal(r) => bail!("the parent refused: {r}"),
+        Message::Refused(r) => bail!("the parent refused: {r}"),
         other => bail!("unexpected answer from the parent: {other:?}"),
     }
     let mut writer = Writer::open(Some(&cfg.db_path()), &cfg.node_id)?;
@@ -64,7 +64,7 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Recovered> {
             .await?;
         let page = match next(net::read_frame(&mut recv).await.map_err(anyhow::Error::from))? {
             Message::Records(r) => r,
-            Message::PeerRefusal(r) => bail!("the parent refused: {r}"),
+            Message::Refused(r) => bail!("the parent refused: {r}"),
             other => bail!("unexpected answer from the parent: {other:?}"),
         };
         let changes = wire::decode_payload(page.encoding, page.payload)?;

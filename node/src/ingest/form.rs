@@ -306,7 +306,7 @@ impl<'s> Form<'s> {
         self.data_rows += 1;
         if self.data_rows > self.max_rows {
             self.done = true;
-            self.tx.send(Piece::PeerRefusal(super::too_many_rows(self.max_rows)));
+            self.tx.send(Piece::Refused(super::too_many_rows(self.max_rows)));
             return Flow::Stop;
         }
         let width = h.width;
@@ -347,7 +347,7 @@ impl<'s> Form<'s> {
         }
         if self.header.is_none() {
             let seen = self.first_row.take().unwrap_or_default();
-            self.tx.send(Piece::PeerRefusal(no_header(&seen, !self.skipped.is_empty() && self.skipped.len() > 1)));
+            self.tx.send(Piece::Refused(no_header(&seen, !self.skipped.is_empty() && self.skipped.len() > 1)));
             return;
         }
         if !self.chunk.is_empty() && !self.tx.rows(std::mem::take(&mut self.chunk)) {

@@ -220,7 +220,7 @@ pub(crate) enum Piece {
     Start(Header),
     Rows(Vec<SourceRow>),
     /// The file cannot be read as a whole (or reading was cancelled).
-    PeerRefusal(Refusal),
+    Refused(Refusal),
     /// The last piece: warnings known only at the end, and (JSON) the columns.
     End {
         warnings: Vec<Warning>,
@@ -335,7 +335,7 @@ pub fn read(file: &File, format: Format, encoding: Option<TextEncoding>, limits:
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_file(file, format, encoding, &limits, &cancel, &mut sender)));
         if result.is_err() {
-            sender.send(Piece::PeerRefusal(Refusal::new(
+            sender.send(Piece::Refused(Refusal::new(
                 "unreadable_file",
                 "读取文件时出现内部错误，文件未处理",
                 "an internal error stopped reading the file; nothing was stored",
@@ -349,7 +349,7 @@ fn read_file(file: File, format: Format, encoding: Option<TextEncoding>, limits:
     use std::io::{Seek, SeekFrom};
     let mut file = file;
     if let Err(e) = file.seek(SeekFrom::Start(0)) {
-        tx.send(Piece::PeerRefusal(read_failed(&e)));
+        tx.send(Piece::Refused(read_failed(&e)));
         return;
     }
     match format {
@@ -364,13 +364,13 @@ fn read_file(file: File, format: Format, encoding: Option<TextEncoding>, limits:
                     Ok(None) => break,
                     Err(e) => {
                         drop(form);
-                        tx.send(Piece::PeerRefusal(read_failed(&e)));
+                        tx.send(Piece::Refused(read_failed(&e)));
                         return;
                     }
                 };
                 if rec.row % 1024 == 0 && cancel.is_cancelled() {
                     drop(form);
-                    tx.send(Piece::PeerRefusal(cancelled()));
+                    tx.send(Piece::Refused(cancelled()));
                     return;
                 }
                 if form.push(csv_grid_row(rec)) != form::Flow::Continue {
@@ -398,7 +398,7 @@ fn read_file(file: File, format: Format, encoding: Option<TextEncoding>, limits:
                     tx.send(Piece::End { warnings, columns: Some(columns) });
                 }
                 Err(r) => {
-                    tx.send(Piece::PeerRefusal(r));
+                    tx.send(Piece::Refused(r));
                 }
             }
         }
@@ -413,7 +413,7 @@ fn read_file(file: File, format: Format, encoding: Option<TextEncoding>, limits:
                 Ok(later) => form.finish(&later),
                 Err(r) => {
                     drop(form);
-                    tx.send(Piece::PeerRefusal(r));
+                    tx.send(Piece::Refused(r));
                 }
             }
         }
@@ -660,7 +660,7 @@ pub fn validate(
                     refusal = missing_column_refusal(&missing, !present.contains(&Field::Op));
                 }
             }
-            Piece::PeerRefusal(r) => refusal = Some(r),
+            Piece::Refused(r) => refusal = Some(r),
             Piece::End { warnings, columns: c } => {
                 report.warnings.extend(warnings);
                 if let Some(c) = c {

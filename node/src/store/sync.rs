@@ -29,7 +29,7 @@ pub struct BatchOutcome {
 pub enum ApplyError {
     /// The child sent something it must not: the whole batch is refused.
     #[error("{0}")]
-    PeerRefusal(PeerRefusal),
+    Refused(PeerRefusal),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -226,7 +226,7 @@ impl Writer {
         checked: Vec<CheckedChange>,
         now: i64,
     ) -> Result<BatchOutcome, ApplyError> {
-        check_batch_range(child, after, upto, &checked).map_err(ApplyError::PeerRefusal)?;
+        check_batch_range(child, after, upto, &checked).map_err(ApplyError::Refused)?;
         let (changes, records): (Vec<_>, Vec<_>) = checked.into_iter().map(|c| (c.change, c.record)).unzip();
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
