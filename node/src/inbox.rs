@@ -444,7 +444,12 @@ fn note_event(
             }
             Hint::Closed => {
                 c.open_for_write = false;
-                c.closed_at = Some(Instant::now());
+                // Only a file named as a submission: Excel saves into a temporary file
+                // without an extension, closes it and renames it a moment later; that
+                // one must not be taken (and refused) before the rename.
+                if path.file_name().and_then(|n| n.to_str()).and_then(Format::from_name).is_some() {
+                    c.closed_at = Some(Instant::now());
+                }
             }
             Hint::MovedIn => {
                 c.open_for_write = false;

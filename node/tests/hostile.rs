@@ -293,6 +293,9 @@ fn a_file_closed_after_writing_is_read_without_the_settle_wait() {
     std::fs::write(node.inbox().join(".renamed.csv.part"), &renamed).unwrap();
     std::fs::rename(node.inbox().join(".renamed.csv.part"), node.inbox().join("renamed.csv")).unwrap();
     wait_for("the renamed file", Duration::from_secs(60), || node.reports().iter().any(|(_, r)| r["file"] == "renamed.csv"));
+    // Closed but not named as a submission (Excel's temporary file before its rename):
+    // it waits for the settle time like anything else.
+    std::fs::write(node.inbox().join("8A3F2C10"), &csv).unwrap();
     // Still open for writing: not read, whatever the events said before.
     let mut f = std::fs::File::create(node.inbox().join("open.csv")).unwrap();
     writeln!(f, "{HEADER}").unwrap();
@@ -304,6 +307,7 @@ fn a_file_closed_after_writing_is_read_without_the_settle_wait() {
     std::fs::write(node.inbox().join("marker.csv"), &marker).unwrap();
     wait_for("a later closed file", Duration::from_secs(60), || node.reports().iter().any(|(_, r)| r["file"] == "marker.csv"));
     assert!(node.reports().iter().all(|(_, r)| r["file"] != "open.csv"), "a file still open for writing was read");
+    assert!(node.inbox().join("8A3F2C10").exists(), "a closed file without a submission's name was taken at once");
     drop(f);
     node.stop();
 }
