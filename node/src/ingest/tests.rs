@@ -322,9 +322,12 @@ fn hostile_xls_is_refused_naming_why() {
 
 #[test]
 fn no_byte_flipped_in_an_xls_panics_or_hangs() {
-    let good = crate::xlsx_writer::workbook_xls(&[("登记表", &register(40))]);
+    // A workbook in regular sectors, and one small enough for the mini stream.
+    let big = crate::xlsx_writer::workbook_xls(&[("登记表", &register(40))]);
+    let small = crate::xlsx_writer::workbook_xls(&[("登记表", &register(1))]);
     let mut state = 0x2545_F491_4F6C_DD1Du64;
-    for _ in 0..3000 {
+    for round in 0..4000 {
+        let good = if round % 4 == 3 { &small } else { &big };
         let mut bytes = good.clone();
         for _ in 0..4 {
             // xorshift: reproducible positions and values.
@@ -338,5 +341,10 @@ fn no_byte_flipped_in_an_xls_panics_or_hangs() {
         // is fine: a verdict or a refusal.
         let r = check("a.xls", &bytes);
         assert_ne!(r.refused.map(|x| x.code).as_deref(), Some("unreadable_file"));
+    }
+    // Cut anywhere.
+    for cut in (0..small.len()).step_by(61).chain((0..big.len()).step_by(997)) {
+        let bytes = if cut < small.len() && cut % 2 == 0 { &small[..cut] } else { &big[..cut.min(big.len())] };
+        assert_ne!(check("a.xls", bytes).refused.map(|x| x.code).as_deref(), Some("unreadable_file"), "cut at {cut}");
     }
 }
