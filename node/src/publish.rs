@@ -467,20 +467,43 @@ pub fn columns() -> Vec<huijiao_protocol::fields::Field> {
     huijiao_protocol::fields::Field::ALL.into_iter().filter(|f| *f != huijiao_protocol::fields::Field::Op).collect()
 }
 
-/// One record as spreadsheet cells, aligned with [`columns`].
+/// One record as spreadsheet cells, aligned with [`columns`]: lists joined with `;`,
+/// yes/no as 是/否, numbers as the spec writes them, absent as empty. Read straight
+/// from the record's fields (an export writes ten million of these).
 pub fn cells(r: &Record) -> Vec<String> {
-    let v = serde_json::to_value(r).expect("records serialize");
+    use huijiao_protocol::fields::Field;
+    use huijiao_protocol::validate::format_float;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     columns()
-        .iter()
-        .map(|f| match &v[f.key()] {
-            serde_json::Value::Null => String::new(),
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(";"),
-            serde_json::Value::Number(n) => {
-                n.as_i64().map(|i| i.to_string()).unwrap_or_else(|| huijiao_protocol::validate::format_float(n.as_f64().unwrap_or(0.0)))
-            }
-            serde_json::Value::Bool(b) => if *b { "是" } else { "否" }.to_string(),
-            other => other.to_string(),
+        .into_iter()
+        .map(|f| match f {
+            Field::RegNo => r.reg_no.clone(),
+            Field::Op => String::new(),
+            Field::Title => r.title.clone(),
+            Field::Kind => r.kind.zh().to_string(),
+            Field::Region => r.region.clone(),
+            Field::RegDate => r.reg_date.to_string(),
+            Field::FirstUnit => r.first_unit.clone(),
+            Field::Units => r.units.join(";"),
+            Field::Persons => r.persons.join(";"),
+            Field::Keywords => r.keywords.join(";"),
+            Field::Discipline => r.discipline.clone(),
+            Field::Industry => opt(&r.industry),
+            Field::Stage => opt(&r.stage),
+            Field::Level => opt(&r.level),
+            Field::Trl => r.trl.map(|t| t.to_string()).unwrap_or_default(),
+            Field::TaskSource => r.task_source.clone(),
+            Field::PlanNo => opt(&r.plan_no),
+            Field::FiscalFunded => r.fiscal_funded.map(|b| if b { "是" } else { "否" }.to_string()).unwrap_or_default(),
+            Field::Ip => r.ip.join(";"),
+            Field::Transfer => opt(&r.transfer),
+            Field::Abstract => r.r#abstract.clone(),
+            Field::Funding => r.funding.map(format_float).unwrap_or_default(),
+            Field::Benefit => r.benefit.map(format_float).unwrap_or_default(),
+            Field::Contact => opt(&r.contact),
+            Field::Phone => opt(&r.phone),
+            Field::Secret => r.secret.zh().to_string(),
+            Field::EmbargoUntil => r.embargo_until.map(|d| d.to_string()).unwrap_or_default(),
         })
         .collect()
 }
@@ -562,5 +585,37 @@ mod tests {
         assert_eq!(p(&[("by", "region"), ("region", "42")], Endpoint::Stats).unwrap().by, Some(GroupBy::Prefecture));
         assert_eq!(p(&[("by", "region")], Endpoint::Stats).unwrap().by, Some(GroupBy::Province));
         assert_eq!(p(&[], Endpoint::Export).unwrap().format, Some(Format::Csv));
+    }
+
+    /// The direct cells equal what the record's JSON says (the first implementation).
+    #[test]
+    fn cells_are_the_records_json() {
+        let mut g = crate::synth::Generator::new(11);
+        let today = huijiao_protocol::Date::new(2026, 11, 26).unwrap();
+        for i in 0..500 {
+            let mut r = g.record("420102", i, today);
+            if i % 3 == 0 {
+                r.funding = Some(1036.5);
+                r.benefit = Some(-12.0);
+                r.fiscal_funded = Some(i % 2 == 0);
+                r.trl = None;
+            }
+            let v = serde_json::to_value(&r).unwrap();
+            let from_json: Vec<String> = columns()
+                .iter()
+                .map(|f| match &v[f.key()] {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(";"),
+                    Value::Number(n) => n
+                        .as_i64()
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| huijiao_protocol::validate::format_float(n.as_f64().unwrap_or(0.0))),
+                    Value::Bool(b) => if *b { "是" } else { "否" }.to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
+            assert_eq!(cells(&r), from_json, "record {i}");
+        }
     }
 }
