@@ -109,6 +109,12 @@ async fn hostile_and_misconfigured_peers_are_refused() {
     };
     assert!(err.contains("certificate expired"), "expired certificate: {err}");
 
+    // A child that starts its Hello and never finishes it: refused when the parent
+    // session's own timer fires (the slot is not held).
+    let mut c = raw(&s, "420103").await.unwrap();
+    c.send_raw(&[0, 0]).await.unwrap();
+    assert_eq!(refused(c.recv().await.unwrap()).code, "no_hello");
+
     // Another protocol version.
     let mut c = raw(&s, "420103").await.unwrap();
     c.send(&RawClient::hello("420103", 99, 99)).await.unwrap();

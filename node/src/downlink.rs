@@ -5,7 +5,8 @@
 //! deadline and a bounded number run at once; identity, jurisdiction (immediate
 //! children only, unless listed) and the allow-list are checked from the certificate
 //! right after it, before the connection takes one of `listen.max_children` slots.
-//! Then the first frame (`Hello`) must come within [`HELLO_DEADLINE`], every frame's
+//! Then the first frame (`Hello`) must come within [`HELLO_DEADLINE`] (the session's
+//! timer: a silent peer is refused `no_hello`), every frame's
 //! body within [`FRAME_DEADLINE`] of its length, and frame bytes count against the
 //! shared [`FRAME_BUDGET`] only as they arrive. One session per child: a new one
 //! replaces the old. Every refusal is noted by the identity the peer showed, for
@@ -43,8 +44,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// Handshakes under way at once; more connection attempts are refused outright.
 const MAX_HANDSHAKES: usize = 256;
-/// After the handshake, the child's `Hello` must arrive within this.
-pub const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+/// After the handshake, the child must open its sync stream within this; its `Hello`
+/// is then due by the session's own timer (`sync::HELLO_DEADLINE_MS`, the same span).
+pub const HELLO_DEADLINE: Duration = Duration::from_millis(huijiao_protocol::sync::HELLO_DEADLINE_MS as u64);
 /// Once a frame's length has arrived, its body must arrive within this.
 pub const FRAME_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -358,7 +360,8 @@ async fn session(
     let c = child.to_string();
     let cursor = store.run(move |w| w.child_cursor(&c, "")).await?;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
-    let mut s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH | wire::FEATURE_NOTES);
+    let mut s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH | wire::FEATURE_NOTES)
+        .opened_at(crate::clock::now_ms());
     // Conflicts concerning the child's subtree go down to it when they change.
     let mut notes_tick = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
     let mut notes_sent: Option<Vec<wire::ConflictNote>> = None;
@@ -369,10 +372,8 @@ async fn session(
     let budget = budget.clone();
     let reader_child = child.to_string();
     let reader = tokio::spawn(async move {
-        let mut first = true;
         loop {
-            let r = read_decoded(&mut recv, &budget, &reader_child, first).await;
-            first = false;
+            let r = read_decoded(&mut recv, &budget, &reader_child).await;
             let stop = !matches!(r, Ok(Some(_)));
             let item = match r {
                 Ok(Some(d)) => Ok(d),
@@ -386,8 +387,18 @@ async fn session(
     });
     let _guard = net::AbortOnDrop(reader);
     loop {
+        // The session's own timer (the Hello deadline), as a point on tokio's clock.
+        let due = s
+            .poll_timeout()
+            .map(|at| tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(crate::clock::now_ms()).max(0) as u64));
         let decoded = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                if let Some(r) = s.handle_timeout(crate::clock::now_ms()) {
+                    return refuse(&mut send, child, r).await;
+                }
+                continue;
+            }
             _ = notes_tick.tick(), if s.features() & wire::FEATURE_NOTES != 0 => {
                 let (reader, me, c) = (store.reader()?, cfg.node_id.clone(), child.to_string());
                 let notes = tokio::task::spawn_blocking(move || reader.notes_for(&me, &c)).await??;
@@ -519,18 +530,11 @@ struct Decoded {
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-/// Reads and decodes the next frame. The first (`Hello`) must arrive within
-/// [`HELLO_DEADLINE`]; a frame's body within [`FRAME_DEADLINE`] of its length; the
-/// body's bytes count against the shared budget only as they arrive.
-async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str, first: bool) -> Result<Option<Decoded>, ReadError> {
-    let len = if first {
-        match tokio::time::timeout(HELLO_DEADLINE, net::read_frame_len(recv)).await {
-            Ok(r) => r.map_err(frame_error)?,
-            Err(_) => return Err(ReadError::Deadline(format!("no Hello within {HELLO_DEADLINE:?}"))),
-        }
-    } else {
-        net::read_frame_len(recv).await.map_err(frame_error)?
-    };
+/// Reads and decodes the next frame: its body within [`FRAME_DEADLINE`] of its length;
+/// the body's bytes count against the shared budget only as they arrive. (The Hello's
+/// deadline is the session's own timer.)
+async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str) -> Result<Option<Decoded>, ReadError> {
+    let len = net::read_frame_len(recv).await.map_err(frame_error)?;
     let Some(len) = len else { return Ok(None) };
     let reading = net::read_frame_body_reserving(recv, len, |n| budget.bytes.acquire_many(n.div_ceil(1024).max(1) as u32));
     let (body, permits) = match tokio::time::timeout(FRAME_DEADLINE, reading).await {

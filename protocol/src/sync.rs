@@ -343,7 +343,13 @@ pub struct ParentSession {
     version: u16,
     /// Version 2: the log named by `Resume` (batches before it are refused).
     log_id: Option<String>,
+    /// When the connection was accepted: the Hello is due [`HELLO_DEADLINE_MS`] later.
+    opened_at: i64,
 }
+
+/// How long a child has, after its connection is accepted, to say Hello: a peer that
+/// opens a connection and says nothing must not hold a parent's slot.
+pub const HELLO_DEADLINE_MS: i64 = 5_000;
 
 impl ParentSession {
     /// `cursor` is the durable cursor for this child's version-1 log (version 2
@@ -357,6 +363,28 @@ impl ParentSession {
             welcomed: false,
             version: 0,
             log_id: None,
+            opened_at: 0,
+        }
+    }
+
+    /// Starts the Hello deadline at `now` (the time the connection was accepted).
+    pub fn opened_at(mut self, now: i64) -> ParentSession {
+        self.opened_at = now;
+        self
+    }
+
+    /// When the session's timer fires, if armed: until the Hello, at the deadline.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        (!self.welcomed).then_some(self.opened_at + HELLO_DEADLINE_MS)
+    }
+
+    /// Lets time pass: past the Hello deadline, the refusal to send before closing.
+    pub fn handle_timeout(&mut self, now: i64) -> Option<PeerRefusal> {
+        match self.poll_timeout() {
+            Some(at) if now >= at => {
+                Some(PeerRefusal::new("no_hello", format!("no Hello within {} s of connecting", HELLO_DEADLINE_MS / 1000)))
+            }
+            _ => None,
         }
     }
 

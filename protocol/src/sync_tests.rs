@@ -453,3 +453,15 @@ fn a_batch_holds_only_its_own_range_from_its_own_child() {
     assert_eq!(check_batch_range(CHILD, 0, 3, &checked).unwrap_err().code, "bad_batch", "seq 4 is after it");
     assert_eq!(check_batch_range("420106", 0, 4, &checked).unwrap_err().code, "bad_batch", "another child's changes");
 }
+
+#[test]
+fn the_parent_times_out_a_child_that_never_says_hello() {
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0).opened_at(1_000);
+    assert_eq!(p.poll_timeout(), Some(1_000 + HELLO_DEADLINE_MS));
+    assert_eq!(p.handle_timeout(1_000 + HELLO_DEADLINE_MS - 1), None);
+    assert_eq!(p.handle_timeout(1_000 + HELLO_DEADLINE_MS).unwrap().code, "no_hello");
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0).opened_at(1_000);
+    assert!(matches!(p.handle(hello(1, 2, CHILD)), ParentAction::Send(_)));
+    assert_eq!(p.poll_timeout(), None, "a Hello disarms the timer");
+    assert_eq!(p.handle_timeout(i64::MAX), None);
+}
