@@ -233,28 +233,7 @@ pub async fn ingest(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     progress("generating", u64::from(files), u64::from(files));
     let mean_body = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / bodies.len().max(1);
 
-    // The baseline: one table, the same bodies, WAL + synchronous=FULL, one
-    // transaction per file's worth of rows.
-    let base_db = root.join("baseline.db");
-    let t = Instant::now();
-    {
-        let conn = rusqlite::Connection::open(&base_db)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, reg_no TEXT NOT NULL, body TEXT NOT NULL)")?;
-        let mut conn = conn;
-        for chunk in bodies.chunks(per as usize) {
-            let tx = conn.transaction()?;
-            {
-                let mut st = tx.prepare_cached("INSERT INTO t (reg_no, body) VALUES (?1, ?2)")?;
-                for (r, b) in chunk {
-                    st.execute([r, b])?;
-                }
-            }
-            tx.commit()?;
-        }
-    }
-    let baseline = f64::from(n) / t.elapsed().as_secs_f64();
+    let baseline = raw_insert_rate(&root.join("baseline.db"), &bodies, per as usize)?;
     drop(bodies);
 
     let mut rows = Vec::new();
@@ -299,6 +278,28 @@ pub async fn ingest(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
         );
     }
     Ok(rows)
+}
+
+/// The raw baseline of `ingest` and `bighop`: the same (reg_no, body) pairs inserted
+/// into one table, WAL with `synchronous=FULL`, `per_txn` rows per transaction;
+/// rows per second.
+fn raw_insert_rate(db: &Path, bodies: &[(String, String)], per_txn: usize) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let mut conn = rusqlite::Connection::open(db)?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, reg_no TEXT NOT NULL, body TEXT NOT NULL)")?;
+    for chunk in bodies.chunks(per_txn.max(1)) {
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("INSERT INTO t (reg_no, body) VALUES (?1, ?2)")?;
+            for (r, b) in chunk {
+                st.execute([r, b])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(bodies.len() as f64 / t.elapsed().as_secs_f64())
 }
 
 /// Reads every change of a store in the sync's batch shape and encodes the frames a
@@ -540,24 +541,10 @@ pub async fn bighop(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     let rows: Vec<Vec<String>> = recs.iter().map(synth::cells).collect();
     std::fs::write(stage.join("big.csv"), synth::csv(&rows, false))?;
     std::fs::write(stage.join("big.jsonl"), synth::jsonl(&recs))?;
-    let base_db = root.join("bighop-baseline.db");
-    let t = Instant::now();
-    {
-        let mut conn = rusqlite::Connection::open(&base_db)?;
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, reg_no TEXT NOT NULL, body TEXT NOT NULL)")?;
-        let tx = conn.transaction()?;
-        {
-            let mut st = tx.prepare_cached("INSERT INTO t (reg_no, body) VALUES (?1, ?2)")?;
-            for r in &recs {
-                st.execute(rusqlite::params![r.reg_no, r.canonical_json()])?;
-            }
-        }
-        tx.commit()?;
-    }
-    let baseline = f64::from(n) / t.elapsed().as_secs_f64();
+    let bodies: Vec<(String, String)> = recs.iter().map(|r| (r.reg_no.clone(), r.canonical_string())).collect();
     drop(recs);
+    let baseline = raw_insert_rate(&root.join("bighop-baseline.db"), &bodies, bodies.len())?;
+    drop(bodies);
     let mut out = Vec::new();
     for ext in ["csv", "jsonl"] {
         let mut f = Federation::new()?;

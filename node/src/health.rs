@@ -12,6 +12,18 @@ use huijiao_protocol::wire::NodeHealth;
 pub const LIVE_WITHIN_MS: i64 = 60_000;
 
 /// This node as it sees itself.
+/// Files in the inboxes that the node will read (ignored names left out).
+pub fn files_waiting(cfg: &Config) -> usize {
+    cfg.inboxes
+        .iter()
+        .map(|i| {
+            std::fs::read_dir(&i.path)
+                .map(|d| d.flatten().filter(|e| !crate::ingest::is_ignored_name(&e.file_name().to_string_lossy())).count())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 pub fn own(cfg: &Config, reader: &Reader) -> anyhow::Result<NodeHealth> {
     let s = reader.status()?;
     let uplink = reader.uplink()?;
@@ -19,15 +31,7 @@ pub fn own(cfg: &Config, reader: &Reader) -> anyhow::Result<NodeHealth> {
         Some(u) => ((s.last_seq - u.acked).max(0) as u64, reader.accepted_at_after(u.acked)?, u.state.clone(), u.last_error.clone()),
         None => (0, None, String::new(), None),
     };
-    let waiting: usize = cfg
-        .inboxes
-        .iter()
-        .map(|i| {
-            std::fs::read_dir(&i.path)
-                .map(|d| d.flatten().filter(|e| !crate::ingest::is_ignored_name(&e.file_name().to_string_lossy())).count())
-                .unwrap_or(0)
-        })
-        .sum();
+    let waiting = files_waiting(cfg);
     Ok(NodeHealth {
         node: cfg.node_id.clone(),
         parent: cfg.parent.as_ref().map(|p| p.node_id.clone()).unwrap_or_default(),

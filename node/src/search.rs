@@ -97,7 +97,8 @@ fn needles(q: &str) -> Vec<Vec<char>> {
         .collect()
 }
 
-fn escape_html(s: &str, out: &mut String) {
+/// HTML-escapes `s` onto `out` (element content and quoted attributes).
+pub(crate) fn escape_html(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),

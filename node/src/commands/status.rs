@@ -56,15 +56,7 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn gather(cfg: &Config) -> anyhow::Result<Snapshot> {
         let reader = Reader::open(&cfg.db_path())?;
-        let waiting: usize = cfg
-            .inboxes
-            .iter()
-            .map(|i| {
-                std::fs::read_dir(&i.path)
-                    .map(|d| d.flatten().filter(|e| !crate::ingest::is_ignored_name(&e.file_name().to_string_lossy())).count())
-                    .unwrap_or(0)
-            })
-            .sum();
+        let waiting = crate::health::files_waiting(cfg);
         let (log_id, _) = reader.log()?;
         Ok(Snapshot {
             store: reader.status()?,

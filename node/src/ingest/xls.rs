@@ -43,12 +43,19 @@ fn f64_at(d: &[u8], i: usize) -> R<f64> {
     Ok(f64::from_le_bytes(b.try_into().expect("eight bytes")))
 }
 
+/// A sector read as little-endian `u32`s (a sector table's entries).
+fn u32s(sector: &[u8]) -> Vec<u32> {
+    sector.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
 const END_OF_CHAIN: u32 = 0xFFFF_FFFE;
 const FREE: u32 = 0xFFFF_FFFF;
 
 /// A compound file: its sector size and sector table.
 struct Cfb<'f> {
     file: &'f File,
+    /// The 512-byte header (where the directory and the mini stream's table start).
+    header: [u8; 512],
     len: u64,
     shift: u32,
     fat: Vec<u32>,
@@ -70,7 +77,7 @@ impl<'f> Cfb<'f> {
         if u32_at(&h, 0x38)? != 4096 {
             return Err(unreadable("bad mini stream cutoff"));
         }
-        let mut cfb = Cfb { file, len, shift, fat: Vec::new(), mini_cutoff: 4096 };
+        let mut cfb = Cfb { file, header: h, len, shift, fat: Vec::new(), mini_cutoff: 4096 };
         let sectors = cfb.sectors();
         // The sectors holding the sector table: 109 listed in the header, the rest in
         // a chain of DIFAT sectors.
@@ -87,14 +94,15 @@ impl<'f> Cfb<'f> {
                 return Err(unreadable("the sector table's list loops"));
             }
             cfb.read_sector(next, &mut buf)?;
-            fat_sectors.extend((0..per - 1).map(|i| u32_at(&buf, 4 * i)).collect::<R<Vec<_>>>()?);
-            next = u32_at(&buf, 4 * (per - 1))?;
+            let entries = u32s(&buf);
+            fat_sectors.extend(&entries[..per - 1]);
+            next = entries[per - 1];
             left -= 1;
         }
         let mut fat = Vec::with_capacity(fat_count as usize * per);
         for &s in fat_sectors.iter().take(fat_count as usize) {
             cfb.read_sector(s, &mut buf)?;
-            fat.extend((0..per).map(|i| u32_at(&buf, 4 * i)).collect::<R<Vec<_>>>()?);
+            fat.extend(u32s(&buf));
         }
         cfb.fat = fat;
         Ok(cfb)
@@ -171,19 +179,19 @@ struct Stream<'f> {
 }
 
 impl<'f> Stream<'f> {
-    fn open(cfb: &'f Cfb<'f>, h: &[u8; 512], root: (u32, u64), start: u32, size: u64) -> R<Stream<'f>> {
+    fn open(cfb: &'f Cfb<'f>, root: (u32, u64), start: u32, size: u64) -> R<Stream<'f>> {
         if size > cfb.len {
             return Err(unreadable("the workbook stream is larger than the file"));
         }
         let ss = cfb.size();
         if size < cfb.mini_cutoff {
             // In the mini stream: 64-byte sectors inside the root's stream.
-            let mini_fat_chain = cfb.chain(u32_at(h, 0x3C)?, cfb.sectors())?;
+            let mini_fat_chain = cfb.chain(u32_at(&cfb.header, 0x3C)?, cfb.sectors())?;
             let mut buf = vec![0u8; ss as usize];
             let mut mini_fat = Vec::new();
             for s in mini_fat_chain {
                 cfb.read_sector(s, &mut buf)?;
-                mini_fat.extend((0..ss as usize / 4).map(|i| u32_at(&buf, 4 * i)).collect::<R<Vec<_>>>()?);
+                mini_fat.extend(u32s(&buf));
             }
             let container = cfb.chain(root.0, root.1.div_ceil(ss) + 1)?;
             let mut small = Vec::with_capacity(size as usize);
@@ -674,9 +682,7 @@ fn sheet(biff: &mut Biff<'_>, g: &Globals, strings: &Strings, limits: &Limits, c
 
 pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form<'_>) -> Result<Vec<String>, Refusal> {
     let cfb = Cfb::open(&file)?;
-    let mut h = [0u8; 512];
-    file.read_exact_at(&mut h, 0).map_err(|e| super::read_failed(&e))?;
-    let entries = cfb.directory(u32_at(&h, 0x30)?)?;
+    let entries = cfb.directory(u32_at(&cfb.header, 0x30)?)?;
     let root = entries.iter().find(|e| e.1 == 5).map(|e| (e.2, e.3)).ok_or_else(|| unreadable("the compound file has no root"))?;
     // `Workbook` in Excel 97 and later; `Book` in Excel 5.0/95 — and in BIFF8 files
     // some tools write: the BOF record's version decides.
@@ -684,7 +690,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
     let Some(book) = named("Workbook").or_else(|| named("Book")) else {
         return Err(unreadable("the compound file holds no workbook"));
     };
-    let stream = Stream::open(&cfb, &h, root, book.2, book.3)?;
+    let stream = Stream::open(&cfb, root, book.2, book.3)?;
     let mut biff = Biff { stream, kind: 0, at: 0, data: Vec::new(), peeked: false };
     let mut strings = Strings::new(limits);
     let g = globals(&mut biff, limits, cancel, &mut strings)?;

@@ -429,13 +429,11 @@ async fn stats(
         let p = page_params(pairs)?;
         let tables = stat_groups(&api, &p).await?;
         let mut body = form(&p, &api.table, "/stats", false);
-        let shown: Vec<(&str, &str)> = p.api.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let _ = write!(
             body,
             "<p class=\"summary\">公开成果统计 <a class=\"download\" href=\"{}\" download>下载 CSV</a></p>",
             esc(&url("/stats.csv", &page_pairs(&p)))
         );
-        let _ = shown;
         for (by, heading, groups) in &tables {
             let max = groups.iter().map(|g| g.count).max().unwrap_or(0).max(1);
             let total: u64 = groups.iter().map(|g| g.count).sum();
