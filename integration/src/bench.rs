@@ -4,7 +4,7 @@
 
 use crate::{Federation, RawClient};
 use huijiao::store::{FileMeta, IngestMsg, Writer};
-use huijiao::synth::{self, Generator};
+use huijiao_kit::synth::{self, Generator};
 use huijiao_protocol::report::Report;
 use huijiao_protocol::wire::{self, Message};
 use huijiao_protocol::Record;
@@ -591,10 +591,10 @@ pub async fn bighop(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
 
 /// `fanin`: many children connected at once to one parent process, each sending a
 /// batch; time until all are acknowledged, and the parent's memory.
-pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
+pub async fn fanin(size: Size) -> anyhow::Result<Vec<Row>> {
     let children: usize = std::env::var("HUIJIAO_FANIN_CHILDREN").ok().and_then(|v| v.parse().ok()).unwrap_or(size.pick(3000, 20));
     let per: u32 = size.pick(100, 10);
-    let mut f = Federation::with_processes(&exe.display().to_string())?;
+    let mut f = Federation::with_processes()?;
     let regions = huijiao_protocol::RegionTable::embedded();
     let mut ids: Vec<&str> = [
         huijiao_protocol::regions::Level::County,
@@ -716,9 +716,9 @@ pub async fn fanin(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
 }
 
 /// `idle`: a county node with an inbox and a live parent link, doing nothing.
-pub async fn idle(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
+pub async fn idle(size: Size) -> anyhow::Result<Vec<Row>> {
     let secs: u64 = size.pick(60, 3);
-    let mut f = Federation::with_processes(&exe.display().to_string())?;
+    let mut f = Federation::with_processes()?;
     f.extra_toml = String::new();
     f.add("420100", None)?;
     f.add("420102", Some("420100"))?;
@@ -749,8 +749,8 @@ pub async fn idle(size: Size, exe: &Path) -> anyhow::Result<Vec<Row>> {
 
 /// One file dropped into a fresh national node (a process): seconds until it left
 /// the inbox, the daemon's peak RSS, and the verdict.
-async fn drop_one(exe: &Path, file: &Path) -> anyhow::Result<(f64, f64, String)> {
-    let mut f = Federation::with_processes(&exe.display().to_string())?;
+async fn drop_one(file: &Path) -> anyhow::Result<(f64, f64, String)> {
+    let mut f = Federation::with_processes()?;
     f.add("000000", None)?;
     f.start("000000").await?;
     let node = f.node("000000");
@@ -785,8 +785,8 @@ async fn drop_one(exe: &Path, file: &Path) -> anyhow::Result<(f64, f64, String)>
 
 /// `hostile`: each hostile file of the intake issue dropped into a fresh daemon
 /// (peak RSS from /proc), against a valid file of about the same size.
-pub async fn hostile(size: Size, root: &Path, exe: &Path) -> anyhow::Result<Vec<Row>> {
-    use huijiao::hostile::Kind;
+pub async fn hostile(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
+    use huijiao_kit::hostile::Kind;
     let stage = root.join("hostile-stage");
     std::fs::create_dir_all(&stage)?;
     // Valid files to compare with: a CSV as large as the largest hostile CSV, and a
@@ -808,7 +808,7 @@ pub async fn hostile(size: Size, root: &Path, exe: &Path) -> anyhow::Result<Vec<
     let mut rows = Vec::new();
     let mut base = std::collections::HashMap::new();
     for (key, file) in [("csv", &valid_csv), ("xlsx", &valid_xlsx)] {
-        let (secs, peak, verdict) = drop_one(exe, file).await?;
+        let (secs, peak, verdict) = drop_one(file).await?;
         let mb = std::fs::metadata(file)?.len() as f64 / 1048576.0;
         base.insert(key, (secs, mb));
         rows.push(
@@ -823,7 +823,7 @@ pub async fn hostile(size: Size, root: &Path, exe: &Path) -> anyhow::Result<Vec<
         };
         let path = kind.write(&stage, scale)?;
         let mb = std::fs::metadata(&path)?.len() as f64 / 1048576.0;
-        let (secs, peak, verdict) = drop_one(exe, &path).await?;
+        let (secs, peak, verdict) = drop_one(&path).await?;
         let _ = std::fs::remove_file(&path);
         // Time against a valid file of the same type, scaled to the same size.
         let (bsecs, bmb) = if kind.file_name().ends_with(".xlsx") { base["xlsx"] } else { base["csv"] };

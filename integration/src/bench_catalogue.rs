@@ -39,8 +39,8 @@ async fn slowdown(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     std::fs::create_dir_all(&stage)?;
     for f in 0..files {
         let recs = records("420102", f * (n / files), n / files, 500 + u64::from(f));
-        let rows: Vec<Vec<String>> = recs.iter().map(huijiao::synth::cells).collect();
-        std::fs::write(stage.join(format!("batch-{f}.csv")), huijiao::synth::csv(&rows, false))?;
+        let rows: Vec<Vec<String>> = recs.iter().map(huijiao_kit::synth::cells).collect();
+        std::fs::write(stage.join(format!("batch-{f}.csv")), huijiao_kit::synth::csv(&rows, false))?;
     }
     let backlog = root.join("catalogue-backlog.db");
     preload(&backlog, "420102", &records("420102", 0, n, 77))?;
@@ -222,7 +222,7 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     } else {
         let t = Instant::now();
         let chunk = 100_000u64;
-        let mut g = huijiao::synth::Generator::new(2026);
+        let mut g = huijiao_kit::synth::Generator::new(2026);
         let mut done = 0u64;
         while done < n {
             let m = chunk.min(n - done);

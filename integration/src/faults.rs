@@ -2,7 +2,7 @@
 //! reorders datagrams, and can black-hole the link (a partition). Every decision comes
 //! from a seeded generator, so a failing run can be replayed with the same seed.
 
-use huijiao::synth::Rng;
+use huijiao_kit::synth::Rng;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -5,14 +5,15 @@
 //! Layout:
 //! - [`Federation`]: nodes, each with its own folder, config file, store and QUIC
 //!   endpoint, run either in this process (`huijiao::daemon::start`) or as real
-//!   processes of the `huijiao-node` binary (the same CLI) that can be SIGKILLed.
+//!   processes of the `huijiao` binary ([`huijiao_bin`]) that can be SIGKILLed. Folders,
+//!   configs and processes are laid out by `huijiao_kit::fleet`, as the demo's are.
 //! - [`faults::Proxy`]: a UDP proxy that drops, delays, duplicates and reorders
 //!   datagrams and partitions a link, driven by a seed.
 //! - [`workload::Workload`]: seeded submissions (new records, updates, withdrawals).
 //! - [`RawClient`]: speaks the wire protocol directly, to send what a well-behaved
 //!   node never would.
-//! - The audit itself (lost, stale, duplicated) is `huijiao::audit`, shared with the
-//!   demo; [`Federation::audit`] runs it.
+//! - The audit itself (lost, stale, duplicated) is `huijiao_kit::audit`, shared with the
+//!   demo; [`Federation::audit`] runs it on the nodes' stores.
 
 pub mod bench;
 pub mod bench_catalogue;
@@ -25,12 +26,67 @@ use anyhow::Context;
 use huijiao::config::Config;
 use huijiao::daemon::Running;
 use huijiao::store::{Filter, Reader, StoredRecord};
+use huijiao_kit::audit::{Audit, Holdings};
+use huijiao_kit::fleet::{self, NodeConfig, NodeDir};
 use huijiao_protocol::wire::{self, Message};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// The real `huijiao` binary, for tests and tools that run nodes as processes: the
+/// one `cargo test --workspace` (or `cargo build`) built beside this program, in
+/// `target/<profile>/`. `HUIJIAO_BIN` names another. When it is missing, or older
+/// than a source file of the daemon (this package alone was built), it is built first
+/// with `cargo build -p huijiao` for the same profile, so a test never runs a stale node.
+pub fn huijiao_bin() -> anyhow::Result<PathBuf> {
+    static BIN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| find_or_build_bin().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
+}
+
+fn find_or_build_bin() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("HUIJIAO_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    // target/<profile>/deps/test-HASH or target/<profile>/bench
+    let mut dir = exe.parent().context("this program has no folder")?.to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("huijiao");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("no workspace")?.to_path_buf();
+    let newest_source = ["node/src", "node/Cargo.toml", "protocol/src", "integration/kit/src", "Cargo.lock"]
+        .iter()
+        .filter_map(|p| newest_mtime(&workspace.join(p)))
+        .max();
+    let fresh = matches!((built, newest_source), (Some(b), Some(s)) if b >= s) || (built.is_some() && newest_source.is_none());
+    if !fresh {
+        let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();
+        let target = dir.parent().context("no target folder")?;
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        eprintln!("building the huijiao binary ({profile}) for this run: it is missing or older than its sources");
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "huijiao", "--bin", "huijiao"]).current_dir(&workspace).env("CARGO_TARGET_DIR", target);
+        if profile != "debug" {
+            cmd.args(["--profile", if profile == "release" { "release" } else { &profile }]);
+        }
+        let status = cmd.status().context("cannot run cargo")?;
+        anyhow::ensure!(status.success() && bin.exists(), "cargo build -p huijiao failed ({status}); build it by hand or set HUIJIAO_BIN");
+    }
+    Ok(bin)
+}
+
+/// The newest modification time of a file or of any file under a folder.
+fn newest_mtime(path: &Path) -> Option<std::time::SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path).ok()?.flatten().filter_map(|e| newest_mtime(&e.path())).max()
+}
 
 /// Waits until `cond` holds, polling; fails after `limit` with `what`.
 pub async fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
@@ -63,12 +119,23 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    /// The node's folder as the kit lays it out.
+    pub fn files(&self) -> NodeDir {
+        NodeDir(self.dir.clone())
+    }
+
     pub fn inbox(&self) -> PathBuf {
-        self.dir.join("inbox")
+        self.files().inbox()
     }
 
     pub fn db(&self) -> PathBuf {
-        self.dir.join("data").join(huijiao::store::DB_FILE)
+        self.files().db()
+    }
+
+    /// What the node holds, for an audit.
+    pub fn holdings(&self) -> anyhow::Result<Holdings> {
+        let r = self.reader()?;
+        Ok(Holdings { records: r.record_states()?, duplicated: r.duplicate_changes()? })
     }
 
     pub fn reader(&self) -> anyhow::Result<Reader> {
@@ -95,10 +162,7 @@ impl TestNode {
 
     /// Drops a file the way an office tool does: a temporary name, then a rename.
     pub fn drop_file(&self, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
-        let tmp = self.inbox().join(format!("{name}.part"));
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, self.inbox().join(name))?;
-        Ok(())
+        fleet::drop_file(&self.inbox(), name, bytes)
     }
 }
 
@@ -122,7 +186,7 @@ pub struct Federation {
     pub allow: BTreeMap<String, Vec<String>>,
     /// Where a child reaches its parent, when not directly (a fault proxy).
     pub parent_addr: BTreeMap<String, SocketAddr>,
-    /// Run nodes as processes of this binary instead of in-process.
+    /// Run nodes as processes of this binary (the real `huijiao`) instead of in-process.
     pub bin: Option<PathBuf>,
 }
 
@@ -142,25 +206,25 @@ impl Federation {
         })
     }
 
-    /// A federation whose nodes are real processes of `bin` (the huijiao CLI).
-    pub fn with_processes(bin: &str) -> anyhow::Result<Federation> {
+    /// A federation whose nodes are real processes of the `huijiao` binary.
+    pub fn with_processes() -> anyhow::Result<Federation> {
         let mut f = Federation::new()?;
-        f.bin = Some(bin.into());
+        f.bin = Some(huijiao_bin()?);
         Ok(f)
     }
 
     /// Adds a node (not started). Every node listens on a loopback port except
     /// county-level ones, which have no children.
     pub fn add(&mut self, id: &str, parent: Option<&str>) -> anyhow::Result<()> {
-        let dir = self.root.path().join(format!("node-{id}"));
-        std::fs::create_dir_all(dir.join("inbox"))?;
-        huijiao::pki::issue(&self.ca, id, &dir.join("tls"), 30)?;
+        let dir = NodeDir::new(self.root.path(), id);
+        std::fs::create_dir_all(dir.inbox())?;
+        huijiao::pki::issue(&self.ca, id, &dir.tls(), 30)?;
         self.nodes.insert(
             id.to_string(),
             TestNode {
                 id: id.into(),
-                config_path: dir.join("node.toml"),
-                dir,
+                config_path: dir.config(),
+                dir: dir.0,
                 parent: parent.map(str::to_string),
                 listen: None,
                 env: Vec::new(),
@@ -173,31 +237,24 @@ impl Federation {
     /// The config text of a node, with its parent's current address.
     pub fn config_text(&self, id: &str) -> anyhow::Result<String> {
         let n = &self.nodes[id];
-        let level = huijiao_protocol::regions::node_level(id);
+        let mut c = NodeConfig::new(id, &self.ca);
         // The top of a test federation below the national node stands alone on purpose.
-        let standalone = if n.parent.is_none() && id != huijiao_protocol::regions::NATIONAL { "standalone = true\n" } else { "" };
-        let mut t = format!(
-            "node_id = \"{id}\"\ndata_dir = \"data\"\n{standalone}\n[inbox]\npaths = [\"inbox\"]\nsettle_ms = 100\nrescan_secs = 2\n\n[tls]\nca = \"{ca}\"\ncert = \"tls/{id}.crt\"\nkey = \"tls/{id}.key\"\ncrl = \"{crl}\"\n\n",
-            ca = self.ca.join("ca.crt").display(),
-            crl = self.ca.join("crl.pem").display(),
-        );
-        if level != huijiao_protocol::regions::Level::County {
-            let addr = n.listen.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string());
-            t.push_str(&format!("[listen]\naddress = \"{addr}\"\n"));
-            if let Some(list) = self.allow.get(id) {
-                t.push_str(&format!("children = {list:?}\n"));
-            }
-            t.push('\n');
+        c.standalone = n.parent.is_none() && id != huijiao_protocol::regions::NATIONAL;
+        c.settle_ms = 100;
+        c.rescan_secs = Some(2);
+        if huijiao_protocol::regions::node_level(id) != huijiao_protocol::regions::Level::County {
+            c.listen = Some(n.listen.map_or_else(|| "127.0.0.1:0".to_string(), |a| a.to_string()));
+            c.children = self.allow.get(id).cloned();
         }
         if let Some(p) = &n.parent {
             let addr = match self.parent_addr.get(id) {
                 Some(a) => *a,
                 None => self.nodes[p].listen.with_context(|| format!("parent {p} of {id} has not started"))?,
             };
-            t.push_str(&format!("[parent]\naddress = \"{addr}\"\nnode_id = \"{p}\"\n\n"));
+            c.parent = Some((p.clone(), addr.to_string()));
         }
-        t.push_str(&self.extra_toml);
-        Ok(t)
+        c.extra = self.extra_toml.clone();
+        Ok(c.toml())
     }
 
     /// Starts a node (its parent must have started once, to have an address).
@@ -233,34 +290,27 @@ impl Federation {
                 n.running = Some(Runner::InProcess(running));
             }
             Some(bin) => {
-                let addr_file = n.dir.join("data").join(huijiao::daemon::LISTEN_ADDRESS_FILE);
-                let _ = std::fs::remove_file(&addr_file);
-                let log = std::fs::OpenOptions::new().create(true).append(true).open(n.dir.join("node.log"))?;
-                let child = std::process::Command::new(bin)
-                    .args(["run", "--config"])
-                    .arg(&n.config_path)
-                    .env("HUIJIAO_LOG", "info")
-                    .envs(n.env.iter().cloned())
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(log)
-                    .spawn()?;
-                n.running = Some(Runner::Process(child));
+                let files = n.files();
+                let _ = std::fs::remove_file(files.listen_address_file());
+                let mut child = fleet::spawn(bin, &files, &n.env)?;
                 if huijiao_protocol::regions::node_level(id) != huijiao_protocol::regions::Level::County {
                     let deadline = Instant::now() + Duration::from_secs(30);
-                    while !addr_file.exists() {
-                        if Instant::now() > deadline {
-                            anyhow::bail!(
-                                "node {id} did not start listening; log:\n{}",
-                                std::fs::read_to_string(n.dir.join("node.log")).unwrap_or_default()
-                            );
+                    let addr = loop {
+                        match fleet::poll_listening(&files, &mut child, deadline) {
+                            Ok(Some(a)) => break a,
+                            Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                            Err(e) => {
+                                let _ = child.kill();
+                                let _ = child.wait();
+                                return Err(e.context(format!("node {id}")));
+                            }
                         }
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
+                    };
                     if n.listen.is_none() {
-                        n.listen = Some(std::fs::read_to_string(&addr_file)?.trim().parse()?);
+                        n.listen = Some(addr.parse()?);
                     }
                 }
+                n.running = Some(Runner::Process(child));
             }
         }
         Ok(())
@@ -281,7 +331,7 @@ impl Federation {
         match self.nodes.get_mut(id).and_then(|n| n.running.take()) {
             Some(Runner::InProcess(r)) => r.stop().await?,
             Some(Runner::Process(mut c)) => {
-                huijiao::demo::terminate(c.id());
+                fleet::terminate(c.id());
                 let status = tokio::task::spawn_blocking(move || c.wait()).await??;
                 anyhow::ensure!(status.success(), "node {id} exited with {status} on SIGTERM");
             }
@@ -308,20 +358,20 @@ impl Federation {
     }
 
     /// Audits `top` against every county-level node (their own records).
-    pub fn audit(&self, top: &str) -> anyhow::Result<huijiao::audit::Audit> {
-        let readers: Vec<(String, Reader)> = self
+    pub fn audit(&self, top: &str) -> anyhow::Result<Audit> {
+        let held: Vec<(String, Holdings)> = self
             .nodes
             .values()
             .filter(|n| huijiao_protocol::regions::node_level(&n.id) == huijiao_protocol::regions::Level::County)
-            .map(|n| Ok((n.id.clone(), n.reader()?)))
+            .map(|n| Ok((n.id.clone(), n.holdings()?)))
             .collect::<anyhow::Result<_>>()?;
-        let origins: Vec<(&str, &Reader)> = readers.iter().map(|(id, r)| (id.as_str(), r)).collect();
-        huijiao::audit::audit(&origins, &self.nodes[top].reader()?)
+        let origins: Vec<(&str, &Holdings)> = held.iter().map(|(id, h)| (id.as_str(), h)).collect();
+        Ok(huijiao_kit::audit::audit(&origins, &self.nodes[top].holdings()?))
     }
 
     /// Waits until the audit of `top` passes with at least `min` records; on timeout
     /// fails with the last audit.
-    pub async fn converge(&self, top: &str, min: usize, limit: Duration) -> anyhow::Result<huijiao::audit::Audit> {
+    pub async fn converge(&self, top: &str, min: usize, limit: Duration) -> anyhow::Result<Audit> {
         let deadline = Instant::now() + limit;
         loop {
             let a = self.audit(top);

@@ -3,8 +3,8 @@
 use crate::faults::{Impairment, Proxy};
 use crate::workload::Workload;
 use crate::Federation;
-use huijiao::audit::Audit;
-use huijiao::synth::Rng;
+use huijiao_kit::audit::Audit;
+use huijiao_kit::synth::Rng;
 use std::time::Duration;
 
 /// The chain the fault runs use: national ← province ← prefecture ← two counties,
@@ -21,8 +21,8 @@ pub const CHAIN: [(&str, Option<&str>); 6] = [
 pub const COUNTIES: [&str; 3] = ["420102", "420103", "429004"];
 
 /// A process federation of [`CHAIN`]: short timeouts so broken links are noticed fast.
-pub fn chain(bin: &str) -> anyhow::Result<Federation> {
-    let mut f = Federation::with_processes(bin)?;
+pub fn chain() -> anyhow::Result<Federation> {
+    let mut f = Federation::with_processes()?;
     f.extra_toml = "[sync]\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\nidle_timeout_secs = 3\nbatch_changes = 100\n".into();
     for (id, parent) in CHAIN {
         f.add(id, parent)?;
@@ -59,8 +59,8 @@ pub fn drop_round(f: &Federation, w: &mut Workload, size: u32) -> anyhow::Result
 
 /// kill -9 of a random node at a random moment, `rounds` times while files keep
 /// arriving, each node restarted after; then the audit must pass.
-pub async fn kill_nine(bin: &str, seed: u64, rounds: usize, limit: Duration) -> anyhow::Result<Audit> {
-    let mut f = chain(bin)?;
+pub async fn kill_nine(seed: u64, rounds: usize, limit: Duration) -> anyhow::Result<Audit> {
+    let mut f = chain()?;
     f.start_all().await?;
     let mut w = Workload::new(seed);
     let mut rng = Rng::new(seed ^ 0x9e37);

@@ -1,7 +1,7 @@
 //! Seeded submissions for fault runs: new records, updates of earlier ones and
 //! withdrawals, in every file type, for one county at a time.
 
-use huijiao::synth::{self, Generator, Rng};
+use huijiao_kit::synth::{self, Generator, Rng};
 use huijiao_protocol::{Date, Record};
 use std::collections::BTreeMap;
 

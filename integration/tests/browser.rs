@@ -2,7 +2,7 @@
 //! national node and a province below it, both real processes. Screenshots of every
 //! page go to `target/tmp/browser/` (test artifacts, not committed).
 
-use huijiao::synth;
+use huijiao_kit::synth;
 use huijiao_protocol::{Record, Secret};
 use integration::webdriver::Driver;
 use integration::Federation;
@@ -10,7 +10,6 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_huijiao-node");
 const TOKEN: &str = "browser-test-token-0123456789";
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -40,7 +39,7 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_and_admin_pages_in_chromium() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     f.add("000000", None).unwrap();
     f.add("420000", Some("000000")).unwrap();
     let national = f.node("000000").dir.clone();

@@ -3,14 +3,13 @@
 //! Each run is driven by a seed (HUIJIAO_FAULT_SEED to replay one) and ends with the
 //! audit: 0 lost, 0 duplicated, every record at its latest version.
 
-use huijiao::synth::Rng;
+use huijiao_kit::synth::Rng;
 use integration::faults::Impairment;
 use integration::scenarios::{self, chain, drop_round, start_with_proxies, COUNTIES};
 use integration::wait_for;
 use integration::workload::Workload;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_huijiao-node");
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn seed() -> u64 {
@@ -20,14 +19,14 @@ fn seed() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_of_random_nodes_at_random_moments() {
     let seed = seed();
-    let audit = scenarios::kill_nine(BIN, seed, 6, LIMIT).await.unwrap();
+    let audit = scenarios::kill_nine(seed, 6, LIMIT).await.unwrap();
     assert!(audit.ok() && audit.expected > 100, "seed {seed}: {}", audit.summary());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_percent_loss_with_reordering_and_duplication_on_every_link() {
     let seed = seed() + 1;
-    let mut f = chain(BIN).unwrap();
+    let mut f = chain().unwrap();
     let proxies = start_with_proxies(&mut f, Impairment::lossy(0.10), seed).await.unwrap();
     let mut w = Workload::new(seed);
     for _ in 0..4 {
@@ -45,7 +44,7 @@ async fn ten_percent_loss_with_reordering_and_duplication_on_every_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_prefecture_drains_its_backlog_after_healing() {
     let seed = seed() + 2;
-    let mut f = chain(BIN).unwrap();
+    let mut f = chain().unwrap();
     let proxies = start_with_proxies(&mut f, Impairment::default(), seed).await.unwrap();
     let link = &proxies.iter().find(|(c, _)| c == "420100").unwrap().1;
     let mut w = Workload::new(seed);
@@ -76,7 +75,7 @@ async fn a_partitioned_prefecture_drains_its_backlog_after_healing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_county_catches_up_after_its_parent_was_down() {
     let seed = seed() + 3;
-    let mut f = chain(BIN).unwrap();
+    let mut f = chain().unwrap();
     f.start_all().await.unwrap();
     let mut w = Workload::new(seed);
     drop_round(&f, &mut w, 30).unwrap();
@@ -99,7 +98,7 @@ async fn a_county_catches_up_after_its_parent_was_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counties_with_clocks_hours_off_keep_order_and_provenance() {
     let seed = seed() + 4;
-    let mut f = chain(BIN).unwrap();
+    let mut f = chain().unwrap();
     let skew: [(&str, i64); 2] = [("420102", 5 * 3600), ("420103", -5 * 3600)];
     for (c, s) in skew {
         f.nodes.get_mut(c).unwrap().env.push(("HUIJIAO_CLOCK_SKEW_SECS".into(), s.to_string()));

@@ -4,7 +4,7 @@
 //! content, version and a full hop list; withdrawals propagate; restarting a middle
 //! node mid-stream loses and doubles nothing; conflicts are quarantined.
 
-use huijiao::synth::{self, Generator};
+use huijiao_kit::synth::{self, Generator};
 use huijiao_protocol::Record;
 use integration::{wait_for, Federation};
 use std::time::Duration;

@@ -2,13 +2,16 @@
 //! certificate is revoked and the node's own renewed, a refused reload, and a backup
 //! taken during a large ingest, restored, with nothing lost at national.
 
-use huijiao::synth::{self, Generator};
+use huijiao_kit::synth::{self, Generator};
 use huijiao_protocol::Record;
 use integration::{wait_for, Federation};
 use std::process::Command;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_huijiao-node");
+/// The real `huijiao` binary.
+fn bin() -> std::path::PathBuf {
+    integration::huijiao_bin().unwrap()
+}
 const LIMIT: Duration = Duration::from_secs(180);
 
 fn records(region: &str, from: u32, n: u32) -> Vec<Record> {
@@ -18,7 +21,7 @@ fn records(region: &str, from: u32, n: u32) -> Vec<Record> {
 }
 
 fn status(f: &Federation, id: &str) -> serde_json::Value {
-    let out = Command::new(BIN).args(["status", "--json", "--config"]).arg(&f.node(id).config_path).output().unwrap();
+    let out = Command::new(bin()).args(["status", "--json", "--config"]).arg(&f.node(id).config_path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -38,7 +41,7 @@ fn hup(f: &Federation, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_drops_a_revoked_child_and_keeps_the_others() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     f.add("000000", None).unwrap();
     f.add("420000", Some("000000")).unwrap();
     f.add("440000", Some("000000")).unwrap();
@@ -93,7 +96,7 @@ async fn a_reload_drops_a_revoked_child_and_keeps_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     for (id, parent) in [("000000", None), ("420000", Some("000000")), ("420100", Some("420000")), ("420102", Some("420100"))] {
         f.add(id, parent).unwrap();
     }
@@ -105,7 +108,7 @@ async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
     let config = f.node("420102").config_path.clone();
     let backup = f.root.path().join("county-backup.db");
     wait_for("the ingest to start", LIMIT, || f.node("420102").record_count() > 0).await.unwrap();
-    let out = Command::new(BIN).args(["backup", "--config"]).arg(&config).arg("--to").arg(&backup).output().unwrap();
+    let out = Command::new(bin()).args(["backup", "--config"]).arg(&config).arg("--to").arg(&backup).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     println!("{}", String::from_utf8_lossy(&out.stdout));
     f.converge("000000", 30_000, LIMIT).await.unwrap();
@@ -115,10 +118,10 @@ async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
 
     // The county's disk is lost; the backup goes back, the rest comes from the parent.
     f.stop("420102").await.unwrap();
-    let out = Command::new(BIN).args(["restore", "--config"]).arg(&config).arg("--from").arg(&backup).output().unwrap();
+    let out = Command::new(bin()).args(["restore", "--config"]).arg(&config).arg("--from").arg(&backup).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(f.node("420102").record_count() < 30_500, "the backup is older than the store it replaced");
-    let out = Command::new(BIN).args(["recover", "--config"]).arg(&config).output().unwrap();
+    let out = Command::new(bin()).args(["recover", "--config"]).arg(&config).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(f.node("420102").record_count(), 30_500, "recover took back what the backup lacked");
     f.start("420102").await.unwrap();
@@ -132,7 +135,7 @@ async fn a_backup_taken_during_a_large_ingest_restores_with_nothing_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_whole_subtree_and_a_grandchild_gone_quiet() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     f.extra_toml.push_str("health_secs = 1\n");
     for (id, parent) in [("420000", None), ("420100", Some("420000")), ("420102", Some("420100")), ("420111", Some("420100"))] {
         f.add(id, parent).unwrap();
@@ -159,13 +162,13 @@ async fn status_shows_the_whole_subtree_and_a_grandchild_gone_quiet() {
     })
     .await
     .unwrap();
-    let out = Command::new(BIN).args(["status", "--config"]).arg(&f.node("420000").config_path).output().unwrap();
+    let out = Command::new(bin()).args(["status", "--config"]).arg(&f.node("420000").config_path).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let line = text.lines().find(|l| l.contains("420102")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains("QUIET") && line.contains("江岸区"), "{text}");
     assert!(text.contains("└─ 420100") || text.contains("├─ 420100"), "a tree:\n{text}");
     // The stopped node's own status says its daemon is not running.
-    let out = Command::new(BIN).args(["status", "--config"]).arg(&f.node("420102").config_path).output().unwrap();
+    let out = Command::new(bin()).args(["status", "--config"]).arg(&f.node("420102").config_path).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOT RUNNING"), "{}", String::from_utf8_lossy(&out.stdout));
     f.stop_all().await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! Nothing lost after a restore, nobody stalls a parent, every failure visible where
 //! it happened — each case with real node processes.
 
-use huijiao::synth::{self, Generator};
+use huijiao_kit::synth::{self, Generator};
 use huijiao_protocol::wire::{self, Message};
 use huijiao_protocol::Record;
 use integration::{wait_for, Federation, RawClient};
@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_huijiao-node");
+/// The real `huijiao` binary.
+fn bin() -> std::path::PathBuf {
+    integration::huijiao_bin().unwrap()
+}
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn records(region: &str, from: u32, n: u32) -> Vec<Record> {
@@ -19,7 +22,7 @@ fn records(region: &str, from: u32, n: u32) -> Vec<Record> {
 }
 
 fn status(f: &Federation, id: &str) -> serde_json::Value {
-    let out = Command::new(BIN).args(["status", "--json", "--config"]).arg(&f.node(id).config_path).output().unwrap();
+    let out = Command::new(bin()).args(["status", "--json", "--config"]).arg(&f.node(id).config_path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -48,7 +51,7 @@ fn held_once(f: &Federation, node: &str, want: &BTreeSet<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_county_restored_from_an_old_copy_loses_nothing() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     for (id, parent) in [("000000", None), ("420000", Some("000000")), ("420100", Some("420000")), ("420102", Some("420100"))] {
         f.add(id, parent).unwrap();
     }
@@ -81,7 +84,7 @@ async fn a_county_restored_from_an_old_copy_loses_nothing() {
     assert!(p["children"][0]["rewound_at"].is_i64(), "{p}");
     // The county takes back what its store lost.
     f.stop("420102").await.unwrap();
-    let out = Command::new(BIN).args(["recover", "--config"]).arg(&f.node("420102").config_path).output().unwrap();
+    let out = Command::new(bin()).args(["recover", "--config"]).arg(&f.node("420102").config_path).output().unwrap();
     assert!(out.status.success(), "recover failed: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("90 record(s)"), "{}", String::from_utf8_lossy(&out.stdout));
     held_once(&f, "420102", &all);
@@ -95,7 +98,7 @@ async fn a_county_restored_from_an_old_copy_loses_nothing() {
     std::fs::write(&standalone_cfg, format!("standalone = true\n{}", edited.split("[parent_offline]").next().unwrap())).unwrap();
     {
         // Ingest period D while cut off from the parent (a county whose link is down).
-        let mut cut_off = Command::new(BIN).args(["run", "--config"]).arg(&standalone_cfg).env("HUIJIAO_LOG", "warn").spawn().unwrap();
+        let mut cut_off = Command::new(bin()).args(["run", "--config"]).arg(&standalone_cfg).env("HUIJIAO_LOG", "warn").spawn().unwrap();
         f.node("420102").drop_file("d.jsonl", &synth::jsonl(&d)).unwrap();
         let reader_db = county.join("data").join(huijiao::store::DB_FILE);
         wait_for("period D at the county", LIMIT, || {
@@ -133,7 +136,7 @@ async fn median_latency(f: &Federation, from: u32) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalling_and_idle_connections_do_not_slow_a_real_child() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     f.add("420100", None).unwrap();
     f.add("420102", Some("420100")).unwrap();
     f.start_with("420100", |t| *t = t.replace("[listen]\n", "[listen]\nmax_children = 4\n")).await.unwrap();
@@ -190,7 +193,7 @@ async fn stalling_and_idle_connections_do_not_slow_a_real_child() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_the_parent_refuses_is_held_aside_and_the_rest_goes_on() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     f.add("420100", None).unwrap();
     f.add("420102", Some("420100")).unwrap();
     f.start("420100").await.unwrap();
@@ -255,7 +258,7 @@ async fn a_change_the_parent_refuses_is_held_aside_and_the_rest_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prefecture_cannot_skip_its_province_unless_listed() {
-    let mut f = Federation::with_processes(BIN).unwrap();
+    let mut f = Federation::with_processes().unwrap();
     f.add("000000", None).unwrap();
     f.add("420100", Some("000000")).unwrap();
     f.start_all().await.unwrap();

@@ -1,7 +1,7 @@
 //! Each hostile or misconfigured peer is refused with the right error, logged, and
 //! nothing of what it sent is applied — while a well-behaved sibling keeps syncing.
 
-use huijiao::synth::{self, Generator};
+use huijiao_kit::synth::{self, Generator};
 use huijiao_protocol::record::{sha256, withdraw_hash};
 use huijiao_protocol::wire::{self, Batch, Change, Hop, Message, Op};
 use integration::{wait_for, Federation, RawClient};

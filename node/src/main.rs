@@ -1,4 +1,7 @@
-//! The `huijiao` binary. Everything lives in the library; see `huijiao::cli`.
+//! The `huijiao` binary: the command line (`cli`) over the daemon library (`huijiao`)
+//! and, for `huijiao demo` only, the test kit (`huijiao_kit`).
+
+mod cli;
 
 // mimalloc: ingest allocates millions of small strings; glibc's malloc spent a
 // quarter of the ingest profile in malloc/free bookkeeping.
@@ -6,5 +9,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    huijiao::cli::main()
+    cli::main()
 }

@@ -6,6 +6,7 @@ use crate::commands::query::record_json;
 use crate::store::catalogue::{Catalogue, Filters, GroupBy, Hit, Sort, View};
 use huijiao_protocol::record::{self, IP_TRADE_SECRET};
 use huijiao_protocol::regions::{self, Level};
+use huijiao_protocol::table::{cells, columns};
 use huijiao_protocol::{Date, Kind, Record, RegionTable};
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -387,7 +388,7 @@ pub fn export(cat: &Catalogue, q: Option<&str>, f: &Filters, view: View, format:
     if format == Format::Csv {
         out.write_all(&[0xEF, 0xBB, 0xBF])?;
         let header: Vec<String> = columns().iter().map(|c| c.zh().to_string()).collect();
-        crate::ingest::text::write_csv_row(&mut *out, &header)?;
+        huijiao_protocol::table::write_csv_row(&mut *out, &header)?;
     }
     let n = cat.export(q, f, view, |h| {
         match format {
@@ -396,7 +397,7 @@ pub fn export(cat: &Catalogue, q: Option<&str>, f: &Filters, view: View, format:
                     View::Public { .. } => cells(&public_record(&h.stored.record)),
                     View::Operator => cells(&h.stored.record),
                 };
-                crate::ingest::text::write_csv_row(&mut *out, &cells)?;
+                huijiao_protocol::table::write_csv_row(&mut *out, &cells)?;
             }
             Format::Jsonl => {
                 serde_json::to_writer(&mut *out, &Value::Object(hit_json(&h, view, false)))?;
@@ -458,53 +459,6 @@ pub fn regions_json(table: &RegionTable, parent: Option<&str>, level: Option<Lev
         .filter(|r| parent.is_none_or(|p| r.parent == p))
         .filter(|r| level.is_none_or(|l| r.level == l))
         .map(|r| serde_json::json!({"code": r.code, "name": r.name, "level": r.level.as_str(), "parent": r.parent}))
-        .collect()
-}
-
-/// The columns of a submission file the export writes (and the generators use):
-/// every field but `op`, by Chinese name.
-pub fn columns() -> Vec<huijiao_protocol::fields::Field> {
-    huijiao_protocol::fields::Field::ALL.into_iter().filter(|f| *f != huijiao_protocol::fields::Field::Op).collect()
-}
-
-/// One record as spreadsheet cells, aligned with [`columns`]: lists joined with `;`,
-/// yes/no as 是/否, numbers as the spec writes them, absent as empty. Read straight
-/// from the record's fields (an export writes ten million of these).
-pub fn cells(r: &Record) -> Vec<String> {
-    use huijiao_protocol::fields::Field;
-    use huijiao_protocol::validate::format_float;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-    columns()
-        .into_iter()
-        .map(|f| match f {
-            Field::RegNo => r.reg_no.clone(),
-            Field::Op => String::new(),
-            Field::Title => r.title.clone(),
-            Field::Kind => r.kind.zh().to_string(),
-            Field::Region => r.region.clone(),
-            Field::RegDate => r.reg_date.to_string(),
-            Field::FirstUnit => r.first_unit.clone(),
-            Field::Units => r.units.join(";"),
-            Field::Persons => r.persons.join(";"),
-            Field::Keywords => r.keywords.join(";"),
-            Field::Discipline => r.discipline.clone(),
-            Field::Industry => opt(&r.industry),
-            Field::Stage => opt(&r.stage),
-            Field::Level => opt(&r.level),
-            Field::Trl => r.trl.map(|t| t.to_string()).unwrap_or_default(),
-            Field::TaskSource => r.task_source.clone(),
-            Field::PlanNo => opt(&r.plan_no),
-            Field::FiscalFunded => r.fiscal_funded.map(|b| if b { "是" } else { "否" }.to_string()).unwrap_or_default(),
-            Field::Ip => r.ip.join(";"),
-            Field::Transfer => opt(&r.transfer),
-            Field::Abstract => r.r#abstract.clone(),
-            Field::Funding => r.funding.map(format_float).unwrap_or_default(),
-            Field::Benefit => r.benefit.map(format_float).unwrap_or_default(),
-            Field::Contact => opt(&r.contact),
-            Field::Phone => opt(&r.phone),
-            Field::Secret => r.secret.zh().to_string(),
-            Field::EmbargoUntil => r.embargo_until.map(|d| d.to_string()).unwrap_or_default(),
-        })
         .collect()
 }
 
@@ -585,37 +539,5 @@ mod tests {
         assert_eq!(p(&[("by", "region"), ("region", "42")], Endpoint::Stats).unwrap().by, Some(GroupBy::Prefecture));
         assert_eq!(p(&[("by", "region")], Endpoint::Stats).unwrap().by, Some(GroupBy::Province));
         assert_eq!(p(&[], Endpoint::Export).unwrap().format, Some(Format::Csv));
-    }
-
-    /// The direct cells equal what the record's JSON says (the first implementation).
-    #[test]
-    fn cells_are_the_records_json() {
-        let mut g = crate::synth::Generator::new(11);
-        let today = huijiao_protocol::Date::new(2026, 11, 26).unwrap();
-        for i in 0..500 {
-            let mut r = g.record("420102", i, today);
-            if i % 3 == 0 {
-                r.funding = Some(1036.5);
-                r.benefit = Some(-12.0);
-                r.fiscal_funded = Some(i % 2 == 0);
-                r.trl = None;
-            }
-            let v = serde_json::to_value(&r).unwrap();
-            let from_json: Vec<String> = columns()
-                .iter()
-                .map(|f| match &v[f.key()] {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    Value::Array(a) => a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(";"),
-                    Value::Number(n) => n
-                        .as_i64()
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| huijiao_protocol::validate::format_float(n.as_f64().unwrap_or(0.0))),
-                    Value::Bool(b) => if *b { "是" } else { "否" }.to_string(),
-                    other => other.to_string(),
-                })
-                .collect();
-            assert_eq!(cells(&r), from_json, "record {i}");
-        }
     }
 }

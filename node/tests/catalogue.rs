@@ -6,7 +6,7 @@ mod common;
 
 use common::http::{get, url};
 use common::{wait_for, Node};
-use huijiao::synth;
+use huijiao_kit::synth;
 use huijiao_protocol::Record;
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use huijiao::synth::{self, Generator, Rng};
+use huijiao_kit::synth::{self, Generator, Rng};
 use huijiao_protocol::Record;
 use serde_json::Value;
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use huijiao::xlsx_writer::{workbook_sheets, workbook_xls, Cell};
+use huijiao_kit::xlsx_writer::{workbook_sheets, workbook_xls, Cell};
 use serde_json::Value;
 use std::process::Command;
 

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use huijiao::hostile::{self, Kind, HEADER};
+use huijiao_kit::hostile::{self, Kind, HEADER};
 use serde_json::Value;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;

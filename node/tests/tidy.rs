@@ -49,7 +49,9 @@ fn every_module_is_in_the_code_map_and_every_path_it_names_exists() {
     let end = doc[map + 3..].find("\n## ").map_or(doc.len(), |i| map + 3 + i);
     let spans = code_spans(&doc[start..end]);
     let mut missing = Vec::new();
-    for (krate, src) in [("protocol", "protocol/src"), ("node", "node/src"), ("integration", "integration/src")] {
+    for (krate, src) in
+        [("protocol", "protocol/src"), ("node", "node/src"), ("integration", "integration/src"), ("kit", "integration/kit/src")]
+    {
         for file in rust_files(&root.join(src)) {
             // A folder module is named by its folder; its mod.rs by `folder/mod.rs` or the folder.
             let named = spans.iter().any(|s| {
@@ -57,6 +59,7 @@ fn every_module_is_in_the_code_map_and_every_path_it_names_exists() {
                     || s.ends_with(&format!("/{file}"))
                     || (file.ends_with("/mod.rs") && s == &file.replace("mod.rs", ""))
                     || (krate == "integration" && s == &format!("src/{file}"))
+                    || (krate == "kit" && s == &format!("kit/src/{file}"))
             });
             if !named {
                 missing.push(format!("{src}/{file}"));
@@ -66,7 +69,8 @@ fn every_module_is_in_the_code_map_and_every_path_it_names_exists() {
     assert!(missing.is_empty(), "modules missing from ARCHITECTURE.md's code map: {missing:#?}");
 
     // Paths the document names (a span with a slash ending in .rs, or a folder of a crate).
-    let bases = [root.clone(), root.join("protocol/src"), root.join("node/src"), root.join("integration")];
+    let bases =
+        [root.clone(), root.join("protocol/src"), root.join("node/src"), root.join("integration"), root.join("integration/kit/src")];
     let mut dangling = Vec::new();
     for s in &spans {
         let looks_like_path =
@@ -121,4 +125,37 @@ fn only_the_store_touches_sqlite_and_the_protocol_does_no_io() {
         }
     }
     assert!(offenders.is_empty(), "architecture invariants broken: {offenders:#?}");
+}
+
+/// The daemon library holds only what a node runs: the test kit is linked by the
+/// binary (`main.rs`, `cli/`) alone, and no file of the library names it.
+#[test]
+fn the_daemon_library_does_not_use_the_test_kit() {
+    let root = root();
+    let mut offenders = Vec::new();
+    for file in rust_files(&root.join("node/src")) {
+        // The binary, and the test modules (`tests.rs`, `*_tests.rs`, only built for tests).
+        if file == "main.rs" || file.starts_with("cli/") || file.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(root.join("node/src").join(&file)).unwrap();
+        // Unit tests may use the kit's generators and writers.
+        let product = text.split("#[cfg(test)]").next().unwrap_or_default();
+        if code_lines(product).any(|l| l.contains("huijiao_kit")) {
+            offenders.push(format!("node/src/{file}"));
+        }
+    }
+    assert!(offenders.is_empty(), "the daemon library uses the test kit: {offenders:#?}");
+    // And the kit does not link the daemon.
+    let kit = std::fs::read_to_string(root.join("integration/kit/Cargo.toml")).unwrap();
+    assert!(!kit.lines().any(|l| l.trim_start().starts_with("huijiao.") || l.trim_start().starts_with("huijiao =")), "{kit}");
+}
+
+/// The kit repeats the names of the files a running node writes (it does not link
+/// the daemon); they must be the daemon's.
+#[test]
+fn the_kit_names_the_daemons_files_as_the_daemon_does() {
+    assert_eq!(huijiao_kit::fleet::LISTEN_ADDRESS_FILE, huijiao::daemon::LISTEN_ADDRESS_FILE);
+    assert_eq!(huijiao_kit::fleet::HTTP_ADDRESS_FILE, huijiao::http::HTTP_ADDRESS_FILE);
+    assert_eq!(huijiao_kit::fleet::DB_FILE, huijiao::store::DB_FILE);
 }

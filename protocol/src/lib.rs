@@ -9,6 +9,7 @@
 //! - [`secrecy`]: fail-closed reading of 密级 markings.
 //! - [`validate`]: row validation, one error per broken rule.
 //! - [`report`]: the per-file report of spec §5.
+//! - [`table`]: a record as a row of the format's columns, and the CSV rows are written in.
 //! - [`wire`]: the federation wire format (frames, messages, changes).
 //! - [`sync`]: the sync session state machines and the checks a parent applies.
 //!
@@ -21,6 +22,7 @@ pub mod record;
 pub mod regions;
 pub mod report;
 pub mod secrecy;
+pub mod table;
 pub mod validate;
 
 pub use date::Date;

@@ -114,6 +114,18 @@ pub struct Record {
 /// A SHA-256 content hash.
 pub type Hash = [u8; 32];
 
+/// What a node holds of a record, as one node's copy is compared with another's
+/// (the audit of a federation run): who entered it, at which version, with which
+/// content hash, and whether it is withdrawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordState {
+    pub reg_no: String,
+    pub origin: String,
+    pub version: i64,
+    pub hash: Vec<u8>,
+    pub withdrawn: bool,
+}
+
 pub fn sha256(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
 }

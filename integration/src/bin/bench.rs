@@ -8,17 +8,14 @@
 //!
 //! Scenarios: ingest, sync (with catchup), bighop, latency, fanin, idle, hostile, catalogue. Prints a table and
 //! writes `bench-results/results.json` and `bench-results/results.md` (the table
-//! BENCHMARKS.md holds). Node processes are this same binary acting as the huijiao
-//! CLI (`bench run --config …`).
+//! BENCHMARKS.md holds). Node processes are the real `huijiao` binary beside this one
+//! (built first when missing or older than its sources; `integration::huijiao_bin`).
 
 use integration::bench::{self, Machine, Row, Size};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("run") {
-        return huijiao::cli::main_with(args);
-    }
     match run(&args[1..]) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -49,7 +46,6 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "machine: {} cores, {}, {:.0} GiB RAM, disk {}, kernel {}",
         machine.cores, machine.cpu, machine.memory_gib, machine.disk, machine.kernel
     );
-    let exe = std::env::current_exe()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut rows: Vec<Row> = Vec::new();
     for w in &wanted {
@@ -60,10 +56,10 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 "sync" | "catchup" => bench::sync(size, root.path()).await.map(|(r, _)| r),
                 "latency" => bench::latency(size).await,
                 "bighop" => bench::bighop(size, root.path()).await,
-                "fanin" => bench::fanin(size, &exe).await,
-                "hostile" => bench::hostile(size, root.path(), &exe).await,
+                "fanin" => bench::fanin(size).await,
+                "hostile" => bench::hostile(size, root.path()).await,
                 "catalogue" => integration::bench_catalogue::catalogue(size, root.path()).await,
-                _ => bench::idle(size, &exe).await,
+                _ => bench::idle(size).await,
             }
         })?;
         rows.extend(r);

@@ -4,7 +4,8 @@
 //! cargo run --release -p integration --bin soak -- --rounds 200 --seed 7
 //! ```
 //!
-//! The nodes are this same binary acting as the huijiao CLI (`soak run --config …`).
+//! The nodes are processes of the real `huijiao` binary beside this one (built first
+//! when missing or older than its sources; `integration::huijiao_bin`).
 //!
 //! Kills a random node of a six-node chain at a random moment in each round while
 //! files keep arriving, restarts it, and finally audits the national node: 0 lost,
@@ -14,9 +15,6 @@ use std::time::Duration;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("run") {
-        return huijiao::cli::main_with(args);
-    }
     match soak(&args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -35,10 +33,9 @@ fn soak(args: &[String]) -> anyhow::Result<()> {
     };
     let rounds = arg("--rounds", 100)? as usize;
     let seed = arg("--seed", huijiao::clock::now_ms() as u64)?;
-    let bin = std::env::current_exe()?;
     println!("soak: {rounds} rounds of kill -9, seed {seed} (replay with --seed {seed})");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let audit = rt.block_on(integration::scenarios::kill_nine(bin.to_str().unwrap_or_default(), seed, rounds, Duration::from_secs(600)))?;
+    let audit = rt.block_on(integration::scenarios::kill_nine(seed, rounds, Duration::from_secs(600)))?;
     println!("audit: {}", audit.summary());
     anyhow::ensure!(audit.ok(), "the soak failed (seed {seed})");
     println!("soak passed");

@@ -1,10 +1,10 @@
 //! `huijiao query`: read the store, also while the daemon runs.
 
-use super::pad;
 use crate::publish::{self, Endpoint, Format};
 use crate::store::catalogue::{Catalogue, Indexer, Listing, View};
 use crate::store::{Filter, Reader, StoredRecord};
 use anyhow::Context;
+use huijiao_protocol::table::pad;
 use huijiao_protocol::Date;
 use serde_json::{Map, Value};
 use std::io::Write;

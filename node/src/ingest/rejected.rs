@@ -5,9 +5,9 @@
 //! memory is a few bytes per rejected row. A row refused for its 密级 never reaches
 //! the spool.
 
-use super::text::write_csv_row;
 use huijiao_protocol::fields::{Field, ERROR_COLUMN};
 use huijiao_protocol::report::RowError;
+use huijiao_protocol::table::write_csv_row;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::xlsx_writer::{workbook, Cell as XCell};
+use huijiao_kit::xlsx_writer::{workbook, Cell as XCell};
 use huijiao_protocol::fields::ERROR_COLUMN;
 use huijiao_protocol::{Date, RegionTable};
 
@@ -237,8 +237,8 @@ fn register(n: usize) -> Vec<Vec<XCell>> {
 fn xls_reads_as_the_same_rows_as_xlsx() {
     for n in [1usize, 300] {
         let rows = register(n);
-        let xlsx = crate::xlsx_writer::workbook_sheets(&[("登记表", &rows)]);
-        let xls = crate::xlsx_writer::workbook_xls(&[("登记表", &rows)]);
+        let xlsx = huijiao_kit::xlsx_writer::workbook_sheets(&[("登记表", &rows)]);
+        let xls = huijiao_kit::xlsx_writer::workbook_xls(&[("登记表", &rows)]);
         // One data row fits the mini stream; 300 do not.
         assert_eq!(xls.len() < 8192, n == 1, "{}", xls.len());
         let (a, a_rows, _) = run("a.xlsx", &xlsx);
@@ -260,12 +260,12 @@ fn xls_reads_as_the_same_rows_as_xlsx() {
 fn xls_sheets_before_the_data_are_skipped() {
     let notes = vec![vec![XCell::Text("填表说明".into())], vec![XCell::Text("一、登记号必填".into())]];
     let rows = register(2);
-    let xls = crate::xlsx_writer::workbook_xls(&[("填表说明", &notes), ("登记表", &rows), ("附表", &notes)]);
+    let xls = huijiao_kit::xlsx_writer::workbook_xls(&[("填表说明", &notes), ("登记表", &rows), ("附表", &notes)]);
     let r = check("a.xls", &xls);
     assert_eq!(r.accepted, 2, "{r:?}");
     let skipped: Vec<_> = r.warnings.iter().filter(|w| w.code == "sheet_skipped").map(|w| w.field.clone().unwrap()).collect();
     assert_eq!(skipped, ["填表说明", "附表"]);
-    let only_notes = crate::xlsx_writer::workbook_xls(&[("填表说明", &notes)]);
+    let only_notes = huijiao_kit::xlsx_writer::workbook_xls(&[("填表说明", &notes)]);
     assert_eq!(refusal("a.xls", &only_notes), "missing_column");
 }
 
@@ -279,7 +279,7 @@ fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 
 #[test]
 fn hostile_xls_is_refused_naming_why() {
-    let good = crate::xlsx_writer::workbook_xls(&[("登记表", &register(300))]);
+    let good = huijiao_kit::xlsx_writer::workbook_xls(&[("登记表", &register(300))]);
     let why = |bytes: &[u8]| {
         let r = check("a.xls", bytes);
         let refused = r.refused.expect("refused");
@@ -323,8 +323,8 @@ fn hostile_xls_is_refused_naming_why() {
 #[test]
 fn no_byte_flipped_in_an_xls_panics_or_hangs() {
     // A workbook in regular sectors, and one small enough for the mini stream.
-    let big = crate::xlsx_writer::workbook_xls(&[("登记表", &register(40))]);
-    let small = crate::xlsx_writer::workbook_xls(&[("登记表", &register(1))]);
+    let big = huijiao_kit::xlsx_writer::workbook_xls(&[("登记表", &register(40))]);
+    let small = huijiao_kit::xlsx_writer::workbook_xls(&[("登记表", &register(1))]);
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     for round in 0..4000 {
         let good = if round % 4 == 3 { &small } else { &big };
@@ -346,5 +346,42 @@ fn no_byte_flipped_in_an_xls_panics_or_hangs() {
     for cut in (0..small.len()).step_by(61).chain((0..big.len()).step_by(997)) {
         let bytes = if cut < small.len() && cut % 2 == 0 { &small[..cut] } else { &big[..cut.min(big.len())] };
         assert_ne!(check("a.xls", bytes).refused.map(|x| x.code).as_deref(), Some("unreadable_file"), "cut at {cut}");
+    }
+}
+
+/// The generators of the test kit write files this reader takes back unchanged.
+#[test]
+fn generated_records_are_valid_in_every_format_and_about_a_kibibyte() {
+    let today = Date::new(2026, 11, 26).unwrap();
+    let mut g = huijiao_kit::synth::Generator::new(7);
+    let recs: Vec<huijiao_protocol::Record> = (0..50).map(|i| g.record("420102", i, today)).collect();
+    let avg = recs.iter().map(|r| r.canonical_json().len()).sum::<usize>() / recs.len();
+    assert!((800..1400).contains(&avg), "average record {avg} bytes");
+    let rows: Vec<Vec<String>> = recs.iter().map(huijiao_kit::synth::cells).collect();
+    let v = Validator { regions: RegionTable::embedded(), today, node: Some("420102") };
+    for (name, bytes) in [
+        ("a.csv", huijiao_kit::synth::csv(&rows, false)),
+        ("b.csv", huijiao_kit::synth::csv(&rows, true)),
+        ("c.jsonl", huijiao_kit::synth::jsonl(&recs)),
+        ("d.json", huijiao_kit::synth::json_array(&recs)),
+        ("e.xlsx", huijiao_kit::synth::xlsx(&rows)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut sink = Collect::default();
+        let c = check_file(&path, &v, &Limits::default(), &mut sink, None);
+        assert!(c.report.is_clean(), "{name}: {:?}", c.report.errors.first());
+        let back: Vec<&huijiao_protocol::Record> = sink
+            .rows
+            .iter()
+            .map(|(_, r)| match r {
+                Row::Upsert(r) => r,
+                _ => panic!(),
+            })
+            .collect();
+        for (a, b) in recs.iter().zip(back) {
+            assert_eq!(a, b, "{name}");
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! spreadsheet shows them. Neither holds more than one record of the file.
 
 use super::source::TextEncoding;
-use std::borrow::Cow;
 use std::io::{self, Read};
 
 /// Reads a text file as UTF-8 bytes, whatever its encoding. A byte the encoding
@@ -316,35 +315,6 @@ pub fn parse_csv(text: &str) -> Vec<CsvRecord> {
     std::iter::from_fn(|| r.next_record().expect("in-memory text reads")).collect()
 }
 
-/// Quotes one field for writing, when it needs it.
-pub fn csv_field(s: &str) -> Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
-        Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
-/// Writes one row as a CSV line (CRLF).
-pub fn write_csv_row<W: io::Write + ?Sized>(out: &mut W, row: &[String]) -> io::Result<()> {
-    for (i, f) in row.iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",")?;
-        }
-        out.write_all(csv_field(f).as_bytes())?;
-    }
-    out.write_all(b"\r\n")
-}
-
-/// Writes rows as CSV: UTF-8 with a BOM so Excel opens it, CRLF line ends.
-pub fn write_csv(rows: impl IntoIterator<Item = Vec<String>>) -> Vec<u8> {
-    let mut out = vec![0xEF, 0xBB, 0xBF];
-    for r in rows {
-        write_csv_row(&mut out, &r).expect("writing to memory");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,7 +389,7 @@ mod tests {
     proptest! {
         #[test]
         fn written_csv_parses_back(rows in prop::collection::vec(prop::collection::vec("[a-z,\"\r\n 中]{0,6}", 1..5), 1..6)) {
-            let bytes = write_csv(rows.clone());
+            let bytes = huijiao_protocol::table::write_csv(rows.clone());
             let text = std::str::from_utf8(&bytes[3..]).unwrap();
             let parsed: Vec<Vec<String>> = parse_csv(text).into_iter().map(|r| r.fields).collect();
             prop_assert_eq!(parsed, rows);

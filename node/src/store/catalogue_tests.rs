@@ -262,7 +262,7 @@ fn the_index_follows_changes_and_rebuilds_to_the_same_answers() {
 #[test]
 fn counted_statistics_equal_a_scan_of_the_records() {
     let mut f = Fixture::new();
-    let mut g = crate::synth::Generator::new(3);
+    let mut g = huijiao_kit::synth::Generator::new(3);
     let today = Date { year: 2026, month: 1, day: 1 };
     let mut recs = Vec::new();
     for (i, region) in ["420102", "420111", "429004", "440106", "110105"].iter().enumerate() {

@@ -18,7 +18,7 @@ mod schema;
 mod sync;
 
 pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary, Prepared, PreparedRecord, MAX_ATTEMPTS};
-pub use query::{Filter, Reader, RecordState, StoreStatus, StoredRecord};
+pub use query::{Filter, Reader, StoreStatus, StoredRecord};
 pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, RefusalStatus, StuckChange, UplinkStatus};
 
 use anyhow::{bail, Context};

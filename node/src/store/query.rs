@@ -2,6 +2,7 @@
 
 use super::open_reader_connection;
 use anyhow::Context;
+use huijiao_protocol::record::RecordState;
 use huijiao_protocol::{Date, Kind, Record};
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -40,16 +41,6 @@ pub struct StoredRecord {
     pub updated_at: i64,
     /// (node, accepted at ms) for each node the latest change passed, origin first.
     pub hops: Vec<(String, i64)>,
-}
-
-/// What an audit compares of a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordState {
-    pub reg_no: String,
-    pub origin: String,
-    pub version: i64,
-    pub hash: Vec<u8>,
-    pub withdrawn: bool,
 }
 
 /// Store-wide counts.

@@ -478,7 +478,7 @@ async fn stats_csv(
         let p = page_params(pairs)?;
         let tables = stat_groups(&api, &p).await?;
         let mut out = vec![0xEF, 0xBB, 0xBF];
-        let row = |out: &mut Vec<u8>, cells: &[String]| crate::ingest::text::write_csv_row(out, cells).expect("writing to memory");
+        let row = |out: &mut Vec<u8>, cells: &[String]| huijiao_protocol::table::write_csv_row(out, cells).expect("writing to memory");
         row(&mut out, &["分组".into(), "代码".into(), "名称".into(), "数量".into()]);
         for (_, heading, groups) in &tables {
             for g in groups {

@@ -1,10 +1,11 @@
-//! The command line: argument parsing, logging set-up and dispatch to the commands.
-//! `main.rs` only calls [`main`]; the integration crate builds the same CLI into its
-//! own binary so its multi-process tests can spawn it.
+//! The command line: argument parsing, logging set-up and dispatch to the commands
+//! of the daemon library (`huijiao::commands`) and to the demo (`demo`).
 
-use crate::store::Filter;
+mod demo;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use huijiao::store::Filter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -286,16 +287,7 @@ enum PkiCommand {
 
 /// Runs the CLI with the process arguments; returns the exit status.
 pub fn main() -> ExitCode {
-    main_with(std::env::args_os())
-}
-
-/// Runs the CLI with these arguments (the first is the program name).
-pub fn main_with<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let cli = Cli::parse_from(args);
+    let cli = Cli::parse();
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         // A reader that went away (`huijiao query | head`) is not an error.
@@ -310,17 +302,17 @@ where
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check { json, node, regions, files } => {
-            let table = crate::config::load_regions(regions.as_deref())?;
+            let table = huijiao::config::load_regions(regions.as_deref())?;
             if let Some(node) = &node {
-                crate::config::check_node_id(node, &table)?;
+                huijiao::config::check_node_id(node, &table)?;
             }
-            crate::commands::check::run(&files, json, node.as_deref(), &table, &mut std::io::stdout().lock())
+            huijiao::commands::check::run(&files, json, node.as_deref(), &table, &mut std::io::stdout().lock())
         }
         Command::Run { config } => {
-            crate::logging::init()?;
-            let cfg = crate::config::Config::load(&config)?;
+            huijiao::logging::init()?;
+            let cfg = huijiao::config::Config::load(&config)?;
             if let Some(spec) = &cfg.log {
-                crate::logging::set_filter(spec)?;
+                huijiao::logging::set_filter(spec)?;
             }
             // Blocking work (parsing, decoding, the store's callers) is bounded elsewhere;
             // this caps the thread pool behind it.
@@ -329,10 +321,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 .enable_all()
                 .build()
                 .context("cannot start the runtime")?;
-            rt.block_on(crate::daemon::serve(config, cfg))?;
+            rt.block_on(huijiao::daemon::serve(config, cfg))?;
             Ok(0)
         }
-        Command::Demo { records, keep, dir, seed, timeout_secs } => crate::demo::run(crate::demo::Options {
+        Command::Demo { records, keep, dir, seed, timeout_secs } => demo::run(huijiao_kit::demo::Options {
             records: records.max(6),
             keep,
             dir,
@@ -340,17 +332,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             timeout: std::time::Duration::from_secs(timeout_secs),
         }),
         Command::Pki(PkiCommand::Init { dir }) => {
-            crate::pki::init(&dir)?;
+            huijiao::pki::init(&dir)?;
             println!("CA created in {} (ca.crt, ca.key 0600, crl.pem); keep ca.key offline", dir.display());
             Ok(0)
         }
         Command::Pki(PkiCommand::Issue { ca, node_id, out, days }) => {
-            let (crt, key) = crate::pki::issue(&ca, &node_id, &out, days)?;
+            let (crt, key) = huijiao::pki::issue(&ca, &node_id, &out, days)?;
             println!("issued {} and {} for node {node_id}, valid {days} days", crt.display(), key.display());
             Ok(0)
         }
         Command::Pki(PkiCommand::Renew { ca, node_id, out, days }) => {
-            let (crt, key) = crate::pki::renew(&ca, &node_id, &out, days)?;
+            let (crt, key) = huijiao::pki::renew(&ca, &node_id, &out, days)?;
             println!(
                 "renewed {} and {} for node {node_id}, valid {days} days; install them and reload the node (systemctl reload huijiao)",
                 crt.display(),
@@ -359,8 +351,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Pki(PkiCommand::List { ca, json }) => {
-            let all = crate::pki::list(&ca)?;
-            let ca_expiry = crate::pki::expiry_of_file(&ca.join("ca.crt"))?;
+            let all = huijiao::pki::list(&ca)?;
+            let ca_expiry = huijiao::pki::expiry_of_file(&ca.join("ca.crt"))?;
             if json {
                 println!("{}", serde_json::json!({"ca_not_after": ca_expiry, "certificates": all}));
                 return Ok(0);
@@ -368,34 +360,34 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             println!(
                 "CA {} expires {} ({} days)",
                 ca.display(),
-                crate::clock::rfc3339_china(ca_expiry * 1000),
-                crate::pki::days_left(ca_expiry)
+                huijiao::clock::rfc3339_china(ca_expiry * 1000),
+                huijiao::pki::days_left(ca_expiry)
             );
             println!("{:<8} {:<34} {:<30} {:>6}  state", "node", "serial", "expires", "days");
             for c in &all {
-                let days = crate::pki::days_left(c.not_after);
+                let days = huijiao::pki::days_left(c.not_after);
                 let state = if c.revoked {
                     "revoked"
                 } else if days < 0 {
                     "EXPIRED"
-                } else if days < crate::pki::EXPIRY_WARNING_DAYS {
+                } else if days < huijiao::pki::EXPIRY_WARNING_DAYS {
                     "EXPIRES SOON"
                 } else {
                     "valid"
                 };
-                println!("{:<8} {:<34} {:<30} {days:>6}  {state}", c.node, c.serial, crate::clock::rfc3339_china(c.not_after * 1000));
+                println!("{:<8} {:<34} {:<30} {days:>6}  {state}", c.node, c.serial, huijiao::clock::rfc3339_china(c.not_after * 1000));
             }
             Ok(0)
         }
         Command::Backup { config, to } => {
-            let cfg = crate::config::Config::load(&config)?;
-            let s = crate::store::backup::backup(&cfg.data_dir, &cfg.node_id, &to)?;
+            let cfg = huijiao::config::Config::load(&config)?;
+            let s = huijiao::store::backup::backup(&cfg.data_dir, &cfg.node_id, &to)?;
             println!("backup {}: {} records, change log up to {}, {} bytes", s.path.display(), s.records, s.last_seq, s.bytes);
             Ok(0)
         }
         Command::Restore { config, from } => {
-            let cfg = crate::config::Config::load(&config)?;
-            let (s, kept) = crate::store::backup::restore(&cfg.data_dir, &cfg.node_id, &from)?;
+            let cfg = huijiao::config::Config::load(&config)?;
+            let (s, kept) = huijiao::store::backup::restore(&cfg.data_dir, &cfg.node_id, &from)?;
             println!(
                 "restored {} ({} records, change log up to {}); the store it replaced is kept as {}",
                 s.path.display(),
@@ -410,12 +402,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Config(ConfigCommand::Check { config }) => {
-            let findings = crate::commands::setup::check(&config);
-            Ok(crate::commands::setup::print(&findings, &mut std::io::stdout().lock())?)
+            let findings = huijiao::commands::setup::check(&config);
+            Ok(huijiao::commands::setup::print(&findings, &mut std::io::stdout().lock())?)
         }
         Command::Init { node_id, parent, config, data_dir, inbox, force } => {
             let parent = parent.as_ref().map(|p| (p[0].as_str(), p[1].as_str()));
-            crate::commands::setup::init(&crate::commands::setup::InitOptions {
+            huijiao::commands::setup::init(&huijiao::commands::setup::InitOptions {
                 node_id: &node_id,
                 parent,
                 config: &config,
@@ -432,17 +424,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Pki(PkiCommand::Revoke { ca, node_id, serial }) => {
             let target = match (node_id, serial) {
-                (Some(n), _) => crate::pki::RevokeTarget::Node(n),
-                (None, Some(s)) => crate::pki::RevokeTarget::Serial(s),
+                (Some(n), _) => huijiao::pki::RevokeTarget::Node(n),
+                (None, Some(s)) => huijiao::pki::RevokeTarget::Serial(s),
                 (None, None) => anyhow::bail!("give a node id or --serial"),
             };
-            let revoked = crate::pki::revoke(&ca, target)?;
+            let revoked = huijiao::pki::revoke(&ca, target)?;
             println!("revoked {} certificate(s); distribute {}/crl.pem to every parent", revoked.len(), ca.display());
             Ok(0)
         }
         Command::Conflicts { config, json } => {
-            let cfg = crate::config::Config::load(&config)?;
-            let reader = crate::store::Reader::open(&cfg.db_path())?;
+            let cfg = huijiao::config::Config::load(&config)?;
+            let reader = huijiao::store::Reader::open(&cfg.db_path())?;
             for q in reader.quarantine()? {
                 if json {
                     println!("{}", serde_json::to_string(&q)?);
@@ -461,9 +453,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Recover { config } => {
-            let cfg = crate::config::Config::load(&config)?;
+            let cfg = huijiao::config::Config::load(&config)?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
-            let r = rt.block_on(crate::commands::recover::run(&cfg))?;
+            let r = rt.block_on(huijiao::commands::recover::run(&cfg))?;
             println!(
                 "the parent holds {} record(s) from this node's subtree; {} taken back into the store (the others it held already)",
                 r.held, r.restored
@@ -471,14 +463,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Status { config, json } => {
-            let cfg = crate::config::Config::load(&config)?;
-            crate::commands::status::run(&cfg, json, &mut std::io::stdout().lock())?;
+            let cfg = huijiao::config::Config::load(&config)?;
+            huijiao::commands::status::run(&cfg, json, &mut std::io::stdout().lock())?;
             Ok(0)
         }
         Command::Query(a) => query(*a),
         Command::Reindex { config } => {
-            let cfg = crate::config::Config::load(&config)?;
-            let n = crate::commands::query::reindex(&cfg.data_dir, &mut std::io::stderr())?;
+            let cfg = huijiao::config::Config::load(&config)?;
+            let n = huijiao::commands::query::reindex(&cfg.data_dir, &mut std::io::stderr())?;
             println!("catalogue rebuilt: {n} records indexed");
             Ok(0)
         }
@@ -486,8 +478,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn query(a: QueryArgs) -> anyhow::Result<i32> {
-    use crate::commands::query as q;
-    let cfg = crate::config::Config::load(&a.config)?;
+    use huijiao::commands::query as q;
+    let cfg = huijiao::config::Config::load(&a.config)?;
     let catalogue_only = [
         &a.search,
         &a.year,
@@ -524,9 +516,9 @@ fn query(a: QueryArgs) -> anyhow::Result<i32> {
             until: parse(a.until)?,
             reg_no: a.reg_no,
             text: a.text,
-            public: a.public.then(crate::clock::today),
+            public: a.public.then(huijiao::clock::today),
         };
-        let reader = crate::store::Reader::open(&cfg.db_path())?;
+        let reader = huijiao::store::Reader::open(&cfg.db_path())?;
         q::run(&reader, &filter, a.json, a.count, &mut std::io::stdout().lock())?;
         return Ok(0);
     }
@@ -572,9 +564,9 @@ fn query(a: QueryArgs) -> anyhow::Result<i32> {
     };
     let shared = !matches!(action, q::Action::List { .. });
     let view = if a.operator || (!shared && !a.public) {
-        crate::store::catalogue::View::Operator
+        huijiao::store::catalogue::View::Operator
     } else {
-        crate::store::catalogue::View::Public { today: crate::clock::today() }
+        huijiao::store::catalogue::View::Public { today: huijiao::clock::today() }
     };
     q::run_catalogue(&cfg, &pairs, action, view, a.json, &mut std::io::stdout().lock())
 }

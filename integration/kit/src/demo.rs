@@ -7,17 +7,17 @@
 //! drops them into the inboxes, shows progress per tier, and once the national node
 //! holds every accepted record prints a summary and audits the result.
 
-use crate::audit::audit;
-use crate::commands::pad;
-use crate::store::Reader;
+use crate::audit::{audit, Holdings};
+use crate::fleet::{self, NodeConfig, NodeDir};
 use crate::synth::{self, Generator, Rng};
 use anyhow::{bail, Context};
 use huijiao_protocol::fields::Field;
 use huijiao_protocol::regions::{node_level, Level, RegionTable};
+use huijiao_protocol::table::pad;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +39,26 @@ pub const TOPOLOGY: [(&str, Option<&str>); 12] = [
     ("429004", Some("420000")),
 ];
 
+/// What the demo needs of the node it demonstrates, which this crate does not link:
+/// certificates, and reading a node's store. The `huijiao` binary provides it.
+pub trait Host {
+    /// Creates a CA in `dir`.
+    fn init_ca(&self, dir: &Path) -> anyhow::Result<()>;
+    /// Issues `node_id`'s certificate and key into `tls_dir`, valid for `days`.
+    fn issue(&self, ca: &Path, node_id: &str, tls_dir: &Path, days: u32) -> anyhow::Result<()>;
+    /// The store at `db`, opened to read; None while it does not exist.
+    fn open_store(&self, db: &Path) -> Option<Box<dyn StoreView>>;
+}
+
+/// What the demo reads of a node's store.
+pub trait StoreView {
+    fn record_count(&self) -> anyhow::Result<i64>;
+    /// Every record's state and the changes logged more than once, for the audit.
+    fn holdings(&self) -> anyhow::Result<Holdings>;
+    /// (reg_no, accepted at the origin, accepted here) in ms, for every record.
+    fn arrival_times(&self) -> anyhow::Result<Vec<(String, i64, i64)>>;
+}
+
 /// What `huijiao demo` was asked for.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -53,11 +73,10 @@ pub struct Options {
     pub timeout: Duration,
 }
 
-struct Node {
+struct Node<'h> {
     id: String,
-    parent: Option<String>,
-    dir: PathBuf,
-    config: PathBuf,
+    dir: NodeDir,
+    host: &'h dyn Host,
     child: Option<Child>,
     listen: Option<String>,
     /// Counties: records generated, bad rows among them, files dropped, drop time.
@@ -67,13 +86,13 @@ struct Node {
     dropped_at: i64,
 }
 
-impl Node {
+impl Node<'_> {
     fn level(&self) -> Level {
         node_level(&self.id)
     }
 
-    fn reader(&self) -> Option<Reader> {
-        Reader::open(&self.dir.join("data").join(crate::store::DB_FILE)).ok()
+    fn reader(&self) -> Option<Box<dyn StoreView>> {
+        self.host.open_store(&self.dir.db())
     }
 
     fn records(&self) -> i64 {
@@ -84,7 +103,7 @@ impl Node {
     fn reports(&self) -> (usize, u64, u64) {
         let mut out = (0, 0, 0);
         for top in ["processed", "rejected"] {
-            let Ok(days) = std::fs::read_dir(self.dir.join(top)) else { continue };
+            let Ok(days) = std::fs::read_dir(self.dir.0.join(top)) else { continue };
             for day in days.flatten() {
                 for f in std::fs::read_dir(day.path()).into_iter().flatten().flatten() {
                     if f.file_name().to_string_lossy().ends_with(".report.json") {
@@ -105,7 +124,7 @@ impl Node {
 }
 
 /// Runs the demo; returns the exit status (0 when the federation passed its audit).
-pub fn run(opts: Options) -> anyhow::Result<i32> {
+pub fn run(opts: Options, host: &dyn Host) -> anyhow::Result<i32> {
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_ctrl_c(interrupted.clone());
     let (root, temporary) = match &opts.dir {
@@ -115,10 +134,10 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
     if root.join("ca").exists() {
         bail!("{} already holds a demo; choose another --dir", root.display());
     }
-    crate::fsx::create_dir_all(&root)?;
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     println!("huijiao demo: a federation of {} nodes in {}", TOPOLOGY.len(), root.display());
     let mut nodes: Vec<Node> = Vec::new();
-    let result = build_and_run(&opts, &root, &mut nodes, &interrupted);
+    let result = build_and_run(&opts, host, &root, &mut nodes, &interrupted);
     if opts.keep && result.is_ok() && !interrupted.load(Ordering::Relaxed) {
         print_keep_help(&root, &nodes);
         while !interrupted.load(Ordering::Relaxed)
@@ -136,57 +155,51 @@ pub fn run(opts: Options) -> anyhow::Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
-fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted: &AtomicBool) -> anyhow::Result<bool> {
+fn build_and_run<'h>(
+    opts: &Options,
+    host: &'h dyn Host,
+    root: &Path,
+    nodes: &mut Vec<Node<'h>>,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<bool> {
     let ca = root.join("ca");
-    crate::pki::init(&ca)?;
+    host.init_ca(&ca)?;
     let exe = std::env::current_exe().context("cannot find this program")?;
     for (id, parent) in TOPOLOGY {
-        let dir = root.join(format!("node-{id}"));
-        crate::fsx::create_dir_all(&dir.join("inbox"))?;
-        crate::pki::issue(&ca, id, &dir.join("tls"), 30)?;
-        let mut node = Node {
-            id: id.into(),
-            parent: parent.map(str::to_string),
-            config: dir.join("node.toml"),
-            dir,
-            child: None,
-            listen: None,
-            generated: 0,
-            bad: 0,
-            files: 0,
-            dropped_at: 0,
-        };
-        let parent_addr =
-            parent.map(|p| nodes.iter().find(|n| n.id == p).and_then(|n| n.listen.clone()).context("parent started first")).transpose()?;
+        let dir = NodeDir::new(root, id);
+        std::fs::create_dir_all(dir.inbox()).with_context(|| format!("cannot create {}", dir.inbox().display()))?;
+        host.issue(&ca, id, &dir.tls(), 30)?;
+        let mut node = Node { id: id.into(), dir, host, child: None, listen: None, generated: 0, bad: 0, files: 0, dropped_at: 0 };
+        let mut config = NodeConfig::new(id, &ca);
+        if let Some(p) = parent {
+            let addr = nodes.iter().find(|n| n.id == p).and_then(|n| n.listen.clone()).context("parent started first")?;
+            config.parent = Some((p.to_string(), addr));
+        }
+        if node.level() != Level::County {
+            config.listen = Some("127.0.0.1:0".into());
+        }
         if node.id == huijiao_protocol::regions::NATIONAL {
             // The catalogue API's operator token, readable by its owner only.
-            let token = format!("demo-{}", crate::pki::hex_serial(&crate::pki::random_bytes(16)?));
-            crate::pki::write_private(&node.dir.join("api-token"), format!("{token}\n").as_bytes())?;
+            config.http = true;
+            fleet::write_private(&node.dir.0.join(fleet::TOKEN_FILE), format!("demo-{}\n", fleet::random_token()?).as_bytes())?;
         }
-        crate::fsx::write(&node.config, config_text(&node, &ca, parent_addr.as_deref()))?;
-        let log = crate::fsx::create(&node.dir.join("node.log"))?;
-        node.child = Some(
-            Command::new(&exe)
-                .args(["run", "--config"])
-                .arg(&node.config)
-                .env("HUIJIAO_LOG", "info")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("cannot start a node")?,
-        );
+        config.extra = "[sync]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\n".into();
+        let text = format!("# Written by huijiao demo.\n{}", config.toml());
+        std::fs::write(node.dir.config(), text).with_context(|| format!("cannot write {}", node.dir.config().display()))?;
+        let mut child = fleet::spawn(&exe, &node.dir, &[])?;
         if node.level() != Level::County {
-            let file = node.dir.join("data").join(crate::daemon::LISTEN_ADDRESS_FILE);
             let deadline = Instant::now() + Duration::from_secs(30);
-            while !file.exists() {
-                if Instant::now() > deadline || interrupted.load(Ordering::Relaxed) {
-                    bail!("node {id} did not start; see {}", node.dir.join("node.log").display());
+            node.listen = loop {
+                if interrupted.load(Ordering::Relaxed) {
+                    bail!("interrupted while node {id} started");
+                }
+                if let Some(a) = fleet::poll_listening(&node.dir, &mut child, deadline)? {
+                    break Some(a);
                 }
                 std::thread::sleep(Duration::from_millis(20));
-            }
-            node.listen = Some(crate::fsx::read_to_string(&file)?.trim().to_string());
+            };
         }
+        node.child = Some(child);
         nodes.push(node);
     }
     println!("started {} nodes (each `huijiao run` in its own process), CA in {}", nodes.len(), ca.display());
@@ -201,11 +214,9 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
         nodes[i].generated = n;
         nodes[i].bad = files.iter().map(|f| f.2).sum();
         nodes[i].files = files.len();
-        nodes[i].dropped_at = crate::clock::now_ms();
+        nodes[i].dropped_at = now_ms();
         for (name, bytes, _) in files {
-            let tmp = nodes[i].dir.join("inbox").join(format!(".{name}.part"));
-            crate::fsx::write(&tmp, bytes)?;
-            crate::fsx::rename(&tmp, &nodes[i].dir.join("inbox").join(&name))?;
+            fleet::drop_file(&nodes[i].dir.inbox(), &name, &bytes)?;
         }
     }
     let total_files: usize = counties.iter().map(|&i| nodes[i].files).sum();
@@ -226,7 +237,7 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
         }
         for n in nodes.iter_mut() {
             if let Some(status) = n.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("node {} exited ({status}); see {}", n.id, n.dir.join("node.log").display());
+                bail!("node {} exited ({status}); see {}", n.id, n.dir.log().display());
             }
         }
         let (handled, accepted) = counties.iter().map(|&i| nodes[i].reports()).fold((0usize, 0u64), |(h, a), r| (h + r.0, a + r.1));
@@ -261,30 +272,10 @@ fn build_and_run(opts: &Options, root: &Path, nodes: &mut Vec<Node>, interrupted
     summary(nodes, &counties, elapsed)
 }
 
-fn config_text(node: &Node, ca: &Path, parent_addr: Option<&str>) -> String {
-    let mut t = format!(
-        "# Written by huijiao demo.\nnode_id = \"{id}\"\ndata_dir = \"data\"\n\n[inbox]\npaths = [\"inbox\"]\nsettle_ms = 300\n\n[tls]\nca = \"{ca}\"\ncert = \"tls/{id}.crt\"\nkey = \"tls/{id}.key\"\ncrl = \"{crl}\"\n\n",
-        id = node.id,
-        ca = ca.join("ca.crt").display(),
-        crl = ca.join("crl.pem").display()
-    );
-    if node.level() != Level::County {
-        t.push_str("[listen]\naddress = \"127.0.0.1:0\"\n\n");
-    }
-    if node.id == huijiao_protocol::regions::NATIONAL {
-        t.push_str("[http]\naddress = \"127.0.0.1:0\"\ntoken_file = \"api-token\"\n\n");
-    }
-    if let (Some(p), Some(a)) = (&node.parent, parent_addr) {
-        t.push_str(&format!("[parent]\naddress = \"{a}\"\nnode_id = \"{p}\"\n\n"));
-    }
-    t.push_str("[sync]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\n");
-    t
-}
-
 /// Five files for a county, one of each type; about 2 % of rows broken in ways a
 /// clerk's file really is. Returns (name, bytes, bad rows).
 fn county_files(county: &str, n: u32, seed: u64) -> Vec<(String, Vec<u8>, u32)> {
-    let today = crate::clock::today();
+    let today = huijiao_protocol::Date::from_unix_ms_china(now_ms());
     let mut g = Generator::new(seed);
     let mut rng = Rng::new(seed.wrapping_mul(31));
     let cols = synth::columns();
@@ -366,7 +357,12 @@ fn tier_bars(nodes: &[Node], handled: usize, total_files: usize) -> Vec<String> 
     out
 }
 
-/// Pads to a terminal width, counting CJK characters as two columns.
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The `p` quantile of sorted milliseconds, in seconds.
 fn percentile(sorted: &[i64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -405,9 +401,14 @@ fn summary(nodes: &[Node], counties: &[usize], elapsed: Duration) -> anyhow::Res
         "\nnational total: {total} records; sum of the counties' accepted records: {sum_accepted} {}",
         if ok { "✓" } else { "✗ MISMATCH" }
     );
-    let readers: Vec<(String, Reader)> = counties.iter().filter_map(|&i| nodes[i].reader().map(|r| (nodes[i].id.clone(), r))).collect();
-    let origins: Vec<(&str, &Reader)> = readers.iter().map(|(id, r)| (id.as_str(), r)).collect();
-    let a = audit(&origins, &top)?;
+    let mut held = Vec::new();
+    for &i in counties {
+        if let Some(r) = nodes[i].reader() {
+            held.push((nodes[i].id.clone(), r.holdings()?));
+        }
+    }
+    let origins: Vec<(&str, &Holdings)> = held.iter().map(|(id, h)| (id.as_str(), h)).collect();
+    let a = audit(&origins, &top.holdings()?);
     println!("audit: {} {}", a.summary(), if a.ok() { "✓" } else { "✗" });
     ok &= a.ok() && a.matched as u64 == total;
 
@@ -438,11 +439,11 @@ fn summary(nodes: &[Node], counties: &[usize], elapsed: Duration) -> anyhow::Res
 
 fn print_keep_help(root: &Path, nodes: &[Node]) {
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "huijiao".into());
-    let cfg = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.config.display().to_string()).unwrap_or_default();
-    let national = root.join("node-000000");
-    let token = national.join("api-token");
+    let cfg = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.dir.config().display().to_string()).unwrap_or_default();
+    let national = NodeDir::new(root, huijiao_protocol::regions::NATIONAL);
+    let token = national.0.join(fleet::TOKEN_FILE);
     println!("\nThe federation keeps running in {}.", root.display());
-    let api = std::fs::read_to_string(national.join("data").join(crate::http::HTTP_ADDRESS_FILE)).ok();
+    let api = national.http_address();
     if let Some(api) = &api {
         println!("Open in a browser:");
         println!("  the public catalogue   http://{api}/   (search 水稻, 识别 or 芯片)");
@@ -463,35 +464,18 @@ fn print_keep_help(root: &Path, nodes: &[Node]) {
     println!("Each node logs to node-*/node.log. Press Ctrl-C to stop every node.");
 }
 
-/// SIGTERM to every node, then wait (SIGKILL after 20 s).
+/// SIGTERM to every node, children first, then wait (SIGKILL after 20 s).
 fn stop_all(nodes: &mut [Node]) {
     for n in nodes.iter_mut().rev() {
         if let Some(c) = &n.child {
-            terminate(c.id());
+            fleet::terminate(c.id());
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
     for n in nodes.iter_mut() {
         if let Some(mut c) = n.child.take() {
-            loop {
-                match c.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() > deadline => {
-                        let _ = c.kill();
-                        let _ = c.wait();
-                        break;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-                }
-            }
+            fleet::wait_or_kill(&mut c, Duration::from_secs(20));
         }
     }
-}
-
-/// Sends SIGTERM, the signal systemd uses to stop a node cleanly (through kill(1):
-/// no `unsafe` for a signal).
-pub fn terminate(pid: u32) {
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
 }
 
 /// Sets `flag` on Ctrl-C (SIGINT) or SIGTERM.
