@@ -341,7 +341,7 @@ async fn open_store(cfg: &Config, shutdown: &CancellationToken) -> anyhow::Resul
             Err(e) => {
                 let free = free_bytes(&cfg.data_dir);
                 if free.is_none_or(|f| f >= 1024 * 1024) {
-                    return Err(e);
+                    return Err(e.into());
                 }
                 if !said {
                     error!(

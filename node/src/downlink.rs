@@ -492,7 +492,7 @@ async fn session(
                         net::write_frame(&mut send, &ack).await?;
                     }
                     Err(ApplyError::Refused(r)) => return refuse(&mut send, child, r).await,
-                    Err(ApplyError::Store(e)) => return Err(e.context("cannot apply a batch")),
+                    Err(ApplyError::Store(e)) => return Err(anyhow::Error::from(e).context("cannot apply a batch")),
                 }
             }
         }

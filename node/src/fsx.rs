@@ -1,43 +1,63 @@
 //! File operations whose errors name the path (and, for a rename, both paths): what
 //! an operator reads in the log must say which file, not only "Permission denied".
 
-use anyhow::Context;
 use std::path::Path;
 
-pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> anyhow::Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+/// A file operation that failed: what was done to which path, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {cause}")]
+pub struct FileError {
+    pub what: String,
+    pub cause: std::io::Error,
 }
 
-pub fn read_to_string(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+pub type Result<T> = std::result::Result<T, FileError>;
+
+/// Names the operation and path of an IO error.
+pub trait Named<T> {
+    fn named(self, what: impl FnOnce() -> String) -> Result<T>;
 }
 
-pub fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::rename(from, to).with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
+impl<T> Named<T> for std::io::Result<T> {
+    fn named(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|cause| FileError { what: what(), cause })
+    }
 }
 
-pub fn create_dir_all(path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path).with_context(|| format!("cannot create the folder {}", path.display()))
+pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    std::fs::write(path, bytes).named(|| format!("cannot write {}", path.display()))
 }
 
-pub fn create(path: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))
+pub fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).named(|| format!("cannot read {}", path.display()))
+}
+
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).named(|| format!("cannot rename {} to {}", from.display(), to.display()))
+}
+
+pub fn create_dir_all(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).named(|| format!("cannot create the folder {}", path.display()))
+}
+
+pub fn create(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::create(path).named(|| format!("cannot create {}", path.display()))
 }
 
 /// Sets the permission bits (e.g. 0o600).
-pub fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+pub fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set the permissions of {} to {mode:o}", path.display()))
+        .named(|| format!("cannot set the permissions of {} to {mode:o}", path.display()))
 }
 
 /// Flushes a file's data to disk.
-pub fn sync_file(path: &Path) -> anyhow::Result<()> {
-    std::fs::File::open(path).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {} to disk", path.display()))
+pub fn sync_file(path: &Path) -> Result<()> {
+    std::fs::File::open(path).and_then(|f| f.sync_all()).named(|| format!("cannot sync {} to disk", path.display()))
 }
 
-pub fn size(path: &Path) -> anyhow::Result<u64> {
-    Ok(std::fs::metadata(path).with_context(|| format!("cannot read the size of {}", path.display()))?.len())
+pub fn size(path: &Path) -> Result<u64> {
+    Ok(std::fs::metadata(path).named(|| format!("cannot read the size of {}", path.display()))?.len())
 }
 
 #[cfg(test)]

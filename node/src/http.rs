@@ -83,7 +83,7 @@ impl Api {
         })
     }
 
-    fn take(&self) -> anyhow::Result<Catalogue> {
+    fn take(&self) -> crate::store::Result<Catalogue> {
         let pooled = self.pool.lock().expect("pool lock").pop();
         match pooled {
             Some(c) => Ok(c),
@@ -107,7 +107,7 @@ impl Api {
             .await
             .map_err(|_| ApiError::Busy("too many queries at once; try again in a moment".into()))?
             .map_err(|_| ApiError::Busy("shutting down".into()))?;
-        let cat = self.take().map_err(ApiError::Internal)?;
+        let cat = self.take()?;
         let interrupt = cat.interrupt_handle();
         let api = self.clone();
         let job = tokio::task::spawn_blocking(move || {
@@ -170,6 +170,16 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        if e.was_interrupted() {
+            ApiError::Busy("the query was stopped: it took too long".into())
+        } else {
+            ApiError::Internal(e.into())
+        }
+    }
+}
+
 impl From<ParamError> for ApiError {
     fn from(e: ParamError) -> Self {
         ApiError::Param(e)
@@ -182,22 +192,17 @@ impl From<ListingError> for ApiError {
             ListingError::BadCursor => {
                 ApiError::Param(ParamError { param: "cursor".into(), message: "not a cursor this listing gave out".into() })
             }
-            ListingError::Store(e) => internal_or_interrupted(e),
+            ListingError::Store(e) => e.into(),
         }
     }
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        internal_or_interrupted(e)
-    }
-}
-
-fn internal_or_interrupted(e: anyhow::Error) -> ApiError {
-    if crate::store::catalogue::was_interrupted(&e) {
-        ApiError::Busy("the query was stopped: it took too long".into())
-    } else {
-        ApiError::Internal(e)
+        match e.downcast::<crate::store::StoreError>() {
+            Ok(store) => store.into(),
+            Err(e) => ApiError::Internal(e),
+        }
     }
 }
 

@@ -404,7 +404,7 @@ pub fn export(cat: &Catalogue, q: Option<&str>, f: &Filters, view: View, format:
                 out.write_all(b"\n")?;
             }
         }
-        Ok(())
+        Ok::<_, anyhow::Error>(())
     })?;
     out.flush()?;
     Ok(n)

@@ -26,7 +26,7 @@ impl Host for Daemon {
 
 impl StoreView for Store {
     fn record_count(&self) -> anyhow::Result<i64> {
-        self.0.record_count()
+        Ok(self.0.record_count()?)
     }
 
     fn holdings(&self) -> anyhow::Result<Holdings> {
@@ -34,7 +34,7 @@ impl StoreView for Store {
     }
 
     fn arrival_times(&self) -> anyhow::Result<Vec<(String, i64, i64)>> {
-        self.0.arrival_times()
+        Ok(self.0.arrival_times()?)
     }
 }
 

@@ -39,7 +39,7 @@ pub fn record_json(r: &StoredRecord, public: bool) -> Map<String, Value> {
 pub fn run(reader: &Reader, filter: &Filter, json: bool, count_only: bool, out: &mut dyn Write) -> anyhow::Result<u64> {
     let public = filter.public.is_some();
     if count_only {
-        let n = reader.for_each(filter, |_| Ok(()))?;
+        let n = reader.for_each(filter, |_| Ok::<_, anyhow::Error>(()))?;
         writeln!(out, "{n}")?;
         return Ok(n);
     }
@@ -52,7 +52,7 @@ pub fn run(reader: &Reader, filter: &Filter, json: bool, count_only: bool, out: 
         } else {
             print_row(out, &r)?;
         }
-        Ok(())
+        Ok::<_, anyhow::Error>(())
     })?;
     if !json {
         writeln!(out, "({n} records)")?;

@@ -8,7 +8,7 @@
 //! twice and `huijiao recover` takes back what the copy lacked), and the search
 //! catalogue rebuilds itself.
 
-use anyhow::{bail, Context};
+use super::error::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// What a backup holds.
@@ -20,7 +20,7 @@ pub struct Summary {
     pub last_seq: i64,
 }
 
-fn summarize(path: &Path) -> anyhow::Result<Summary> {
+fn summarize(path: &Path) -> Result<Summary> {
     let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .with_context(|| format!("cannot open {}", path.display()))?;
     let records: i64 = conn
@@ -32,7 +32,7 @@ fn summarize(path: &Path) -> anyhow::Result<Summary> {
 
 /// `huijiao backup --to PATH`: a consistent copy of the store, also while the daemon
 /// runs. PATH must not exist; a folder gets a file named by node and time.
-pub fn backup(data_dir: &Path, node_id: &str, to: &Path) -> anyhow::Result<Summary> {
+pub fn backup(data_dir: &Path, node_id: &str, to: &Path) -> Result<Summary> {
     let target = if to.is_dir() {
         let stamp = crate::clock::rfc3339_china(crate::clock::now_ms()).replace([':', '.'], "-");
         to.join(format!("huijiao-{node_id}-{stamp}.db"))
@@ -65,7 +65,7 @@ pub fn backup(data_dir: &Path, node_id: &str, to: &Path) -> anyhow::Result<Summa
 
 /// `huijiao restore --from PATH`: replaces the store with a backup, the daemon
 /// stopped. The store it replaces is kept beside it (`huijiao.db.replaced-…`).
-pub fn restore(data_dir: &Path, node_id: &str, from: &Path) -> anyhow::Result<(Summary, PathBuf)> {
+pub fn restore(data_dir: &Path, node_id: &str, from: &Path) -> Result<(Summary, PathBuf)> {
     let _lock = super::lock_data_dir(data_dir)?;
     let summary = summarize(from)?;
     {

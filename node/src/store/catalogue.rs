@@ -10,9 +10,9 @@
 //! any embargo) are made on the store's own state, so an index a moment behind never
 //! shows a record that is no longer public.
 
+use super::error::{bail, Context, Result, StoreError};
 use super::StoredRecord;
 use crate::search;
-use anyhow::Context;
 use huijiao_protocol::record::{ip_type, IP_TRADE_SECRET};
 use huijiao_protocol::{Date, Record, Secret};
 use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension};
@@ -78,7 +78,7 @@ fn store_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Attaches the store read-only as `st`.
-fn attach_store(conn: &Connection, data_dir: &Path) -> anyhow::Result<()> {
+fn attach_store(conn: &Connection, data_dir: &Path) -> Result<()> {
     let uri = format!("file:{}?mode=ro", store_path(data_dir).display());
     conn.execute("ATTACH DATABASE ?1 AS st", [uri]).context("cannot attach the store to the catalogue")?;
     Ok(())
@@ -129,7 +129,7 @@ fn doc_cols(r: &Record, withdrawn: bool) -> DocCols {
 
 impl Indexer {
     /// Opens (creating) the catalogue of the store in `data_dir`.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Indexer> {
+    pub fn open(data_dir: &Path) -> Result<Indexer> {
         let path = catalogue_path(data_dir);
         let conn = Connection::open_with_flags(
             &path,
@@ -162,7 +162,7 @@ impl Indexer {
     }
 
     /// The last store change indexed.
-    pub fn cursor(&self) -> anyhow::Result<u64> {
+    pub fn cursor(&self) -> Result<u64> {
         let c: String = self.conn.query_row("SELECT value FROM meta WHERE key = 'cursor'", [], |r| r.get(0))?;
         Ok(c.parse().unwrap_or(0))
     }
@@ -174,7 +174,7 @@ impl Indexer {
     /// whose store is not the one it indexed (restored, replaced: its change log is
     /// another or behind the cursor) is rebuilt instead, from the store's records in
     /// batches, so the work survives a crash and never needs one huge transaction.
-    pub fn catch_up(&mut self, max: usize) -> anyhow::Result<usize> {
+    pub fn catch_up(&mut self, max: usize) -> Result<usize> {
         // Immediate: two indexers (the daemon's, a `query` or `reindex`) take turns
         // instead of indexing the same changes at once.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -230,7 +230,7 @@ impl Indexer {
 
     /// Empties the catalogue and indexes every record of the store again, all the way.
     /// Returns how many records it indexed.
-    pub fn rebuild(&mut self) -> anyhow::Result<u64> {
+    pub fn rebuild(&mut self) -> Result<u64> {
         {
             let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let last: i64 = tx.query_row("SELECT coalesce(max(seq), 0) FROM st.changes", [], |r| r.get(0))?;
@@ -244,7 +244,7 @@ impl Indexer {
     }
 
     /// Whether a rebuild is under way.
-    pub fn rebuilding(&self) -> anyhow::Result<bool> {
+    pub fn rebuilding(&self) -> Result<bool> {
         Ok(self.conn.query_row("SELECT count(*) FROM meta WHERE key = 'rebuild_upto'", [], |r| r.get::<_, i64>(0))? > 0)
     }
 
@@ -260,7 +260,7 @@ fn set_meta(tx: &rusqlite::Transaction<'_>, key: &str, value: &str) -> rusqlite:
 
 /// Empties the catalogue and marks a rebuild of the store's records up to change
 /// `upto`; the changes after it are indexed as usual once the rebuild is done.
-fn start_rebuild(tx: &rusqlite::Transaction<'_>, upto: i64) -> anyhow::Result<()> {
+fn start_rebuild(tx: &rusqlite::Transaction<'_>, upto: i64) -> Result<()> {
     tx.execute_batch("DELETE FROM docs; DELETE FROM facets; INSERT INTO fts (fts) VALUES ('delete-all');")?;
     tx.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('log_id', coalesce((SELECT value FROM st.meta WHERE key = 'log_id'), ''))",
@@ -276,7 +276,7 @@ fn start_rebuild(tx: &rusqlite::Transaction<'_>, upto: i64) -> anyhow::Result<()
 /// rowid: an index walk, whatever the size); finishing, moves the cursor to where
 /// the rebuild began. A record changed since then has a change after the cursor,
 /// which indexes it, so it is skipped here.
-fn rebuild_step(tx: &rusqlite::Transaction<'_>, upto: i64, max: usize) -> anyhow::Result<usize> {
+fn rebuild_step(tx: &rusqlite::Transaction<'_>, upto: i64, max: usize) -> Result<usize> {
     let pos: i64 = tx.query_row("SELECT value FROM meta WHERE key = 'rebuild_pos'", [], |r| r.get::<_, String>(0))?.parse().unwrap_or(0);
     let mut n = 0;
     let mut at = pos;
@@ -320,7 +320,7 @@ fn prefecture_of(region: &str) -> String {
 }
 
 /// Adds `delta` to the facet counts of the docs row of `reg_no`, as it stands.
-fn count_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str, delta: i64) -> anyhow::Result<()> {
+fn count_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str, delta: i64) -> Result<()> {
     type Cols = (String, i64, i64, String, Option<String>, Option<String>, Option<String>, Option<String>);
     let row: Option<Cols> = tx
         .prepare_cached("SELECT region, year, state, kind, stage, industry, transfer, level FROM docs WHERE reg_no = ?1")?
@@ -349,7 +349,7 @@ fn count_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str, delta: i64) -> anyhow
 }
 
 /// Marks a record withdrawn.
-fn withdraw_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str) -> anyhow::Result<()> {
+fn withdraw_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str) -> Result<()> {
     count_doc(tx, reg_no, -1)?;
     tx.prepare_cached("UPDATE docs SET withdrawn = 1, state = ?2 WHERE reg_no = ?1")?.execute(params![reg_no, STATE_WITHDRAWN])?;
     count_doc(tx, reg_no, 1)?;
@@ -357,7 +357,7 @@ fn withdraw_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str) -> anyhow::Result<
 }
 
 /// Makes public the records whose embargo has passed (run with every catch-up).
-fn sweep_embargoes(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<usize> {
+fn sweep_embargoes(tx: &rusqlite::Transaction<'_>) -> Result<usize> {
     let today = crate::clock::today().to_string();
     let due: Vec<String> = tx
         .prepare_cached("SELECT reg_no FROM docs WHERE state = ?1 AND embargo_until < ?2")?
@@ -372,7 +372,7 @@ fn sweep_embargoes(tx: &rusqlite::Transaction<'_>) -> anyhow::Result<usize> {
 }
 
 /// Puts a record's latest version into the catalogue (docs row and search tokens).
-fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &str, withdrawn: bool) -> anyhow::Result<()> {
+fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &str, withdrawn: bool) -> Result<()> {
     let c = doc_cols(r, withdrawn);
     let old: Option<i64> = tx.prepare_cached("SELECT id FROM docs WHERE reg_no = ?1")?.query_row([&r.reg_no], |x| x.get(0)).optional()?;
     if old.is_some() {
@@ -594,12 +594,19 @@ pub enum ListingError {
     #[error("cursor: not a cursor this listing gave out")]
     BadCursor,
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] StoreError),
 }
 
 impl From<rusqlite::Error> for ListingError {
     fn from(e: rusqlite::Error) -> Self {
         ListingError::Store(e.into())
+    }
+}
+
+impl ListingError {
+    /// Whether the query stopped because [`Catalogue::interrupt_handle`] interrupted it.
+    pub fn was_interrupted(&self) -> bool {
+        matches!(self, ListingError::Store(e) if e.was_interrupted())
     }
 }
 
@@ -738,7 +745,7 @@ struct Row {
 
 /// A hit from a row of `HIT_COLS`; highlighted for `q` unless `plain` (an export,
 /// which shows no HTML).
-fn read_row_as(r: &rusqlite::Row<'_>, q: Option<&str>, plain: bool) -> anyhow::Result<Row> {
+fn read_row_as(r: &rusqlite::Row<'_>, q: Option<&str>, plain: bool) -> Result<Row> {
     let body: String = r.get(7)?;
     let record = Record::from_json(body.as_bytes()).context("corrupt record body in the store")?;
     let hops: String = r.get(8)?;
@@ -764,23 +771,16 @@ fn read_row_as(r: &rusqlite::Row<'_>, q: Option<&str>, plain: bool) -> anyhow::R
     })
 }
 
-/// Whether a query failed because [`Catalogue::interrupt_handle`] stopped it.
-pub fn was_interrupted(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<rusqlite::Error>().is_some_and(|r| r.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted))
-    })
-}
-
-fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> anyhow::Result<Row> {
+fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> Result<Row> {
     read_row_as(r, q, false)
 }
 
 impl Catalogue {
     /// Opens the catalogue of the store in `data_dir` for reading.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Catalogue> {
+    pub fn open(data_dir: &Path) -> Result<Catalogue> {
         let path = catalogue_path(data_dir);
         if !path.exists() {
-            anyhow::bail!("no catalogue at {} (has the node run yet? `huijiao reindex` builds one)", path.display());
+            bail!("no catalogue at {} (has the node run yet? `huijiao reindex` builds one)", path.display());
         }
         let conn = Connection::open_with_flags(
             &path,
@@ -887,7 +887,7 @@ impl Catalogue {
     }
 
     /// Up to `want` matches of `m` below doc id `below`, newest first.
-    fn fts_page(&self, m: &str, w: &Where, below: i64, want: usize, q: Option<&str>) -> anyhow::Result<Vec<Row>> {
+    fn fts_page(&self, m: &str, w: &Where, below: i64, want: usize, q: Option<&str>) -> Result<Vec<Row>> {
         let mut args = vec![text(m), int(below)];
         args.extend(w.args.iter().cloned());
         let sql = format!(
@@ -904,7 +904,7 @@ impl Catalogue {
     }
 
     /// How many records match, all of them counted (`huijiao query --count`).
-    pub fn count_all(&self, q: Option<&str>, f: &Filters, view: View) -> anyhow::Result<u64> {
+    pub fn count_all(&self, q: Option<&str>, f: &Filters, view: View) -> Result<u64> {
         let expr = q.and_then(search::match_expr);
         Ok(self.count_upto(expr.as_deref(), &filter_sql_with(f, view, false), i64::MAX as u64 - 1, None)?.0)
     }
@@ -912,11 +912,11 @@ impl Catalogue {
     /// How many records match, counted up to [`COUNT_CAP`] and for at most
     /// [`COUNT_BUDGET`]: a filter no index serves (two rare values together) would
     /// otherwise read every record. Past either, the count is a lower bound.
-    fn count(&self, expr: Option<&str>, w: &Where) -> anyhow::Result<(u64, bool)> {
+    fn count(&self, expr: Option<&str>, w: &Where) -> Result<(u64, bool)> {
         self.count_upto(expr, w, COUNT_CAP, Some(COUNT_BUDGET))
     }
 
-    fn count_upto(&self, expr: Option<&str>, w: &Where, cap: u64, budget: Option<std::time::Duration>) -> anyhow::Result<(u64, bool)> {
+    fn count_upto(&self, expr: Option<&str>, w: &Where, cap: u64, budget: Option<std::time::Duration>) -> Result<(u64, bool)> {
         if let Some(budget) = budget {
             let deadline = std::time::Instant::now() + budget;
             self.conn.progress_handler(4096, Some(move || std::time::Instant::now() > deadline));
@@ -930,7 +930,7 @@ impl Catalogue {
     }
 
     /// Steps through up to `cap + 1` matches; `true` when the budget stopped it.
-    fn count_rows(&self, expr: Option<&str>, w: &Where, cap: u64) -> anyhow::Result<(u64, bool)> {
+    fn count_rows(&self, expr: Option<&str>, w: &Where, cap: u64) -> Result<(u64, bool)> {
         let (sql, args) = match expr {
             Some(e) => {
                 let cond = &w.sql;
@@ -960,7 +960,7 @@ impl Catalogue {
     }
 
     /// One record by registration number, if the view may see it.
-    pub fn get(&self, reg_no: &str, view: View) -> anyhow::Result<Option<Hit>> {
+    pub fn get(&self, reg_no: &str, view: View) -> Result<Option<Hit>> {
         let f = Filters { reg_no: Some(reg_no.to_string()), ..Filters::default() };
         let w = filter_sql(&f, view);
         let sql = format!("SELECT {HIT_COLS} FROM docs d {HIT_JOIN} WHERE 1 = 1{}", w.sql);
@@ -973,7 +973,7 @@ impl Catalogue {
     }
 
     /// Counts of the matching records by `by`, in key order.
-    pub fn stats(&self, by: GroupBy, q: Option<&str>, f: &Filters, view: View) -> anyhow::Result<Vec<(String, u64)>> {
+    pub fn stats(&self, by: GroupBy, q: Option<&str>, f: &Filters, view: View) -> Result<Vec<(String, u64)>> {
         // Withdrawn records are not counted; the public counts public records only.
         let states = match view {
             View::Public { .. } => "(1)",
@@ -1005,7 +1005,7 @@ impl Catalogue {
             let (a, b) = std::thread::scope(|scope| {
                 let other = scope.spawn(|| Catalogue::open(&dir).and_then(|c| c.group_counts(&upper, &w.args)));
                 let mine = self.group_counts(&lower, &w.args);
-                (mine, other.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a statistics scan panicked"))))
+                (mine, other.join().unwrap_or_else(|_| Err(StoreError::Refused("a statistics scan panicked".into()))))
             });
             let mut merged = std::collections::BTreeMap::new();
             for (k, n) in a?.into_iter().chain(b?) {
@@ -1016,14 +1016,14 @@ impl Catalogue {
         self.group_counts(&sql(""), &w.args)
     }
 
-    fn group_counts(&self, sql: &str, args: &[rusqlite::types::Value]) -> anyhow::Result<Vec<(String, u64)>> {
+    fn group_counts(&self, sql: &str, args: &[rusqlite::types::Value]) -> Result<Vec<(String, u64)>> {
         let mut st = self.conn.prepare(sql)?;
         let rows = st.query_map(params_from_iter(args.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Statistics from the facet counts: a region prefix and whole years at most.
-    fn facet_stats(&self, by: GroupBy, region: Option<&str>, years: (i64, i64), states: &str) -> anyhow::Result<Vec<(String, u64)>> {
+    fn facet_stats(&self, by: GroupBy, region: Option<&str>, years: (i64, i64), states: &str) -> Result<Vec<(String, u64)>> {
         let dim = match by {
             GroupBy::Region | GroupBy::Province => "province",
             GroupBy::Prefecture => "prefecture",
@@ -1053,17 +1053,24 @@ impl Catalogue {
     /// several times faster than in registration-number order over ten million), without
     /// holding them (an export of ten million rows streams). Withdrawn records are
     /// left out: an export is a submission another node can take in.
-    pub fn export(&self, q: Option<&str>, f: &Filters, view: View, mut each: impl FnMut(Hit) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+    /// `each`'s own error (a write to the reader, say) stops the export and is returned.
+    pub fn export<E: From<StoreError>>(
+        &self,
+        q: Option<&str>,
+        f: &Filters,
+        view: View,
+        mut each: impl FnMut(Hit) -> Result<(), E>,
+    ) -> Result<u64, E> {
         let mut w = filter_sql(f, view);
         w.and("r.withdrawn = 0", []);
         if let Some(e) = q.and_then(search::match_expr) {
             w.and("d.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)", [text(&e)]);
         }
         let sql = format!("SELECT {HIT_COLS} FROM docs d {HIT_JOIN} WHERE 1 = 1{} ORDER BY d.id", w.sql);
-        let mut st = self.conn.prepare(&sql)?;
-        let mut res = st.query(params_from_iter(w.args.iter()))?;
+        let mut st = self.conn.prepare(&sql).map_err(StoreError::from)?;
+        let mut res = st.query(params_from_iter(w.args.iter())).map_err(StoreError::from)?;
         let mut n = 0;
-        while let Some(r) = res.next()? {
+        while let Some(r) = res.next().map_err(StoreError::from)? {
             each(read_row_as(r, None, true)?.hit)?;
             n += 1;
         }
@@ -1071,8 +1078,8 @@ impl Catalogue {
     }
 
     /// How far the catalogue has indexed the store.
-    pub fn progress(&self) -> anyhow::Result<Progress> {
-        let get = |key: &str| -> anyhow::Result<Option<i64>> {
+    pub fn progress(&self) -> Result<Progress> {
+        let get = |key: &str| -> Result<Option<i64>> {
             let v: Option<String> = self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?;
             Ok(v.and_then(|v| v.parse().ok()))
         };
@@ -1107,44 +1114,47 @@ impl Progress {
 /// be woken by `wake` (a message per store commit) or for a second. While the store
 /// keeps committing it indexes at most half the time. It stops when `wake`'s sender
 /// is dropped.
-pub fn spawn_indexer(data_dir: &Path, wake: std::sync::mpsc::Receiver<()>) -> anyhow::Result<std::thread::JoinHandle<()>> {
+pub fn spawn_indexer(data_dir: &Path, wake: std::sync::mpsc::Receiver<()>) -> Result<std::thread::JoinHandle<()>> {
     use std::sync::mpsc::RecvTimeoutError;
     let mut ix = Indexer::open(data_dir)?;
-    Ok(std::thread::Builder::new().name("catalogue-indexer".into()).spawn(move || {
-        let mut failing = false;
-        loop {
-            let started = std::time::Instant::now();
-            let pause = match ix.catch_up(2000) {
-                Ok(0) => {
-                    failing = false;
-                    std::time::Duration::from_secs(1)
-                }
-                Ok(_) => {
-                    failing = false;
-                    // The store committed again while this batch was indexed: ingest
-                    // or a child's batches are running. Index at most half the time
-                    // then, leaving the cores to them (search lags a little longer);
-                    // when the store is quiet, catch up at full speed.
-                    if wake.try_recv().is_ok() {
-                        while wake.try_recv().is_ok() {}
-                        std::thread::sleep(started.elapsed());
+    Ok(std::thread::Builder::new()
+        .name("catalogue-indexer".into())
+        .spawn(move || {
+            let mut failing = false;
+            loop {
+                let started = std::time::Instant::now();
+                let pause = match ix.catch_up(2000) {
+                    Ok(0) => {
+                        failing = false;
+                        std::time::Duration::from_secs(1)
                     }
-                    std::time::Duration::ZERO
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::error!("the catalogue indexer failed; retrying every 5 s (search results lag until it works): {e:#}");
-                        failing = true;
+                    Ok(_) => {
+                        failing = false;
+                        // The store committed again while this batch was indexed: ingest
+                        // or a child's batches are running. Index at most half the time
+                        // then, leaving the cores to them (search lags a little longer);
+                        // when the store is quiet, catch up at full speed.
+                        if wake.try_recv().is_ok() {
+                            while wake.try_recv().is_ok() {}
+                            std::thread::sleep(started.elapsed());
+                        }
+                        std::time::Duration::ZERO
                     }
-                    std::time::Duration::from_secs(5)
+                    Err(e) => {
+                        if !failing {
+                            tracing::error!("the catalogue indexer failed; retrying every 5 s (search results lag until it works): {e:#}");
+                            failing = true;
+                        }
+                        std::time::Duration::from_secs(5)
+                    }
+                };
+                match wake.recv_timeout(pause) {
+                    Err(RecvTimeoutError::Disconnected) => break,
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
                 }
-            };
-            match wake.recv_timeout(pause) {
-                Err(RecvTimeoutError::Disconnected) => break,
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                // Many commits wake it once.
+                while wake.try_recv().is_ok() {}
             }
-            // Many commits wake it once.
-            while wake.try_recv().is_ok() {}
-        }
-    })?)
+        })
+        .context("cannot start the catalogue indexer thread")?)
 }

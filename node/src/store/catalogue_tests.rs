@@ -2,7 +2,7 @@
 
 use super::catalogue::*;
 use super::tests::{ingest, record};
-use super::Writer;
+use super::{StoreError, Writer};
 use huijiao_protocol::record::Record;
 use huijiao_protocol::validate::Row;
 use huijiao_protocol::{Date, Secret};
@@ -131,7 +131,7 @@ fn the_public_view_never_shows_internal_embargoed_or_withdrawn_records() {
     let mut out = Vec::new();
     c.export(None, &Filters::default(), public(), |h| {
         out.push(h.stored.record.reg_no);
-        Ok(())
+        Ok::<_, StoreError>(())
     })
     .unwrap();
     assert_eq!(out, vec!["4201022024Y0001", "4201022024Y0004", "4201022024Y0005"]);

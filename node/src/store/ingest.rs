@@ -1,8 +1,8 @@
 //! Local ingest: rows from an inbox file become changes at this node, their origin.
 
+use super::error::{bail, Context, Result};
 use super::rows::{append_change, insert_record, next_seq, update_record, withdraw_record, NewChange, RecordCols};
 use super::Writer;
-use anyhow::{bail, Context};
 use huijiao_protocol::record::{sha256, withdraw_hash};
 use huijiao_protocol::report::{zh_en, Report, RowError};
 use huijiao_protocol::validate::Row;
@@ -128,7 +128,7 @@ fn store_error(row: u64, reg_no: &str, field: &str, code: &str, zh: &str, en: &s
 
 impl Writer {
     /// The journal entry for a file hash, if the file was ingested before.
-    pub fn lookup_file(&self, sha256: &str) -> anyhow::Result<Option<FileEntry>> {
+    pub fn lookup_file(&self, sha256: &str) -> Result<Option<FileEntry>> {
         self.conn
             .query_row(
                 "SELECT sha256, name, source_path, dest, received_at, report, moved FROM files WHERE sha256 = ?1",
@@ -140,18 +140,18 @@ impl Writer {
     }
 
     /// Files committed but not yet moved out of the inbox (a crash in between).
-    pub fn pending_moves(&self) -> anyhow::Result<Vec<FileEntry>> {
+    pub fn pending_moves(&self) -> Result<Vec<FileEntry>> {
         let mut st = self.conn.prepare("SELECT sha256, name, source_path, dest, received_at, report, moved FROM files WHERE moved = 0")?;
         let rows = st.query_map([], file_entry)?;
         rows.map(|r| r?).collect()
     }
 
     /// Whether an unfinished move has already claimed `dest`.
-    pub fn dest_reserved(&self, dest: &str) -> anyhow::Result<bool> {
+    pub fn dest_reserved(&self, dest: &str) -> Result<bool> {
         Ok(self.conn.query_row("SELECT 1 FROM files WHERE dest = ?1 AND moved = 0", [dest], |_| Ok(())).optional()?.is_some())
     }
 
-    pub fn mark_moved(&self, sha256: &str) -> anyhow::Result<()> {
+    pub fn mark_moved(&self, sha256: &str) -> Result<()> {
         self.conn.execute("UPDATE files SET moved = 1 WHERE sha256 = ?1", [sha256])?;
         Ok(())
     }
@@ -166,7 +166,7 @@ impl Writer {
         meta: FileMeta,
         rows: Receiver<IngestMsg>,
         answers: std::sync::mpsc::SyncSender<Vec<RowError>>,
-    ) -> anyhow::Result<IngestSummary> {
+    ) -> Result<IngestSummary> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut summary =
@@ -196,7 +196,14 @@ impl Writer {
         };
         tx.execute(
             "INSERT INTO files (sha256, name, source_path, dest, received_at, report, moved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
-            params![meta.sha256, meta.name, meta.source_path, meta.dest, meta.received_at, serde_json::to_string(&report)?],
+            params![
+                meta.sha256,
+                meta.name,
+                meta.source_path,
+                meta.dest,
+                meta.received_at,
+                serde_json::to_string(&report).context("a report")?
+            ],
         )
         .context("cannot journal the file")?;
         tx.execute("DELETE FROM attempts WHERE path = ?1", [&meta.source_path])?;
@@ -210,7 +217,7 @@ impl Writer {
 
     /// Notes that the inbox starts on `path`; returns how many times it has started
     /// on it without finishing before (a count that survives a crash).
-    pub fn start_attempt(&mut self, path: &str, now: i64) -> anyhow::Result<i64> {
+    pub fn start_attempt(&mut self, path: &str, now: i64) -> Result<i64> {
         let before: i64 = self.conn.query_row("SELECT coalesce((SELECT count FROM attempts WHERE path = ?1), 0)", [path], |r| r.get(0))?;
         self.conn.execute(
             "INSERT INTO attempts (path, count, last_at) VALUES (?1, 1, ?2)
@@ -222,13 +229,13 @@ impl Writer {
 
     /// The inbox is done with `path` (or stopped on it for a reason that is not the
     /// file's fault).
-    pub fn end_attempt(&mut self, path: &str) -> anyhow::Result<()> {
+    pub fn end_attempt(&mut self, path: &str) -> Result<()> {
         self.conn.execute("DELETE FROM attempts WHERE path = ?1", [path])?;
         Ok(())
     }
 }
 
-fn file_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<anyhow::Result<FileEntry>> {
+fn file_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<FileEntry>> {
     let report: String = r.get(5)?;
     let meta = FileMeta { sha256: r.get(0)?, name: r.get(1)?, source_path: r.get(2)?, dest: r.get(3)?, received_at: r.get(4)? };
     Ok(serde_json::from_str(&report).context("corrupt report in the file journal").map(|report| FileEntry {
@@ -248,7 +255,7 @@ pub(crate) fn current(tx: &Transaction<'_>, reg_no: &str) -> rusqlite::Result<Op
 
 /// Applies one row at its origin. The outer error is a database failure (the file is
 /// rolled back); the inner one a row the store refuses.
-fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, now: i64) -> anyhow::Result<Result<Applied, RowError>> {
+fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, now: i64) -> Result<Result<Applied, RowError>> {
     let (row_no, reg_no) = (row.row_no, row.reg_no.as_str());
     let hops = format!("[[\"{node}\",{now}]]");
     let base = NewChange {

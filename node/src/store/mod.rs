@@ -11,17 +11,19 @@
 
 pub mod backup;
 pub mod catalogue;
+mod error;
 mod ingest;
 mod query;
 mod rows;
 mod schema;
 mod sync;
 
+pub use error::{Result, StoreError};
 pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary, Prepared, PreparedRecord, MAX_ATTEMPTS};
 pub use query::{Filter, Reader, StoreStatus, StoredRecord};
 pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, RefusalStatus, StuckChange, UplinkStatus};
 
-use anyhow::{bail, Context};
+use error::{bail, Context};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -122,7 +124,7 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Opens (creating if needed) the database and brings its schema up to date. `None`
 /// opens a private in-memory database (tests).
-pub fn open_writer_connection(path: Option<&Path>, node_id: &str) -> anyhow::Result<Connection> {
+pub fn open_writer_connection(path: Option<&Path>, node_id: &str) -> Result<Connection> {
     let shown = path.map_or_else(|| ":memory:".to_string(), |p| p.display().to_string());
     let conn = match path {
         Some(p) => Connection::open(p),
@@ -170,7 +172,7 @@ pub fn open_writer_connection(path: Option<&Path>, node_id: &str) -> anyhow::Res
 pub struct DataLock(#[allow(dead_code)] std::fs::File);
 
 /// Takes the data folder's lock, or says who holds it.
-pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataLock> {
+pub fn lock_data_dir(dir: &Path) -> Result<DataLock> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join("huijiao.lock");
     let f = std::fs::OpenOptions::new()
@@ -189,7 +191,7 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DataLock> {
 }
 
 /// Makes a file readable and writable by its owner only.
-pub fn private_file(p: &Path) -> anyhow::Result<()> {
+pub fn private_file(p: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(m) = std::fs::metadata(p) {
         if m.permissions().mode() & 0o077 != 0 {
@@ -201,14 +203,14 @@ pub fn private_file(p: &Path) -> anyhow::Result<()> {
 }
 
 /// A new random change-log id: 32 hex digits.
-pub fn new_log_id() -> anyhow::Result<String> {
+pub fn new_log_id() -> Result<String> {
     use std::io::Read;
     let mut b = [0u8; 16];
     std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).context("cannot read /dev/urandom")?;
     Ok(huijiao_protocol::record::hex(&b))
 }
 
-fn migrate(conn: &Connection) -> anyhow::Result<()> {
+fn migrate(conn: &Connection) -> Result<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
     if version > schema::MIGRATIONS.len() {
         bail!("the store's schema version {version} is newer than this huijiao ({}); upgrade huijiao", schema::MIGRATIONS.len());
@@ -224,7 +226,7 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
 
 impl Store {
     /// Opens the store at `path` for node `node_id` and starts the writer thread.
-    pub fn open(path: &Path, node_id: &str) -> anyhow::Result<Store> {
+    pub fn open(path: &Path, node_id: &str) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
@@ -281,7 +283,7 @@ impl Store {
 
     /// [`Store::call`] for a job that can fail: one result, the writer's absence or
     /// the job's own error.
-    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> anyhow::Result<T> + Send + 'static) -> anyhow::Result<T> {
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce(&mut Writer) -> Result<T> + Send + 'static) -> Result<T> {
         self.call(f).await?
     }
 
@@ -308,13 +310,13 @@ impl Store {
     }
 
     /// A read-only connection to the same database.
-    pub fn reader(&self) -> anyhow::Result<Reader> {
+    pub fn reader(&self) -> Result<Reader> {
         Reader::open(&self.path)
     }
 }
 
 /// Opens a read-only connection (queries, the uplink, other processes).
-pub(crate) fn open_reader_connection(path: &Path) -> anyhow::Result<Connection> {
+pub(crate) fn open_reader_connection(path: &Path) -> Result<Connection> {
     if !path.exists() {
         bail!("no store at {} (has the node run yet?)", path.display());
     }
@@ -326,7 +328,7 @@ pub(crate) fn open_reader_connection(path: &Path) -> anyhow::Result<Connection> 
 
 impl Writer {
     /// A writer used directly, without the thread (tests and tools).
-    pub fn open(path: Option<&Path>, node_id: &str) -> anyhow::Result<Writer> {
+    pub fn open(path: Option<&Path>, node_id: &str) -> Result<Writer> {
         let conn = open_writer_connection(path, node_id)?;
         let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
         let (changes, _) = tokio::sync::watch::channel(last as u64);

@@ -1,7 +1,7 @@
 //! Reading the store: queries for `huijiao query`, and the same filters for tools.
 
+use super::error::{Context, Result, StoreError};
 use super::open_reader_connection;
-use anyhow::Context;
 use huijiao_protocol::record::RecordState;
 use huijiao_protocol::{Date, Kind, Record};
 use rusqlite::{Connection, OptionalExtension};
@@ -72,12 +72,13 @@ impl Filter {
 }
 
 impl Reader {
-    pub fn open(path: &Path) -> anyhow::Result<Reader> {
+    pub fn open(path: &Path) -> Result<Reader> {
         Ok(Reader { conn: open_reader_connection(path)? })
     }
 
-    /// Calls `f` for each matching record, ordered by `reg_no`, without holding them all.
-    pub fn for_each(&self, filter: &Filter, mut f: impl FnMut(StoredRecord) -> anyhow::Result<()>) -> anyhow::Result<u64> {
+    /// Calls `f` for each matching record, ordered by `reg_no`, without holding them
+    /// all; `f`'s own error (a write to the reader, say) stops the scan and is returned.
+    pub fn for_each<E: From<StoreError>>(&self, filter: &Filter, mut f: impl FnMut(StoredRecord) -> Result<(), E>) -> Result<u64, E> {
         let mut sql = String::from(
             "SELECT r.origin, r.version, r.withdrawn, r.updated_at, b.body, l.hops
              FROM records r JOIN changes b ON b.seq = r.body_seq JOIN changes l ON l.seq = r.seq WHERE 1 = 1",
@@ -121,26 +122,29 @@ impl Reader {
             );
         }
         sql.push_str(" ORDER BY r.reg_no");
-        let mut st = self.conn.prepare(&sql)?;
-        let mut rows = st.query(rusqlite::params_from_iter(args.iter()))?;
+        let mut st = self.conn.prepare(&sql).map_err(StoreError::from)?;
+        let mut rows = st.query(rusqlite::params_from_iter(args.iter())).map_err(StoreError::from)?;
         let mut n = 0;
-        while let Some(row) = rows.next()? {
-            let body: String = row.get(4)?;
+        while let Some(row) = rows.next().map_err(StoreError::from)? {
+            let body: String = row.get(4).map_err(StoreError::from)?;
             let record = Record::from_json(body.as_bytes()).context("corrupt record body in the store")?;
             if let Some(text) = &filter.text {
                 if !record.search_text_matches(text.trim(), filter.public.is_some()) {
                     continue;
                 }
             }
-            let hops: String = row.get(5)?;
-            let stored = StoredRecord {
-                record,
-                origin: row.get(0)?,
-                version: row.get(1)?,
-                withdrawn: row.get::<_, i64>(2)? != 0,
-                updated_at: row.get(3)?,
-                hops: serde_json::from_str(&hops).context("corrupt hop list in the store")?,
+            let hops: String = row.get(5).map_err(StoreError::from)?;
+            let read = || -> Result<StoredRecord> {
+                Ok(StoredRecord {
+                    record,
+                    origin: row.get(0)?,
+                    version: row.get(1)?,
+                    withdrawn: row.get::<_, i64>(2)? != 0,
+                    updated_at: row.get(3)?,
+                    hops: serde_json::from_str(&hops).context("corrupt hop list in the store")?,
+                })
             };
+            let stored = read()?;
             n += 1;
             f(stored)?;
         }
@@ -148,27 +152,27 @@ impl Reader {
     }
 
     /// All matching records (tests and small results).
-    pub fn query(&self, filter: &Filter) -> anyhow::Result<Vec<StoredRecord>> {
+    pub fn query(&self, filter: &Filter) -> Result<Vec<StoredRecord>> {
         let mut out = Vec::new();
         self.for_each(filter, |r| {
             out.push(r);
-            Ok(())
+            Ok::<_, StoreError>(())
         })?;
         Ok(out)
     }
 
     /// One record by `reg_no`.
-    pub fn get(&self, reg_no: &str) -> anyhow::Result<Option<StoredRecord>> {
+    pub fn get(&self, reg_no: &str) -> Result<Option<StoredRecord>> {
         Ok(self.query(&Filter { reg_no: Some(reg_no.to_string()), ..Filter::default() })?.into_iter().next())
     }
 
     /// The number of records (withdrawn ones included).
-    pub fn record_count(&self) -> anyhow::Result<i64> {
+    pub fn record_count(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?)
     }
 
     /// Counts for `huijiao status`.
-    pub fn status(&self) -> anyhow::Result<StoreStatus> {
+    pub fn status(&self) -> Result<StoreStatus> {
         let (records, withdrawn): (i64, i64) =
             self.conn.query_row("SELECT count(*), coalesce(sum(withdrawn), 0) FROM records", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
         // The log is never pruned and its seq is dense, so its length is its last seq:
@@ -186,7 +190,7 @@ impl Reader {
 
     /// Files committed but not yet moved and reported (a crash, or a full disk).
     /// The `limit` files handled last: (name, received at ms, where it went, report).
-    pub fn recent_files(&self, limit: usize) -> anyhow::Result<Vec<(String, i64, String, serde_json::Value)>> {
+    pub fn recent_files(&self, limit: usize) -> Result<Vec<(String, i64, String, serde_json::Value)>> {
         let mut st =
             self.conn.prepare("SELECT name, received_at, dest, report FROM files ORDER BY received_at DESC, rowid DESC LIMIT ?1")?;
         let rows = st.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?)))?;
@@ -200,16 +204,16 @@ impl Reader {
 
     /// When this node accepted the first change after `seq` (the oldest one its parent
     /// has not acknowledged), ms.
-    pub fn accepted_at_after(&self, seq: i64) -> anyhow::Result<Option<i64>> {
+    pub fn accepted_at_after(&self, seq: i64) -> Result<Option<i64>> {
         Ok(self.conn.query_row("SELECT accepted_at FROM changes WHERE seq > ?1 ORDER BY seq LIMIT 1", [seq], |r| r.get(0)).optional()?)
     }
 
-    pub fn unfinished_files(&self) -> anyhow::Result<i64> {
+    pub fn unfinished_files(&self) -> Result<i64> {
         Ok(self.conn.query_row("SELECT count(*) FROM files WHERE moved = 0", [], |r| r.get(0))?)
     }
 
     /// The state of every record, for audits.
-    pub fn record_states(&self) -> anyhow::Result<Vec<RecordState>> {
+    pub fn record_states(&self) -> Result<Vec<RecordState>> {
         let mut st = self.conn.prepare("SELECT reg_no, origin, version, hash, withdrawn FROM records")?;
         let rows = st.query_map([], |r| {
             Ok(RecordState {
@@ -225,7 +229,7 @@ impl Reader {
 
     /// (reg_no, version, times) of changes logged more than once: never, if delivery
     /// is exactly once.
-    pub fn duplicate_changes(&self) -> anyhow::Result<Vec<(String, i64, i64)>> {
+    pub fn duplicate_changes(&self) -> Result<Vec<(String, i64, i64)>> {
         let mut st = self.conn.prepare("SELECT reg_no, version, count(*) FROM changes GROUP BY reg_no, version HAVING count(*) > 1")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -233,20 +237,20 @@ impl Reader {
 
     /// (reg_no, accepted at the origin, accepted here) of every record's latest change,
     /// from its provenance, for latency figures.
-    pub fn arrival_times(&self) -> anyhow::Result<Vec<(String, i64, i64)>> {
+    pub fn arrival_times(&self) -> Result<Vec<(String, i64, i64)>> {
         let mut st = self.conn.prepare("SELECT c.reg_no, c.hops, c.accepted_at FROM records r JOIN changes c ON c.seq = r.seq")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))?;
         let mut out = Vec::new();
         for row in rows {
             let (reg_no, hops, here) = row?;
-            let hops: Vec<(String, i64)> = serde_json::from_str(&hops)?;
+            let hops: Vec<(String, i64)> = serde_json::from_str(&hops).context("corrupt hop list in the store")?;
             out.push((reg_no, hops.first().map_or(here, |h| h.1), here));
         }
         Ok(out)
     }
 
     /// The node this store belongs to.
-    pub fn node_id(&self) -> anyhow::Result<String> {
+    pub fn node_id(&self) -> Result<String> {
         Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'node_id'", [], |r| r.get(0))?)
     }
 }

@@ -1,10 +1,10 @@
 //! Federation in the store: streaming the change log upward, applying a child's batch
 //! exactly once, conflicts, and the bookkeeping `huijiao status` shows.
 
+use super::error::{Context, Result, StoreError};
 use super::ingest::current;
 use super::rows::{append_change, insert_record, next_seq, op_code, update_record, withdraw_record, NewChange, RecordCols};
 use super::{Reader, Writer};
-use anyhow::Context;
 use huijiao_protocol::sync::{check_batch_range, decide, CheckedChange, Decision, Held};
 use huijiao_protocol::wire::{self, Change, Hop, Op, PeerRefusal};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
@@ -31,7 +31,7 @@ pub enum ApplyError {
     #[error("{0}")]
     Refused(PeerRefusal),
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] StoreError),
 }
 
 impl From<rusqlite::Error> for ApplyError {
@@ -113,13 +113,13 @@ pub struct Quarantined {
 impl Writer {
     /// The durable cursor of `child`'s log `log_id` (`""` for a version-1 child): the
     /// highest seq of that log applied here.
-    pub fn child_cursor(&self, child: &str, log_id: &str) -> anyhow::Result<u64> {
+    pub fn child_cursor(&self, child: &str, log_id: &str) -> Result<u64> {
         Ok(self.child_resume_point(child, log_id)?.0)
     }
 
     /// The cursor of a child's log with the seq and fingerprint of the last change
     /// received from it (0 and zeros when none).
-    pub fn child_resume_point(&self, child: &str, log_id: &str) -> anyhow::Result<(u64, u64, [u8; 32])> {
+    pub fn child_resume_point(&self, child: &str, log_id: &str) -> Result<(u64, u64, [u8; 32])> {
         let row: Option<(i64, i64, Option<Vec<u8>>)> = self
             .conn
             .query_row("SELECT cursor, check_seq, check_fp FROM cursors WHERE child = ?1 AND log_id = ?2", [child, log_id], |r| {
@@ -134,7 +134,7 @@ impl Writer {
     }
 
     /// Notes which log a child resumed, and when its store was found rewound.
-    pub fn child_resumed(&self, child: &str, log_id: &str, rewound: bool, now: i64) -> anyhow::Result<()> {
+    pub fn child_resumed(&self, child: &str, log_id: &str, rewound: bool, now: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO children (child, cursor, last_seen_at, log_id, connected) VALUES (?1, 0, ?3, ?2, 1)
              ON CONFLICT (child) DO UPDATE SET log_id = excluded.log_id, last_seen_at = excluded.last_seen_at, connected = 1,
@@ -145,7 +145,7 @@ impl Writer {
     }
 
     /// Notes a peer the downlink refused (never listed as a child).
-    pub fn note_refusal(&self, identity: &str, reason: &str, message: &str, now: i64) -> anyhow::Result<()> {
+    pub fn note_refusal(&self, identity: &str, reason: &str, message: &str, now: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO refusals (identity, reason, count, first_at, last_at, last_message) VALUES (?1, ?2, 1, ?4, ?4, ?3)
              ON CONFLICT (identity, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at, last_message = excluded.last_message",
@@ -155,7 +155,7 @@ impl Writer {
     }
 
     /// Notes that a child's session ended (with its error, if any), for `huijiao status`.
-    pub fn child_seen(&self, child: &str, now: i64, error: Option<&str>) -> anyhow::Result<()> {
+    pub fn child_seen(&self, child: &str, now: i64, error: Option<&str>) -> Result<()> {
         self.conn.execute(
             "INSERT INTO children (child, cursor, last_seen_at, last_error, last_error_at, connected) VALUES (?1, 0, ?2, ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE ?2 END, 0)
              ON CONFLICT (child) DO UPDATE SET last_seen_at = excluded.last_seen_at, connected = 0,
@@ -171,7 +171,7 @@ impl Writer {
         &mut self,
         notes: &[huijiao_protocol::wire::ConflictNote],
         now: i64,
-    ) -> anyhow::Result<Vec<huijiao_protocol::wire::ConflictNote>> {
+    ) -> Result<Vec<huijiao_protocol::wire::ConflictNote>> {
         let tx = self.conn.transaction()?;
         let mut new = Vec::new();
         {
@@ -190,7 +190,7 @@ impl Writer {
     }
 
     /// Keeps a child's report of its subtree.
-    pub fn set_child_health(&mut self, child: &str, nodes_json: &str, now: i64) -> anyhow::Result<()> {
+    pub fn set_child_health(&mut self, child: &str, nodes_json: &str, now: i64) -> Result<()> {
         self.conn.execute(
             "UPDATE children SET health = ?2, health_at = ?3, last_seen_at = ?3 WHERE child = ?1",
             rusqlite::params![child, nodes_json, now],
@@ -198,13 +198,13 @@ impl Writer {
         Ok(())
     }
 
-    pub fn children_disconnected(&self) -> anyhow::Result<()> {
+    pub fn children_disconnected(&self) -> Result<()> {
         self.conn.execute("UPDATE children SET connected = 0 WHERE connected = 1", [])?;
         Ok(())
     }
 
     /// Notes that these children are connected now.
-    pub fn children_seen(&mut self, children: &[String], now: i64) -> anyhow::Result<()> {
+    pub fn children_seen(&mut self, children: &[String], now: i64) -> Result<()> {
         let tx = self.conn.transaction()?;
         for c in children {
             tx.prepare_cached("UPDATE children SET last_seen_at = ?2, connected = 1 WHERE child = ?1")?.execute(params![c, now])?;
@@ -347,7 +347,7 @@ impl Writer {
 
     /// Starts a new change log after the parent showed this store was rewound: the
     /// whole log goes up again under the new id (the parent takes replays as no-ops).
-    pub fn rotate_log(&mut self, parent_cursor: u64, last_seq: u64, now: i64) -> anyhow::Result<String> {
+    pub fn rotate_log(&mut self, parent_cursor: u64, last_seq: u64, now: i64) -> Result<String> {
         let id = super::new_log_id()?;
         let note = serde_json::json!({"at": now, "parent_cursor": parent_cursor, "last_seq": last_seq, "new_log_id": id}).to_string();
         let tx = self.conn.transaction()?;
@@ -363,7 +363,7 @@ impl Writer {
     /// Takes back records a parent held that this store lost (`huijiao recover`):
     /// each is logged as a change at the version it had, unless this store already
     /// holds that version or a newer one. Returns how many were restored.
-    pub fn restore_records(&mut self, checked: Vec<CheckedChange>, now: i64) -> anyhow::Result<u64> {
+    pub fn restore_records(&mut self, checked: Vec<CheckedChange>, now: i64) -> Result<u64> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut restored = 0;
@@ -415,7 +415,7 @@ impl Writer {
     }
 
     /// Holds aside a change of this node's log that the parent refused.
-    pub fn mark_stuck(&self, seq: u64, reg_no: &str, reason: &str, now: i64) -> anyhow::Result<()> {
+    pub fn mark_stuck(&self, seq: u64, reg_no: &str, reason: &str, now: i64) -> Result<()> {
         self.conn.execute(
             "INSERT INTO stuck (seq, reg_no, reason, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (seq) DO UPDATE SET reason = excluded.reason, at = excluded.at",
             params![seq as i64, reg_no, reason, now],
@@ -433,7 +433,7 @@ impl Writer {
         error: Option<&str>,
         connected_at: Option<i64>,
         now: i64,
-    ) -> anyhow::Result<()> {
+    ) -> Result<()> {
         // An error stays (with its time) until the uplink streams again.
         self.conn.execute(
             "INSERT INTO uplink (id, parent, state, acked, last_error, last_error_at, connected_at, updated_at)
@@ -451,7 +451,7 @@ impl Writer {
 impl Reader {
     /// Up to `max_changes` log entries after `after`, stopping once `max_bytes` of
     /// bodies are collected (at least one entry is returned when there is one).
-    pub fn changes_after(&self, after: u64, max_changes: usize, max_bytes: usize) -> anyhow::Result<Vec<Change>> {
+    pub fn changes_after(&self, after: u64, max_changes: usize, max_bytes: usize) -> Result<Vec<Change>> {
         let mut st = self.conn.prepare_cached(
             "SELECT seq, reg_no, origin, version, op, region, hash, hops, body FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
@@ -471,7 +471,7 @@ impl Reader {
                 version: r.get::<_, i64>(3)? as u64,
                 op: if r.get::<_, i64>(4)? == 0 { Op::Upsert } else { Op::Withdraw },
                 region: r.get(5)?,
-                hash: hash.try_into().map_err(|_| anyhow::anyhow!("corrupt hash in the store"))?,
+                hash: hash.try_into().map_err(|_: Vec<u8>| StoreError::corrupt("a change hash in the store", "not 32 bytes"))?,
                 body: body.map(String::into_bytes),
                 hops: hops.into_iter().map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }).collect(),
             });
@@ -485,7 +485,7 @@ impl Reader {
     /// A page of the records held whose origin lies in `child`'s subtree, after
     /// `after` in reg_no order, each as the change that made its latest version
     /// (`seq` 0), with whether more follow.
-    pub fn records_of_subtree(&self, child: &str, after: &str, limit: u32, max_bytes: usize) -> anyhow::Result<(Vec<Change>, bool)> {
+    pub fn records_of_subtree(&self, child: &str, after: &str, limit: u32, max_bytes: usize) -> Result<(Vec<Change>, bool)> {
         let prefix = huijiao_protocol::regions::jurisdiction_prefix(child);
         let mut st = self.conn.prepare_cached(
             "SELECT r.reg_no, r.origin, r.version, r.withdrawn, r.region, r.hash, l.hops, b.body
@@ -511,7 +511,7 @@ impl Reader {
                 version: r.get::<_, i64>(2)? as u64,
                 op: if withdrawn { Op::Withdraw } else { Op::Upsert },
                 region: r.get(4)?,
-                hash: hash.try_into().map_err(|_| anyhow::anyhow!("corrupt hash in the store"))?,
+                hash: hash.try_into().map_err(|_: Vec<u8>| StoreError::corrupt("a change hash in the store", "not 32 bytes"))?,
                 body: body.map(String::into_bytes),
                 hops: hops.into_iter().map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }).collect(),
             });
@@ -519,7 +519,7 @@ impl Reader {
         Ok((out, false))
     }
 
-    pub fn children(&self) -> anyhow::Result<Vec<ChildStatus>> {
+    pub fn children(&self) -> Result<Vec<ChildStatus>> {
         let mut st = self.conn.prepare(
             "SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error, last_error_at, connected, log_id, rewound_at,
                     health
@@ -544,7 +544,7 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn refusals(&self) -> anyhow::Result<Vec<RefusalStatus>> {
+    pub fn refusals(&self) -> Result<Vec<RefusalStatus>> {
         let mut st =
             self.conn.prepare("SELECT identity, reason, count, first_at, last_at, last_message FROM refusals ORDER BY last_at DESC")?;
         let rows = st.query_map([], |r| {
@@ -560,14 +560,14 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn stuck(&self) -> anyhow::Result<Vec<StuckChange>> {
+    pub fn stuck(&self) -> Result<Vec<StuckChange>> {
         let mut st = self.conn.prepare("SELECT seq, reg_no, reason, at FROM stuck ORDER BY seq")?;
         let rows = st.query_map([], |r| Ok(StuckChange { seq: r.get(0)?, reg_no: r.get(1)?, reason: r.get(2)?, at: r.get(3)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The fingerprint of this store's change `seq`, if it holds one.
-    pub fn change_fingerprint(&self, seq: u64) -> anyhow::Result<Option<[u8; 32]>> {
+    pub fn change_fingerprint(&self, seq: u64) -> Result<Option<[u8; 32]>> {
         let row: Option<(String, i64, i64, Vec<u8>)> = self
             .conn
             .query_row("SELECT reg_no, version, op, hash FROM changes WHERE seq = ?1", [seq as i64], |r| {
@@ -581,18 +581,18 @@ impl Reader {
     }
 
     /// This store's change log: its id and last sequence.
-    pub fn log(&self) -> anyhow::Result<(String, u64)> {
+    pub fn log(&self) -> Result<(String, u64)> {
         let id: String = self.conn.query_row("SELECT value FROM meta WHERE key = 'log_id'", [], |r| r.get(0))?;
         let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;
         Ok((id, last as u64))
     }
 
     /// When this node's own log was last started anew, and why.
-    pub fn log_rotation(&self) -> anyhow::Result<Option<String>> {
+    pub fn log_rotation(&self) -> Result<Option<String>> {
         Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'log_rotated'", [], |r| r.get(0)).optional()?)
     }
 
-    pub fn uplink(&self) -> anyhow::Result<Option<UplinkStatus>> {
+    pub fn uplink(&self) -> Result<Option<UplinkStatus>> {
         Ok(self
             .conn
             .query_row(
@@ -614,7 +614,7 @@ impl Reader {
     }
 
     /// Conflicts the parent told of (held aside there or above).
-    pub fn conflict_notes(&self) -> anyhow::Result<Vec<huijiao_protocol::wire::ConflictNote>> {
+    pub fn conflict_notes(&self) -> Result<Vec<huijiao_protocol::wire::ConflictNote>> {
         let mut st =
             self.conn.prepare("SELECT reg_no, origin, version, kept_origin, met_at, at, reason FROM conflict_notes ORDER BY at, reg_no")?;
         let rows = st.query_map([], |r| {
@@ -634,7 +634,7 @@ impl Reader {
     /// Every conflict held aside here (`this_node`) or told from above that concerns a
     /// record of `child`'s subtree (either origin inside it), in a stable order: what
     /// `child` is to be told.
-    pub fn notes_for(&self, this_node: &str, child: &str) -> anyhow::Result<Vec<huijiao_protocol::wire::ConflictNote>> {
+    pub fn notes_for(&self, this_node: &str, child: &str) -> Result<Vec<huijiao_protocol::wire::ConflictNote>> {
         use huijiao_protocol::regions::covers;
         let mut out: Vec<huijiao_protocol::wire::ConflictNote> = self
             .quarantine()?
@@ -657,7 +657,7 @@ impl Reader {
         Ok(out)
     }
 
-    pub fn quarantine(&self) -> anyhow::Result<Vec<Quarantined>> {
+    pub fn quarantine(&self) -> Result<Vec<Quarantined>> {
         let mut st = self
             .conn
             .prepare("SELECT reg_no, origin, version, from_child, received_at, held_origin, reason, body FROM quarantine ORDER BY id")?;
