@@ -1117,7 +1117,7 @@ impl Progress {
 pub fn spawn_indexer(data_dir: &Path, wake: std::sync::mpsc::Receiver<()>) -> Result<std::thread::JoinHandle<()>> {
     use std::sync::mpsc::RecvTimeoutError;
     let mut ix = Indexer::open(data_dir)?;
-    Ok(std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("catalogue-indexer".into())
         .spawn(move || {
             let mut failing = false;
@@ -1156,5 +1156,5 @@ pub fn spawn_indexer(data_dir: &Path, wake: std::sync::mpsc::Receiver<()>) -> Re
                 while wake.try_recv().is_ok() {}
             }
         })
-        .context("cannot start the catalogue indexer thread")?)
+        .context("cannot start the catalogue indexer thread")
 }
