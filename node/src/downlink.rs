@@ -13,10 +13,9 @@
 //! `huijiao status`; a refused peer is never listed as a child.
 
 use crate::config::Config;
-use crate::net::{self, HandshakeRefusals, Identity};
+use crate::net::{self, HandshakeRefusals, Identity, SessionError};
 use crate::pki;
-use crate::store::{ApplyError, Store};
-use anyhow::Context;
+use crate::store::{ApplyError, Store, StoreError};
 use huijiao_protocol::sync::{authorize_child, checked, CheckedChange, ParentAction, ParentSession};
 use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use std::collections::HashMap;
@@ -190,18 +189,6 @@ fn watch_crl(crl: &std::path::Path, tx: tokio::sync::mpsc::Sender<()>) -> Option
     Some(w)
 }
 
-/// Whether an error is only the child closing its connection with [`net::CLOSE_DONE`].
-fn closed_by_child_when_done(e: &anyhow::Error) -> bool {
-    let done = |c: &quinn::ConnectionError| matches!(c, quinn::ConnectionError::ApplicationClosed(a) if a.error_code == quinn::VarInt::from_u32(net::CLOSE_DONE));
-    e.chain().any(|c| {
-        c.downcast_ref::<quinn::ConnectionError>().is_some_and(done)
-            || c.downcast_ref::<quinn::ReadError>().is_some_and(|r| matches!(r, quinn::ReadError::ConnectionLost(l) if done(l)))
-            || c.downcast_ref::<quinn::ReadExactError>()
-                .is_some_and(|r| matches!(r, quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(l)) if done(l)))
-            || c.downcast_ref::<quinn::WriteError>().is_some_and(|r| matches!(r, quinn::WriteError::ConnectionLost(l) if done(l)))
-    })
-}
-
 /// A changed CRL: new connections are checked against it, and connections of
 /// certificates it revokes are closed (rustls checks only at the handshake).
 fn reload_crl(endpoint: &quinn::Endpoint, identity: &Identity, idle: Duration, refused: &HandshakeRefusals, live: &Live) {
@@ -316,7 +303,7 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
     let now = crate::clock::now_ms();
     // A child that closed its connection saying it was done (shutting down) ended
     // cleanly: that is no error to show.
-    let err_text = result.as_ref().err().filter(|e| !closed_by_child_when_done(e)).map(|e| format!("{e:#}"));
+    let err_text = result.as_ref().err().filter(|e| !e.closed_when_done()).map(|e| format!("{e:#}"));
     let c2 = child.clone();
     let _ = ctx.store.call(move |w| w.child_seen(&c2, now, err_text.as_deref())).await;
     match result {
@@ -326,20 +313,20 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
         }
         Err(e) => {
             conn.close(net::CLOSE_ERROR.into(), b"error");
-            Err(e.context(format!("child {child} at {from}")))
+            Err(anyhow::Error::from(e).context(format!("child {child} at {from}")))
         }
     }
 }
 
 /// Sends a refusal, logs it, and ends the session with it as the error.
-async fn refuse(send: &mut quinn::SendStream, child: &str, r: PeerRefusal) -> anyhow::Result<()> {
+async fn refuse(send: &mut quinn::SendStream, child: &str, r: PeerRefusal) -> Result<(), SessionError> {
     error!(child = %child, code = %r.code, "refusing child: {}", r.message);
     crate::metrics::refused(&r.code);
     let _ = net::write_frame(send, &Message::Refused(r.clone())).await;
     let _ = send.finish();
     // Give the refusal a moment to reach the child before the connection closes.
     let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
-    anyhow::bail!("refused: {r}")
+    Err(SessionError::Refused(r))
 }
 
 async fn session(
@@ -349,12 +336,12 @@ async fn session(
     child: &str,
     budget: &Arc<Budget>,
     stop: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), SessionError> {
     let (mut send, mut recv) = tokio::select! {
         _ = stop.cancelled() => return Ok(()),
         s = tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()) => match s {
-            Ok(s) => s.context("the child opened no sync stream")?,
-            Err(_) => anyhow::bail!("no sync stream within {HELLO_DEADLINE:?}"),
+            Ok(s) => s.map_err(|cause| SessionError::Connection { what: "the child opened no sync stream".into(), cause })?,
+            Err(_) => return Err(SessionError::Timeout(format!("no sync stream within {HELLO_DEADLINE:?}"))),
         },
     };
     let c = child.to_string();
@@ -368,7 +355,7 @@ async fn session(
 
     // Frames are read and decoded by their own task (under the shared budget) while
     // the previous batch is being applied.
-    let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<Decoded, ReadError>>(2);
+    let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<Decoded, SessionError>>(2);
     let budget = budget.clone();
     let reader_child = child.to_string();
     let reader = tokio::spawn(async move {
@@ -377,7 +364,7 @@ async fn session(
             let stop = !matches!(r, Ok(Some(_)));
             let item = match r {
                 Ok(Some(d)) => Ok(d),
-                Ok(None) => Err(ReadError::Closed),
+                Ok(None) => Err(SessionError::Closed),
                 Err(e) => Err(e),
             };
             if ftx.send(item).await.is_err() || stop {
@@ -410,10 +397,10 @@ async fn session(
             }
             d = frx.recv() => match d {
                 Some(Ok(d)) => d,
-                Some(Err(ReadError::Decode(r))) => {
+                Some(Err(SessionError::Frame(net::FrameError::Decode(r)))) => {
                     return refuse(&mut send, child, PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
                 }
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(e),
                 None => return Ok(()),
             },
         };
@@ -452,7 +439,7 @@ async fn session(
                 // `huijiao recover` at the child: what this node holds of its subtree.
                 let (reader, c) = (store.reader()?, child.to_string());
                 let zstd_ok = cfg.sync.compress;
-                let page = tokio::task::spawn_blocking(move || -> anyhow::Result<Message> {
+                let page = tokio::task::spawn_blocking(move || -> Result<Message, StoreError> {
                     let (changes, more) = reader.records_of_subtree(&c, &after, limit, 1024 * 1024)?;
                     let count = changes.len() as u32;
                     let (encoding, payload) = wire::encode_payload(&changes, zstd_ok);
@@ -463,7 +450,7 @@ async fn session(
             }
             ParentAction::Close(r) => return refuse(&mut send, child, r).await,
             ParentAction::Health(h) => {
-                let json = serde_json::to_string(&h.nodes)?;
+                let json = serde_json::to_string(&h.nodes).map_err(|e| SessionError::Ended(format!("cannot keep a health report: {e}")))?;
                 let (c, now) = (child.to_string(), crate::clock::now_ms());
                 if let Err(e) = store.call(move |w| w.set_child_health(&c, &json, now)).await? {
                     warn!(child = %child, "cannot keep the child's health report: {e:#}");
@@ -484,7 +471,7 @@ async fn session(
                         }
                         if out.stale {
                             // The durable cursor moved on elsewhere (a parallel session): resync.
-                            anyhow::bail!("batch does not follow the durable cursor; resynchronising");
+                            return Err(SessionError::Ended("batch does not follow the durable cursor; resynchronising".into()));
                         }
                         debug!(child = %child, after, upto, applied = out.applied, duplicates = out.duplicates, "batch applied");
                         crate::metrics::changes_received(child, u64::from(out.applied));
@@ -492,32 +479,10 @@ async fn session(
                         net::write_frame(&mut send, &ack).await?;
                     }
                     Err(ApplyError::Refused(r)) => return refuse(&mut send, child, r).await,
-                    Err(ApplyError::Store(e)) => return Err(anyhow::Error::from(e).context("cannot apply a batch")),
+                    Err(ApplyError::Store(e)) => return Err(SessionError::Store(e)),
                 }
             }
         }
-    }
-}
-
-/// Keeps a decoding error recognisable (it becomes a `bad_frame` refusal).
-/// Why reading a child's frames stopped: a frame that does not decode is the child's
-/// fault (refused with `bad_frame`); everything else ends the session.
-#[derive(Debug, thiserror::Error)]
-enum ReadError {
-    #[error("cannot decode a frame")]
-    Decode(#[from] wire::DecodeError),
-    #[error("{0}")]
-    Deadline(String),
-    #[error("the child closed the sync stream")]
-    Closed,
-    #[error(transparent)]
-    Other(#[from] anyhow::Error),
-}
-
-fn frame_error(e: net::FrameError) -> ReadError {
-    match e {
-        net::FrameError::Decode(d) => ReadError::Decode(d),
-        other => ReadError::Other(other.into()),
     }
 }
 
@@ -533,21 +498,21 @@ struct Decoded {
 /// Reads and decodes the next frame: its body within [`FRAME_DEADLINE`] of its length;
 /// the body's bytes count against the shared budget only as they arrive. (The Hello's
 /// deadline is the session's own timer.)
-async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str) -> Result<Option<Decoded>, ReadError> {
-    let len = net::read_frame_len(recv).await.map_err(frame_error)?;
+async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str) -> Result<Option<Decoded>, SessionError> {
+    let len = net::read_frame_len(recv).await?;
     let Some(len) = len else { return Ok(None) };
     let reading = net::read_frame_body_reserving(recv, len, |n| budget.bytes.acquire_many(n.div_ceil(1024).max(1) as u32));
     let (body, permits) = match tokio::time::timeout(FRAME_DEADLINE, reading).await {
-        Ok(r) => r.map_err(frame_error)?,
-        Err(_) => return Err(ReadError::Deadline(format!("a frame of {len} bytes did not arrive within {FRAME_DEADLINE:?}"))),
+        Ok(r) => r?,
+        Err(_) => return Err(SessionError::Timeout(format!("a frame of {len} bytes did not arrive within {FRAME_DEADLINE:?}"))),
     };
-    let mut message = wire::decode_message(&body)?;
+    let mut message = wire::decode_message(&body).map_err(net::FrameError::Decode)?;
     drop(body);
     drop(permits);
     let mut slot = None;
     let changes = match &mut message {
         Message::Batch(b) => {
-            slot = Some(budget.decoded.clone().acquire_owned().await.map_err(anyhow::Error::from)?);
+            slot = Some(budget.decoded.clone().acquire_owned().await.map_err(|_| SessionError::Ended("stopping".into()))?);
             let (enc, payload, child) = (b.encoding, std::mem::take(&mut b.payload), child.to_string());
             let range = format!("batch ({}, {}] from {child}", b.after, b.upto);
             Some(
@@ -555,8 +520,7 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str
                     let changes = wire::decode_payload(enc, payload).map_err(|e| PeerRefusal::new("bad_batch", format!("{range}: {e}")))?;
                     changes.into_iter().map(|c| checked(&child, c)).collect::<Result<Vec<_>, _>>()
                 })
-                .await
-                .map_err(anyhow::Error::from)?,
+                .await?,
             )
         }
         _ => None,

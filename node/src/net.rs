@@ -8,8 +8,9 @@
 
 use crate::config::TlsPaths;
 use crate::pki;
+use crate::store::{StoreError, WriterGone};
 use anyhow::{bail, Context};
-use huijiao_protocol::wire::{self, Message};
+use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{TransportConfig, VarInt};
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -208,39 +209,81 @@ pub fn client_endpoint(v6: bool) -> anyhow::Result<quinn::Endpoint> {
     quinn::Endpoint::client(bind).with_context(|| format!("cannot open a UDP socket on {bind}"))
 }
 
-/// The refusal a parent sent as its connection-close reason (`code: message`), if the
-/// connection ended that way.
-pub fn refusal_of(e: &anyhow::Error) -> Option<huijiao_protocol::wire::PeerRefusal> {
-    let closed = e.chain().find_map(|c| {
-        let conn = c
-            .downcast_ref::<quinn::ConnectionError>()
-            .or_else(|| match c.downcast_ref::<quinn::WriteError>() {
-                Some(quinn::WriteError::ConnectionLost(ce)) => Some(ce),
-                _ => None,
-            })
-            .or_else(|| match c.downcast_ref::<quinn::ReadError>() {
-                Some(quinn::ReadError::ConnectionLost(ce)) => Some(ce),
-                _ => None,
-            })
-            .or_else(|| match c.downcast_ref::<quinn::ReadExactError>() {
-                Some(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(ce))) => Some(ce),
-                _ => None,
-            })
-            .or_else(|| match c.downcast_ref::<FrameError>() {
-                Some(FrameError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(ce))))
-                | Some(FrameError::Write(quinn::WriteError::ConnectionLost(ce))) => Some(ce),
-                _ => None,
-            });
-        match conn {
-            Some(quinn::ConnectionError::ApplicationClosed(ac)) if ac.error_code == VarInt::from_u32(CLOSE_REFUSED) => {
-                Some(ac.reason.clone())
+/// Why a sync session ended, on either side.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// One side refused the other: the refusal the peer sent (or this side sent it),
+    /// with its code and message.
+    #[error("refused: {0}")]
+    Refused(PeerRefusal),
+    /// A frame could not be read, decoded or written (the stream broke, a frame that
+    /// does not decode).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The connection could not be made or was lost.
+    #[error("{what}: {cause}")]
+    Connection { what: String, cause: quinn::ConnectionError },
+    /// The peer cannot be reached at all (its address, this node's socket or TLS set-up).
+    #[error("{0}")]
+    Unreachable(String),
+    /// The store failed under the session.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The peer did not do its part in time: a frame body, a stall.
+    #[error("{0}")]
+    Timeout(String),
+    /// The peer closed the sync stream.
+    #[error("the peer closed the sync stream")]
+    Closed,
+    /// The session cannot go on (a resynchronisation, a helper task that failed).
+    #[error("{0}")]
+    Ended(String),
+}
+
+impl From<WriterGone> for SessionError {
+    fn from(e: WriterGone) -> SessionError {
+        SessionError::Store(e.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for SessionError {
+    fn from(e: tokio::task::JoinError) -> SessionError {
+        SessionError::Ended(format!("a session task failed: {e}"))
+    }
+}
+
+impl SessionError {
+    /// The connection error underneath, if the connection ended.
+    fn connection(&self) -> Option<&quinn::ConnectionError> {
+        match self {
+            SessionError::Connection { cause, .. } => Some(cause),
+            SessionError::Frame(FrameError::Read(quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c))))
+            | SessionError::Frame(FrameError::Write(quinn::WriteError::ConnectionLost(c))) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The peer's refusal: sent as a message, or as the reason it closed the
+    /// connection with (`code: message`, refused at the handshake).
+    pub fn refusal(&self) -> Option<PeerRefusal> {
+        if let SessionError::Refused(r) = self {
+            return Some(r.clone());
+        }
+        match self.connection()? {
+            quinn::ConnectionError::ApplicationClosed(ac) if ac.error_code == VarInt::from_u32(CLOSE_REFUSED) => {
+                let text = String::from_utf8_lossy(&ac.reason).into_owned();
+                let (code, message) = text.split_once(": ").unwrap_or(("refused", text.as_str()));
+                Some(PeerRefusal::new(code, message))
             }
             _ => None,
         }
-    })?;
-    let text = String::from_utf8_lossy(&closed).into_owned();
-    let (code, message) = text.split_once(": ").unwrap_or(("refused", text.as_str()));
-    Some(huijiao_protocol::wire::PeerRefusal::new(code, message))
+    }
+
+    /// Whether the peer only closed its connection saying it was done
+    /// ([`CLOSE_DONE`], shutting down): no error to show.
+    pub fn closed_when_done(&self) -> bool {
+        matches!(self.connection(), Some(quinn::ConnectionError::ApplicationClosed(a)) if a.error_code == VarInt::from_u32(CLOSE_DONE))
+    }
 }
 
 /// The certificate chain a verified peer presented.

@@ -9,9 +9,8 @@
 //! (`stuck`, shown by `huijiao status`) and the changes behind it go on.
 
 use crate::config::{Config, Parent};
-use crate::net::{self, Identity};
+use crate::net::{self, Identity, SessionError};
 use crate::store::Store;
-use anyhow::Context;
 use huijiao_protocol::sync::{ChildEvent, ChildSession};
 use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use std::collections::HashSet;
@@ -70,7 +69,7 @@ pub async fn run(
                 note_stuck(&store, &r).await;
                 record(&store, &parent, "refused", acked, Some(&r.to_string()), None).await;
             }
-            Err(e) => match net::refusal_of(&e) {
+            Err(e) => match e.refusal() {
                 // The parent closed the connection with its reason (refused at the handshake).
                 Some(r) => {
                     error!(parent = %parent.node_id, code = %r.code, "the parent refused this node: {}", r.message);
@@ -131,28 +130,32 @@ async fn session(
     shutdown: &CancellationToken,
     progressed: &mut bool,
     acked: &mut Option<u64>,
-) -> anyhow::Result<End> {
+) -> Result<End, SessionError> {
     let idle = cfg.idle_timeout();
+    let unreachable = |what: String| SessionError::Unreachable(what);
     let addr = tokio::net::lookup_host(&parent.address)
         .await
-        .with_context(|| format!("cannot resolve parent address {}", parent.address))?
+        .map_err(|e| unreachable(format!("cannot resolve parent address {}: {e}", parent.address)))?
         .next()
-        .with_context(|| format!("parent address {} resolves to nothing", parent.address))?;
+        .ok_or_else(|| unreachable(format!("parent address {} resolves to nothing", parent.address)))?;
     // An IPv6 parent from an IPv4 socket (or the other way round) needs a socket of
     // its own family.
     let own;
-    let endpoint = if endpoint.local_addr()?.is_ipv4() == addr.is_ipv4() {
+    let local = endpoint.local_addr().map_err(|e| unreachable(format!("this node's UDP socket: {e}")))?;
+    let endpoint = if local.is_ipv4() == addr.is_ipv4() {
         endpoint
     } else {
-        own = net::client_endpoint(addr.is_ipv6())?;
+        own = net::client_endpoint(addr.is_ipv6()).map_err(|e| unreachable(format!("{e:#}")))?;
         &own
     };
     // Built per attempt so a renewed CRL is picked up.
-    let client = identity.client_config(idle)?;
-    let connecting = endpoint.connect_with(client, addr, &crate::pki::node_dns_name(&parent.node_id))?;
+    let client = identity.client_config(idle).map_err(|e| unreachable(format!("{e:#}")))?;
+    let connecting = endpoint
+        .connect_with(client, addr, &crate::pki::node_dns_name(&parent.node_id))
+        .map_err(|e| unreachable(format!("cannot connect to parent {} at {addr}: {e}", parent.node_id)))?;
     let conn = tokio::select! {
         _ = shutdown.cancelled() => return Ok(End::Shutdown),
-        c = connecting => c.with_context(|| format!("cannot connect to parent {} at {addr}", parent.node_id))?,
+        c = connecting => c.map_err(|cause| SessionError::Connection { what: format!("cannot connect to parent {} at {addr}", parent.node_id), cause })?,
     };
     let result = stream(cfg, store, &conn, parent, shutdown, progressed, acked, idle).await;
     match &result {
@@ -173,8 +176,9 @@ async fn stream(
     progressed: &mut bool,
     acked: &mut Option<u64>,
     idle: Duration,
-) -> anyhow::Result<End> {
-    let (mut send, mut recv) = conn.open_bi().await.context("cannot open the sync stream")?;
+) -> Result<End, SessionError> {
+    let (mut send, mut recv) =
+        conn.open_bi().await.map_err(|cause| SessionError::Connection { what: "cannot open the sync stream".into(), cause })?;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 } | wire::FEATURE_HEALTH | wire::FEATURE_NOTES;
     let stall = idle.as_millis() as i64 * 2;
     let ((log_id, last_seq), stuck) = {
@@ -188,13 +192,13 @@ async fn stream(
     net::write_frame(&mut send, &s.hello(crate::clock::now_ms(), agent)).await?;
 
     // Frames are read by their own task so a slow store never stalls the connection.
-    let (ftx, mut frx) = tokio::sync::mpsc::channel::<anyhow::Result<Message>>(16);
+    let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<Message, SessionError>>(16);
     let reader = tokio::spawn(async move {
         loop {
             let r = match net::read_frame(&mut recv).await {
-                Ok(Some(body)) => wire::decode_message(&body).map_err(anyhow::Error::from),
-                Ok(None) => Err(anyhow::anyhow!("the parent closed the sync stream")),
-                Err(e) => Err(anyhow::Error::from(e)),
+                Ok(Some(body)) => wire::decode_message(&body).map_err(|e| SessionError::Frame(net::FrameError::Decode(e))),
+                Ok(None) => Err(SessionError::Closed),
+                Err(e) => Err(SessionError::Frame(e)),
             };
             let stop = r.is_err();
             if ftx.send(r).await.is_err() || stop {
@@ -217,7 +221,7 @@ async fn stream(
             if after >= last_seq {
                 break;
             }
-            let r = reader_conn.take().context("reader in use")?;
+            let r = reader_conn.take().ok_or_else(|| SessionError::Ended("the log reader is in use".into()))?;
             let (max_c, max_b) = (cfg.sync.batch_changes, cfg.sync.batch_kib * 1024);
             let (r, batch) = tokio::task::spawn_blocking(move || {
                 let res = r.changes_after(after, max_c, max_b);
@@ -258,7 +262,7 @@ async fn stream(
                 return Ok(End::Shutdown);
             }
             msg = frx.recv() => {
-                let msg = msg.context("frame reader stopped")??;
+                let msg = msg.ok_or_else(|| SessionError::Ended("the frame reader stopped".into()))??;
                 match s.handle(msg, crate::clock::now_ms()) {
                     Ok(ChildEvent::Ready { cursor, version, features }) => {
                         info!(parent = %parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
@@ -323,7 +327,7 @@ async fn stream(
             }
             changed = changes.changed() => {
                 if changed.is_err() {
-                    anyhow::bail!("the store closed");
+                    return Err(SessionError::Ended("the store closed".into()));
                 }
                 last_seq = *changes.borrow_and_update();
             }
@@ -331,7 +335,8 @@ async fn stream(
                 // The subtree's health, for the tiers above.
                 let c = cfg.clone();
                 let reader = store.reader()?;
-                let nodes = tokio::task::spawn_blocking(move || crate::health::subtree(&c, &reader)).await??;
+                let nodes = tokio::task::spawn_blocking(move || crate::health::subtree(&c, &reader)).await?
+                    .map_err(|e| SessionError::Ended(format!("cannot read the subtree's health: {e:#}")))?;
                 let msg = Message::Health(wire::Health { nodes });
                 if let Err(e) = net::write_frame(&mut send, &msg).await {
                     return refusal_or(&mut frx, e.into()).await;
@@ -341,7 +346,7 @@ async fn stream(
                 // The session's own timer: a stalled session means a broken link
                 // (QUIC delivers in order or not at all), so the connection goes.
                 if let Err(stalled) = s.handle_timeout(crate::clock::now_ms()) {
-                    anyhow::bail!("parent {}: {stalled}", parent.node_id);
+                    return Err(SessionError::Timeout(format!("parent {}: {stalled}", parent.node_id)));
                 }
                 if last_recorded.elapsed() >= Duration::from_secs(2) && s.acked() > 0 {
                     record(store, parent, "streaming", Some(s.acked()), None, None).await;
@@ -353,7 +358,7 @@ async fn stream(
 }
 
 /// The store was rewound: says so loudly, starts a new log, and returns its `Resume`.
-async fn rotate(store: &Store, parent: &Parent, s: &mut ChildSession, parent_cursor: u64, last_seq: u64) -> anyhow::Result<Message> {
+async fn rotate(store: &Store, parent: &Parent, s: &mut ChildSession, parent_cursor: u64, last_seq: u64) -> Result<Message, SessionError> {
     error!(
         parent = %parent.node_id,
         parent_cursor,
@@ -367,19 +372,19 @@ async fn rotate(store: &Store, parent: &Parent, s: &mut ChildSession, parent_cur
 
 /// After a failed write: the parent may have refused and closed; its refusal, if it
 /// arrives within a moment, is what the operator needs to see.
-async fn refusal_or(frx: &mut tokio::sync::mpsc::Receiver<anyhow::Result<Message>>, e: anyhow::Error) -> anyhow::Result<End> {
+async fn refusal_or(frx: &mut tokio::sync::mpsc::Receiver<Result<Message, SessionError>>, e: SessionError) -> Result<End, SessionError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while let Ok(Some(m)) = tokio::time::timeout_at(deadline, frx.recv()).await {
         match m {
             Ok(Message::Refused(r)) => return Ok(End::Refused(r)),
             Ok(_) => continue,
-            Err(read) => match net::refusal_of(&read) {
+            Err(read) => match read.refusal() {
                 Some(r) => return Ok(End::Refused(r)),
                 None => break,
             },
         }
     }
-    match net::refusal_of(&e) {
+    match e.refusal() {
         Some(r) => Ok(End::Refused(r)),
         None => Err(e),
     }

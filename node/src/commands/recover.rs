@@ -44,11 +44,9 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Recovered> {
             None => bail!("the parent closed the stream"),
         }
     };
-    match next(
-        net::read_frame(&mut recv)
-            .await
-            .map_err(|e| net::refusal_of(&e.into()).map_or_else(|| anyhow::anyhow!("no answer"), |r| anyhow::anyhow!("refused: {r}"))),
-    )? {
+    match next(net::read_frame(&mut recv).await.map_err(|e| {
+        net::SessionError::Frame(e).refusal().map_or_else(|| anyhow::anyhow!("no answer"), |r| anyhow::anyhow!("refused: {r}"))
+    }))? {
         Message::Welcome(w) if w.version >= 2 => {}
         Message::Welcome(w) => {
             bail!("the parent speaks protocol version {}; `recover` needs version 2 (upgrade the parent first)", w.version)
