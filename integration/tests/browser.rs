@@ -37,6 +37,13 @@ async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The page is no wider than the window: nothing to scroll sideways.
+fn assert_fits(d: &Driver, what: &str) {
+    let widths = d.script("return [document.documentElement.scrollWidth, window.innerWidth]", vec![]).unwrap();
+    let (page, window) = (widths[0].as_f64().unwrap(), widths[1].as_f64().unwrap());
+    assert!(page <= window, "{what} scrolls sideways: {page} px in a {window} px window");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalogue_and_admin_pages_in_chromium() {
     let mut f = Federation::with_processes().unwrap();
@@ -101,7 +108,7 @@ async fn the_catalogue_and_admin_pages_in_chromium() {
     // A record page: public fields only, nothing private in the DOM.
     let link = d.find_all(".hit .title").unwrap().into_iter().find(|e| d.text(e).unwrap() == "水稻病虫害智能识别").unwrap();
     d.click(&link).unwrap();
-    d.wait_for("the record page", LIMIT, |d| Ok(d.url()?.ends_with("/records/4201022025Y0001"))).unwrap();
+    d.wait_for("the record page", LIMIT, |d| Ok(d.url()?.contains("/records/4201022025Y0001"))).unwrap();
     let dom = d.source().unwrap();
     assert!(dom.contains("水稻病虫害智能识别") && dom.contains("发明专利:ZL2025000001.1"));
     for private in [
@@ -126,6 +133,10 @@ async fn the_catalogue_and_admin_pages_in_chromium() {
         assert!(field.public(), "{f} is not a public field");
     }
     d.screenshot(&shots.join("record.png")).unwrap();
+    // 返回检索 goes back to the very search.
+    d.click(&d.find("a.back").unwrap()).unwrap();
+    d.wait_for("the search again", LIMIT, |d| Ok(!d.url()?.contains("/records/") && d.find_all(".hit")?.len() == 3)).unwrap();
+    assert_eq!(d.script("return document.querySelector('input[name=q]').value", vec![]).unwrap(), json!("水稻"));
     d.goto(&format!("{base}/records/4201022025Y0009")).unwrap();
     assert!(d.source().unwrap().contains("没有登记号为 4201022025Y0009 的公开成果"), "an internal record is not shown");
 
@@ -148,12 +159,29 @@ async fn the_catalogue_and_admin_pages_in_chromium() {
     assert_eq!(lines.len(), 4, "header and the three records shown: {text}");
     assert!(!text.contains("钱秘书") && !text.contains("MIMI-4242"));
 
+    // A search the catalogue cannot take: said in Chinese, the form still filled in.
+    d.goto(&format!("{base}/?q=%E6%B0%B4%E7%A8%BB&year_from=2022&year_to=2021")).unwrap();
+    let error = d.text(&d.find("p.error").unwrap()).unwrap();
+    assert!(error.contains("登记年份的范围是空的"), "{error}");
+    assert_eq!(d.script("return document.querySelector('input[name=q]').value", vec![]).unwrap(), json!("水稻"));
+    assert_eq!(d.script("return document.querySelector('input[name=year_to]').value", vec![]).unwrap(), json!("2021"));
+    d.screenshot(&shots.join("search-error.png")).unwrap();
+
     // Statistics with charts.
     d.goto(&format!("{base}/stats")).unwrap();
     let chart = d.text(&d.find("section.chart[data-by=province]").unwrap()).unwrap();
     assert!(chart.contains("湖北省") && chart.contains("广东省"), "{chart}");
     assert_eq!(d.find_all("section.chart").unwrap().len(), 3);
     d.screenshot(&shots.join("stats.png")).unwrap();
+    // By county, at phone width: names on one line, nothing wider than the screen.
+    d.goto(&format!("{base}/stats?region=4201")).unwrap();
+    assert!(d.text(&d.find("section.chart[data-by=county]").unwrap()).unwrap().contains("江岸区"));
+    assert_fits(&d, "/stats by county");
+    let tallest = d
+        .script("return Math.max(...[...document.querySelectorAll('section.chart th')].map(e => e.getBoundingClientRect().height))", vec![])
+        .unwrap();
+    assert!(tallest.as_f64().unwrap() < 32.0, "a county name wraps: {tallest} px tall");
+    d.screenshot(&shots.join("stats-county.png")).unwrap();
 
     // The operators' page: sign in, see the province, stop it, see it go quiet.
     d.goto(&format!("{base}/admin")).unwrap();
@@ -167,6 +195,20 @@ async fn the_catalogue_and_admin_pages_in_chromium() {
     })
     .unwrap();
     d.screenshot(&shots.join("admin.png")).unwrap();
+    assert_fits(&d, "/admin");
+    // The same pages at desktop width.
+    let wide = Driver::start(&shots.join("downloads-wide"), 1280, 900).unwrap();
+    for target in ["/", "/?q=%E6%B0%B4%E7%A8%BB", "/stats?region=4201", "/records/4201022025Y0001"] {
+        wide.goto(&format!("{base}{target}")).unwrap();
+        assert_fits(&wide, target);
+    }
+    wide.goto(&format!("{base}/admin")).unwrap();
+    wide.type_into(&wide.find("input[name=token]").unwrap(), TOKEN).unwrap();
+    wide.click(&wide.find("form.login button").unwrap()).unwrap();
+    wide.wait_for("the admin page", LIMIT, |d| Ok(d.find_all("tr[data-node='420000']")?.len() == 1)).unwrap();
+    assert_fits(&wide, "/admin (desktop)");
+    wide.screenshot(&shots.join("admin-desktop.png")).unwrap();
+    drop(wide);
     f.stop("420000").await.unwrap();
     // The page reloads itself; no navigation here.
     d.wait_for("the province shown quiet", LIMIT, |d| {

@@ -36,6 +36,8 @@ pub const HTTP_ADDRESS_FILE: &str = "http-address";
 const MAX_QUERIES: usize = 4;
 const MAX_EXPORTS: usize = 2;
 const QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// `Retry-After` of a 503 (too many queries or exports at once, a query stopped).
+const BUSY_RETRY_SECS: u64 = 5;
 /// Idle catalogue connections kept.
 const POOL: usize = 4;
 /// Client addresses remembered by the rate limiter before the idle ones are dropped.
@@ -46,7 +48,9 @@ pub struct Api {
     pub(crate) cfg: Arc<crate::config::Config>,
     data_dir: PathBuf,
     pub(crate) table: Arc<RegionTable>,
-    token: Option<String>,
+    token: TokenFile,
+    /// Sign-in sessions of the pages (`/admin`).
+    pub(crate) sessions: crate::web::session::Sessions,
     pool: Mutex<Vec<Catalogue>>,
     queries: Semaphore,
     exports: Arc<Semaphore>,
@@ -69,11 +73,12 @@ pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
 impl Api {
     pub fn new(cfg: Arc<crate::config::Config>) -> anyhow::Result<Api> {
         let http: &Http = cfg.http.as_ref().context("no [http] section")?;
-        let token = http.token_file.as_deref().map(read_token).transpose()?;
+        let token = TokenFile::open(http.token_file.clone())?;
         Ok(Api {
             data_dir: cfg.data_dir.clone(),
             table: cfg.regions.clone(),
             token,
+            sessions: Default::default(),
             pool: Mutex::new(Vec::new()),
             queries: Semaphore::new(MAX_QUERIES),
             exports: Arc::new(Semaphore::new(MAX_EXPORTS)),
@@ -129,21 +134,21 @@ impl Api {
 
     /// Whether `given` is the operators' token (false when there is none).
     pub(crate) fn token_matches(&self, given: &str) -> bool {
-        self.token.as_ref().is_some_and(|t| constant_time_eq(given.trim().as_bytes(), t.as_bytes()))
+        self.token_value().is_some_and(|t| constant_time_eq(given.trim().as_bytes(), t.as_bytes()))
     }
 
-    /// The operators' token, when there is one.
-    pub(crate) fn token_value(&self) -> Option<&str> {
-        self.token.as_deref()
+    /// The operators' token as its file holds it now, when there is one.
+    pub(crate) fn token_value(&self) -> Option<String> {
+        self.token.current()
     }
 
     /// Whether operators can sign in at all.
     pub(crate) fn has_token(&self) -> bool {
-        self.token.is_some()
+        self.token_value().is_some()
     }
 
     fn operator(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let Some(token) = &self.token else {
+        let Some(token) = self.token_value() else {
             return Err(ApiError::Forbidden("the operator endpoints are off: this node has no [http] token_file".into()));
         };
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
@@ -152,6 +157,54 @@ impl Api {
             _ => Err(ApiError::Unauthorized),
         }
     }
+}
+
+/// The operators' token file, read again whenever it changes: a new token takes effect
+/// without a restart, and ends every session opened with the old one. A file that has
+/// become unreadable or invalid turns the operator endpoints off (logged) until fixed.
+struct TokenFile {
+    path: Option<PathBuf>,
+    /// The file's identity when last read, and what it held.
+    cached: Mutex<(Option<FileStamp>, Option<String>)>,
+}
+
+impl TokenFile {
+    fn open(path: Option<PathBuf>) -> anyhow::Result<TokenFile> {
+        let t = TokenFile { path, cached: Mutex::new((None, None)) };
+        if let Some(p) = &t.path {
+            let token = read_token(p)?;
+            *t.cached.lock().expect("token lock") = (stamp(p), Some(token));
+        }
+        Ok(t)
+    }
+
+    fn current(&self) -> Option<String> {
+        let path = self.path.as_deref()?;
+        let now = stamp(path);
+        let mut c = self.cached.lock().expect("token lock");
+        if now.is_none() || now != c.0 {
+            c.1 = match read_token(path) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    if c.1.is_some() || c.0.is_some() {
+                        tracing::warn!("the operators' token is off until its file is fixed: {e:#}");
+                    }
+                    None
+                }
+            };
+            c.0 = now;
+        }
+        c.1.clone()
+    }
+}
+
+/// What tells a changed file: inode, length, modification time.
+type FileStamp = (u64, u64, std::time::SystemTime);
+
+fn stamp(path: &std::path::Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.ino(), m.len(), m.modified().ok()?))
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -232,6 +285,9 @@ impl IntoResponse for ApiError {
             ApiError::TooMany(s) => {
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
             }
+            ApiError::Busy(_) => {
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_SECS));
+            }
             _ => {}
         }
         r
@@ -301,6 +357,22 @@ pub fn router(api: Arc<Api>) -> Router {
             }
         })
         .with_state(api)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The policy every answer carries (the one place that sets it): scripts, styles and
+/// images only from this node (no inline script; the pages have none), never framed.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Security headers on every answer, pages, API and errors alike.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
 }
 
 pub(crate) fn public_view() -> View {
@@ -337,6 +409,7 @@ async fn list(api: Arc<Api>, pairs: Vec<(String, String)>, view: View) -> Result
         "records": records,
         "total": page.total,
         "total_capped": page.total_capped,
+        "total_estimated": page.total_estimated,
         "next_cursor": page.next_cursor,
         "limit": limit,
         "limit_capped": limit_capped,

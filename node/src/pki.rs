@@ -118,7 +118,8 @@ pub fn init(dir: &Path) -> anyhow::Result<()> {
 fn load_issuer(ca: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
     let key_path = ca.join("ca.key");
     check_key_permissions(&key_path)?;
-    let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path)?).with_context(|| format!("invalid CA key {}", key_path.display()))?;
+    let key_pem = std::fs::read_to_string(&key_path).with_context(|| format!("cannot read the CA key {}", key_path.display()))?;
+    let key = KeyPair::from_pem(&key_pem).with_context(|| format!("invalid CA key {}", key_path.display()))?;
     let pem = std::fs::read_to_string(ca.join("ca.crt")).with_context(|| format!("no CA at {} (run huijiao pki init)", ca.display()))?;
     Issuer::from_ca_cert_pem(&pem, key).context("invalid CA certificate")
 }
@@ -244,10 +245,15 @@ pub fn revoke(ca: &Path, target: RevokeTarget) -> anyhow::Result<Vec<String>> {
     }
     let revoked_text = std::fs::read_to_string(ca.join("revoked.tsv")).unwrap_or_default();
     let mut newly = Vec::new();
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(ca.join("revoked.tsv"))?;
+    let revoked_path = ca.join("revoked.tsv");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&revoked_path)
+        .with_context(|| format!("cannot open {}", revoked_path.display()))?;
     for s in serials {
         if !revoked_text.lines().any(|l| l.split('\t').next() == Some(s.as_str())) {
-            writeln!(f, "{s}\t{}", now_secs())?;
+            writeln!(f, "{s}\t{}", now_secs()).with_context(|| format!("cannot write {}", revoked_path.display()))?;
             newly.push(s);
         }
     }

@@ -4,10 +4,10 @@
 
 use crate::commands::query::record_json;
 use crate::store::catalogue::{Catalogue, Filters, GroupBy, Hit, Sort, View};
-use huijiao_protocol::record::{self, IP_TRADE_SECRET};
+use huijiao_protocol::record;
 use huijiao_protocol::regions::{self, Level};
 use huijiao_protocol::table::{cells, columns};
-use huijiao_protocol::{Date, Kind, Record, RegionTable};
+use huijiao_protocol::{Date, Kind, RegionTable};
 use serde_json::{Map, Value};
 use std::io::Write;
 
@@ -112,6 +112,9 @@ pub struct Request {
     pub cursor: Option<String>,
     pub by: Option<GroupBy>,
     pub format: Option<Format>,
+    /// A word of `q` that is the full name of a region (`江岸区`, `湖北省`) and so acts
+    /// as the region filter instead of as text (it is no longer in `q`).
+    pub region_from_q: Option<String>,
 }
 
 /// Parses request parameters (`key=value` pairs as given). Unknown, repeated and
@@ -126,6 +129,7 @@ pub fn parse(pairs: &[(String, String)], endpoint: Endpoint, table: &RegionTable
         cursor: None,
         by: None,
         format: None,
+        region_from_q: None,
     };
     let mut seen: Vec<&str> = Vec::new();
     let mut sort_given = false;
@@ -250,6 +254,7 @@ pub fn parse(pairs: &[(String, String)], endpoint: Endpoint, table: &RegionTable
             return Err(bad("reg_date", format!("the range {a}..{b} is empty")));
         }
     }
+    region_words(&mut r, table);
     // Without a search there is no relevance: newest first.
     if r.q.is_none() && !sort_given {
         r.sort = Sort::Date;
@@ -264,11 +269,36 @@ pub fn parse(pairs: &[(String, String)], endpoint: Endpoint, table: &RegionTable
     Ok(r)
 }
 
+/// A word of the search that is exactly the name of one region (not the country), and
+/// inside the region filter if there is one, becomes the region filter: `江岸区 水稻`
+/// finds 水稻 among 江岸区's records (a record's text seldom names its own place).
+fn region_words(r: &mut Request, table: &RegionTable) {
+    let Some(q) = r.q.clone() else { return };
+    let mut kept: Vec<&str> = Vec::new();
+    for t in crate::search::terms(&q) {
+        if r.region_from_q.is_none() {
+            let named: Vec<_> = table.find_by_name(t).into_iter().filter(|x| x.name == t && x.level != Level::National).collect();
+            if let [one] = named.as_slice() {
+                let prefix = regions::jurisdiction_prefix(&one.code).to_string();
+                if r.filters.region.as_deref().is_none_or(|p| prefix.starts_with(p)) {
+                    r.filters.region = Some(prefix);
+                    r.region_from_q = Some(t.to_string());
+                    continue;
+                }
+            }
+        }
+        kept.push(t);
+    }
+    if r.region_from_q.is_some() {
+        r.q = (!kept.is_empty()).then(|| kept.join(" "));
+    }
+}
+
 fn parse_q(v: &str) -> Result<String, ParamError> {
     if v.chars().count() > MAX_QUERY_CHARS {
         return Err(bad("q", format!("longer than {MAX_QUERY_CHARS} characters")));
     }
-    if v.split_whitespace().count() > MAX_QUERY_TERMS {
+    if crate::search::terms(v).count() > MAX_QUERY_TERMS {
         return Err(bad("q", format!("more than {MAX_QUERY_TERMS} words")));
     }
     if crate::search::match_expr(v).is_none() {
@@ -363,20 +393,13 @@ pub fn hit_json(h: &Hit, view: View, highlight: bool) -> Map<String, Value> {
         View::Operator => record_json(&h.stored, false),
     };
     if highlight {
-        m.insert("_highlight".into(), serde_json::json!({"title": h.title_html, "abstract": h.snippet_html}));
+        let mut hl = serde_json::json!({"title": h.title_html, "abstract": h.snippet_html});
+        if !h.matched_html.is_empty() {
+            hl["matched"] = Value::String(h.matched_html.clone());
+        }
+        m.insert("_highlight".into(), hl);
     }
     m
-}
-
-/// The record as the public may see it: private fields and 技术秘密 entries removed.
-pub fn public_record(r: &Record) -> Record {
-    let mut p = r.clone();
-    p.funding = None;
-    p.benefit = None;
-    p.contact = None;
-    p.phone = None;
-    p.ip.retain(|e| record::ip_type(e) != Some(IP_TRADE_SECRET));
-    p
 }
 
 /// Writes the export of every record matching `q` and `f` to `out`, streaming:
@@ -394,7 +417,7 @@ pub fn export(cat: &Catalogue, q: Option<&str>, f: &Filters, view: View, format:
         match format {
             Format::Csv => {
                 let cells = match view {
-                    View::Public { .. } => cells(&public_record(&h.stored.record)),
+                    View::Public { .. } => cells(&h.stored.record.public_view()),
                     View::Operator => cells(&h.stored.record),
                 };
                 huijiao_protocol::table::write_csv_row(&mut *out, &cells)?;
@@ -539,5 +562,19 @@ mod tests {
         assert_eq!(p(&[("by", "region"), ("region", "42")], Endpoint::Stats).unwrap().by, Some(GroupBy::Prefecture));
         assert_eq!(p(&[("by", "region")], Endpoint::Stats).unwrap().by, Some(GroupBy::Province));
         assert_eq!(p(&[], Endpoint::Export).unwrap().format, Some(Format::Csv));
+    }
+
+    #[test]
+    fn a_region_named_in_the_search_acts_on_the_region() {
+        let r = p(&[("q", "江岸区、水稻")], Endpoint::List).unwrap();
+        assert_eq!((r.q.as_deref(), r.filters.region.as_deref()), (Some("水稻"), Some("420102")));
+        assert_eq!(r.region_from_q.as_deref(), Some("江岸区"));
+        let r = p(&[("q", "湖北省")], Endpoint::List).unwrap();
+        assert_eq!((r.q, r.filters.region.as_deref(), r.sort), (None, Some("42"), Sort::Date));
+        // Inside the filter only; a shortened or shared name stays a word.
+        let r = p(&[("q", "江岸区 水稻"), ("region", "44")], Endpoint::List).unwrap();
+        assert_eq!((r.q.as_deref(), r.filters.region.as_deref()), (Some("江岸区 水稻"), Some("44")));
+        assert_eq!(p(&[("q", "湖北 水稻")], Endpoint::List).unwrap().filters.region, None);
+        assert_eq!(p(&[("q", "朝阳区")], Endpoint::List).unwrap().filters.region, None, "two 朝阳区");
     }
 }

@@ -69,12 +69,19 @@ pub fn index_text(text: &str) -> String {
     tokens(text).join(" ")
 }
 
-/// A query as an FTS5 expression: every whitespace-separated term must match, each as
+/// The terms of a query: what lies between spaces or any punctuation (`锂电池，回收`,
+/// `锂电池、回收`, `锂电池;回收` and `锂电池-回收` are the two terms of `锂电池 回收`).
+/// A term is a run of letters, digits and Chinese characters (`5G基站` is one).
+pub fn terms(q: &str) -> impl Iterator<Item = &str> {
+    q.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty())
+}
+
+/// A query as an FTS5 expression: every term (see [`terms`]) must match, each as
 /// a phrase of its tokens; a lone Chinese character matches as a prefix. None when the
 /// query holds nothing searchable.
 pub fn match_expr(q: &str) -> Option<String> {
     let mut terms = Vec::new();
-    for term in q.split_whitespace() {
+    for term in self::terms(q) {
         let runs = runs(term);
         let single = matches!(runs.as_slice(), [Run::Cjk(cs)] if cs.len() == 1);
         let toks = tokens(term);
@@ -91,16 +98,22 @@ pub fn match_expr(q: &str) -> Option<String> {
 /// The characters of a query a snippet highlights: each term's letters and
 /// characters, lower-cased.
 fn needles(q: &str) -> Vec<Vec<char>> {
-    q.split_whitespace()
-        .map(|t| t.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<Vec<char>>())
-        .filter(|n| !n.is_empty())
-        .collect()
+    terms(q).map(|t| t.chars().flat_map(char::to_lowercase).collect::<Vec<char>>()).filter(|n| !n.is_empty()).collect()
 }
 
-/// HTML-escapes `s` onto `out` (element content and quoted attributes).
+/// Whether `c` is a bidirectional control character (embeddings, overrides,
+/// isolates, the Arabic letter mark): in a record's text it could show `exe.txt` as
+/// `txt.exe`. Pages never carry them ([`escape_html`] drops them).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}')
+}
+
+/// HTML-escapes `s` onto `out` (element content and quoted attributes); bidirectional
+/// control characters are dropped.
 pub(crate) fn escape_html(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
+            c if is_bidi_control(c) => {}
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -187,6 +200,27 @@ mod tests {
         assert_eq!(match_expr("稻").as_deref(), Some("\"稻\" *"));
         assert_eq!(match_expr("\"OR\" NEAR( *").as_deref(), Some("\"or\" AND \"near\""), "no FTS5 syntax gets through");
         assert_eq!(match_expr("，。！"), None);
+    }
+
+    #[test]
+    fn punctuation_separates_terms_as_a_space_does() {
+        let spaced = match_expr("锂电池 回收");
+        assert_eq!(spaced.as_deref(), Some("\"锂电 电池\" AND \"回收\""));
+        for q in ["锂电池，回收", "锂电池、回收", "锂电池,回收", "锂电池;回收", "锂电池-回收", "锂电池／回收", "“锂电池”（回收）"]
+        {
+            assert_eq!(match_expr(q), spaced, "{q}");
+        }
+        assert_eq!(match_expr("水稻、病虫害").as_deref(), Some("\"水稻\" AND \"病虫 虫害\""));
+        assert_eq!(terms("5G基站，LiDAR").collect::<Vec<_>>(), vec!["5G基站", "LiDAR"]);
+        assert!(highlight("锂电池的回收", "锂电池、回收", 100).contains("<mark>回收</mark>"));
+    }
+
+    #[test]
+    fn bidi_controls_never_reach_html() {
+        let mut out = String::new();
+        escape_html("报告\u{202E}exe.txt\u{2066}x\u{2069}", &mut out);
+        assert_eq!(out, "报告exe.txtx");
+        assert!(!highlight("水稻\u{202E}gpj.exe", "水稻", 100).contains('\u{202E}'));
     }
 
     #[test]

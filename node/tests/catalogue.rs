@@ -237,6 +237,11 @@ fn an_export_dropped_into_a_fresh_node_exports_the_same() {
     recs[1].benefit = Some(-12.75);
     recs[2].keywords = vec![];
     recs[2].embargo_until = Some(huijiao_protocol::Date { year: 2025, month: 1, day: 1 });
+    // Cells a spreadsheet would run as formulas (spec v1.2 §3), and ones it would not.
+    recs[1].title = "=HYPERLINK(\"http://evil.example\",\"点我\")".into();
+    recs[2].first_unit = "@研究所".into();
+    recs[2].persons = vec!["-王五".into(), "李四".into()];
+    recs[2].phone = Some("+86 27 8888 6666".into());
     let first = national();
     let a = api(&first);
     first.drop_file("all.csv", &csv_of(&recs));
@@ -249,6 +254,12 @@ fn an_export_dropped_into_a_fresh_node_exports_the_same() {
         let b = api(&second);
         let exported = operator(&a, target);
         assert_eq!(exported.status, 200);
+        let text = String::from_utf8_lossy(&exported.body).to_string();
+        assert!(text.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"点我\"\")\""), "{view}: {text}");
+        assert!(text.contains(",'@研究所,") && text.contains(",'-王五;李四,"), "{view}: {text}");
+        if view == "operator" {
+            assert!(text.contains(",+86 27 8888 6666,"), "a telephone number is left as it is: {text}");
+        }
         let name = format!("{view}-export.csv");
         second.drop_file(&name, &exported.body);
         let report = second.wait_handled(&name, 1);
@@ -257,6 +268,8 @@ fn an_export_dropped_into_a_fresh_node_exports_the_same() {
         wait_for(&format!("{total} records in the second catalogue"), Duration::from_secs(60), || {
             operator(&b, "/api/v1/operator/records?limit=1").json()["total"] == total
         });
+        let title = operator(&b, "/api/v1/operator/records/4201022025Y0002").json()["title"].clone();
+        assert_eq!(title, recs[1].title.as_str(), "{view}: the formula title re-imports unchanged");
         let again = operator(&b, target);
         assert_eq!(
             String::from_utf8(again.body).unwrap(),
@@ -294,11 +307,14 @@ fn the_index_catches_up_after_sigkill_and_reindex_rebuilds_it() {
     std::fs::remove_file(node.dir.path().join("data/http-address")).unwrap();
     node.start();
     let addr2 = api(&node);
-    // A listing's total stops at 10,000; the statistics count them all.
+    // A search's total stops at 10,000; the statistics count them all, and so does a
+    // listing the counters serve (no search, no filter but region and years).
     wait_for("the catalogue to hold every record", Duration::from_secs(180), || {
         get(&addr2, &url("/api/v1/stats", &[("by", "kind")]), &[]).json()["total"].as_u64() == Some(15_000)
     });
     let page = records(&addr2, &[("limit", "1")]);
+    assert_eq!((page["total"].as_u64(), page["total_capped"].as_bool()), (Some(15_000), Some(false)), "{page}");
+    let page = records(&addr2, &[("limit", "1"), ("q", "成果")]);
     assert_eq!((page["total"].as_u64(), page["total_capped"].as_bool()), (Some(10_000), Some(true)), "{page}");
     let some = &all[12_345];
     let found = records(&addr2, &[("reg_no", &some.reg_no)]);

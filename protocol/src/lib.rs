@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`regions`]: the GB/T 2260 table and the jurisdiction rule.
 //! - [`date`]: calendar dates in Beijing time, every date form of the spec.
+//! - [`codes`]: names of discipline (GB/T 13745) and industry (GB/T 4754) codes.
 //! - [`fields`]: the columns of the submission format and header matching.
 //! - [`record`]: the validated record, its canonical JSON, hash and public view.
 //! - [`secrecy`]: fail-closed reading of 密级 markings.
@@ -16,6 +17,7 @@
 //! Architecture invariant: nothing here touches files, sockets, clocks or threads;
 //! callers pass `today` and bytes in.
 
+pub mod codes;
 pub mod date;
 pub mod fields;
 pub mod record;

@@ -166,15 +166,28 @@ impl Record {
         self.secret == Secret::Public && !withdrawn && self.embargo_until.is_none_or(|d| d < today)
     }
 
-    /// Only the fields marked public in spec §3, with 技术秘密 IP entries removed.
+    /// The record as the public may see it — the one public view every public output
+    /// (API, pages, CSV and JSONL exports) is built from: the fields spec §3 marks
+    /// private emptied (funding, benefit, contact, phone, embargo_until) and 技术秘密 IP
+    /// entries removed. `secret` stays: a public record is always 公开, and the export
+    /// must re-import (密级 is required).
+    pub fn public_view(&self) -> Record {
+        let mut p = self.clone();
+        p.funding = None;
+        p.benefit = None;
+        p.contact = None;
+        p.phone = None;
+        p.embargo_until = None;
+        p.ip.retain(|e| ip_type(e) != Some(IP_TRADE_SECRET));
+        p
+    }
+
+    /// [`Record::public_view`] as JSON: only the keys spec §3 marks public.
     pub fn public_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        let serde_json::Value::Object(mut all) = serde_json::to_value(self).expect("a record always serializes") else {
+        let serde_json::Value::Object(mut all) = serde_json::to_value(self.public_view()).expect("a record always serializes") else {
             unreachable!("a record serializes to an object")
         };
         all.retain(|k, _| Field::ALL.iter().any(|f| f.key() == k && f.public()));
-        let ip: Vec<serde_json::Value> =
-            self.ip.iter().filter(|entry| ip_type(entry) != Some(IP_TRADE_SECRET)).map(|e| serde_json::Value::String(e.clone())).collect();
-        all.insert("ip".to_string(), serde_json::Value::Array(ip));
         all
     }
 
@@ -259,6 +272,23 @@ pub(crate) mod tests {
         }
         assert_eq!(v["ip"], serde_json::json!(["发明专利:ZL1"]));
         assert_eq!(v["title"], "测试成果");
+    }
+
+    #[test]
+    fn the_public_view_empties_every_private_field() {
+        let mut r = sample();
+        r.benefit = Some(3.0);
+        r.phone = Some("027-1234567".into());
+        r.embargo_until = Date::new(2025, 1, 1);
+        let cells = crate::table::cells(&r.public_view());
+        for (f, cell) in crate::table::columns().into_iter().zip(&cells) {
+            match f {
+                Field::Secret => assert_eq!(cell, "公开", "a public record is 公开"),
+                f if !f.public() => assert_eq!(cell, "", "{} shown in the public view", f.key()),
+                Field::Ip => assert_eq!(cell, "发明专利:ZL1"),
+                _ => {}
+            }
+        }
     }
 
     #[test]

@@ -141,7 +141,8 @@ pub struct Validator<'a> {
 fn text_of(v: &RawValue) -> Result<Cow<'_, str>, &'static str> {
     match v {
         RawValue::Empty => Ok(Cow::Borrowed("")),
-        RawValue::Text(s) => Ok(Cow::Borrowed(s.trim())),
+        // The `'` a spreadsheet-safe CSV puts before `=`, `+`, `-`, `@` (spec v1.2 §3).
+        RawValue::Text(s) => Ok(Cow::Borrowed(crate::table::unquote_formula(s.trim()))),
         RawValue::Int(i) => Ok(Cow::Owned(i.to_string())),
         RawValue::Float(f) => Ok(Cow::Owned(format_float(*f))),
         RawValue::Bool(b) => Ok(Cow::Owned(b.to_string())),

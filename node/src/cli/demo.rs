@@ -22,6 +22,13 @@ impl Host for Daemon {
     fn open_store(&self, db: &Path) -> Option<Box<dyn StoreView>> {
         Reader::open(db).ok().map(|r| Box::new(Store(r)) as Box<dyn StoreView>)
     }
+
+    fn catalogue_count(&self, db: &Path) -> Option<u64> {
+        use huijiao::store::catalogue::{Catalogue, Filters, GroupBy, View};
+        let c = Catalogue::open(db.parent()?).ok()?;
+        let groups = c.stats(GroupBy::Kind, None, &Filters::default(), View::Operator).ok()?;
+        Some(groups.iter().map(|(_, n)| n).sum())
+    }
 }
 
 impl StoreView for Store {

@@ -158,6 +158,10 @@ struct QueryArgs {
     /// Registered in this year.
     #[arg(long, value_name = "YYYY")]
     year: Option<String>,
+    /// Registered on a date or in a range, as the API's `reg_date`: 2025-03-01,
+    /// 2025-01-01..2025-06-30, 2025-01-01.. or ..2025-06-30.
+    #[arg(long = "reg-date", value_name = "D..D")]
+    reg_date: Option<String>,
     #[arg(long = "reg-no", value_name = "R")]
     reg_no: Option<String>,
     /// 初期阶段 / 中期阶段 / 成熟应用阶段.
@@ -176,7 +180,7 @@ struct QueryArgs {
     #[arg(long, value_name = "T")]
     transfer: Option<String>,
     /// Holds an IP right of this type (发明专利, 软件著作权, …).
-    #[arg(long = "ip-type", value_name = "T")]
+    #[arg(long = "ip-type", visible_alias = "ip", value_name = "T")]
     ip_type: Option<String>,
     /// Holds any IP right (true) or none (false).
     #[arg(long = "has-ip", value_name = "BOOL")]
@@ -483,6 +487,7 @@ fn query(a: QueryArgs) -> anyhow::Result<i32> {
     let catalogue_only = [
         &a.search,
         &a.year,
+        &a.reg_date,
         &a.stage,
         &a.level,
         &a.discipline,
@@ -537,6 +542,7 @@ fn query(a: QueryArgs) -> anyhow::Result<i32> {
     put("since", a.since);
     put("until", a.until);
     put("year", a.year);
+    put("reg_date", a.reg_date);
     put("reg_no", a.reg_no);
     put("stage", a.stage);
     put("level", a.level);

@@ -495,17 +495,31 @@ pub struct Hit {
     /// The title and a piece of the abstract with the query's terms marked (HTML).
     pub title_html: String,
     pub snippet_html: String,
+    /// When neither shows a term: the public fields that matched, marked (HTML), e.g.
+    /// `关键词：<mark>水稻</mark>` — why the record is in the list. Empty otherwise.
+    pub matched_html: String,
 }
 
 /// A page of a listing.
 #[derive(Debug, Clone)]
 pub struct Page {
     pub hits: Vec<Hit>,
-    /// How many records match in all: exact, or a lower bound (`total_capped`) past
-    /// [`COUNT_CAP`] matches or [`COUNT_BUDGET`] of counting.
+    /// How many records match in all: exact; or a lower bound (`total_capped`): past
+    /// [`COUNT_CAP`] matches, or for a rare filter that the counting budget
+    /// ([`COUNT_STEPS`]) did not get through; or an estimate (`total_estimated`) of a
+    /// search the budget stopped, from the share of the catalogue it had counted.
     pub total: u64,
     pub total_capped: bool,
+    pub total_estimated: bool,
     pub next_cursor: Option<String>,
+}
+
+/// A listing's total as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Total {
+    n: u64,
+    capped: bool,
+    estimated: bool,
 }
 
 /// Counting stops here: a count of every match of a common word over ten million
@@ -516,8 +530,14 @@ pub const COUNT_CAP: u64 = 10_000;
 /// (in unit tests almost always, so that their counts check the split).
 const PARALLEL_SCAN_FROM: i64 = if cfg!(test) { 10 } else { 200_000 };
 
-/// How long a listing's total may take to count (see [`Catalogue::count`]).
-pub const COUNT_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
+/// How much work a listing's total may take to count, in steps of SQLite's virtual
+/// machine (see [`Catalogue::count`]): enough for 10,000 matches of a search or of a
+/// filter an index serves, so that totals under [`COUNT_CAP`] are exact.
+pub const COUNT_STEPS: u64 = 400_000;
+/// Counting stops after this long whatever its budget (see [`Catalogue::count`]).
+const COUNT_SAFETY: std::time::Duration = std::time::Duration::from_millis(250);
+/// The progress handler's granularity, in steps.
+const COUNT_STEP: u64 = 1000;
 
 /// What statistics group by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -759,6 +779,7 @@ fn read_row_as(r: &rusqlite::Row<'_>, q: Option<&str>, plain: bool) -> Result<Ro
         hit: Hit {
             title_html: html(&record.title, 200),
             snippet_html: html(&record.r#abstract, 120),
+            matched_html: if plain { String::new() } else { matched_elsewhere(&record, q) },
             stored: StoredRecord {
                 record,
                 origin: r.get(3)?,
@@ -769,6 +790,29 @@ fn read_row_as(r: &rusqlite::Row<'_>, q: Option<&str>, plain: bool) -> Result<Ro
             },
         },
     })
+}
+
+/// The public fields other than title and abstract where the query's terms that the
+/// title and abstract do not hold were found, marked: `关键词：<mark>水稻</mark>…`.
+fn matched_elsewhere(r: &Record, q: &str) -> String {
+    let has = |text: &str, t: &str| search::highlight(text, t, usize::MAX).contains("<mark>");
+    let missing: Vec<&str> = search::terms(q).filter(|t| !has(&r.title, t) && !has(&r.r#abstract, t)).collect();
+    if missing.is_empty() {
+        return String::new();
+    }
+    let q = missing.join(" ");
+    let mut units = vec![r.first_unit.clone()];
+    units.extend(r.units.iter().cloned());
+    let mut parts = Vec::new();
+    for (label, text) in
+        [("关键词", r.keywords.join("；")), ("完成单位", units.join("；")), ("完成人", r.persons.join("；")), ("登记号", r.reg_no.clone())]
+    {
+        let h = search::highlight(&text, &q, 80);
+        if h.contains("<mark>") {
+            parts.push(format!("{label}：{h}"));
+        }
+    }
+    parts.join(" · ")
 }
 
 fn read_row(r: &rusqlite::Row<'_>, q: Option<&str>) -> Result<Row> {
@@ -878,12 +922,27 @@ impl Catalogue {
         }
         // Counted on the catalogue's own copy of each record's state (like statistics):
         // no lookup in the store for each of up to COUNT_CAP matches.
-        let (mut total, total_capped) = self.count(expr.as_deref(), &filter_sql_with(&l.filters, l.view, false))?;
-        if total_capped {
-            // Stopped by the budget: at least what this page shows (and one more).
-            total = total.max(rows.len() as u64 + u64::from(next.is_some()));
+        let mut total = match (&expr, facet_years(&l.filters)) {
+            // Only a region and whole years: the counters have the exact number.
+            (None, Some(years)) => {
+                let states = if matches!(l.view, View::Public { .. }) { "(1)" } else { "(1, 2, 3)" };
+                let n = self.facet_stats(GroupBy::Kind, l.filters.region.as_deref(), years, states)?.iter().map(|(_, n)| n).sum();
+                Total { n, capped: false, estimated: false }
+            }
+            _ => self.count(expr.as_deref(), &filter_sql_with(&l.filters, l.view, false))?,
+        };
+        // At least what this page shows (and one more).
+        let shown = rows.len() as u64 + u64::from(next.is_some());
+        if total.n < shown {
+            total = Total { n: shown, capped: total.capped || next.is_some(), estimated: false };
         }
-        Ok(Page { hits: rows.into_iter().map(|r| r.hit).collect(), total, total_capped, next_cursor: next })
+        Ok(Page {
+            hits: rows.into_iter().map(|r| r.hit).collect(),
+            total: total.n,
+            total_capped: total.capped,
+            total_estimated: total.estimated,
+            next_cursor: next,
+        })
     }
 
     /// Up to `want` matches of `m` below doc id `below`, newest first.
@@ -906,31 +965,66 @@ impl Catalogue {
     /// How many records match, all of them counted (`huijiao query --count`).
     pub fn count_all(&self, q: Option<&str>, f: &Filters, view: View) -> Result<u64> {
         let expr = q.and_then(search::match_expr);
-        Ok(self.count_upto(expr.as_deref(), &filter_sql_with(f, view, false), i64::MAX as u64 - 1, None)?.0)
+        Ok(self.count_upto(expr.as_deref(), &filter_sql_with(f, view, false), i64::MAX as u64 - 1, None)?.n)
     }
 
     /// How many records match, counted up to [`COUNT_CAP`] and for at most
     /// [`COUNT_BUDGET`]: a filter no index serves (two rare values together) would
     /// otherwise read every record. Past either, the count is a lower bound.
-    fn count(&self, expr: Option<&str>, w: &Where) -> Result<(u64, bool)> {
-        self.count_upto(expr, w, COUNT_CAP, Some(COUNT_BUDGET))
+    fn count(&self, expr: Option<&str>, w: &Where) -> Result<Total> {
+        self.count_upto(expr, w, COUNT_CAP, Some(COUNT_STEPS))
     }
 
-    fn count_upto(&self, expr: Option<&str>, w: &Where, cap: u64, budget: Option<std::time::Duration>) -> Result<(u64, bool)> {
-        if let Some(budget) = budget {
-            let deadline = std::time::Instant::now() + budget;
-            self.conn.progress_handler(4096, Some(move || std::time::Instant::now() > deadline));
+    fn count_upto(&self, expr: Option<&str>, w: &Where, cap: u64, steps: Option<u64>) -> Result<Total> {
+        // A budget of work, not of time: the same query over the same records always
+        // gets the same answer, however busy the node is.
+        // Past COUNT_SAFETY of time (a cold cache over millions of records) it stops
+        // as well, with the same estimate.
+        if let Some(steps) = steps {
+            let calls = std::sync::atomic::AtomicU64::new(0);
+            let deadline = std::time::Instant::now() + COUNT_SAFETY;
+            self.conn.progress_handler(
+                COUNT_STEP as i32,
+                Some(move || {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 > steps / COUNT_STEP
+                        || std::time::Instant::now() > deadline
+                }),
+            );
         }
         let counted = self.count_rows(expr, w, cap);
-        if budget.is_some() {
+        if steps.is_some() {
             self.conn.progress_handler(0, None::<fn() -> bool>);
         }
-        let (n, stopped) = counted?;
-        Ok((n.min(cap), n > cap || stopped))
+        let (n, last_id, stopped) = counted?;
+        if n > cap {
+            return Ok(Total { n: cap, capped: true, estimated: false });
+        }
+        if !stopped {
+            return Ok(Total { n, capped: false, estimated: false });
+        }
+        // Stopped by the budget: a search walked its matches newest first, from the
+        // highest id down to `last_id`; the share of the id range it covered gives an
+        // estimate of the whole (once enough were seen to say anything).
+        match (expr, last_id) {
+            (Some(_), Some(last)) if n >= 100 => {
+                let (lo, hi): (i64, i64) = self
+                    .conn
+                    .query_row("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM docs", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let covered = (hi - last + 1).max(1) as f64;
+                let estimate = (n as f64 * (hi - lo + 1).max(1) as f64 / covered).round() as u64;
+                if estimate > cap {
+                    Ok(Total { n: cap, capped: true, estimated: false })
+                } else {
+                    Ok(Total { n: estimate.max(n), capped: false, estimated: true })
+                }
+            }
+            _ => Ok(Total { n, capped: true, estimated: false }),
+        }
     }
 
-    /// Steps through up to `cap + 1` matches; `true` when the budget stopped it.
-    fn count_rows(&self, expr: Option<&str>, w: &Where, cap: u64) -> Result<(u64, bool)> {
+    /// Steps through up to `cap + 1` matches (a search's newest first); returns how many,
+    /// the last doc id seen, and `true` when the budget stopped it.
+    fn count_rows(&self, expr: Option<&str>, w: &Where, cap: u64) -> Result<(u64, Option<i64>, bool)> {
         let (sql, args) = match expr {
             Some(e) => {
                 let cond = &w.sql;
@@ -938,22 +1032,28 @@ impl Catalogue {
                 args.extend(w.args.iter().cloned());
                 (
                     format!(
-                        "SELECT 1 FROM fts CROSS JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} LIMIT {}",
+                        "SELECT d.id FROM fts CROSS JOIN docs d ON d.id = fts.rowid WHERE fts MATCH ?{cond} ORDER BY fts.rowid DESC LIMIT {}",
                         cap.saturating_add(1)
                     ),
                     args,
                 )
             }
-            None => (format!("SELECT 1 FROM docs d WHERE 1 = 1{} LIMIT {}", w.sql, cap.saturating_add(1)), w.args.clone()),
+            None => (format!("SELECT d.id FROM docs d WHERE 1 = 1{} LIMIT {}", w.sql, cap.saturating_add(1)), w.args.clone()),
         };
         let mut st = self.conn.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(args.iter()))?;
         let mut n = 0u64;
+        let mut last = None;
         loop {
             match rows.next() {
-                Ok(Some(_)) => n += 1,
-                Ok(None) => return Ok((n, false)),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => return Ok((n, true)),
+                Ok(Some(r)) => {
+                    n += 1;
+                    last = Some(r.get::<_, i64>(0)?);
+                }
+                Ok(None) => return Ok((n, last, false)),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::OperationInterrupted => {
+                    return Ok((n, last, true))
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -336,3 +336,78 @@ fn an_embargo_that_passes_makes_the_record_public() {
     assert_eq!(c.list(&listing("水稻", View::Public { today })).unwrap().hits.len(), 1);
     assert_eq!(c.stats(GroupBy::Kind, None, &Filters::default(), View::Public { today }).unwrap(), vec![("应用技术".to_string(), 1)]);
 }
+
+#[test]
+fn a_lapsed_embargo_date_is_in_no_public_output() {
+    let mut f = Fixture::new();
+    let mut r = rec(1, "水稻", "x");
+    r.embargo_until = Date::new(2025, 1, 1);
+    f.add(vec![Row::Upsert(r)]);
+    let c = f.index();
+    let hits = c.list(&listing("水稻", public())).unwrap().hits;
+    assert_eq!(hits.len(), 1, "the embargo has lapsed: the record is public");
+    let mut outputs = Vec::new();
+    for format in [crate::publish::Format::Csv, crate::publish::Format::Jsonl] {
+        let mut out = Vec::new();
+        crate::publish::export(&c, None, &Filters::default(), public(), format, &mut out).unwrap();
+        outputs.push(String::from_utf8(out).unwrap());
+    }
+    outputs.push(serde_json::Value::Object(crate::publish::hit_json(&hits[0], public(), true)).to_string());
+    for out in &outputs {
+        assert!(out.contains("水稻"), "{out}");
+        assert!(!out.contains("2025-01-01"), "the embargo date shown publicly: {out}");
+    }
+    // The operators' export keeps it.
+    let mut out = Vec::new();
+    crate::publish::export(&c, None, &Filters::default(), View::Operator, crate::publish::Format::Csv, &mut out).unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("2025-01-01"));
+}
+
+#[test]
+fn totals_under_ten_thousand_are_exact_and_do_not_depend_on_load() {
+    let mut f = Fixture::new();
+    let n = 9_990u32;
+    let rows: Vec<Row> = (1..=n)
+        .map(|i| {
+            let mut r = rec(i, if i % 2 == 0 { "水稻育种" } else { "茶叶加工" }, "田间试验");
+            r.keywords = vec!["水稻".into()];
+            r.reg_no = format!("4201022024Y{i:05}");
+            if i % 3 == 0 {
+                r.stage = Some("中期阶段".into());
+            }
+            Row::Upsert(r)
+        })
+        .collect();
+    f.add(rows);
+    let c = f.index();
+    let total = |l: &Listing| {
+        let p = c.list(l).unwrap();
+        (p.total, p.total_capped, p.total_estimated)
+    };
+    assert_eq!(total(&listing("水稻", public())), (u64::from(n), false, false), "a search");
+    assert_eq!(total(&listing("水稻 试验", public())), (u64::from(n), false, false), "two words");
+    assert_eq!(total(&listing("育种", public())), (u64::from(n / 2), false, false));
+    let stage = Listing {
+        q: None,
+        filters: Filters { stage: Some("中期阶段".into()), ..Filters::default() },
+        sort: Sort::Date,
+        limit: 20,
+        cursor: None,
+        view: public(),
+    };
+    assert_eq!(total(&stage), (u64::from(n / 3), false, false), "a filter");
+    let all = Listing { filters: Filters::default(), ..stage.clone() };
+    assert_eq!(total(&all), (u64::from(n), false, false), "the counters");
+    // Eight at once give the same answers.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                let c = Catalogue::open(f.dir.path()).unwrap();
+                for _ in 0..3 {
+                    let p = c.list(&listing("水稻", public())).unwrap();
+                    assert_eq!((p.total, p.total_capped, p.total_estimated), (u64::from(n), false, false));
+                }
+            });
+        }
+    });
+}

@@ -1,46 +1,33 @@
 //! `/admin`: the operators' view of this node and the nodes below it.
 //!
 //! Signing in takes the operators' token (the `[http] token_file`), typed once into
-//! a form; the browser then holds a cookie derived from it (HttpOnly, SameSite=Strict,
-//! path /admin) — never the token itself. Without a token file the page says how to
-//! set one; being on localhost alone is not enough, since the API may sit behind a
-//! proxy on the same machine.
+//! a form; the browser then holds a random session id in a cookie (HttpOnly,
+//! SameSite=Strict, path /admin) — never the token — and the server the session
+//! ([`super::session`]: 30 minutes idle, 12 hours in all, ended by 退出 and by a new
+//! token). Without a token file the page says how to set one; being on localhost alone
+//! is not enough, since the API may sit behind a proxy on the same machine.
 
 use super::html::{esc, page};
+use super::session::{self, Session, FORM_TOKEN};
 
 use crate::commands::status::Snapshot;
 use crate::http::{limit, Api, ApiError};
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use sha2::Digest;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 const COOKIE: &str = "hj_admin";
+const PATH: &str = "/admin";
 
-/// The cookie value for a token: a hash, so the cookie is not the token.
-fn session_of(token: &str) -> String {
-    huijiao_protocol::record::hex(&sha2::Sha256::digest(format!("huijiao-admin\0{}", token.trim()).as_bytes()))
-}
-
-fn signed_in(api: &Api, headers: &HeaderMap) -> bool {
-    let Some(expected) = api.session() else { return false };
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))
-        .any(|v| crate::http::constant_time_eq(v.as_bytes(), expected.as_bytes()))
-}
-
-impl Api {
-    /// The admin session value, when operators can sign in.
-    fn session(&self) -> Option<String> {
-        self.token_value().map(session_of)
-    }
+/// The operator's live session, when this request carries one.
+fn signed_in(api: &Api, headers: &HeaderMap) -> Option<(String, Session)> {
+    let token = api.token_value()?;
+    let id = session::cookie(headers, COOKIE)?;
+    api.sessions.get(id, &token, Instant::now()).map(|s| (id.to_string(), s))
 }
 
 #[derive(serde::Deserialize)]
@@ -48,23 +35,52 @@ pub struct Login {
     token: String,
 }
 
-pub async fn login(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, Form(f): Form<Login>) -> Response {
+fn forbidden(why: &str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        Html(page("管理", "admin", &format!("<h1>管理</h1><p class=\"error\">{}</p><p><a href=\"/admin\">回到管理页</a></p>", esc(why)))),
+    )
+        .into_response()
+}
+
+pub async fn login(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<Login>,
+) -> Response {
     if let Err(e) = limit(&api, addr) {
         return e.into_response();
     }
-    if !api.token_matches(&f.token) {
+    if !session::same_origin(&headers) {
+        tracing::warn!(client = %addr, "admin sign-in refused: posted from another site");
+        return forbidden("请从本站的管理页登录。");
+    }
+    let Some(token) = api.token_value().filter(|_| api.token_matches(&f.token)) else {
         tracing::warn!(client = %addr, "admin sign-in refused: wrong token");
         return (StatusCode::UNAUTHORIZED, Html(page("管理", "admin", &login_form(Some("口令不对。"), api.has_token())))).into_response();
-    }
-    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/admin", session_of(&f.token));
-    let mut r = Redirect::to("/admin").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("ASCII cookie"));
+    };
+    let id = api.sessions.open("operator", &token, Instant::now());
+    let mut r = Redirect::to(PATH).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&session::set_cookie(COOKIE, &id, PATH)).expect("ASCII cookie"));
     r
 }
 
-pub async fn logout() -> Response {
-    let mut r = Redirect::to("/admin").into_response();
-    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("hj_admin=; HttpOnly; SameSite=Strict; Path=/admin; Max-Age=0"));
+#[derive(serde::Deserialize)]
+pub struct Logout {
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn logout(State(api): State<Arc<Api>>, headers: HeaderMap, Form(f): Form<Logout>) -> Response {
+    if let Some((id, s)) = signed_in(&api, &headers) {
+        if !session::form_ok(&s, &headers, &f.csrf) {
+            return forbidden("这个退出请求不是从本站的管理页发出的。");
+        }
+        api.sessions.end(&id);
+    }
+    let mut r = Redirect::to(PATH).into_response();
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&session::clear_cookie(COOKIE, PATH)).expect("ASCII cookie"));
     r
 }
 
@@ -80,11 +96,13 @@ fn login_form(error: Option<&str>, has_token: bool) -> String {
 
 pub async fn page_handler(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap) -> Result<Response, ApiError> {
     limit(&api, addr)?;
-    if !signed_in(&api, &headers) {
-        return Ok(Html(page("管理", "admin", &login_form(None, api.has_token()))).into_response());
-    }
+    let Some((_, session)) = signed_in(&api, &headers) else {
+        let mut r = Html(page("管理", "admin", &login_form(None, api.has_token()))).into_response();
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(r);
+    };
     let cfg = api.cfg.clone();
-    let body = tokio::task::spawn_blocking(move || render(&cfg))
+    let body = tokio::task::spawn_blocking(move || render(&cfg, &session))
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("admin page: {e}")))?
         .map_err(ApiError::Internal)?;
@@ -95,6 +113,22 @@ pub async fn page_handler(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap) -
 
 pub async fn show(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
     page_handler(api, addr, headers).await.unwrap_or_else(super::error_page)
+}
+
+/// A conflict's reason (as the store keeps it, in English) for the Chinese page.
+fn conflict_reason(reason: &str) -> String {
+    let zh = if reason.starts_with("a withdrawal of a record this node never held") {
+        "撤销了本节点从未保存过的成果"
+    } else if reason.starts_with("another origin holds this reg_no") {
+        "这个登记号已由另一个来源节点登记（只有来源节点能修改它）"
+    } else if reason.starts_with("the same version with other content") {
+        "同一版本号、内容不同：来源节点的存储是从较旧的备份恢复的，请在那里运行 huijiao recover"
+    } else if reason.starts_with("the record was withdrawn") {
+        "这项成果已撤销，撤销后不能再登记"
+    } else {
+        return reason.to_string();
+    };
+    format!("{zh}（{reason}）")
 }
 
 fn ago(ms: Option<i64>) -> String {
@@ -113,7 +147,7 @@ fn at(ms: Option<i64>) -> String {
 }
 
 /// The whole admin page body (blocking: reads the store).
-fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
+fn render(cfg: &crate::config::Config, session: &Session) -> anyhow::Result<String> {
     let snap = Snapshot::gather(cfg)?;
     let reader = crate::store::Reader::open(&cfg.db_path())?;
     let table = &cfg.regions;
@@ -123,9 +157,10 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
     // Refreshes itself every 10 s (app.js reads data-refresh).
     let _ = write!(
         b,
-        "<div data-refresh=\"10\"></div><h1>节点 {} {}</h1><form method=\"post\" action=\"/admin/logout\" class=\"logout\"><button>退出</button></form>",
+        "<div data-refresh=\"10\"></div><h1>节点 {} {}</h1><form method=\"post\" action=\"/admin/logout\" class=\"logout\"><input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{}\"><button>退出</button></form>",
         esc(&s.node_id),
-        esc(&name(&s.node_id))
+        esc(&name(&s.node_id)),
+        esc(&session.form_token)
     );
     let cert = cfg.tls.as_ref().map(|t| crate::pki::expiry_of_file(&t.cert));
     let cert_text = match cert {
@@ -141,11 +176,11 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
     let oldest = snap.uplink.as_ref().and_then(|u| reader.accepted_at_after(u.acked).ok().flatten());
     let _ = write!(
         b,
-        "<section><h2>本节点</h2><table class=\"kv\">\
+        "<section><h2>本节点</h2><div class=\"wide\"><table class=\"kv\">\
 <tr><th>成果</th><td id=\"records\">{}（其中撤销 {}）</td></tr>\
 <tr><th>最近变更</th><td>{}</td></tr><tr><th>收件箱待处理</th><td>{}</td></tr>\
 <tr><th>上级</th><td>{}</td></tr><tr><th>未同步</th><td>{backlog} 条{}</td></tr>\
-<tr><th>证书</th><td>{cert_text}</td></tr></table></section>",
+<tr><th>证书</th><td>{cert_text}</td></tr></table></div></section>",
         s.records,
         s.withdrawn,
         esc(&at(s.last_change_at)),
@@ -169,7 +204,7 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
     if snap.subtree.len() <= 1 {
         b.push_str("<p>还没有下级节点连接过。</p>");
     } else {
-        b.push_str("<table class=\"nodes\"><thead><tr><th>节点</th><th>状态</th><th>成果</th><th>未同步</th><th>证书</th><th>最近错误</th></tr></thead><tbody>");
+        b.push_str("<div class=\"wide\"><table class=\"nodes\"><thead><tr><th>节点</th><th>状态</th><th>成果</th><th>未同步</th><th>证书</th><th>最近错误</th></tr></thead><tbody>");
         let now = crate::clock::now_ms();
         // Parents before children, indented by depth.
         fn depth(nodes: &[huijiao_protocol::wire::NodeHealth], n: &huijiao_protocol::wire::NodeHealth) -> usize {
@@ -232,10 +267,10 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
                 esc(n.uplink_error.as_deref().unwrap_or(""))
             );
         }
-        b.push_str("</tbody></table>");
+        b.push_str("</tbody></table></div>");
     }
     if !snap.refusals.is_empty() {
-        b.push_str("<h3>拒绝的连接</h3><table><tr><th>身份</th><th>原因</th><th>次数</th><th>最近</th></tr>");
+        b.push_str("<h3>拒绝的连接</h3><div class=\"wide\"><table><tr><th>身份</th><th>原因</th><th>次数</th><th>最近</th></tr>");
         for r in &snap.refusals {
             let _ = write!(
                 b,
@@ -246,7 +281,7 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
                 esc(&ago(Some(r.last_at)))
             );
         }
-        b.push_str("</table>");
+        b.push_str("</table></div>");
     }
     b.push_str("</section>");
     let conflicts = reader.quarantine()?;
@@ -258,9 +293,9 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
             let mine: Option<serde_json::Value> = held.as_ref().and_then(|h| serde_json::to_value(&h.record).ok());
             let _ = write!(
                 b,
-                "<div class=\"conflict\"><h3>{}</h3><p>{}</p><table><tr><th>字段</th><th>本节点保存（来源 {}）</th><th>搁置的（来源 {}，第 {} 版，经 {}）</th></tr>",
+                "<div class=\"conflict wide\"><h3>{}</h3><p>{}</p><table><tr><th>字段</th><th>本节点保存（来源 {}）</th><th>搁置的（来源 {}，第 {} 版，经 {}）</th></tr>",
                 esc(&q.reg_no),
-                esc(&q.reason),
+                esc(&conflict_reason(&q.reason)),
                 esc(held.as_ref().map_or("—", |h| h.origin.as_str())),
                 esc(&q.origin),
                 q.version,
@@ -288,7 +323,7 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
         let rejected: u64 = files.iter().map(|f| f.3["rejected"].as_u64().unwrap_or(0)).sum();
         let rate = if rows == 0 { 0.0 } else { rejected as f64 * 100.0 / rows as f64 };
         let _ = write!(b, "<p>最近 {} 个文件：{rows} 行，退回 {rejected} 行（{rate:.1}%）。</p>", files.len());
-        b.push_str("<table class=\"files\"><tr><th>文件</th><th>收到</th><th>结果</th></tr>");
+        b.push_str("<div class=\"wide\"><table class=\"files\"><tr><th>文件</th><th>收到</th><th>结果</th></tr>");
         for (file, received, _, report) in &files {
             let verdict = match report["refused"]["code"].as_str() {
                 Some(code) => format!("整个文件被拒：{code}"),
@@ -297,7 +332,7 @@ fn render(cfg: &crate::config::Config) -> anyhow::Result<String> {
             let class = if report["refused"].is_object() || report["rejected"].as_u64().unwrap_or(0) > 0 { " class=\"warn\"" } else { "" };
             let _ = write!(b, "<tr><td>{}</td><td>{}</td><td{class}>{}</td></tr>", esc(file), esc(&at(Some(*received))), esc(&verdict));
         }
-        b.push_str("</table>");
+        b.push_str("</table></div>");
     }
     b.push_str("</section>");
     Ok(b)

@@ -10,6 +10,18 @@ pub fn esc(s: &str) -> String {
     out
 }
 
+/// Text that came from a record (any node, any channel), as HTML: escaped, its
+/// bidirectional controls dropped, and isolated in `<bdi>` so that right-to-left text
+/// cannot reorder what stands around it.
+pub fn rec_text(s: &str) -> String {
+    format!("<bdi>{}</bdi>", esc(s))
+}
+
+/// Already escaped HTML of a record's text (a highlight), isolated like [`rec_text`].
+pub fn rec_html(html: &str) -> String {
+    format!("<bdi>{html}</bdi>")
+}
+
 /// Percent-encodes a URL query value or path segment.
 pub fn enc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -25,8 +37,9 @@ pub fn enc(s: &str) -> String {
 }
 
 /// `path?k=v&…` from pairs, leaving out empty values.
-pub fn url(path: &str, pairs: &[(&str, &str)]) -> String {
-    let q: Vec<String> = pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+pub fn url<K: AsRef<str>, V: AsRef<str>>(path: &str, pairs: &[(K, V)]) -> String {
+    let q: Vec<String> =
+        pairs.iter().filter(|(_, v)| !v.as_ref().is_empty()).map(|(k, v)| format!("{}={}", enc(k.as_ref()), enc(v.as_ref()))).collect();
     if q.is_empty() {
         path.to_string()
     } else {
@@ -43,7 +56,8 @@ pub fn page(title: &str, nav: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{} · 科技成果登记目录</title><link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
+<title>{} · 科技成果登记目录</title><link rel=\"icon\" href=\"/assets/icon.svg\" type=\"image/svg+xml\">\
+<link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
 <body><header><a class=\"brand\" href=\"/\">科技成果登记目录</a><nav>{}{}{}</nav></header><main>{body}</main>\
 <footer>汇交 huijiao · 只显示公开的成果与字段</footer><script src=\"/assets/app.js\"></script></body></html>\n",
         esc(title),

@@ -9,6 +9,7 @@
 
 mod admin;
 pub mod html;
+pub mod session;
 
 use crate::http::{limit, public_view, Api, ApiError};
 use crate::publish::{self, Endpoint, Group};
@@ -18,7 +19,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use html::{enc, esc, options, page, url};
+use html::{enc, esc, options, page, rec_html, rec_text, url};
 use huijiao_protocol::fields::Field;
 use huijiao_protocol::regions::Level;
 use huijiao_protocol::RegionTable;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 const STYLE: &str = include_str!("assets/style.css");
 const SCRIPT: &str = include_str!("assets/app.js");
+const ICON: &str = include_str!("assets/icon.svg");
 
 pub fn routes() -> Router<Arc<Api>> {
     Router::new()
@@ -41,6 +43,8 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/admin/logout", post(admin::logout))
         .route("/assets/style.css", get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
         .route("/assets/app.js", get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }))
+        .route("/assets/icon.svg", get(|| async { asset(ICON, "image/svg+xml") }))
+        .route("/favicon.ico", get(|| async { asset(ICON, "image/svg+xml") }))
 }
 
 fn asset(body: &'static str, ty: &'static str) -> Response {
@@ -54,23 +58,33 @@ pub fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Html(page("找不到页面", "", body))).into_response()
 }
 
-/// An error as a page: a bad parameter shows the form's message, the rest their text.
+/// An error as a page, in Chinese (a refused search has its own page with the form:
+/// [`refused_search`]).
 fn error_page(e: ApiError) -> Response {
-    let (status, msg) = match &e {
-        ApiError::Param(p) => (StatusCode::BAD_REQUEST, format!("参数有误：{p}")),
-        ApiError::TooMany(s) => (StatusCode::TOO_MANY_REQUESTS, format!("请求太频繁，请 {s} 秒后再试")),
-        ApiError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, format!("系统繁忙：{m}")),
-        ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone()),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "内部错误，详情见节点日志".to_string()),
+    let (status, msg, retry) = match &e {
+        ApiError::Param(p) => (StatusCode::BAD_REQUEST, format!("{}填写有误，请改正后再试。", param_label(&p.param)), None),
+        ApiError::TooMany(s) => (StatusCode::TOO_MANY_REQUESTS, format!("请求太频繁，请 {s} 秒后再试。"), Some(*s)),
+        ApiError::Busy(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "系统正忙，请几秒后再试；检索范围小一些（选一个地区、一个年份）会更快。".to_string(), Some(5))
+        }
+        ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m.clone(), None),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "内部错误，详情见节点日志。".to_string(), None),
     };
-    if let ApiError::Internal(err) = &e {
-        tracing::error!("page failed: {err:#}");
+    match &e {
+        ApiError::Internal(err) => tracing::error!("page failed: {err:#}"),
+        ApiError::Busy(m) => tracing::info!("page busy: {m}"),
+        _ => {}
     }
-    let body = format!("<p class=\"error\">{}</p><p><a href=\"/\">回到检索</a></p>", esc(&msg));
-    (status, Html(page("出错了", "", &body))).into_response()
+    let body = format!("<p class=\"error\" role=\"alert\">{}</p><p><a href=\"/\">回到检索</a></p>", esc(&msg));
+    let mut r = (status, Html(page("出错了", "", &body))).into_response();
+    if let Some(s) = retry {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
 }
 
 /// The page's own parameters: the picker's three levels, a year range, paging.
+#[derive(Clone)]
 struct PageParams {
     /// The parameters handed on to the catalogue, by their API names.
     api: Vec<(String, String)>,
@@ -82,15 +96,41 @@ struct PageParams {
     transfer: String,
     year_from: String,
     year_to: String,
+    /// Other parameters of the API given in the URL (`trl`, `sort`, `level`, …): handed
+    /// on, so a bad one is refused as the API refuses it, and kept in every link.
+    extra: Vec<(String, String)>,
     cursor: String,
+    /// The cursors of the pages before this one (`-` for the first), for 上一页.
+    trail: Vec<String>,
+    /// What the page cannot take, found before asking the catalogue.
+    error: Option<publish::ParamError>,
 }
 
-/// Reads a page's query string into API parameters: the deepest region picked (or
-/// `region` as given), the years as a `reg_date` range.
-fn page_params(pairs: Vec<(String, String)>) -> Result<PageParams, ApiError> {
+/// Parameters a page reads itself; the API's others pass through as `extra`. Any other
+/// parameter (`utm_source`, `fbclid` from a shared link) is ignored.
+const PAGE_KEYS: [&str; 13] =
+    ["q", "region", "province", "prefecture", "county", "kind", "stage", "industry", "transfer", "year_from", "year_to", "cursor", "trail"];
+
+/// Pages kept in the 上一页 trail; further back, 第一页.
+const MAX_TRAIL: usize = 30;
+
+/// Reads a page's query string into API parameters: the deepest region picked that
+/// lies inside the one above it (a city left over from another province is dropped), or
+/// `region` as given; the years as a `reg_date` range. Never fails: a mistake is kept in
+/// `error`, so the page can show it beside the filled-in form.
+fn page_params(pairs: Vec<(String, String)>, table: &RegionTable) -> PageParams {
     let get = |k: &str| pairs.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-    let region = ["county", "prefecture", "province", "region"].iter().map(|k| get(k)).find(|v| !v.is_empty()).unwrap_or_default();
-    let p = PageParams {
+    let mut region = get("region");
+    let mut above = huijiao_protocol::regions::NATIONAL.to_string();
+    for k in ["province", "prefecture", "county"] {
+        let v = get(k);
+        if v.is_empty() || table.get(&v).is_none_or(|r| r.parent != above) {
+            break;
+        }
+        region = v.clone();
+        above = v;
+    }
+    let mut p = PageParams {
         api: Vec::new(),
         q: get("q"),
         region,
@@ -100,16 +140,22 @@ fn page_params(pairs: Vec<(String, String)>) -> Result<PageParams, ApiError> {
         transfer: get("transfer"),
         year_from: get("year_from"),
         year_to: get("year_to"),
+        extra: Vec::new(),
         cursor: get("cursor"),
+        trail: get("trail").split(',').filter(|c| !c.is_empty()).map(str::to_string).collect(),
+        error: None,
     };
-    let year = |v: &str, name: &str| -> Result<String, ApiError> {
-        if v.is_empty() || (v.len() == 4 && v.bytes().all(|b| b.is_ascii_digit())) {
-            Ok(v.to_string())
-        } else {
-            Err(ApiError::Param(publish::ParamError { param: name.into(), message: format!("`{v}` is not a year") }))
+    let list_keys: Vec<&str> = publish::FILTER_PARAMS.iter().copied().chain(["sort", "limit"]).collect();
+    for (k, v) in &pairs {
+        if !PAGE_KEYS.contains(&k.as_str()) && list_keys.contains(&k.as_str()) && !v.trim().is_empty() {
+            p.extra.push((k.clone(), v.trim().to_string()));
         }
-    };
-    let (from, to) = (year(&p.year_from, "year_from")?, year(&p.year_to, "year_to")?);
+    }
+    for (v, name) in [(&p.year_from, "year_from"), (&p.year_to, "year_to")] {
+        if !(v.is_empty() || v.len() == 4 && v.bytes().all(|b| b.is_ascii_digit())) {
+            p.error = Some(publish::ParamError { param: name.into(), message: format!("`{v}` is not a year") });
+        }
+    }
     let mut api: Vec<(String, String)> = Vec::new();
     for (k, v) in
         [("q", &p.q), ("region", &p.region), ("kind", &p.kind), ("stage", &p.stage), ("industry", &p.industry), ("transfer", &p.transfer)]
@@ -118,12 +164,65 @@ fn page_params(pairs: Vec<(String, String)>) -> Result<PageParams, ApiError> {
             api.push((k.to_string(), v.clone()));
         }
     }
-    if !from.is_empty() || !to.is_empty() {
-        let a = if from.is_empty() { String::new() } else { format!("{from}-01-01") };
-        let b = if to.is_empty() { String::new() } else { format!("{to}-12-31") };
+    if p.error.is_none() && (!p.year_from.is_empty() || !p.year_to.is_empty()) {
+        let a = if p.year_from.is_empty() { String::new() } else { format!("{}-01-01", p.year_from) };
+        let b = if p.year_to.is_empty() { String::new() } else { format!("{}-12-31", p.year_to) };
         api.push(("reg_date".into(), format!("{a}..{b}")));
     }
-    Ok(PageParams { api, ..p })
+    api.extend(p.extra.iter().cloned());
+    PageParams { api, ..p }
+}
+
+/// The name a person sees for a parameter of the pages or the API.
+fn param_label(param: &str) -> String {
+    match param {
+        "q" => "关键词".into(),
+        "year_from" | "year_to" | "reg_date" | "year" | "since" | "until" => "登记年份".into(),
+        "region" | "province" | "prefecture" | "county" => "地区".into(),
+        "trl" | "trl_min" | "trl_max" => "技术就绪水平".into(),
+        "sort" => "排序".into(),
+        "limit" => "每页条数".into(),
+        "cursor" | "trail" => "翻页".into(),
+        "ip" | "ip_type" | "has_ip" => "知识产权".into(),
+        other => Field::ALL.iter().find(|f| f.key() == other).map_or_else(|| other.to_string(), |f| f.zh().to_string()),
+    }
+}
+
+/// A refused parameter said in Chinese, about what the person typed.
+fn zh_message(e: &publish::ParamError, p: &PageParams) -> String {
+    let label = param_label(&e.param);
+    let given = |k: &str| p.extra.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    match e.param.as_str() {
+        "q" if e.message.contains("longer") => format!("关键词太长：最多 {} 个字。", publish::MAX_QUERY_CHARS),
+        "q" if e.message.contains("words") => format!("关键词太多：最多 {} 个词。", publish::MAX_QUERY_TERMS),
+        "q" => "关键词里没有可以检索的字、字母或数字。".into(),
+        "year_from" | "year_to" => "登记年份请填四位数字，如 2024。".into(),
+        "reg_date" if e.message.contains("empty") => {
+            format!("登记年份的范围是空的：起始年份 {} 晚于截止年份 {}。", p.year_from, p.year_to)
+        }
+        "region" if e.message.contains("several") => format!("“{}”是多个地区的名称，请在地区列表中选择。", p.region),
+        "region" => format!("找不到地区“{}”，请在地区列表中选择。", p.region),
+        "cursor" | "trail" => "这个翻页链接已失效，请重新检索。".into(),
+        "trl" | "trl_min" | "trl_max" => {
+            format!("技术就绪水平应为 1 到 9 的整数（或如 5..9 的范围），不能是“{}”。", given(&e.param).unwrap_or_default())
+        }
+        "sort" => format!(
+            "排序方式只能是 relevance（相关度）、date（登记日期）或 region（地区），不能是“{}”。",
+            given("sort").unwrap_or_default()
+        ),
+        other => {
+            let v = given(other)
+                .or_else(|| match other {
+                    "kind" => Some(p.kind.clone()),
+                    "stage" => Some(p.stage.clone()),
+                    "industry" => Some(p.industry.clone()),
+                    "transfer" => Some(p.transfer.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            format!("{label}的值“{v}”无法识别，请从列表中选择或改正后再检索。")
+        }
+    }
 }
 
 /// The code of a region parameter when it names one unit (a code or a name).
@@ -186,30 +285,6 @@ fn choices(values: &[&str]) -> Vec<(String, String)> {
     values.iter().map(|v| (v.to_string(), v.to_string())).collect()
 }
 
-/// The industry sections of GB/T 4754 (A–T).
-const SECTIONS: [(&str, &str); 20] = [
-    ("A", "A 农、林、牧、渔业"),
-    ("B", "B 采矿业"),
-    ("C", "C 制造业"),
-    ("D", "D 电力、热力、燃气及水生产和供应业"),
-    ("E", "E 建筑业"),
-    ("F", "F 批发和零售业"),
-    ("G", "G 交通运输、仓储和邮政业"),
-    ("H", "H 住宿和餐饮业"),
-    ("I", "I 信息传输、软件和信息技术服务业"),
-    ("J", "J 金融业"),
-    ("K", "K 房地产业"),
-    ("L", "L 租赁和商务服务业"),
-    ("M", "M 科学研究和技术服务业"),
-    ("N", "N 水利、环境和公共设施管理业"),
-    ("O", "O 居民服务、修理和其他服务业"),
-    ("P", "P 教育"),
-    ("Q", "Q 卫生和社会工作"),
-    ("R", "R 文化、体育和娱乐业"),
-    ("S", "S 公共管理、社会保障和社会组织"),
-    ("T", "T 国际组织"),
-];
-
 /// The search and filter form.
 fn form(p: &PageParams, table: &RegionTable, action: &str, with_query: bool) -> String {
     let mut f = format!("<form class=\"filters\" method=\"get\" action=\"{action}\">");
@@ -235,7 +310,11 @@ fn form(p: &PageParams, table: &RegionTable, action: &str, with_query: bool) -> 
         "<label>所处阶段<select name=\"stage\">{}</select></label>",
         options("全部", &choices(&huijiao_protocol::record::STAGES), &p.stage)
     );
-    let sections: Vec<(String, String)> = SECTIONS.iter().map(|(c, n)| (c.to_string(), n.to_string())).collect();
+    let sections: Vec<(String, String)> = huijiao_protocol::codes::industries()
+        .into_iter()
+        .filter(|(c, _)| c.len() == 1)
+        .map(|(c, n)| (c.to_string(), format!("{c} {n}")))
+        .collect();
     let _ = write!(f, "<label>应用行业<select name=\"industry\">{}</select></label>", options("全部", &sections, &p.industry));
     let _ = write!(
         f,
@@ -249,6 +328,19 @@ fn form(p: &PageParams, table: &RegionTable, action: &str, with_query: bool) -> 
         esc(&p.year_to)
     );
     f.push_str("</div>");
+    // Conditions from the URL the form has no field for (`trl=7`, `sort=date`): kept.
+    if !p.extra.is_empty() {
+        let shown: Vec<String> = p.extra.iter().map(|(k, v)| format!("{} {}", param_label(k), v)).collect();
+        let _ = write!(
+            f,
+            "<p class=\"note\">另有条件：{}（<a href=\"{}\">去掉</a>）</p>",
+            esc(&shown.join("，")),
+            esc(&url(action, &PageParams { extra: Vec::new(), ..p.clone() }.pairs()))
+        );
+        for (k, v) in &p.extra {
+            let _ = write!(f, "<input type=\"hidden\" name=\"{}\" value=\"{}\">", esc(k), esc(v));
+        }
+    }
     if !with_query {
         f.push_str("<button type=\"submit\">统计</button>");
     }
@@ -287,15 +379,28 @@ async fn search(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    match search_inner(api, addr, pairs).await {
+    let p = page_params(pairs, &api.table);
+    match search_inner(&api, addr, &p).await {
         Ok(r) => r,
+        Err(ApiError::Param(e)) => refused_search(&api, &p, &e),
         Err(e) => error_page(e),
     }
 }
 
-async fn search_inner(api: Arc<Api>, addr: SocketAddr, pairs: Vec<(String, String)>) -> Result<Response, ApiError> {
-    limit(&api, addr)?;
-    let p = page_params(pairs)?;
+/// A search the catalogue cannot take: the form as the person filled it, and what to
+/// change, in Chinese.
+fn refused_search(api: &Api, p: &PageParams, e: &publish::ParamError) -> Response {
+    let mut body = form(p, &api.table, "/", true);
+    let _ = write!(body, "<p class=\"error\" role=\"alert\">{}</p>", esc(&zh_message(e, p)));
+    let title = if p.q.is_empty() { "检索".to_string() } else { format!("{} 的检索结果", p.q) };
+    (StatusCode::BAD_REQUEST, Html(page(&title, "search", &body))).into_response()
+}
+
+async fn search_inner(api: &Arc<Api>, addr: SocketAddr, p: &PageParams) -> Result<Response, ApiError> {
+    limit(api, addr)?;
+    if let Some(e) = &p.error {
+        return Err(ApiError::Param(e.clone()));
+    }
     let mut list_pairs = p.api.clone();
     if !p.cursor.is_empty() {
         list_pairs.push(("cursor".into(), p.cursor.clone()));
@@ -306,29 +411,44 @@ async fn search_inner(api: Arc<Api>, addr: SocketAddr, pairs: Vec<(String, Strin
         Listing { q: req.q.clone(), filters: req.filters.clone(), sort: req.sort, limit: req.limit, cursor: req.cursor.clone(), view };
     let result = api.query(move |c| Ok(c.list(&listing)?)).await?;
     let table = &api.table;
-    let mut body = form(&p, table, "/", true);
-    let shown: Vec<(&str, &str)> = p.api.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut body = form(p, table, "/", true);
+    let shown: Vec<(&str, &str)> =
+        p.api.iter().filter(|(k, _)| k != "sort" && k != "limit").map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let csv = url("/api/v1/export", &[&[("format", "csv")][..], &shown[..]].concat());
-    let total = if result.total_capped { format!("{} 条以上", result.total) } else { format!("{} 条", result.total) };
+    let total = if result.total_estimated {
+        format!("约 {} 条", result.total)
+    } else if result.total_capped {
+        format!("{} 条以上", result.total)
+    } else {
+        format!("{} 条", result.total)
+    };
+    if let (Some(word), Some(prefix)) = (&req.region_from_q, &req.filters.region) {
+        let code = format!("{prefix:0<6}");
+        let _ = write!(body, "<p class=\"note\">“{}”作为地区：只列出{}的成果。</p>", esc(word), esc(&region_path(table, &code)));
+    }
     let _ = write!(
         body,
         "<p class=\"summary\">共 <strong id=\"total\">{}</strong> 公开成果{} <a class=\"download\" href=\"{}\" download>下载 CSV</a></p><ol class=\"results\">",
         esc(&total),
-        if p.q.is_empty() { "，按登记日期排列" } else { "，名称命中的在前" },
+        if req.q.is_none() { "，按登记日期排列" } else { "，名称命中的在前" },
         esc(&csv)
     );
+    // 返回检索 on a record's page comes back to this very page.
+    let here = url("/", &with_cursor(p, &p.cursor, &p.trail));
     for h in &result.hits {
         let r = &h.stored.record;
         let mut meta = vec![r.reg_no.clone(), region_path(table, &r.region), r.kind.zh().to_string(), r.reg_date.to_string()];
         meta.extend(r.stage.clone());
         meta.extend(r.transfer.clone());
+        let why =
+            if h.matched_html.is_empty() { String::new() } else { format!("<p class=\"why\">命中：{}</p>", rec_html(&h.matched_html)) };
         let _ = write!(
             body,
-            "<li class=\"hit\"><a class=\"title\" href=\"/records/{}\">{}</a><div class=\"meta\">{}</div><p class=\"snippet\">{}</p></li>",
-            enc(&r.reg_no),
-            h.title_html,
-            esc(&meta.join(" · ")),
-            h.snippet_html
+            "<li class=\"hit\"><a class=\"title\" href=\"{}\">{}</a><div class=\"meta\">{}</div><p class=\"snippet\">{}</p>{why}</li>",
+            esc(&url(&format!("/records/{}", enc(&r.reg_no)), &[("back", &here)])),
+            rec_html(&h.title_html),
+            rec_text(&meta.join(" · ")),
+            rec_html(&h.snippet_html)
         );
     }
     body.push_str("</ol>");
@@ -337,12 +457,18 @@ async fn search_inner(api: Arc<Api>, addr: SocketAddr, pairs: Vec<(String, Strin
     }
     let mut pager = Vec::new();
     if !p.cursor.is_empty() {
-        pager.push(format!("<a href=\"{}\">第一页</a>", esc(&url("/", &page_pairs(&p)))));
+        pager.push(format!("<a href=\"{}\">第一页</a>", esc(&url("/", &with_cursor(p, "", &[])))));
+        let mut trail = p.trail.clone();
+        let prev = trail.pop().filter(|c| c != "-").unwrap_or_default();
+        pager.push(format!("<a rel=\"prev\" href=\"{}\">上一页</a>", esc(&url("/", &with_cursor(p, &prev, &trail)))));
     }
     if let Some(next) = &result.next_cursor {
-        let mut pairs = page_pairs(&p);
-        pairs.push(("cursor", next.as_str()));
-        pager.push(format!("<a rel=\"next\" href=\"{}\">下一页</a>", esc(&url("/", &pairs))));
+        let mut trail = p.trail.clone();
+        trail.push(if p.cursor.is_empty() { "-".to_string() } else { p.cursor.clone() });
+        if trail.len() > MAX_TRAIL {
+            trail.remove(0);
+        }
+        pager.push(format!("<a rel=\"next\" href=\"{}\">下一页</a>", esc(&url("/", &with_cursor(p, next, &trail)))));
     }
     if !pager.is_empty() {
         let _ = write!(body, "<nav class=\"pager\">{}</nav>", pager.join(" "));
@@ -351,9 +477,16 @@ async fn search_inner(api: Arc<Api>, addr: SocketAddr, pairs: Vec<(String, Strin
     Ok(Html(page(&title, "search", &body)).into_response())
 }
 
-/// The page's own parameters again, for paging links (the URL of this search).
+impl PageParams {
+    /// The parameters of this search's URL (first page).
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        page_pairs(self)
+    }
+}
+
+/// The page's own parameters again, for links to this search (its other pages, CSV).
 fn page_pairs(p: &PageParams) -> Vec<(&str, &str)> {
-    vec![
+    let mut v = vec![
         ("q", p.q.as_str()),
         ("region", p.region.as_str()),
         ("kind", p.kind.as_str()),
@@ -362,10 +495,33 @@ fn page_pairs(p: &PageParams) -> Vec<(&str, &str)> {
         ("transfer", p.transfer.as_str()),
         ("year_from", p.year_from.as_str()),
         ("year_to", p.year_to.as_str()),
-    ]
+    ];
+    v.extend(p.extra.iter().map(|(k, val)| (k.as_str(), val.as_str())));
+    v
 }
 
-async fn record(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, Path(reg_no): Path<String>) -> Response {
+/// This search's URL pairs at page `cursor`, with the trail of the pages before it.
+fn with_cursor<'a>(p: &'a PageParams, cursor: &'a str, trail: &[String]) -> Vec<(&'a str, String)> {
+    let mut v: Vec<(&str, String)> = page_pairs(p).into_iter().map(|(k, val)| (k, val.to_string())).collect();
+    v.push(("cursor", cursor.to_string()));
+    v.push(("trail", trail.join(",")));
+    v
+}
+
+async fn record(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(reg_no): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Response {
+    // 返回检索 goes back to the search the record was opened from: a path of this site.
+    let back = pairs
+        .iter()
+        .find(|(k, _)| k == "back")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| v.starts_with('/') && !v.starts_with("//") && !v.contains('\\') && v.len() <= 4000)
+        .unwrap_or("/")
+        .to_string();
     let run = async {
         limit(&api, addr)?;
         if reg_no.chars().count() > 30 {
@@ -378,19 +534,25 @@ async fn record(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<Sock
             return Err(ApiError::NotFound(format!("没有登记号为 {reg_no} 的公开成果")));
         };
         let fields = h.stored.record.public_json();
-        let mut body = format!("<article class=\"record\"><h1>{}</h1><dl>", esc(&h.stored.record.title));
+        let mut body = format!("<article class=\"record\"><h1>{}</h1><dl>", rec_text(&h.stored.record.title));
         for f in Field::ALL.iter().filter(|f| f.public() && **f != Field::Title) {
             let Some(v) = fields.get(f.key()) else { continue };
             let mut text = text_of(v);
-            if *f == Field::Region {
-                text = format!("{} {}", text, region_path(&api.table, &text));
+            let name = match f {
+                Field::Region => Some(region_path(&api.table, &text)),
+                Field::Discipline => huijiao_protocol::codes::discipline_name(&text).map(str::to_string),
+                Field::Industry => huijiao_protocol::codes::industry_name(&text).map(str::to_string),
+                _ => None,
+            };
+            if let Some(name) = name.filter(|n| !n.is_empty() && !text.is_empty()) {
+                text = format!("{text} {name}");
             }
             if text.is_empty() {
                 text = "—".into();
             }
-            let _ = write!(body, "<dt>{}</dt><dd data-field=\"{}\">{}</dd>", esc(f.zh()), f.key(), esc(&text));
+            let _ = write!(body, "<dt>{}</dt><dd data-field=\"{}\">{}</dd>", esc(f.zh()), f.key(), rec_text(&text));
         }
-        body.push_str("</dl><p><a href=\"/\">返回检索</a></p></article>");
+        let _ = write!(body, "</dl><p><a class=\"back\" href=\"{}\">返回检索</a></p></article>", esc(&back));
         Ok(Html(page(&h.stored.record.title, "search", &body)).into_response())
     };
     run.await.unwrap_or_else(error_page)
@@ -407,7 +569,9 @@ fn stat_tables(region: &str) -> [(GroupBy, &'static str); 3] {
 }
 
 async fn stat_groups(api: &Arc<Api>, p: &PageParams) -> Result<Vec<(GroupBy, &'static str, Vec<Group>)>, ApiError> {
-    let req = publish::parse(&p.api, Endpoint::Export, &api.table)?;
+    // Statistics have no order and no pages.
+    let pairs: Vec<(String, String)> = p.api.iter().filter(|(k, _)| k != "sort" && k != "limit").cloned().collect();
+    let req = publish::parse(&pairs, Endpoint::Export, &api.table)?;
     let prefix = req.filters.region.clone().unwrap_or_default();
     let mut out = Vec::new();
     for (by, heading) in stat_tables(&prefix) {
@@ -424,9 +588,12 @@ async fn stats(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
+    let p = page_params(pairs, &api.table);
     let run = async {
         limit(&api, addr)?;
-        let p = page_params(pairs)?;
+        if let Some(e) = &p.error {
+            return Err(ApiError::Param(e.clone()));
+        }
         let tables = stat_groups(&api, &p).await?;
         let mut body = form(&p, &api.table, "/stats", false);
         let _ = write!(
@@ -455,8 +622,10 @@ async fn stats(
                 let pct = g.count as f64 * 100.0 / max as f64;
                 let _ = write!(
                     body,
-                    "<tr><th>{}</th><td class=\"bar\"><span style=\"width:{pct:.1}%\"></span></td><td class=\"n\">{}</td></tr>",
+                    "<tr><th title=\"{}\">{}</th><td class=\"bar\"><svg viewBox=\"0 0 100 10\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><rect width=\"{:.1}\" height=\"10\" rx=\"1\"/></svg></td><td class=\"n\">{}</td></tr>",
                     esc(&label),
+                    esc(&label),
+                    pct.max(0.5),
                     g.count
                 );
             }
@@ -464,7 +633,15 @@ async fn stats(
         }
         Ok::<_, ApiError>(Html(page("统计", "stats", &body)).into_response())
     };
-    run.await.unwrap_or_else(error_page)
+    match run.await {
+        Ok(r) => r,
+        Err(ApiError::Param(e)) => {
+            let mut body = form(&p, &api.table, "/stats", false);
+            let _ = write!(body, "<p class=\"error\" role=\"alert\">{}</p>", esc(&zh_message(&e, &p)));
+            (StatusCode::BAD_REQUEST, Html(page("统计", "stats", &body))).into_response()
+        }
+        Err(e) => error_page(e),
+    }
 }
 
 /// The statistics page's tables as one CSV (UTF-8 with BOM, for Excel).
@@ -475,7 +652,10 @@ async fn stats_csv(
 ) -> Response {
     let run = async {
         limit(&api, addr)?;
-        let p = page_params(pairs)?;
+        let p = page_params(pairs, &api.table);
+        if let Some(e) = p.error.clone() {
+            return Err(ApiError::Param(e));
+        }
         let tables = stat_groups(&api, &p).await?;
         let mut out = vec![0xEF, 0xBB, 0xBF];
         let row = |out: &mut Vec<u8>, cells: &[String]| huijiao_protocol::table::write_csv_row(out, cells).expect("writing to memory");
@@ -506,13 +686,23 @@ mod tests {
     #[test]
     fn page_parameters_take_the_deepest_region_and_years() {
         let pairs = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-        let p =
-            page_params(pairs(&[("q", "水稻"), ("province", "420000"), ("prefecture", "420100"), ("county", ""), ("year_from", "2024")]))
-                .unwrap();
-        assert_eq!(p.region, "420100");
-        assert!(p.api.contains(&("reg_date".to_string(), "2024-01-01..".to_string())));
-        assert!(page_params(pairs(&[("year_to", "20x5")])).is_err());
         let t = RegionTable::embedded();
+        let p = page_params(
+            pairs(&[("q", "水稻"), ("province", "420000"), ("prefecture", "420100"), ("county", ""), ("year_from", "2024")]),
+            t,
+        );
+        assert_eq!(p.region, "420100");
+        assert!(p.error.is_none());
+        assert!(p.api.contains(&("reg_date".to_string(), "2024-01-01..".to_string())));
+        assert_eq!(page_params(pairs(&[("year_to", "20x5")]), t).error.unwrap().param, "year_to");
+        // Without the script, a city of another province stays picked: it is dropped.
+        let p = page_params(pairs(&[("province", "440000"), ("prefecture", "420100"), ("county", "420102")]), t);
+        assert_eq!(p.region, "440000");
+        // A 省直辖县 is picked as the province's second level.
+        assert_eq!(page_params(pairs(&[("province", "420000"), ("prefecture", "429004")]), t).region, "429004");
+        // The API's other parameters pass through (and are refused as the API refuses them).
+        let p = page_params(pairs(&[("trl", "12"), ("sort", "xyz"), ("utm_source", "wx")]), t);
+        assert_eq!(p.extra, vec![("trl".to_string(), "12".to_string()), ("sort".to_string(), "xyz".to_string())]);
         let pickers = region_pickers(t, "420102");
         assert!(pickers.contains("<option value=\"420000\" selected>湖北省"), "{pickers}");
         assert!(pickers.contains("<option value=\"420100\" selected>武汉市"));

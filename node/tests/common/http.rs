@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 client for tests (GET, `Connection: close`, chunked bodies).
+//! A minimal HTTP/1.1 client for tests (GET and form POSTs, `Connection: close`,
+//! chunked bodies).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,6 +13,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// Every value of header `name` (Set-Cookie comes several times).
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
@@ -45,13 +51,29 @@ pub fn url(path: &str, params: &[(&str, &str)]) -> String {
 }
 
 pub fn get(addr: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+    request(addr, "GET", target, headers, None)
+}
+
+/// POSTs `fields` as an HTML form would (application/x-www-form-urlencoded).
+pub fn post_form(addr: &str, target: &str, headers: &[(&str, &str)], fields: &[(&str, &str)]) -> Response {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    request(addr, "POST", target, headers, Some(body.join("&")))
+}
+
+pub fn request(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: Option<String>) -> Response {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if let Some(b) = &body {
+        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", b.len()));
+    }
     req.push_str("\r\n");
+    if let Some(b) = &body {
+        req.push_str(b);
+    }
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
