@@ -70,6 +70,18 @@ async fn a_reload_drops_a_revoked_child_and_keeps_the_others() {
     })
     .await
     .unwrap();
+    // Both sides say why: the national node that Hubei is refused (not just quiet), Hubei
+    // that its certificate was revoked (not an error reading a stream).
+    wait_for("the reason on both sides", LIMIT, || {
+        let s = status(&f, "000000");
+        child(&s, "420000")["refused"] == "certificate revoked"
+            && status(&f, "420000")["uplink"]["last_error"].as_str().is_some_and(|e| e.contains("certificate_revoked"))
+    })
+    .await
+    .unwrap();
+    let out = Command::new(bin()).args(["status", "--config"]).arg(&f.node("000000").config_path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.lines().any(|l| l.contains("420000") && l.contains("REFUSED: certificate revoked")), "{text}");
     // Guangdong's connection was never dropped: the same session, still streaming.
     let g = status(&f, "440000");
     assert_eq!(g["uplink"]["connected_at"], kept_since, "Guangdong reconnected: {g}");
@@ -91,6 +103,16 @@ async fn a_reload_drops_a_revoked_child_and_keeps_the_others() {
     wait_for("the refusal in the log", LIMIT, || log(&f, "000000").contains("reload refused")).await.unwrap();
     std::fs::write(&path, good).unwrap();
     assert_eq!(child(&status(&f, "000000"), "440000")["connected"], true);
+    // A key that is not the certificate's (copied from another issue): refused too.
+    let key = tls.join("000000.key");
+    let good_key = std::fs::read(&key).unwrap();
+    let other = f.root.path().join("other-issue");
+    huijiao::pki::issue(&f.ca, "000000", &other, 30).unwrap();
+    std::fs::write(&key, std::fs::read(other.join("000000.key")).unwrap()).unwrap();
+    hup(&f, "000000");
+    wait_for("the key refused", LIMIT, || log(&f, "000000").contains("does not belong to the certificate")).await.unwrap();
+    std::fs::write(&key, good_key).unwrap();
+    assert_eq!(child(&status(&f, "000000"), "440000")["connected"], true, "the node runs on with its old identity");
     f.stop_all().await.unwrap();
 }
 
@@ -170,5 +192,42 @@ async fn status_shows_the_whole_subtree_and_a_grandchild_gone_quiet() {
     // The stopped node's own status says its daemon is not running.
     let out = Command::new(bin()).args(["status", "--config"]).arg(&f.node("420102").config_path).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("NOT RUNNING"), "{}", String::from_utf8_lossy(&out.stdout));
+    // The prefecture itself goes (kill -9): the county it last reported as connected is
+    // not shown connected from that old report, but unknown since the prefecture went.
+    f.crash("420100").await;
+    wait_for("the county below the dead prefecture shown unknown", LIMIT, || {
+        let t = subtree(&f);
+        let c = entry(&t, "420111");
+        entry(&t, "420100")["connected"] == false && c["connected"] == false && c["state"] == "unknown" && c["since"].is_i64()
+    })
+    .await
+    .unwrap();
+    assert_eq!(entry(&subtree(&f), "420100")["state"], "quiet");
+    let out = Command::new(bin()).args(["status", "--config"]).arg(&f.node("420000").config_path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text.lines().find(|l| l.contains("420111")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("UNKNOWN since") && !line.contains("connected"), "{text}");
+    f.stop_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_reconnect_at_once_after_their_parent_is_killed() {
+    let mut f = Federation::with_processes().unwrap();
+    f.add("420100", None).unwrap();
+    f.add("420102", Some("420100")).unwrap();
+    f.start_all().await.unwrap();
+    f.node("420102").drop_file("a.jsonl", &synth::jsonl(&records("420102", 1, 5))).unwrap();
+    wait_for("the first records at the parent", LIMIT, || f.node("420100").record_count() == 5).await.unwrap();
+    // kill -9 of the parent, and it comes back on the same address.
+    f.crash("420100").await;
+    f.start("420100").await.unwrap();
+    let dropped = std::time::Instant::now();
+    f.node("420102").drop_file("b.jsonl", &synth::jsonl(&records("420102", 100, 5))).unwrap();
+    wait_for("the next records at the parent", LIMIT, || f.node("420100").record_count() == 10).await.unwrap();
+    let took = dropped.elapsed();
+    // The restarted parent resets the county's old connection (its stateless-reset key
+    // is derived from its own key), instead of leaving it to QUIC's 30 s idle timeout.
+    eprintln!("drop → parent after the parent's kill -9: {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}: the old connection waited for the idle timeout");
     f.stop_all().await.unwrap();
 }

@@ -215,3 +215,91 @@ async fn misconfigured_nodes_are_stopped_or_refused_visibly() {
     sibling_syncs(&s, 3).await;
     s.f.stop_all().await.unwrap();
 }
+
+/// A change of `rec` from county 420103 (its own origin), hops as given.
+fn change_of(seq: u64, rec: &huijiao_protocol::Record, hops: Vec<Hop>) -> Change {
+    let body = rec.canonical_json();
+    Change {
+        seq,
+        reg_no: rec.reg_no.clone(),
+        origin: "420103".into(),
+        version: 1,
+        op: Op::Upsert,
+        region: "420103".into(),
+        hash: sha256(&body),
+        body: Some(body),
+        hops,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_certificate_does_not_make_bad_data_good() {
+    let s = setup().await;
+    let now = huijiao::clock::now_ms();
+    let today = huijiao::clock::today();
+    let rec = |serial: u32| Generator::new(u64::from(serial)).record("420103", serial, today);
+    let hop = |t: i64| vec![Hop { node: "420103".into(), accepted_at_ms: t }];
+    // Each forged change alone in a batch: refused naming the rule, nothing stored.
+    let mut cases: Vec<(Change, &str)> = Vec::new();
+    let mut r = rec(1);
+    r.title = String::new();
+    cases.push((change_of(1, &r, hop(now)), "missing_field in field title"));
+    let mut r = rec(2);
+    r.persons.clear();
+    cases.push((change_of(1, &r, hop(now)), "missing_field in field persons"));
+    let mut r = rec(3);
+    r.reg_date = huijiao_protocol::Date::new(2024, 3, 5).unwrap();
+    r.reg_no = format!("4201032019{}", &r.reg_no[10..]);
+    cases.push((change_of(1, &r, hop(now)), "in field reg_no"));
+    let many: Vec<Hop> = (0..100_000).map(|_| Hop { node: "420103".into(), accepted_at_ms: now }).collect();
+    cases.push((change_of(1, &rec(4), many), "does not stand above"));
+    let mut middle = hop(now);
+    middle.insert(0, Hop { node: "420103".into(), accepted_at_ms: now });
+    middle[1].node = "440106".into();
+    middle.push(Hop { node: "420103".into(), accepted_at_ms: now });
+    cases.push((change_of(1, &rec(5), middle), "does not stand above"));
+    let mut huge = change_of(1, &rec(6), hop(now));
+    huge.version = u64::MAX;
+    cases.push((huge, "version out of range"));
+    for (c, rule) in &cases {
+        let mut client = raw(&s, "420103").await.unwrap();
+        client.send(&RawClient::hello("420103", 1, 1)).await.unwrap();
+        let Message::Welcome(w) = client.recv().await.unwrap() else { panic!("no welcome") };
+        let mut c = c.clone();
+        c.seq = w.cursor + 1;
+        client.send(&batch(w.cursor, &[c.clone()])).await.unwrap();
+        let r = refused(client.recv().await.unwrap());
+        assert_eq!(r.code, "bad_change", "{rule}: {r}");
+        assert!(r.message.contains(rule), "{rule}: {r}");
+        assert!(!s.f.node("420100").records().contains_key(&c.reg_no), "{rule}: stored");
+    }
+    // A batch beyond what the store can count.
+    let mut client = raw(&s, "420103").await.unwrap();
+    client.send(&RawClient::hello("420103", 1, 1)).await.unwrap();
+    let Message::Welcome(w) = client.recv().await.unwrap() else { panic!("no welcome") };
+    let mut c = change_of(w.cursor + 1, &rec(7), hop(now));
+    c.seq = u64::MAX;
+    let mut b = batch(w.cursor, &[c]);
+    if let Message::Batch(b) = &mut b {
+        b.upto = u64::MAX;
+    }
+    client.send(&b).await.unwrap();
+    assert_eq!(refused(client.recv().await.unwrap()).code, "bad_batch");
+    // A county with a clock gone wrong is not stuck: its hop time becomes the parent's
+    // receipt time, and the parent says the clock is off.
+    let mut client = raw(&s, "420103").await.unwrap();
+    client.send(&RawClient::hello("420103", 1, 1)).await.unwrap();
+    let Message::Welcome(w) = client.recv().await.unwrap() else { panic!("no welcome") };
+    let good = rec(8);
+    client.send(&batch(w.cursor, &[change_of(w.cursor + 1, &good, hop(i64::MIN))])).await.unwrap();
+    let Message::Ack(a) = client.recv().await.unwrap() else { panic!("no ack") };
+    assert_eq!(a.applied, 1);
+    let held = &s.f.node("420100").records()[&good.reg_no];
+    assert!(held.hops[0].1 >= now, "the receipt time, not year −292275055: {:?}", held.hops);
+    let child = s.f.node("420100").reader().unwrap().children().unwrap().into_iter().find(|c| c.child == "420103").unwrap();
+    assert_eq!(child.clock_corrections, 1);
+    // And the honest sibling never noticed.
+    sibling_syncs(&s, 3).await;
+    let mut s = s;
+    s.f.stop_all().await.unwrap();
+}

@@ -203,6 +203,10 @@ pub struct SyncSection {
     /// How often a node reports its subtree's health to its parent, s. Default 15.
     #[serde(default = "default_health_secs")]
     pub health_secs: u64,
+    /// How far into the future a hop time in a child's change may be before this node
+    /// replaces it by its own receipt time (and flags the child's clock), s. Default 300.
+    #[serde(default = "default_max_clock_skew_secs")]
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for SyncSection {
@@ -237,6 +241,9 @@ fn default_idle_secs() -> u64 {
 }
 fn default_health_secs() -> u64 {
     15
+}
+fn default_max_clock_skew_secs() -> u64 {
+    300
 }
 
 /// Where children connect, validated.

@@ -76,10 +76,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     let idle = cfg.idle_timeout();
     let refused = crate::net::HandshakeRefusals::default();
     let endpoint = match (&identity, &cfg.listen, &cfg.parent) {
-        (Some(id), Some(listen), _) => Some(
-            quinn::Endpoint::server(id.server_config(idle, &refused)?, listen.address)
-                .with_context(|| format!("cannot listen on {}", listen.address))?,
-        ),
+        (Some(id), Some(listen), _) => Some(crate::net::server_endpoint(id, id.server_config(idle, &refused)?, listen.address)?),
         (Some(_), None, Some(_)) => Some(crate::net::client_endpoint(false)?),
         _ => None,
     };

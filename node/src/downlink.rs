@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::net::{self, HandshakeRefusals, Identity, SessionError};
 use crate::pki;
 use crate::store::{ApplyError, Store, StoreError};
-use huijiao_protocol::sync::{authorize_child, checked, CheckedChange, ParentAction, ParentSession};
+use huijiao_protocol::sync::{authorize_child, checked, CheckedChange, Checks, ParentAction, ParentSession};
 use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,6 +140,15 @@ pub async fn run(
                 let Some(incoming) = incoming else { break };
                 let Ok(permit) = handshakes.clone().try_acquire_owned() else {
                     warn!(peer = %incoming.remote_address(), "too many handshakes under way; refusing");
+                    if let Ok(mut list) = refused.lock() {
+                        if list.len() < 1000 {
+                            list.push((
+                                incoming.remote_address().to_string(),
+                                "too_many_handshakes".into(),
+                                "too many TLS handshakes under way at once".into(),
+                            ));
+                        }
+                    }
                     incoming.refuse();
                     continue;
                 };
@@ -246,7 +255,10 @@ struct Accept {
     stop: CancellationToken,
 }
 
+/// Every refusal is counted by its reason (`huijiao_refusals_total`) and listed in
+/// `status` under the identity it showed: this is the one place for both.
 async fn note_refusal(store: &Store, who: &str, r: &PeerRefusal) {
+    crate::metrics::refused(&r.code);
     let (who, code, message, now) = (who.to_string(), r.code.clone(), r.message.clone(), crate::clock::now_ms());
     if let Err(e) = store.run(move |w| w.note_refusal(&who, &code, &message, now)).await {
         warn!("cannot note a refusal: {e:#}");
@@ -330,10 +342,10 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
     }
 }
 
-/// Sends a refusal, logs it, and ends the session with it as the error.
-async fn refuse(send: &mut quinn::SendStream, child: &str, r: PeerRefusal) -> Result<(), SessionError> {
+/// Sends a refusal, logs it, notes it, and ends the session with it as the error.
+async fn refuse(send: &mut quinn::SendStream, store: &Store, child: &str, r: PeerRefusal) -> Result<(), SessionError> {
     error!(child = %child, code = %r.code, "refusing child: {}", r.message);
-    crate::metrics::refused(&r.code);
+    note_refusal(store, &format!("node {child}"), &r).await;
     let _ = net::write_frame(send, &Message::Refused(r.clone())).await;
     let _ = send.finish();
     // Give the refusal a moment to reach the child before the connection closes.
@@ -370,9 +382,11 @@ async fn session(
     let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<Decoded, SessionError>>(2);
     let budget = budget.clone();
     let reader_child = child.to_string();
+    // What every change is checked against (its record against spec §3, its hops).
+    let reader_cfg = (cfg.regions.clone(), cfg.sync.max_clock_skew_secs.saturating_mul(1000).min(i64::MAX as u64) as i64);
     let reader = tokio::spawn(async move {
         loop {
-            let r = read_decoded(&mut recv, &budget, &reader_child).await;
+            let r = read_decoded(&mut recv, &budget, &reader_child, &reader_cfg).await;
             let stop = !matches!(r, Ok(Some(_)));
             let item = match r {
                 Ok(Some(d)) => Ok(d),
@@ -394,7 +408,7 @@ async fn session(
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                 if let Some(r) = s.handle_timeout(crate::clock::now_ms()) {
-                    return refuse(&mut send, child, r).await;
+                    return refuse(&mut send, store, child, r).await;
                 }
                 continue;
             }
@@ -410,7 +424,7 @@ async fn session(
             d = frx.recv() => match d {
                 Some(Ok(d)) => d,
                 Some(Err(SessionError::Frame(net::FrameError::Decode(r)))) => {
-                    return refuse(&mut send, child, PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
+                    return refuse(&mut send, store, child, PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
                 }
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
@@ -460,7 +474,7 @@ async fn session(
                 .await??;
                 net::write_frame(&mut send, &page).await?;
             }
-            ParentAction::Close(r) => return refuse(&mut send, child, r).await,
+            ParentAction::Close(r) => return refuse(&mut send, store, child, r).await,
             ParentAction::Health(h) => {
                 let json = serde_json::to_string(&h.nodes).map_err(|e| SessionError::Ended(format!("cannot keep a health report: {e}")))?;
                 let (c, now) = (child.to_string(), crate::clock::now_ms());
@@ -471,7 +485,7 @@ async fn session(
             ParentAction::Apply(batch) => {
                 let changes = match decoded.changes {
                     Some(Ok(c)) => c,
-                    Some(Err(r)) => return refuse(&mut send, child, r).await,
+                    Some(Err(r)) => return refuse(&mut send, store, child, r).await,
                     None => Vec::new(),
                 };
                 let (c, log, after, upto, now) =
@@ -480,6 +494,9 @@ async fn session(
                     Ok(out) => {
                         for (reg_no, origin, held) in &out.conflict_list {
                             warn!(child = %child, reg_no = %reg_no, arriving_origin = %origin, held_origin = %held, "conflict: quarantined the second arrival");
+                        }
+                        if out.clock_corrections > 0 {
+                            warn!(child = %child, changes = out.clock_corrections, "hop times not believable (before the hop below, or too far ahead): replaced by this node's receipt time; the child's clock, or one below it, is off");
                         }
                         if out.stale {
                             // The durable cursor moved on elsewhere (a parallel session): resync.
@@ -490,7 +507,7 @@ async fn session(
                         let ack = s.applied(upto, out.applied, out.duplicates, out.conflicts);
                         net::write_frame(&mut send, &ack).await?;
                     }
-                    Err(ApplyError::Refused(r)) => return refuse(&mut send, child, r).await,
+                    Err(ApplyError::Refused(r)) => return refuse(&mut send, store, child, r).await,
                     Err(ApplyError::Store(e)) => return Err(SessionError::Store(e)),
                 }
             }
@@ -510,7 +527,12 @@ struct Decoded {
 /// Reads and decodes the next frame: its body within [`FRAME_DEADLINE`] of its length;
 /// the body's bytes count against the shared budget only as they arrive. (The Hello's
 /// deadline is the session's own timer.)
-async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str) -> Result<Option<Decoded>, SessionError> {
+async fn read_decoded(
+    recv: &mut quinn::RecvStream,
+    budget: &Budget,
+    child: &str,
+    rules: &(Arc<huijiao_protocol::RegionTable>, i64),
+) -> Result<Option<Decoded>, SessionError> {
     let len = net::read_frame_len(recv).await?;
     let Some(len) = len else { return Ok(None) };
     let reading = net::read_frame_body_reserving(recv, len, |n| budget.bytes.acquire_many(n.div_ceil(1024).max(1) as u32));
@@ -527,10 +549,13 @@ async fn read_decoded(recv: &mut quinn::RecvStream, budget: &Budget, child: &str
             slot = Some(budget.decoded.clone().acquire_owned().await.map_err(|_| SessionError::Ended("stopping".into()))?);
             let (enc, payload, child) = (b.encoding, std::mem::take(&mut b.payload), child.to_string());
             let range = format!("batch ({}, {}] from {child}", b.after, b.upto);
+            let (regions, max_skew_ms) = (rules.0.clone(), rules.1);
             Some(
                 tokio::task::spawn_blocking(move || {
                     let changes = wire::decode_payload(enc, payload).map_err(|e| PeerRefusal::new("bad_batch", format!("{range}: {e}")))?;
-                    changes.into_iter().map(|c| checked(&child, c)).collect::<Result<Vec<_>, _>>()
+                    // A certificate says who the child is, not that its data is good.
+                    let checks = Checks { regions: &regions, today: crate::clock::today(), now_ms: crate::clock::now_ms(), max_skew_ms };
+                    changes.into_iter().map(|c| checked(&child, c, &checks)).collect::<Result<Vec<_>, _>>()
                 })
                 .await?,
             )

@@ -60,6 +60,19 @@ pub fn size(path: &Path) -> Result<u64> {
     Ok(std::fs::metadata(path).named(|| format!("cannot read the size of {}", path.display()))?.len())
 }
 
+/// When this process runs as root (an operator's `restore` or `recover`), gives
+/// `path` to the owner and group of `like` (the data folder), so the service user can
+/// still open what root wrote. Does nothing for another user, or when `path` is gone.
+pub fn adopt_owner(path: &Path, like: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() || !path.exists() {
+        return Ok(());
+    }
+    let m = std::fs::metadata(like).named(|| format!("cannot read the owner of {}", like.display()))?;
+    std::os::unix::fs::chown(path, Some(m.uid()), Some(m.gid()))
+        .named(|| format!("cannot give {} to the owner of {}", path.display(), like.display()))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

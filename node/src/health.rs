@@ -65,6 +65,9 @@ pub fn subtree(cfg: &Config, reader: &Reader) -> anyhow::Result<Vec<NodeHealth>>
                 n.last_seen_at = c.last_seen_at;
                 n.parent = cfg.node_id.clone();
                 own_entry = true;
+            } else if !live {
+                // Reported by a child that went quiet: nothing is known of it now.
+                n.connected = false;
             }
             out.push(n);
         }
@@ -92,10 +95,41 @@ pub fn age(ms: i64) -> String {
     }
 }
 
-/// One line of the tree for a node (not the top one).
-pub fn describe(n: &NodeHealth, now: i64) -> String {
+/// Whether the state of `nodes[i]` is known now. None when it hangs straight below
+/// this node (`nodes[0]`) or below nodes that are all connected; `Some(since)` when a
+/// node between it and this one is quiet — its last report came through that node,
+/// so its state is unknown since that node was last heard.
+pub fn unknown_since(nodes: &[NodeHealth], i: usize) -> Option<i64> {
+    let top = &nodes.first()?.node;
+    let mut at = nodes.get(i)?.parent.clone();
+    for _ in 0..8 {
+        if &at == top || at.is_empty() {
+            return None;
+        }
+        let p = nodes.iter().find(|n| n.node == at)?;
+        if !p.connected {
+            return Some(p.last_seen_at.unwrap_or(p.reported_at));
+        }
+        at = p.parent.clone();
+    }
+    None
+}
+
+/// `connected`, `quiet` or `unknown` (see [`unknown_since`]), with since when.
+pub fn state_of(nodes: &[NodeHealth], i: usize) -> (&'static str, Option<i64>) {
+    match unknown_since(nodes, i) {
+        Some(since) => ("unknown", Some(since)),
+        None if nodes[i].connected => ("connected", nodes[i].last_seen_at),
+        None => ("quiet", nodes[i].last_seen_at),
+    }
+}
+
+/// One line of the tree for a node (not the top one); `unknown` from [`unknown_since`].
+pub fn describe(n: &NodeHealth, now: i64, unknown: Option<i64>) -> String {
     let mut parts = Vec::new();
-    parts.push(if n.connected {
+    parts.push(if let Some(since) = unknown {
+        format!("UNKNOWN since {} ago (its parent went quiet; as last reported:)", age(now - since))
+    } else if n.connected {
         "connected".to_string()
     } else {
         match n.last_seen_at {
@@ -134,11 +168,12 @@ pub fn tree(nodes: &[NodeHealth], names: &huijiao_protocol::RegionTable, now: i6
     let mut out = Vec::new();
     let Some(top) = nodes.first() else { return out };
     fn walk(nodes: &[NodeHealth], at: &NodeHealth, prefix: &str, names: &huijiao_protocol::RegionTable, now: i64, out: &mut Vec<String>) {
-        let kids: Vec<&NodeHealth> = nodes.iter().filter(|n| n.parent == at.node && n.node != at.node).collect();
-        for (i, k) in kids.iter().enumerate() {
+        let kids: Vec<(usize, &NodeHealth)> = nodes.iter().enumerate().filter(|(_, n)| n.parent == at.node && n.node != at.node).collect();
+        for (i, (index, k)) in kids.iter().enumerate() {
             let last = i + 1 == kids.len();
             let name = names.get(&k.node).map(|r| r.name.as_str()).unwrap_or("");
-            out.push(format!("{prefix}{}{} {}  {}", if last { "└─ " } else { "├─ " }, k.node, name, describe(k, now)));
+            let unknown = unknown_since(nodes, *index);
+            out.push(format!("{prefix}{}{} {}  {}", if last { "└─ " } else { "├─ " }, k.node, name, describe(k, now, unknown)));
             walk(nodes, k, &format!("{prefix}{}", if last { "   " } else { "│  " }), names, now, out);
         }
     }

@@ -157,6 +157,7 @@ pub async fn run(
     let tick = (cfg.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
     let mut next_scan = Instant::now();
     let mut disk = DiskState::default();
+    let mut said_held = false;
     loop {
         let now = Instant::now();
         if now >= next_scan || overflow.swap(false, Ordering::Relaxed) {
@@ -172,7 +173,20 @@ pub async fn run(
             }
             next_scan = Instant::now() + if disk.full { cfg.rescan.min(Duration::from_secs(5)) } else { cfg.rescan };
         }
-        let ready = settle(&cfg, &mut pending);
+        // A store the parent found rewound takes no file until `huijiao recover` ran:
+        // a row for a record it forgot would become a conflict at the parent.
+        let ready = if store.recover_needed() {
+            if !pending.is_empty() && !said_held {
+                error!(
+                    files = pending.len(),
+                    "the inbox waits: this store was restored from an older copy; run `huijiao recover` (node stopped) first"
+                );
+                said_held = true;
+            }
+            Vec::new()
+        } else {
+            settle(&cfg, &mut pending)
+        };
         for path in ready {
             if shutdown.is_cancelled() {
                 break;

@@ -125,6 +125,7 @@ pub fn render(cfg: &Config) -> anyhow::Result<String> {
     let connected: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
     let seen: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
     let received: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
+    let corrected: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
     let now = crate::clock::now_ms();
     for ch in &children {
         let l = label("child", &ch.child);
@@ -132,10 +133,16 @@ pub fn render(cfg: &Config) -> anyhow::Result<String> {
         connected.get_or_create(&l).set(f64::from(u8::from(live)));
         seen.get_or_create(&l).set(ch.last_seen_at.map_or(-1.0, |t| ((now - t).max(0) as f64) / 1000.0));
         received.get_or_create(&l).set(ch.cursor as f64);
+        corrected.get_or_create(&l).set(ch.clock_corrections as f64);
     }
     registry.register("child_connected", "1 while the child has a live session", connected);
     registry.register("child_last_seen_age_seconds", "Seconds since the child was last heard (-1: never)", seen);
     registry.register("child_cursor", "The child's log position applied here", received);
+    registry.register(
+        "child_clock_corrections",
+        "Changes from the child whose hop times were not believable and were replaced by this node's receipt time",
+        corrected,
+    );
     gauge(&mut registry, "connections", "Children connected now", children.iter().filter(|c| c.session_open).count() as f64);
     gauge(&mut registry, "conflicts", "Changes quarantined as conflicts", reader.quarantine()?.len() as f64);
     gauge(&mut registry, "stuck_changes", "Own changes the parent refused, held aside", reader.stuck()?.len() as f64);
@@ -191,19 +198,44 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
     }
 }
 
-/// 200 when the store's writer answers within 2 s and no own change is stuck at the
-/// parent; 503 with the reason otherwise.
+/// How long the uplink may fail (a parent restarting, a link down for a moment)
+/// before `/healthz` says so.
+pub const UPLINK_FAILING_MS: i64 = 60_000;
+
+/// 200 when the store's writer answers within 2 s, the uplink (if any) has not been
+/// failing for a minute, no own change is stuck at the parent and the store needs no
+/// `huijiao recover`; 503 with the reason otherwise.
 async fn healthz(State(ctx): State<Arc<Ctx>>) -> Response {
     match tokio::time::timeout(Duration::from_secs(2), ctx.store.call(|w| w.node_id().len())).await {
         Ok(Ok(_)) => {}
         _ => return (StatusCode::SERVICE_UNAVAILABLE, "store: the writer does not answer\n").into_response(),
     }
+    if ctx.store.recover_needed() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store: restored from an older copy; the inbox waits until `huijiao recover` has run\n")
+            .into_response();
+    }
     let cfg = ctx.cfg.clone();
-    let stuck = tokio::task::spawn_blocking(move || crate::store::Reader::open(&cfg.db_path()).and_then(|r| r.stuck())).await;
-    match stuck {
-        Ok(Ok(s)) if s.is_empty() => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Ok(s)) => (StatusCode::SERVICE_UNAVAILABLE, format!("uplink: {} change(s) refused by the parent and held aside\n", s.len()))
+    let state = tokio::task::spawn_blocking(move || {
+        let r = crate::store::Reader::open(&cfg.db_path())?;
+        Ok::<_, crate::store::StoreError>((r.stuck()?, r.uplink()?))
+    })
+    .await;
+    let now = crate::clock::now_ms();
+    match state {
+        Ok(Ok((_, Some(u)))) if u.failing_since.is_some_and(|t| now - t >= UPLINK_FAILING_MS) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "uplink: failing for {} s: {}\n",
+                (now - u.failing_since.unwrap_or(now)) / 1000,
+                u.last_error.as_deref().unwrap_or("no connection to the parent")
+            ),
+        )
             .into_response(),
+        Ok(Ok((s, _))) if s.is_empty() => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Ok((s, _))) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("uplink: {} change(s) refused by the parent and held aside\n", s.len()))
+                .into_response()
+        }
         Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e:#}\n")).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
     }

@@ -364,6 +364,17 @@ pub fn revoked_serials(crl_path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Whether a private key is the one of a certificate: the public key the certificate
+/// carries is the key's own.
+pub fn check_key_matches(cert: &CertificateDer<'_>, key: &PrivateKeyDer<'_>) -> anyhow::Result<()> {
+    let pair = KeyPair::try_from(key).context("the key cannot be read as a key pair")?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).context("the certificate cannot be parsed")?;
+    if parsed.public_key().subject_public_key.data.as_ref() != rcgen::PublicKeyData::der_bytes(&pair) {
+        anyhow::bail!("the key's public key is not the certificate's");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +421,19 @@ mod tests {
             std::fs::read_dir(&out).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().starts_with(".renew")),
             "no staging left"
         );
+    }
+
+    #[test]
+    fn a_key_must_be_its_certificates_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca");
+        init(&ca).unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        issue(&ca, "420102", &a, 30).unwrap();
+        issue(&ca, "420102", &b, 30).unwrap();
+        let cert = load_certs(&a.join("420102.crt")).unwrap().remove(0);
+        assert!(check_key_matches(&cert, &load_key(&a.join("420102.key")).unwrap()).is_ok());
+        assert!(check_key_matches(&cert, &load_key(&b.join("420102.key")).unwrap()).is_err(), "another issue's key");
     }
 
     #[test]

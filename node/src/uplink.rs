@@ -358,15 +358,26 @@ async fn stream(
 }
 
 /// The store was rewound: says so loudly, starts a new log, and returns its `Resume`.
+/// Unless `huijiao recover` already ran on it, the inbox waits until it has.
 async fn rotate(store: &Store, parent: &Parent, s: &mut ChildSession, parent_cursor: u64, last_seq: u64) -> Result<Message, SessionError> {
-    error!(
-        parent = %parent.node_id,
-        parent_cursor,
-        last_seq,
-        "this store was rewound (restored from an older copy, or made anew with the same certificate): the parent holds other or more changes of this log (up to {parent_cursor}) than the store (up to {last_seq}). Starting a new log and sending it all again; run `huijiao recover` to take back the records the parent holds that this store lost"
-    );
     let now = crate::clock::now_ms();
-    let id = store.run(move |w| w.rotate_log(parent_cursor, last_seq, now)).await?;
+    let (id, needed) = store.run(move |w| w.rotate_log(parent_cursor, last_seq, now)).await?;
+    if needed {
+        store.set_recover_needed();
+        error!(
+            parent = %parent.node_id,
+            parent_cursor,
+            last_seq,
+            "this store was rewound (restored from an older copy): the parent holds other or more changes of this log (up to {parent_cursor}) than the store (up to {last_seq}). Starting a new log and sending it all again. RECOVER NEEDED: the inbox waits until `huijiao recover` has taken back the records the parent holds that this store lost (stop the node, run it, start the node)"
+        );
+    } else {
+        warn!(
+            parent = %parent.node_id,
+            parent_cursor,
+            last_seq,
+            "this store was restored and recovered: the parent holds other changes of this log (up to {parent_cursor}) than the store (up to {last_seq}); starting a new log and sending it all again"
+        );
+    }
     Ok(s.restart_log(&id, now))
 }
 

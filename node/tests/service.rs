@@ -280,6 +280,13 @@ fn config_check_passes_every_example_and_names_each_kind_of_mistake() {
             .replace(&format!("{}/420102.key", d.display()), &other.join("420103.key").display().to_string()),
         "names node 420103",
     );
+    // A key of another issue beside the certificate.
+    let again = d.join("again");
+    huijiao::pki::issue(&ca, "420102", &again, 825).unwrap();
+    check(
+        base("").replace(&format!("{}/420102.key", d.display()), &again.join("420102.key").display().to_string()),
+        "does not belong to the certificate",
+    );
     // An expired certificate.
     let expired = d.join("expired");
     let now = huijiao::clock::now_ms() / 1000;
@@ -409,4 +416,49 @@ fn clerks_can_read_the_verdicts_the_node_writes() {
     assert_eq!(db & 0o077, 0, "the store is private ({db:o})");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert!(child.wait().unwrap().success());
+}
+
+/// Runs `huijiao args…` as the unprivileged user `nobody`, as a service user would.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(bin())
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+#[test]
+fn a_restore_run_as_root_leaves_the_store_to_the_service_user() {
+    use std::os::unix::fs::MetadataExt;
+    assert!(rustix::process::geteuid().is_root(), "this test runs `restore` as root and the node as nobody (it runs as root in CI)");
+    let mut node = Node::new("420102");
+    node.start();
+    node.drop_file("a.csv", &std::fs::read(common::samples().join("utf8-zh.csv")).unwrap());
+    node.wait_handled("a.csv", 1);
+    node.stop();
+    // The node's folder as the service user (nobody here) owns it.
+    std::fs::set_permissions(node.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let chown = Command::new("chown").args(["-R", "nobody:nogroup"]).arg(node.dir.path()).status().unwrap();
+    assert!(chown.success());
+    let cfg = node.config.to_str().unwrap().to_string();
+    let backup = node.dir.path().join("backup.db");
+    let out = node.cli(&["backup", "--config", &cfg, "--to", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The operator restores as root; the store stays the service user's.
+    let out = node.cli(&["restore", "--config", &cfg, "--from", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db = node.dir.path().join("data").join(huijiao::store::DB_FILE);
+    let nobody = std::fs::metadata(node.dir.path().join("data")).unwrap().uid();
+    assert_eq!(std::fs::metadata(&db).unwrap().uid(), nobody, "the restored store belongs to the data folder's owner");
+    let check = as_nobody(&["config", "check", "--config", &cfg]);
+    assert!(check.status.success(), "{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    let count = as_nobody(&["query", "--config", &cfg, "--count"]);
+    assert!(count.status.success(), "the service user reads its store: {}", String::from_utf8_lossy(&count.stderr));
+    // A store left to root is named by `config check` run as the service user.
+    std::os::unix::fs::chown(&db, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = as_nobody(&["config", "check", "--config", &cfg]);
+    let text = String::from_utf8_lossy(&check.stdout).to_string() + &String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success() && text.contains("cannot be opened for writing"), "{text}");
 }

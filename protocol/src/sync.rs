@@ -10,8 +10,10 @@
 //! 3. a child (re)starts from the cursor the parent sends in `Welcome`, so anything not
 //!    acknowledged is sent again, and anything sent twice is ignored by rule 1.
 
+use crate::date::Date;
 use crate::record::{sha256, withdraw_hash, Record};
 use crate::regions::{self, RegionTable};
+use crate::validate::Validator;
 use crate::wire::*;
 use std::collections::VecDeque;
 
@@ -450,6 +452,12 @@ impl ParentSession {
                 if b.upto <= b.after {
                     return ParentAction::Close(PeerRefusal::new("bad_batch", format!("batch range ({}, {}] is empty", b.after, b.upto)));
                 }
+                if b.upto > i64::MAX as u64 {
+                    return ParentAction::Close(PeerRefusal::new(
+                        "bad_batch",
+                        format!("batch range ({}, {}] goes past {} (the store cannot hold it)", b.after, b.upto, i64::MAX),
+                    ));
+                }
                 ParentAction::Apply(b)
             }
             Message::Health(h) => {
@@ -526,11 +534,14 @@ pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>, regi
         Some(_) => Ok(()),
         None if regions.get(child).is_some_and(|r| r.parent == parent) => Ok(()),
         None => {
-            let own = regions.get(child).map(|r| r.parent.clone()).unwrap_or_default();
+            let own = match regions.get(child).map(|r| r.parent.clone()).filter(|p| !p.is_empty()) {
+                Some(p) => format!("its own parent {p}"),
+                None => "its own parent".to_string(),
+            };
             Err(PeerRefusal::new(
                 "not_immediate_child",
                 format!(
-                    "node {child} is not an immediate child of node {parent}: it must connect to its own parent {own}, or be listed in node {parent}'s [listen] children"
+                    "node {child} is not an immediate child of node {parent}: it must connect to {own}, or be listed in node {parent}'s [listen] children"
                 ),
             ))
         }
@@ -545,7 +556,27 @@ pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>, regi
 pub struct CheckedChange {
     pub change: Change,
     pub record: Option<Record>,
+    /// A hop time was not believable (before the hop before it, or too far in the
+    /// future) and was replaced by the parent's receipt time: the child's clock (or a
+    /// clock below it) is off.
+    pub clock_corrected: bool,
 }
+
+/// What a parent checks a child's change against besides the change itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks<'a> {
+    pub regions: &'a RegionTable,
+    /// The parent's today in Beijing time; a record's 登记日期 may be one day later
+    /// (the origin's midnight may come first).
+    pub today: Date,
+    /// The parent's clock, ms since the epoch: what a corrected hop time becomes.
+    pub now_ms: i64,
+    /// How far ahead of `now_ms` a hop time may be before it is corrected.
+    pub max_skew_ms: i64,
+}
+
+/// Hop times before this (2000-01-01) are nobody's clock.
+const EARLIEST_HOP_MS: i64 = 946_684_800_000;
 
 /// What a node holds of a record: what [`decide`] weighs an arriving change against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -554,6 +585,9 @@ pub struct Held<'a> {
     pub version: u64,
     pub hash: &'a [u8],
     pub withdrawn: bool,
+    /// When the origin made the version held (its first hop), when the caller looked
+    /// it up: needed only for a change of a lower version.
+    pub made_at: Option<i64>,
 }
 
 /// What becomes of a change that arrives from a child.
@@ -568,6 +602,9 @@ pub enum Decision {
     Quarantine(&'static str),
 }
 
+/// Why a change of a lower version than held, made later, is held aside.
+pub const LOWER_VERSION_LATER: &str = "an older version made after the newer one held here: the origin's store was restored from an older copy and forgot it; run `huijiao recover` there";
+
 /// The rule that decides whether a change is applied — the one place it is written;
 /// the store's `apply_batch` and the simulation both call it.
 ///
@@ -576,7 +613,11 @@ pub enum Decision {
 /// - another origin holds the `reg_no`: quarantined (only the origin changes a record);
 /// - the same version with other content: quarantined (the origin's store was
 ///   restored from an older copy and made that version again; never a replay);
-/// - the same or an older version: a duplicate;
+/// - an older version that the origin made after the version held (its first hop is
+///   later): quarantined — the origin forgot the newer one (a restore) and made the
+///   number again; a version never goes backwards in silence;
+/// - the same or an older version otherwise: a duplicate (a replay: a child sends its
+///   whole log again after a new log was started);
 /// - a newer version of a withdrawn record: quarantined (nothing resurrects it);
 /// - a newer version: applied.
 pub fn decide(held: Option<Held<'_>>, c: &Change) -> Decision {
@@ -591,6 +632,14 @@ pub fn decide(held: Option<Held<'_>>, c: &Change) -> Decision {
             "the same version with other content: the origin's store was restored from an older copy; run `huijiao recover` there",
         );
     }
+    if c.version < h.version {
+        let made = c.hops.first().map(|hop| hop.accepted_at_ms);
+        if let (Some(made), Some(held_made)) = (made, h.made_at) {
+            if made > held_made {
+                return Decision::Quarantine(LOWER_VERSION_LATER);
+            }
+        }
+    }
     if c.version <= h.version {
         return Decision::Duplicate;
     }
@@ -603,6 +652,12 @@ pub fn decide(held: Option<Held<'_>>, c: &Change) -> Decision {
 /// Checks that a batch `(after, upto]` from `child` holds only changes of that range
 /// that `child` sent itself (it is the last hop). Any stray change refuses the batch.
 pub fn check_batch_range(child: &str, after: u64, upto: u64, changes: &[CheckedChange]) -> Result<(), PeerRefusal> {
+    if upto > i64::MAX as u64 || after > upto {
+        return Err(PeerRefusal::new(
+            "bad_batch",
+            format!("batch ({after}, {upto}] is not a range this node can store (at most {})", i64::MAX),
+        ));
+    }
     match changes.iter().find(|c| c.change.seq <= after || c.change.seq > upto || c.change.hops.last().is_none_or(|h| h.node != child)) {
         Some(c) => {
             Err(PeerRefusal::new("bad_batch", format!("change seq {} outside batch ({after}, {upto}] or not from {child}", c.change.seq)))
@@ -612,50 +667,98 @@ pub fn check_batch_range(child: &str, after: u64, upto: u64, changes: &[CheckedC
 }
 
 /// Checks a change from `child` and keeps the record it parsed.
-pub fn checked(child: &str, change: Change) -> Result<CheckedChange, PeerRefusal> {
-    let record = check_change(child, &change)?;
-    Ok(CheckedChange { change, record })
+pub fn checked(child: &str, mut change: Change, checks: &Checks<'_>) -> Result<CheckedChange, PeerRefusal> {
+    let (record, clock_corrected) = check_change(child, &mut change, checks)?;
+    Ok(CheckedChange { change, record, clock_corrected })
 }
 
-/// Checks one change from `child`: inside its jurisdiction, a consistent provenance,
-/// and a body that matches its hash and is a record. Any failure refuses the whole
-/// batch. Returns the parsed record of an upsert, so it is parsed only once.
-pub fn check_change(child: &str, c: &Change) -> Result<Option<Record>, PeerRefusal> {
-    let what = || format!("change {} of {} (version {}) from node {child}", c.seq, c.reg_no, c.version);
+/// Checks one change from `child` — a certificate proves who the child is, not that
+/// its data is good, so everything is checked again: inside its jurisdiction; numbers
+/// that fit the store (version and seq at most `i64::MAX`); a provenance that runs from
+/// the origin up the GB/T 2260 tree to the sender, each hop an ancestor of the one
+/// before (a 省直辖县's next hop is its province), hence at most four; a body that
+/// matches its hash and is a record meeting every rule of spec §3 the intake applies
+/// (`bad_change` naming the rule and field). Any failure refuses the whole batch.
+/// A hop time before the previous one's, before 2000 or beyond the allowed skew into
+/// the future is replaced by the parent's receipt time (a county with a bad clock
+/// must not get stuck); the second value says so. Returns the parsed record of an
+/// upsert, so it is parsed only once.
+pub fn check_change(child: &str, c: &mut Change, checks: &Checks<'_>) -> Result<(Option<Record>, bool), PeerRefusal> {
+    let what = |c: &Change| format!("change {} of {} (version {}) from node {child}", c.seq, c.reg_no, c.version);
     if !regions::covers(child, &c.region) || !regions::covers(child, &c.origin) {
         return Err(PeerRefusal::new(
             "outside_jurisdiction",
-            format!("{}: region {} / origin {} is outside the jurisdiction of node {child}", what(), c.region, c.origin),
+            format!("{}: region {} / origin {} is outside the jurisdiction of node {child}", what(c), c.region, c.origin),
         ));
     }
     if c.reg_no.get(..6) != Some(c.region.as_str()) {
-        return Err(PeerRefusal::new("bad_change", format!("{}: reg_no does not start with region {}", what(), c.region)));
+        return Err(PeerRefusal::new("bad_change", format!("{}: reg_no does not start with region {}", what(c), c.region)));
     }
-    if c.version == 0 {
-        return Err(PeerRefusal::new("bad_change", format!("{}: version 0", what())));
+    if c.version == 0 || c.version > i64::MAX as u64 {
+        return Err(PeerRefusal::new("bad_change", format!("{}: version out of range (1 to {})", what(c), i64::MAX)));
+    }
+    if c.seq > i64::MAX as u64 {
+        return Err(PeerRefusal::new("bad_change", format!("{}: seq out of range (at most {})", what(c), i64::MAX)));
     }
     match (c.hops.first(), c.hops.last()) {
         (Some(first), Some(last)) if first.node == c.origin && last.node == child => {}
-        _ => return Err(PeerRefusal::new("bad_change", format!("{}: hops must run from the origin {} to the sender", what(), c.origin))),
+        _ => return Err(PeerRefusal::new("bad_change", format!("{}: hops must run from the origin {} to the sender", what(c), c.origin))),
     }
-    match (c.op, &c.body) {
+    for pair in c.hops.windows(2) {
+        let (below, above) = (&pair[0].node, &pair[1].node);
+        let known = |n: &str| n == regions::NATIONAL || checks.regions.contains(n);
+        if !known(below) || !known(above) || below == above || !regions::covers(above, below) {
+            return Err(PeerRefusal::new(
+                "bad_change",
+                format!("{}: hop {above} does not stand above hop {below} in the GB/T 2260 tree", what(c)),
+            ));
+        }
+    }
+    let mut corrected = false;
+    let mut previous = EARLIEST_HOP_MS;
+    for hop in &mut c.hops {
+        if hop.accepted_at_ms < previous || hop.accepted_at_ms > checks.now_ms.saturating_add(checks.max_skew_ms) {
+            hop.accepted_at_ms = checks.now_ms.max(previous);
+            corrected = true;
+        }
+        previous = hop.accepted_at_ms;
+    }
+    let record = match (c.op, &c.body) {
         (Op::Upsert, Some(body)) if body.len() > MAX_CHANGE_BODY => {
-            Err(PeerRefusal::new("bad_change", format!("{}: body of {} bytes is over the limit of {MAX_CHANGE_BODY}", what(), body.len())))
+            return Err(PeerRefusal::new(
+                "bad_change",
+                format!("{}: body of {} bytes is over the limit of {MAX_CHANGE_BODY}", what(c), body.len()),
+            ))
         }
         (Op::Upsert, Some(body)) => {
             if sha256(body) != c.hash {
-                return Err(PeerRefusal::new("bad_change", format!("{}: body does not match its hash", what())));
+                return Err(PeerRefusal::new("bad_change", format!("{}: body does not match its hash", what(c))));
             }
             let rec =
-                Record::from_json(body).map_err(|e| PeerRefusal::new("bad_change", format!("{}: body is not a record: {e}", what())))?;
+                Record::from_json(body).map_err(|e| PeerRefusal::new("bad_change", format!("{}: body is not a record: {e}", what(c))))?;
             if rec.reg_no != c.reg_no || rec.region != c.region {
-                return Err(PeerRefusal::new("bad_change", format!("{}: body names another record", what())));
+                return Err(PeerRefusal::new("bad_change", format!("{}: body names another record", what(c))));
             }
-            Ok(Some(rec))
+            let v = Validator { regions: checks.regions, today: Date::from_days(checks.today.to_days() + 1), node: Some(child) };
+            if let Err(errors) = v.check_record(&rec) {
+                let e = &errors[0];
+                return Err(PeerRefusal::new(
+                    "bad_change",
+                    format!(
+                        "{}: breaks the submission format: {} in field {} ({})",
+                        what(c),
+                        e.code,
+                        e.field.as_deref().unwrap_or("?"),
+                        e.message
+                    ),
+                ));
+            }
+            Some(rec)
         }
-        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => Ok(None),
-        _ => Err(PeerRefusal::new("bad_change", format!("{}: body and operation disagree", what()))),
-    }
+        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => None,
+        _ => return Err(PeerRefusal::new("bad_change", format!("{}: body and operation disagree", what(c)))),
+    };
+    Ok((record, corrected))
 }
 
 #[cfg(test)]
@@ -682,5 +785,5 @@ pub fn check_recovered(node: &str, c: Change) -> Result<CheckedChange, PeerRefus
         (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => None,
         _ => return Err(PeerRefusal::new("bad_change", format!("record {}: body and hash disagree", c.reg_no))),
     };
-    Ok(CheckedChange { change: c, record })
+    Ok(CheckedChange { change: c, record, clock_corrected: false })
 }

@@ -26,6 +26,13 @@ impl Rng {
 const CHILD: &str = "420102";
 const PARENT: &str = "420100";
 const LOG: &str = "0123456789abcdef0123456789abcdef";
+/// The simulated clock's start, ms: hop times are believable.
+const T0: i64 = 1_700_000_000_000;
+
+/// What the simulated parent checks changes against.
+fn checks() -> Checks<'static> {
+    Checks { regions: RegionTable::embedded(), today: Date::new(2026, 1, 1).unwrap(), now_ms: T0 + 1_000_000_000, max_skew_ms: 300_000 }
+}
 
 /// A child change log: `records` reg_nos, each changed a few times, some withdrawn.
 fn child_log(rng: &mut Rng, records: u32, changes: usize) -> Vec<Change> {
@@ -39,7 +46,7 @@ fn child_log(rng: &mut Rng, records: u32, changes: usize) -> Vec<Change> {
             continue;
         }
         let seq = log.len() as u64 + 1;
-        let hops = vec![Hop { node: CHILD.into(), accepted_at_ms: seq as i64 }];
+        let hops = vec![Hop { node: CHILD.into(), accepted_at_ms: T0 + seq as i64 }];
         let withdrawn_so_far = versions.values().filter(|(_, w)| *w).count() as u32;
         let change = if v > 0 && withdrawn_so_far < records / 2 && rng.chance(15) {
             versions.insert(reg_no.clone(), (v + 1, true));
@@ -91,12 +98,12 @@ impl ParentStore {
         assert_eq!(b.after, self.cursor, "the session only applies batches at the cursor");
         let changes = decode_changes(&b.payload).map_err(|e| PeerRefusal::new("bad_batch", e.to_string()))?;
         for c in &changes {
-            check_change(CHILD, c)?;
+            check_change(CHILD, &mut c.clone(), &checks())?;
         }
         let (mut applied, mut dup) = (0, 0);
         for c in changes {
             // The shipped rule, as the store calls it (one origin here: no conflicts).
-            let held = self.records.get(&c.reg_no).map(|r| Held { origin: CHILD, version: r.0, hash: &r.2, withdrawn: r.1 });
+            let held = self.records.get(&c.reg_no).map(|r| Held { origin: CHILD, version: r.0, hash: &r.2, withdrawn: r.1, made_at: None });
             match decide(held, &c) {
                 Decision::Apply => {
                     self.records.insert(c.reg_no, (c.version, c.op == Op::Withdraw, c.hash));
@@ -296,22 +303,119 @@ fn children_must_lie_inside_the_jurisdiction_and_on_the_list() {
 fn changes_are_checked_for_jurisdiction_provenance_and_integrity() {
     let mut rng = Rng(1);
     let good = child_log(&mut rng, 3, 1).remove(0);
-    assert!(check_change(CHILD, &good).is_ok());
+    let check = |node: &str, c: &Change| check_change(node, &mut c.clone(), &checks());
+    assert!(!check(CHILD, &good).unwrap().1, "nothing corrected");
     let mut c = good.clone();
     c.region = "420103".into();
     c.reg_no = format!("420103{}", &c.reg_no[6..]);
-    assert_eq!(check_change(CHILD, &c).unwrap_err().code, "outside_jurisdiction");
+    assert_eq!(check(CHILD, &c).unwrap_err().code, "outside_jurisdiction");
     let mut c = good.clone();
     c.body.as_mut().unwrap().push(b' ');
-    assert_eq!(check_change(CHILD, &c).unwrap_err().code, "bad_change");
+    assert_eq!(check(CHILD, &c).unwrap_err().code, "bad_change");
     let mut c = good.clone();
     c.hops.clear();
-    assert_eq!(check_change(CHILD, &c).unwrap_err().code, "bad_change");
+    assert_eq!(check(CHILD, &c).unwrap_err().code, "bad_change");
     // A prefecture may forward its counties' changes.
     let mut c = good;
-    c.hops.push(Hop { node: PARENT.into(), accepted_at_ms: 9 });
-    assert!(check_change(PARENT, &c).is_ok());
-    assert_eq!(check_change("420200", &c).unwrap_err().code, "outside_jurisdiction");
+    c.hops.push(Hop { node: PARENT.into(), accepted_at_ms: T0 + 9 });
+    assert!(check(PARENT, &c).is_ok());
+    assert_eq!(check("420200", &c).unwrap_err().code, "outside_jurisdiction");
+}
+
+/// A change of `r` from the county, as a hostile child may forge it.
+fn change_of(r: &Record) -> Change {
+    let body = r.canonical_json();
+    Change {
+        seq: 1,
+        hash: sha256(&body),
+        reg_no: r.reg_no.clone(),
+        origin: CHILD.into(),
+        version: 1,
+        op: Op::Upsert,
+        region: CHILD.into(),
+        body: Some(body),
+        hops: vec![Hop { node: CHILD.into(), accepted_at_ms: T0 }],
+    }
+}
+
+#[test]
+fn a_childs_records_meet_every_rule_of_the_format() {
+    let refused = |r: &Record| check_change(CHILD, &mut change_of(r), &checks()).unwrap_err();
+    assert!(check_change(CHILD, &mut change_of(&sample()), &checks()).is_ok());
+    for (broken, rule) in [
+        (Record { title: String::new(), ..sample() }, "missing_field in field title"),
+        (Record { persons: vec![], ..sample() }, "missing_field in field persons"),
+        (Record { reg_date: Date::new(2019, 3, 5).unwrap(), ..sample() }, "in field reg_no"),
+        (Record { title: "长".repeat(101), ..sample() }, "in field title"),
+        (Record { discipline: "41".into(), ..sample() }, "in field discipline"),
+        (Record { trl: Some(12), ..sample() }, "in field trl"),
+        (Record { persons: vec!["张三;李四".into()], ..sample() }, "not_canonical in field persons"),
+        (Record { reg_date: Date::new(2027, 1, 1).unwrap(), reg_no: "4201022027Y0001".into(), ..sample() }, "date_in_future"),
+    ] {
+        let e = refused(&broken);
+        assert_eq!(e.code, "bad_change", "{rule}");
+        assert!(e.message.contains(rule), "{rule}: {}", e.message);
+    }
+}
+
+#[test]
+fn provenance_is_bounded_ordered_and_numbers_fit_the_store() {
+    let base = change_of(&sample());
+    let check = |c: &Change| {
+        let mut c = c.clone();
+        check_change(CHILD, &mut c, &checks()).map(|(_, corrected)| (c, corrected))
+    };
+    // 100,000 hops, or a middle hop naming any node: refused.
+    let mut c = base.clone();
+    c.hops = (0..100_000).map(|_| Hop { node: CHILD.into(), accepted_at_ms: T0 }).collect();
+    assert_eq!(check(&c).unwrap_err().code, "bad_change");
+    let mut c = base.clone();
+    c.hops.insert(0, Hop { node: CHILD.into(), accepted_at_ms: T0 });
+    c.hops[1].node = "440106".into();
+    c.hops.push(Hop { node: CHILD.into(), accepted_at_ms: T0 });
+    assert_eq!(check(&c).unwrap_err().code, "bad_change");
+    // Up the tree: county → prefecture → province, and a 省直辖县 straight to its province.
+    let mut c = base.clone();
+    c.hops.extend([Hop { node: "420100".into(), accepted_at_ms: T0 + 1 }, Hop { node: "420000".into(), accepted_at_ms: T0 + 2 }]);
+    assert!(check_change("420000", &mut c.clone(), &checks()).is_ok());
+    let mut r = sample();
+    r.region = "429004".into();
+    r.reg_no = "4290042024Y0001".into();
+    let mut c = change_of(&r);
+    c.origin = "429004".into();
+    c.region = "429004".into();
+    c.hops = vec![Hop { node: "429004".into(), accepted_at_ms: T0 }, Hop { node: "420000".into(), accepted_at_ms: T0 + 1 }];
+    assert!(check_change("420000", &mut c.clone(), &checks()).is_ok());
+    // Times: one from before the hop below, from 1677 or from the future is the
+    // parent's receipt time instead, and says so.
+    for t in [i64::MIN, 0, T0 - 1, checks().now_ms + checks().max_skew_ms + 1] {
+        let mut c = base.clone();
+        c.hops[0].accepted_at_ms = t;
+        let (fixed, corrected) = check(&c).unwrap();
+        if t == T0 - 1 {
+            assert!(!corrected, "a believable time stays");
+            continue;
+        }
+        assert!(corrected, "{t}");
+        assert_eq!(fixed.hops[0].accepted_at_ms, checks().now_ms);
+    }
+    let mut c = base.clone();
+    c.hops.push(Hop { node: "420100".into(), accepted_at_ms: T0 - 5 });
+    let mut later = c.clone();
+    let (_, corrected) = check_change("420100", &mut later, &checks()).unwrap();
+    assert!(corrected && later.hops[1].accepted_at_ms == checks().now_ms, "a hop before the one below it");
+    // Numbers past what the store holds.
+    let mut c = base.clone();
+    c.version = u64::MAX;
+    assert_eq!(check(&c).unwrap_err().code, "bad_change");
+    let mut c = base.clone();
+    c.seq = u64::MAX;
+    assert_eq!(check(&c).unwrap_err().code, "bad_change");
+    assert_eq!(check_batch_range(CHILD, 0, u64::MAX, &[]).unwrap_err().code, "bad_batch");
+    let mut p = ParentSession::new(PARENT, CHILD, 0, 0);
+    let _ = p.handle(hello(1, 1, CHILD));
+    let big = Batch { after: 0, upto: u64::MAX, count: 0, encoding: 0, payload: vec![] };
+    assert!(matches!(p.handle(Message::Batch(big)), ParentAction::Close(r) if r.code == "bad_batch"));
 }
 
 #[test]
@@ -429,7 +533,9 @@ fn decide_is_the_whole_apply_rule() {
     let mut rng = Rng(7);
     let log = child_log(&mut rng, 1, 1);
     let c = &log[0];
-    let held = |origin: &'static str, version: u64, hash: &'static [u8], withdrawn: bool| Some(Held { origin, version, hash, withdrawn });
+    let held = |origin: &'static str, version: u64, hash: &'static [u8], withdrawn: bool| {
+        Some(Held { origin, version, hash, withdrawn, made_at: None })
+    };
     assert_eq!(decide(None, c), Decision::Apply);
     let withdraw = Change { op: Op::Withdraw, body: None, ..c.clone() };
     assert!(matches!(decide(None, &withdraw), Decision::Quarantine(r) if r.contains("never held")));
@@ -441,13 +547,20 @@ fn decide_is_the_whole_apply_rule() {
     let newer = Change { version: 2, ..c.clone() };
     assert_eq!(decide(held(CHILD, 1, same, false), &newer), Decision::Apply);
     assert!(matches!(decide(held(CHILD, 1, same, true), &newer), Decision::Quarantine(r) if r.contains("withdrawn")));
+    // An older version: a replay if the origin made it before the version held, a
+    // restored origin's new record of the same number if after.
+    let made = c.hops[0].accepted_at_ms;
+    let at = |t: i64| Some(Held { origin: CHILD, version: 2, hash: &[0; 32], withdrawn: true, made_at: Some(t) });
+    assert_eq!(decide(at(made + 1), c), Decision::Duplicate, "made before the held version: a replay");
+    assert_eq!(decide(at(made), c), Decision::Duplicate);
+    assert_eq!(decide(at(made - 1), c), Decision::Quarantine(LOWER_VERSION_LATER), "made after it: never silent");
 }
 
 #[test]
 fn a_batch_holds_only_its_own_range_from_its_own_child() {
     let mut rng = Rng(3);
     let log = child_log(&mut rng, 5, 4);
-    let checked: Vec<CheckedChange> = log.iter().map(|c| super::checked(CHILD, c.clone()).unwrap()).collect();
+    let checked: Vec<CheckedChange> = log.iter().map(|c| super::checked(CHILD, c.clone(), &checks()).unwrap()).collect();
     assert!(check_batch_range(CHILD, 0, 4, &checked).is_ok());
     assert_eq!(check_batch_range(CHILD, 1, 4, &checked).unwrap_err().code, "bad_batch", "seq 1 is before the range");
     assert_eq!(check_batch_range(CHILD, 0, 3, &checked).unwrap_err().code, "bad_batch", "seq 4 is after it");

@@ -183,6 +183,32 @@ impl Errors {
 }
 
 impl Validator<'_> {
+    /// Checks a record that arrived whole (a child's change, an approved submission):
+    /// every rule of spec §3 a file row meets, as the intake applies them — its cells,
+    /// as the format writes them, must validate back into this very record. The
+    /// errors name the rule (`code`) and the field; a record that validates into
+    /// another one (a value not as the format writes it) is `not_canonical`.
+    pub fn check_record(&self, r: &Record) -> Result<(), Vec<RowError>> {
+        let cols = crate::table::columns();
+        let cells: Vec<RawValue> = crate::table::cells(r).into_iter().map(RawValue::Text).collect();
+        match self.validate_cells(1, cols.iter().copied().zip(cells.iter())) {
+            Ok(Row::Upsert(back)) if back == *r => Ok(()),
+            Ok(Row::Upsert(back)) => {
+                let (a, b) = (serde_json::to_value(r).unwrap_or_default(), serde_json::to_value(&back).unwrap_or_default());
+                let field = Field::ALL.into_iter().find(|f| a.get(f.key()) != b.get(f.key())).unwrap_or(Field::RegNo);
+                Err(vec![RowError {
+                    row: 1,
+                    reg_no: Some(r.reg_no.clone()),
+                    field: Some(field.key().to_string()),
+                    code: "not_canonical".into(),
+                    message: format!("{}的值不是规范写法 ({} is not written as the format writes it)", field.zh(), field.key()),
+                }])
+            }
+            Ok(Row::Withdraw { .. }) => unreachable!("the cells of a record hold no op"),
+            Err(errors) => Err(errors),
+        }
+    }
+
     /// Validates one row. A row whose 密级 is classified, unrecognised or
     /// contradictory yields exactly one error that names only the row and the `secret`
     /// field: nothing of its content is echoed (spec §3, Confidentiality).

@@ -67,7 +67,8 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Recovered> {
         };
         let changes = wire::decode_payload(page.encoding, page.payload)?;
         let Some(last) = changes.last().map(|c| c.reg_no.clone()) else { break };
-        out.held += changes.len() as u64;
+        // A withdrawn record comes as its last content and its withdrawal: one record.
+        out.held += (changes.len() - changes.windows(2).filter(|w| w[0].reg_no == w[1].reg_no).count()) as u64;
         let checked = changes
             .into_iter()
             .map(|c| check_recovered(&cfg.node_id, c))
@@ -79,6 +80,10 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Recovered> {
             break;
         }
     }
+    writer.mark_recovered(crate::clock::now_ms())?;
+    drop(writer);
+    // Run as root: the service user must still own its store.
+    crate::store::backup::give_back_to_owner(&cfg.data_dir)?;
     let _ = send.finish();
     conn.close(net::CLOSE_DONE.into(), b"recovered");
     endpoint.wait_idle().await;

@@ -19,6 +19,61 @@ impl Finding {
     }
 }
 
+/// Whether the parent answers. While the daemon runs, its uplink says (a probe would
+/// replace its very session at the parent); otherwise a QUIC and TLS handshake with
+/// this node's certificate, closed at once, within 3 s.
+fn parent_answers(cfg: &Config, p: &crate::config::Parent, addr: std::net::SocketAddr) -> Finding {
+    if crate::admin::ask(&cfg.data_dir).is_some() {
+        let uplink = crate::store::Reader::open(&cfg.db_path()).ok().and_then(|r| r.uplink().ok().flatten());
+        return match uplink {
+            Some(u) if u.state == "streaming" => {
+                Finding::Ok(format!("parent {} at {} answers: the running node streams to it", p.node_id, p.address))
+            }
+            Some(u) => Finding::Warn(format!(
+                "parent {} at {}: the running node's uplink is {}{}",
+                p.node_id,
+                p.address,
+                u.state,
+                u.last_error.map(|e| format!(": {e}")).unwrap_or_default()
+            )),
+            None => Finding::Warn(format!("parent {} at {}: the running node has not reached it yet", p.node_id, p.address)),
+        };
+    }
+    let Some(t) = &cfg.tls else { return Finding::Ok(format!("parent {} at {} resolves", p.node_id, p.address)) };
+    let probe = || -> anyhow::Result<Result<(), crate::net::SessionError>> {
+        let identity = crate::net::Identity::load(t, &cfg.node_id)?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let endpoint = crate::net::client_endpoint(addr.is_ipv6())?;
+            let connecting =
+                endpoint.connect_with(identity.client_config(cfg.idle_timeout())?, addr, &crate::pki::node_dns_name(&p.node_id))?;
+            let r = match tokio::time::timeout(std::time::Duration::from_secs(3), connecting).await {
+                Ok(Ok(conn)) => {
+                    conn.close(crate::net::CLOSE_DONE.into(), b"config check");
+                    Ok(())
+                }
+                Ok(Err(cause)) => Err(crate::net::SessionError::Connection { what: "handshake".into(), cause }),
+                Err(_) => Err(crate::net::SessionError::Timeout("no answer within 3 s".into())),
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), endpoint.wait_idle()).await;
+            Ok(r)
+        })
+    };
+    match probe() {
+        Ok(Ok(())) => {
+            Finding::Ok(format!("parent {} at {} answers (QUIC and TLS handshake with this node's certificate)", p.node_id, p.address))
+        }
+        Ok(Err(e)) => match e.refusal() {
+            Some(r) => Finding::Fail(format!("parent {} at {} refuses this node: {r}", p.node_id, p.address)),
+            None => Finding::Warn(format!(
+                "parent {} at {} does not answer ({e:#}); the node will keep trying (is the parent running? UDP open on the way?)",
+                p.node_id, p.address
+            )),
+        },
+        Err(e) => Finding::Warn(format!("parent {} at {}: cannot try it ({e:#})", p.node_id, p.address)),
+    }
+}
+
 /// Whether this process can write into `dir` (or, when it does not exist yet, create it).
 fn writable(dir: &Path) -> Result<bool, String> {
     let probe = dir.ancestors().find(|a| a.exists()).ok_or_else(|| "no existing parent folder".to_string())?;
@@ -43,9 +98,9 @@ pub fn check(path: &Path) -> Vec<Finding> {
     check_folders(&cfg, &mut out);
     check_tls(&cfg, &mut out);
     if let Some(p) = &cfg.parent {
-        let resolved = std::net::ToSocketAddrs::to_socket_addrs(p.address.as_str()).map(|mut a| a.next().is_some());
+        let resolved = std::net::ToSocketAddrs::to_socket_addrs(p.address.as_str()).map(|mut a| a.next());
         match resolved {
-            Ok(true) => out.push(Finding::Ok(format!("parent {} at {} resolves", p.node_id, p.address))),
+            Ok(Some(addr)) => out.push(parent_answers(&cfg, p, addr)),
             _ if !p.address.contains(':') => out.push(Finding::Fail(format!("key `parent.address`: `{}` is not host:port", p.address))),
             _ => out.push(Finding::Warn(format!(
                 "parent address {} does not resolve now; the node will keep trying (check DNS or the address)",
@@ -68,6 +123,27 @@ fn check_folders(cfg: &Config, out: &mut Vec<Finding>) {
         Ok(true) => out.push(Finding::Ok(format!("data_dir {} is writable", cfg.data_dir.display()))),
         Ok(false) => out.push(Finding::Fail(format!("data_dir {} is not writable by this user", cfg.data_dir.display()))),
         Err(e) => out.push(Finding::Fail(format!("data_dir {}: {e}", cfg.data_dir.display()))),
+    }
+    // The store as the node opens it: for reading and writing (a restore run as root
+    // may have left it root's).
+    let db = cfg.db_path();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        if !path.exists() {
+            continue;
+        }
+        match std::fs::OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(_) => {
+                if suffix.is_empty() {
+                    out.push(Finding::Ok(format!("the store {} opens for reading and writing", path.display())));
+                }
+            }
+            Err(e) => out.push(Finding::Fail(format!(
+                "the store file {} cannot be opened for writing by this user ({e}): was it restored as another user? give it back: chown -R <service user>: {}",
+                path.display(),
+                cfg.data_dir.display()
+            ))),
+        }
     }
     if let Ok(m) = std::fs::metadata(&cfg.data_dir) {
         use std::os::unix::fs::PermissionsExt;
@@ -228,6 +304,8 @@ pub fn init(o: &InitOptions<'_>) -> anyhow::Result<String> {
     for d in [o.data_dir.to_path_buf(), o.inbox.to_path_buf()] {
         std::fs::create_dir_all(&d).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", d.display()))?;
     }
+    // The store holds 内部 records: its folder is the service user's alone.
+    crate::fsx::set_mode(o.data_dir, 0o700)?;
     if let Some(dir) = o.inbox.parent() {
         for sub in ["processed", "rejected"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.join(sub).display()))?;

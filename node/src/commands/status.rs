@@ -13,6 +13,16 @@ fn connected(c: &crate::store::ChildStatus) -> bool {
 }
 
 /// Seconds since a child was last seen.
+/// The refusal of a child since it was last heard (a revoked certificate, say): why
+/// it is gone, rather than just quiet.
+pub fn refused_since_seen<'a>(
+    refusals: &'a [crate::store::RefusalStatus],
+    c: &crate::store::ChildStatus,
+) -> Option<&'a crate::store::RefusalStatus> {
+    let who = format!("node {}", c.child);
+    refusals.iter().filter(|r| r.identity == who && r.last_at >= c.last_seen_at.unwrap_or(0)).max_by_key(|r| r.last_at)
+}
+
 fn quiet_secs(last_seen_at: Option<i64>) -> Option<i64> {
     last_seen_at.map(|t| ((crate::clock::now_ms() - t) / 1000).max(0))
 }
@@ -44,6 +54,10 @@ pub struct Snapshot {
     pub stuck: Vec<crate::store::StuckChange>,
     pub log_id: String,
     pub rotation: Option<serde_json::Value>,
+    /// Set while the store waits for `huijiao recover` (the note of the rotation).
+    pub recover_needed: Option<serde_json::Value>,
+    /// When `huijiao recover` last finished.
+    pub recovered: Option<serde_json::Value>,
     /// What the running daemon says of itself (None: not running).
     pub daemon: Option<crate::admin::DaemonInfo>,
     /// This node and every node below it.
@@ -70,6 +84,8 @@ impl Snapshot {
             stuck: reader.stuck()?,
             log_id,
             rotation: reader.log_rotation()?.and_then(|t| serde_json::from_str(&t).ok()),
+            recover_needed: reader.recover_needed()?.and_then(|t| serde_json::from_str(&t).ok()),
+            recovered: reader.last_recovery()?.and_then(|t| serde_json::from_str(&t).ok()),
             daemon: crate::admin::ask(&cfg.data_dir),
             subtree: crate::health::subtree(cfg, &reader)?,
             conflict_notes: reader.conflict_notes()?,
@@ -91,6 +107,7 @@ impl Snapshot {
             for (c, status) in list.iter_mut().zip(&self.children) {
                 c["quiet_secs"] = quiet_secs(status.last_seen_at).into();
                 c["connected"] = connected(status).into();
+                c["refused"] = refused_since_seen(&self.refusals, status).map(|r| r.reason.clone()).into();
             }
         }
         v["uplink"] = serde_json::to_value(&self.uplink)?;
@@ -99,10 +116,19 @@ impl Snapshot {
         v["stuck"] = serde_json::to_value(&self.stuck)?;
         v["log_id"] = self.log_id.clone().into();
         v["log_rotated"] = self.rotation.clone().unwrap_or_default();
+        v["recover_needed"] = self.recover_needed.clone().unwrap_or_default();
+        v["recovered"] = self.recovered.clone().unwrap_or_default();
         v["files_unfinished"] = self.unfinished.into();
         v["disk_full"] = (!self.full_disks().is_empty()).into();
         v["daemon"] = serde_json::to_value(&self.daemon)?;
         v["subtree"] = serde_json::to_value(&self.subtree)?;
+        if let Some(list) = v["subtree"].as_array_mut() {
+            for (i, entry) in list.iter_mut().enumerate().skip(1) {
+                let (state, since) = crate::health::state_of(&self.subtree, i);
+                entry["state"] = state.into();
+                entry["since"] = since.into();
+            }
+        }
         v["conflict_notes"] = serde_json::to_value(&self.conflict_notes)?;
         v["store_bytes"] = self.store_bytes.into();
         if let Some(me) = self.subtree.first() {
@@ -176,14 +202,35 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
         if let Some(e) = &u.last_error {
             writeln!(out, "                last error at {}: {e}", at(u.last_error_at))?;
         }
+        if let Some(since) = u.failing_since.filter(|t| now - t >= crate::metrics::UPLINK_FAILING_MS) {
+            writeln!(
+                out,
+                "UPLINK FAILING  since {} ({} ago): nothing reaches the parent until this is fixed",
+                at(Some(since)),
+                crate::health::age(now - since)
+            )?;
+        }
     }
-    if let Some(r) = &rotation {
+    if let Some(r) = &snap.recover_needed {
         writeln!(
             out,
-            "LOG RESTARTED   at {}: the parent held changes up to {} of this store's log, the store only up to {} (restored from an older copy?); everything was sent again — run `huijiao recover` to take back what the store lost",
+            "RECOVER NEEDED  since {}: the parent held changes up to {} of this store's log, the store only up to {} (restored from an older copy); the inbox waits until `huijiao recover --config …` (node stopped) has taken back what the store lost",
             at(r["at"].as_i64()),
             r["parent_cursor"],
             r["last_seq"]
+        )?;
+    } else if let Some(r) = &rotation {
+        let recovered = snap.recovered.as_ref().and_then(|v| v["at"].as_i64());
+        writeln!(
+            out,
+            "LOG RESTARTED   at {}: the parent held changes up to {} of this store's log, the store only up to {} (restored from an older copy); everything was sent again{}",
+            at(r["at"].as_i64()),
+            r["parent_cursor"],
+            r["last_seq"],
+            match recovered {
+                Some(t) => format!("; `huijiao recover` took back what it lost ({})", at(Some(t))),
+                None => String::new(),
+            }
         )?;
     }
     for st in stuck {
@@ -199,10 +246,11 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
             "node", "cursor", "changes", "last seen", "state"
         )?;
         for c in children {
-            let state = match quiet_secs(c.last_seen_at) {
+            let state = match (quiet_secs(c.last_seen_at), refused_since_seen(refusals, c)) {
                 _ if connected(c) => "connected".to_string(),
-                Some(q) => format!("QUIET {}h{:02}m", q / 3600, q / 60 % 60),
-                None => "never seen".to_string(),
+                (_, Some(r)) => format!("REFUSED: {}", r.reason),
+                (Some(q), None) => format!("QUIET {}h{:02}m", q / 3600, q / 60 % 60),
+                (None, None) => "never seen".to_string(),
             };
             let rewound = c.rewound_at.map(|t| format!(" [store rewound at {}]", at(Some(t)))).unwrap_or_default();
             writeln!(
@@ -231,7 +279,32 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
             )?;
         }
     }
+    for c in children.iter().filter(|c| c.clock_corrections > 0) {
+        writeln!(
+            out,
+            "CLOCK           child {}: {} change(s) with hop times not believable (before the hop below, or over [sync] max_clock_skew_secs ahead), the last at {}; they were given this node's receipt time — check the clock of {} and the nodes below it",
+            c.child,
+            c.clock_corrections,
+            at(c.clock_corrected_at),
+            c.child
+        )?;
+    }
     for n in &snap.conflict_notes {
+        if n.origin == n.kept_origin {
+            // The same origin's own versions disagree: a restored store forgot some.
+            writeln!(
+                out,
+                "CONFLICT        {}: version {} from {} was held aside at node {} ({}): {}; run `huijiao recover` on {} and drop the row again",
+                n.reg_no,
+                n.version,
+                n.origin,
+                n.met_at,
+                at(Some(n.at)),
+                n.reason,
+                n.origin
+            )?;
+            continue;
+        }
         writeln!(
             out,
             "CONFLICT        {}: version {} from {} was held aside at node {}, which keeps the record of {} ({}, {}); settle which office owns it",

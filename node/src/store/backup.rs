@@ -65,6 +65,16 @@ pub fn backup(data_dir: &Path, node_id: &str, to: &Path) -> Result<Summary> {
 
 /// `huijiao restore --from PATH`: replaces the store with a backup, the daemon
 /// stopped. The store it replaces is kept beside it (`huijiao.db.replaced-…`).
+/// Gives the store's files (and its WAL and shared-memory files) to the data folder's
+/// owner when an operator ran a command as root (`recover`).
+pub fn give_back_to_owner(data_dir: &Path) -> Result<()> {
+    let db = data_dir.join(super::DB_FILE);
+    for suffix in ["", "-wal", "-shm"] {
+        crate::fsx::adopt_owner(Path::new(&format!("{}{suffix}", db.display())), data_dir)?;
+    }
+    Ok(())
+}
+
 pub fn restore(data_dir: &Path, node_id: &str, from: &Path) -> Result<(Summary, PathBuf)> {
     let _lock = super::lock_data_dir(data_dir)?;
     let summary = summarize(from)?;
@@ -98,6 +108,8 @@ pub fn restore(data_dir: &Path, node_id: &str, from: &Path) -> Result<(Summary, 
     std::fs::copy(from, &staging).with_context(|| format!("cannot copy {}", from.display()))?;
     crate::fsx::sync_file(&staging)?;
     crate::fsx::rename(&staging, &db)?;
+    // Restored as root: the service user must still own its store.
+    crate::fsx::adopt_owner(&db, data_dir)?;
     let _ = std::fs::File::open(data_dir).and_then(|d| d.sync_all());
     Ok((summary, kept))
 }

@@ -42,6 +42,9 @@ pub struct Store {
     path: PathBuf,
     /// The highest committed change seq; the uplink waits on it.
     changes: tokio::sync::watch::Receiver<u64>,
+    /// The parent found this store rewound and `huijiao recover` has not run since:
+    /// the inbox waits (see [`Store::recover_needed`]).
+    recover_needed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     _thread: std::sync::Arc<WriterThread>,
 }
 
@@ -225,12 +228,25 @@ fn migrate(conn: &Connection) -> Result<()> {
 }
 
 impl Store {
+    /// Whether the parent found this store rewound (restored from an older copy) and
+    /// `huijiao recover` has not run since: until it has, the inbox leaves files where
+    /// they are, so that no row is taken for a record the store forgot.
+    pub fn recover_needed(&self) -> bool {
+        self.recover_needed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes that the store was found rewound and needs `huijiao recover`.
+    pub fn set_recover_needed(&self) {
+        self.recover_needed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Opens the store at `path` for node `node_id` and starts the writer thread.
     pub fn open(path: &Path, node_id: &str) -> Result<Store> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let mut writer = Writer::open(Some(path), node_id)?;
+        let recover_needed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(writer.recover_needed()?.is_some()));
         // Checkpoints are the checkpointer thread's job (see `checkpointer`).
         writer.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let changes = writer.changes.subscribe();
@@ -258,6 +274,7 @@ impl Store {
             .spawn(move || checkpointer(p, stopped))
             .context("cannot start the checkpointer")?;
         Ok(Store {
+            recover_needed,
             tx,
             path: path.to_path_buf(),
             changes,

@@ -152,4 +152,11 @@ pub const MIGRATIONS: &[&str] = &[
         noted_at    INTEGER NOT NULL,  -- when this node learned of it
         PRIMARY KEY (reg_no, origin, version, met_at)
     );",
+    // 7: hop times a child sent that were not believable (before the hop below, or
+    // too far in the future) and were replaced by this node's receipt time.
+    // The uplink keeps when it started failing (reset when it streams again), so a
+    // node that cannot reach its parent never looks healthy.
+    "ALTER TABLE children ADD COLUMN clock_corrections INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE children ADD COLUMN clock_corrected_at INTEGER;
+    ALTER TABLE uplink ADD COLUMN failing_since INTEGER;",
 ];

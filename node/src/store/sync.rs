@@ -22,6 +22,8 @@ pub struct BatchOutcome {
     pub conflict_list: Vec<(String, String, String)>,
     /// The batch did not start at the durable cursor and was not applied.
     pub stale: bool,
+    /// Changes whose hop times were replaced by this node's receipt time.
+    pub clock_corrections: u32,
 }
 
 /// A batch that cannot be applied at all.
@@ -61,6 +63,10 @@ pub struct ChildStatus {
     /// The child's last report of its subtree (JSON list of `wire::NodeHealth`).
     #[serde(skip)]
     pub health: Option<String>,
+    /// Hop times from this child replaced by this node's receipt time (its clock, or
+    /// one below it, is off), and when last.
+    pub clock_corrections: i64,
+    pub clock_corrected_at: Option<i64>,
 }
 
 /// A peer the downlink refused, by the identity it showed.
@@ -93,6 +99,8 @@ pub struct UplinkStatus {
     pub last_error_at: Option<i64>,
     pub connected_at: Option<i64>,
     pub updated_at: i64,
+    /// Since when the uplink has not streamed, failing (None while it streams).
+    pub failing_since: Option<i64>,
 }
 
 /// A change held aside.
@@ -227,6 +235,7 @@ impl Writer {
         now: i64,
     ) -> Result<BatchOutcome, ApplyError> {
         check_batch_range(child, after, upto, &checked).map_err(ApplyError::Refused)?;
+        let corrected = checked.iter().filter(|c| c.clock_corrected).count() as i64;
         let (changes, records): (Vec<_>, Vec<_>) = checked.into_iter().map(|c| (c.change, c.record)).unzip();
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -280,14 +289,29 @@ impl Writer {
             }
             // The rule itself is `protocol::sync::decide`; this only reads and writes.
             let cur = current(&tx, &c.reg_no)?;
-            let held = cur.as_ref().map(|h| Held { origin: &h.origin, version: h.version as u64, hash: &h.hash, withdrawn: h.withdrawn });
+            // For an older version, when the origin made the version held.
+            let made_at = match &cur {
+                Some(h) if (h.version as u64) > c.version => made_at(&tx, &c.reg_no)?,
+                _ => None,
+            };
+            let held =
+                cur.as_ref().map(|h| Held { origin: &h.origin, version: h.version as u64, hash: &h.hash, withdrawn: h.withdrawn, made_at });
             let conflict = match decide(held, &c) {
                 Decision::Apply => None,
                 Decision::Duplicate => {
                     out.duplicates += 1;
                     continue;
                 }
-                Decision::Quarantine(reason) => Some((cur.as_ref().map(|h| h.origin.clone()), reason)),
+                Decision::Quarantine(reason) => {
+                    // Say what this node holds, so the origin's operator sees both sides.
+                    let reason = match &cur {
+                        Some(h) if h.origin == c.origin => {
+                            format!("{reason} (this node holds version {}{})", h.version, if h.withdrawn { ", withdrawn" } else { "" })
+                        }
+                        _ => reason.to_string(),
+                    };
+                    Some((cur.as_ref().map(|h| h.origin.clone()), reason))
+                }
             };
             if let Some((held, reason)) = conflict {
                 let n = tx
@@ -338,6 +362,11 @@ impl Writer {
                last_batch_at = excluded.last_batch_at, last_seen_at = excluded.last_seen_at, connected = 1, last_error = NULL, last_error_at = NULL",
         )?
         .execute(params![child, upto as i64, total, now])?;
+        if corrected > 0 {
+            tx.prepare_cached("UPDATE children SET clock_corrections = clock_corrections + ?2, clock_corrected_at = ?3 WHERE child = ?1")?
+                .execute(params![child, corrected, now])?;
+        }
+        out.clock_corrections = corrected as u32;
         tx.commit()?;
         if out.applied > 0 {
             self.notify_changes();
@@ -347,33 +376,77 @@ impl Writer {
 
     /// Starts a new change log after the parent showed this store was rewound: the
     /// whole log goes up again under the new id (the parent takes replays as no-ops).
-    pub fn rotate_log(&mut self, parent_cursor: u64, last_seq: u64, now: i64) -> Result<String> {
+    /// Returns the new id, and whether `huijiao recover` is needed: it is, unless it
+    /// already ran on this store since the log being left was started (restore →
+    /// recover → start: the parent then finds the restored log, and nothing is missing).
+    pub fn rotate_log(&mut self, parent_cursor: u64, last_seq: u64, now: i64) -> Result<(String, bool)> {
         let id = super::new_log_id()?;
         let note = serde_json::json!({"at": now, "parent_cursor": parent_cursor, "last_seq": last_seq, "new_log_id": id}).to_string();
         let tx = self.conn.transaction()?;
+        let old: String = tx.query_row("SELECT value FROM meta WHERE key = 'log_id'", [], |r| r.get(0))?;
+        let recovered: Option<String> = tx.query_row("SELECT value FROM meta WHERE key = 'recovered'", [], |r| r.get(0)).optional()?;
+        let recovered_this_log = recovered
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+            .is_some_and(|v| v["log_id"].as_str() == Some(old.as_str()));
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'log_id'", [&id])?;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('log_rotated', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             [&note],
         )?;
+        if !recovered_this_log {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('recover_needed', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&note],
+            )?;
+        }
         tx.commit()?;
-        Ok(id)
+        Ok((id, !recovered_this_log))
+    }
+
+    /// `huijiao recover` finished: the store holds what the parent holds of its
+    /// subtree. Clears the need for it, and remembers which log it was run on.
+    pub fn mark_recovered(&mut self, now: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let log: String = tx.query_row("SELECT value FROM meta WHERE key = 'log_id'", [], |r| r.get(0))?;
+        let note = serde_json::json!({"at": now, "log_id": log}).to_string();
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('recovered', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [&note],
+        )?;
+        tx.execute("DELETE FROM meta WHERE key = 'recover_needed'", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Why `huijiao recover` is needed (the note of the rotation), if it is.
+    pub fn recover_needed(&self) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'recover_needed'", [], |r| r.get(0)).optional()?)
     }
 
     /// Takes back records a parent held that this store lost (`huijiao recover`):
     /// each is logged as a change at the version it had, unless this store already
-    /// holds that version or a newer one. Returns how many were restored.
+    /// holds that version or a newer one. Returns how many records were restored (a
+    /// withdrawn record comes as two changes: its last content, then the withdrawal).
     pub fn restore_records(&mut self, checked: Vec<CheckedChange>, now: i64) -> Result<u64> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut restored = 0;
+        let mut last_restored: Option<String> = None;
         for CheckedChange { change: c, record: rec, .. } in checked {
             let cur = current(&tx, &c.reg_no)?;
             if cur.as_ref().is_some_and(|cur| cur.version >= c.version as i64) {
                 continue;
             }
-            let mut hops = c.hops.clone();
-            hops.push(Hop { node: node.clone(), accepted_at_ms: now });
+            // The change as this node first had it: its hops up to this node (the parent's
+            // own hops are not this node's history; sent up again, they would not run up
+            // the tree). A record this node never passed on gets this node's hop.
+            let mut hops: Vec<Hop> = match c.hops.iter().position(|h| h.node == node) {
+                Some(i) => c.hops[..=i].to_vec(),
+                None => c.hops.clone(),
+            };
+            if hops.last().is_none_or(|h| h.node != node) {
+                hops.push(Hop { node: node.clone(), accepted_at_ms: now });
+            }
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
             let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
             let new = NewChange {
@@ -402,10 +475,14 @@ impl Writer {
                     }
                 }
                 (None, Some(_)) => withdraw_record(&tx, seq, &new)?,
-                // A withdrawal of a record this store never had: nothing to point at.
+                // A withdrawal of a record this store never had (a parent that sends
+                // no content before it): nothing to point at.
                 (None, None) => {}
             }
-            restored += 1;
+            if last_restored.as_deref() != Some(c.reg_no.as_str()) {
+                restored += 1;
+                last_restored = Some(c.reg_no.clone());
+            }
         }
         tx.commit()?;
         if restored > 0 {
@@ -436,9 +513,12 @@ impl Writer {
     ) -> Result<()> {
         // An error stays (with its time) until the uplink streams again.
         self.conn.execute(
-            "INSERT INTO uplink (id, parent, state, acked, last_error, last_error_at, connected_at, updated_at)
-               VALUES (1, ?1, ?2, coalesce(?3, 0), ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?6 END, ?5, ?6)
+            "INSERT INTO uplink (id, parent, state, acked, last_error, last_error_at, connected_at, updated_at, failing_since)
+               VALUES (1, ?1, ?2, coalesce(?3, 0), ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?6 END, ?5, ?6, CASE WHEN ?4 IS NULL THEN NULL ELSE ?6 END)
              ON CONFLICT (id) DO UPDATE SET parent = excluded.parent, state = excluded.state, acked = coalesce(?3, acked),
+               failing_since = CASE WHEN excluded.state = 'streaming' THEN NULL
+                                    WHEN excluded.last_error IS NOT NULL THEN coalesce(failing_since, excluded.updated_at)
+                                    ELSE failing_since END,
                last_error = CASE WHEN excluded.state = 'streaming' THEN NULL ELSE coalesce(excluded.last_error, last_error) END,
                last_error_at = CASE WHEN excluded.state = 'streaming' THEN NULL ELSE coalesce(excluded.last_error_at, last_error_at) END,
                connected_at = coalesce(excluded.connected_at, connected_at), updated_at = excluded.updated_at",
@@ -484,36 +564,62 @@ impl Reader {
 
     /// A page of the records held whose origin lies in `child`'s subtree, after
     /// `after` in reg_no order, each as the change that made its latest version
-    /// (`seq` 0), with whether more follow.
+    /// (`seq` 0), with whether more follow. A withdrawn record comes as two changes, in
+    /// this order: the version its last content had, then the withdrawal — so a
+    /// restored store takes back the tombstone too, and with it the record's versions.
     pub fn records_of_subtree(&self, child: &str, after: &str, limit: u32, max_bytes: usize) -> Result<(Vec<Change>, bool)> {
         let prefix = huijiao_protocol::regions::jurisdiction_prefix(child);
         let mut st = self.conn.prepare_cached(
-            "SELECT r.reg_no, r.origin, r.version, r.withdrawn, r.region, r.hash, l.hops, b.body
+            "SELECT r.reg_no, r.origin, r.version, r.withdrawn, r.region, r.hash, l.hops, b.body, b.version, b.hash, b.hops
              FROM records r JOIN changes b ON b.seq = r.body_seq JOIN changes l ON l.seq = r.seq
              WHERE r.reg_no > ?1 AND substr(r.origin, 1, ?2) = ?3 ORDER BY r.reg_no LIMIT ?4",
         )?;
         let mut rows = st.query(params![after, prefix.len() as i64, prefix, i64::from(limit) + 1])?;
         let mut out = Vec::new();
+        let mut records = 0;
         let mut bytes = 0;
+        let hops_of = |text: String| -> Result<Vec<Hop>> {
+            let hops: Vec<(String, i64)> = serde_json::from_str(&text).context("corrupt hop list in the store")?;
+            Ok(hops.into_iter().map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }).collect())
+        };
+        let hash_of = |h: Vec<u8>| -> Result<[u8; 32]> {
+            h.try_into().map_err(|_: Vec<u8>| StoreError::corrupt("a change hash in the store", "not 32 bytes"))
+        };
         while let Some(r) = rows.next()? {
-            if out.len() == limit as usize || bytes >= max_bytes {
+            if records == limit as usize || bytes >= max_bytes {
                 return Ok((out, true));
             }
+            records += 1;
             let withdrawn = r.get::<_, i64>(3)? != 0;
-            let hash: Vec<u8> = r.get(5)?;
-            let hops: Vec<(String, i64)> = serde_json::from_str(&r.get::<_, String>(6)?).context("corrupt hop list in the store")?;
-            let body: Option<String> = if withdrawn { None } else { r.get(7)? };
+            let body: Option<String> = r.get(7)?;
             bytes += body.as_ref().map_or(64, |b| b.len() + 64);
+            let (reg_no, origin, region): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(4)?);
+            if withdrawn {
+                // The content before the withdrawal (when the store still has it).
+                if let Some(body) = body {
+                    out.push(Change {
+                        seq: 0,
+                        reg_no: reg_no.clone(),
+                        origin: origin.clone(),
+                        version: r.get::<_, i64>(8)? as u64,
+                        op: Op::Upsert,
+                        region: region.clone(),
+                        hash: hash_of(r.get(9)?)?,
+                        body: Some(body.into_bytes()),
+                        hops: hops_of(r.get(10)?)?,
+                    });
+                }
+            }
             out.push(Change {
                 seq: 0,
-                reg_no: r.get(0)?,
-                origin: r.get(1)?,
+                reg_no,
+                origin,
                 version: r.get::<_, i64>(2)? as u64,
                 op: if withdrawn { Op::Withdraw } else { Op::Upsert },
-                region: r.get(4)?,
-                hash: hash.try_into().map_err(|_: Vec<u8>| StoreError::corrupt("a change hash in the store", "not 32 bytes"))?,
-                body: body.map(String::into_bytes),
-                hops: hops.into_iter().map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }).collect(),
+                region,
+                hash: hash_of(r.get(5)?)?,
+                body: if withdrawn { None } else { r.get::<_, Option<String>>(7)?.map(String::into_bytes) },
+                hops: hops_of(r.get(6)?)?,
             });
         }
         Ok((out, false))
@@ -522,7 +628,7 @@ impl Reader {
     pub fn children(&self) -> Result<Vec<ChildStatus>> {
         let mut st = self.conn.prepare(
             "SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error, last_error_at, connected, log_id, rewound_at,
-                    health
+                    health, clock_corrections, clock_corrected_at
              FROM children ORDER BY child",
         )?;
         let rows = st.query_map([], |r| {
@@ -539,6 +645,8 @@ impl Reader {
                 log_id: r.get(9)?,
                 rewound_at: r.get(10)?,
                 health: r.get(11)?,
+                clock_corrections: r.get(12)?,
+                clock_corrected_at: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -587,6 +695,16 @@ impl Reader {
         Ok((id, last as u64))
     }
 
+    /// Why `huijiao recover` is needed (the note of the rotation), if it is.
+    pub fn recover_needed(&self) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'recover_needed'", [], |r| r.get(0)).optional()?)
+    }
+
+    /// When `huijiao recover` last finished, and on which log.
+    pub fn last_recovery(&self) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'recovered'", [], |r| r.get(0)).optional()?)
+    }
+
     /// When this node's own log was last started anew, and why.
     pub fn log_rotation(&self) -> Result<Option<String>> {
         Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'log_rotated'", [], |r| r.get(0)).optional()?)
@@ -596,7 +714,7 @@ impl Reader {
         Ok(self
             .conn
             .query_row(
-                "SELECT parent, state, acked, last_error, connected_at, updated_at, last_error_at FROM uplink WHERE id = 1",
+                "SELECT parent, state, acked, last_error, connected_at, updated_at, last_error_at, failing_since FROM uplink WHERE id = 1",
                 [],
                 |r| {
                     Ok(UplinkStatus {
@@ -607,6 +725,7 @@ impl Reader {
                         connected_at: r.get(4)?,
                         updated_at: r.get(5)?,
                         last_error_at: r.get(6)?,
+                        failing_since: r.get(7)?,
                     })
                 },
             )
@@ -675,4 +794,16 @@ impl Reader {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// When the origin made the version of `reg_no` held here: the first hop of the change
+/// the record points at.
+fn made_at(tx: &rusqlite::Transaction<'_>, reg_no: &str) -> Result<Option<i64>> {
+    let hops: Option<String> = tx
+        .prepare_cached("SELECT c.hops FROM records r JOIN changes c ON c.seq = r.seq WHERE r.reg_no = ?1")?
+        .query_row([reg_no], |r| r.get(0))
+        .optional()?;
+    let Some(hops) = hops else { return Ok(None) };
+    let hops: Vec<(String, i64)> = serde_json::from_str(&hops).map_err(|e| StoreError::corrupt("a hop list in the store", e))?;
+    Ok(hops.first().map(|h| h.1))
 }

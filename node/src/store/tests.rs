@@ -41,6 +41,16 @@ pub(super) fn ingest(w: &mut Writer, sha: &str, rows: Vec<Row>) -> IngestSummary
     s
 }
 
+/// What a parent checks a child's changes against, now.
+fn checks() -> huijiao_protocol::sync::Checks<'static> {
+    huijiao_protocol::sync::Checks {
+        regions: huijiao_protocol::RegionTable::embedded(),
+        today: crate::clock::today(),
+        now_ms: crate::clock::now_ms(),
+        max_skew_ms: 300_000,
+    }
+}
+
 fn versions(w: &Writer) -> Vec<(String, i64, bool)> {
     let mut st = w.conn.prepare("SELECT reg_no, version, withdrawn FROM records ORDER BY reg_no").unwrap();
     st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0))).unwrap().map(Result::unwrap).collect()
@@ -158,4 +168,109 @@ fn the_schema_version_is_recorded() {
     let w = Writer::open(None, NODE).unwrap();
     let v: i64 = w.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
     assert_eq!(v as usize, schema::MIGRATIONS.len());
+}
+
+#[test]
+fn a_store_recovered_from_its_parent_keeps_every_tombstone_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_db, parent_db, fresh_db) = (dir.path().join("county.db"), dir.path().join("parent.db"), dir.path().join("fresh.db"));
+    let mut county = Writer::open(Some(&county_db), NODE).unwrap();
+    ingest(&mut county, "a", vec![Row::Upsert(record(1, "甲")), Row::Upsert(record(2, "乙")), Row::Upsert(record(3, "丙"))]);
+    ingest(&mut county, "b", vec![Row::Upsert(record(2, "乙改"))]);
+    ingest(&mut county, "c", vec![Row::Withdraw { reg_no: "4201022024Y0001".into() }, Row::Upsert(record(3, "丙改"))]);
+    ingest(&mut county, "d", vec![Row::Withdraw { reg_no: "4201022024Y0003".into() }]);
+    // Its parent holds all of it.
+    let mut parent = Writer::open(Some(&parent_db), "420100").unwrap();
+    let log = Reader::open(&county_db).unwrap().changes_after(0, 100, 1 << 20).unwrap();
+    let upto = log.last().unwrap().seq;
+    let checked = log.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
+    let applied = parent.apply_batch(NODE, "log", 0, upto, checked, 1).unwrap();
+    assert_eq!(applied.applied, 7);
+    // The county's disk is lost: a new store takes back what the parent holds.
+    let (page, more) = Reader::open(&parent_db).unwrap().records_of_subtree(NODE, "", 100, 1 << 20).unwrap();
+    assert!(!more);
+    assert_eq!(page.len(), 5, "two withdrawn records each come as their content and their withdrawal");
+    let mut fresh = Writer::open(Some(&fresh_db), NODE).unwrap();
+    let checked = page.into_iter().map(|c| huijiao_protocol::sync::check_recovered(NODE, c).unwrap()).collect();
+    assert_eq!(fresh.restore_records(checked, 2).unwrap(), 3, "three records");
+    assert_eq!(versions(&fresh), versions(&county));
+    assert_eq!(
+        versions(&fresh),
+        vec![("4201022024Y0001".into(), 2, true), ("4201022024Y0002".into(), 2, false), ("4201022024Y0003".into(), 3, true)]
+    );
+    // Its log holds the changes as it first made them: its own hop only, not the
+    // parent's (sent up again, they must run up the tree).
+    let log = Reader::open(&fresh_db).unwrap().changes_after(0, 100, 1 << 20).unwrap();
+    assert!(log.iter().all(|c| c.hops.len() == 1 && c.hops[0].node == NODE), "{:?}", log.iter().map(|c| &c.hops).collect::<Vec<_>>());
+    let upto = log.last().unwrap().seq;
+    let again: Vec<_> = log.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
+    let replay = parent.apply_batch(NODE, "after-restore", 0, upto, again, 3).unwrap();
+    assert_eq!((replay.applied, replay.conflicts), (0, 0), "the parent takes them as replays");
+    // A row for a withdrawn reg_no is refused as before; a change gets the next version.
+    let s = ingest(&mut fresh, "e", vec![Row::Upsert(record(1, "甲又来")), Row::Upsert(record(2, "乙再改"))]);
+    assert_eq!(s.report.errors.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(), vec!["withdrawn_record"]);
+    assert_eq!(versions(&fresh)[1], ("4201022024Y0002".into(), 3, false));
+    // Recovering twice (a recover killed and run again) changes nothing more.
+    let (page, _) = Reader::open(&parent_db).unwrap().records_of_subtree(NODE, "", 100, 1 << 20).unwrap();
+    let checked = page.into_iter().map(|c| huijiao_protocol::sync::check_recovered(NODE, c).unwrap()).collect();
+    assert_eq!(fresh.restore_records(checked, 3).unwrap(), 0);
+}
+
+#[test]
+fn an_older_version_made_after_the_one_held_is_a_conflict_never_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (county_db, parent_db) = (dir.path().join("county.db"), dir.path().join("parent.db"));
+    let mut parent = Writer::open(Some(&parent_db), "420100").unwrap();
+    let send = |parent: &mut Writer, db: &std::path::Path, log: &str, after: u64| {
+        let changes = Reader::open(db).unwrap().changes_after(after, 100, 1 << 20).unwrap();
+        let upto = changes.last().unwrap().seq;
+        let checked = changes.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
+        parent.apply_batch(NODE, log, after, upto, checked, 1).unwrap()
+    };
+    {
+        let mut county = Writer::open(Some(&county_db), NODE).unwrap();
+        ingest(&mut county, "a", vec![Row::Upsert(record(1, "甲"))]);
+        ingest(&mut county, "b", vec![Row::Withdraw { reg_no: "4201022024Y0001".into() }]);
+    }
+    assert_eq!(send(&mut parent, &county_db, "old", 0).applied, 2);
+    // The whole log again (a new log after a restore): replays, not conflicts.
+    let again = send(&mut parent, &county_db, "replay", 0);
+    assert_eq!((again.duplicates, again.conflicts), (2, 0));
+    // The county forgets (a lost disk, no recover) and takes the reg_no as new: version 1.
+    std::fs::remove_file(&county_db).unwrap();
+    let mut county = Writer::open(Some(&county_db), NODE).unwrap();
+    // Its first hop is later than the withdrawal's: wait for the clock to move on.
+    let then = crate::clock::now_ms();
+    while crate::clock::now_ms() <= then {
+        std::hint::spin_loop();
+    }
+    ingest(&mut county, "c", vec![Row::Upsert(record(1, "甲又来"))]);
+    let out = send(&mut parent, &county_db, "new", 0);
+    assert_eq!((out.applied, out.conflicts), (0, 1), "held aside where they meet");
+    let q = Reader::open(&parent_db).unwrap().quarantine().unwrap();
+    assert!(q[0].reason.contains("older version made after"), "{}", q[0].reason);
+}
+
+#[test]
+fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
+    // A store as the previous release left it: schema 6, a child with its cursor.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut w = Writer::open(Some(&path), "420100").unwrap();
+        ingest(&mut w, "a", vec![Row::Upsert(record(1, "甲"))]);
+        w.conn.execute("INSERT INTO children (child, cursor) VALUES ('420102', 41)", []).unwrap();
+        w.conn
+            .execute_batch(
+                "ALTER TABLE children DROP COLUMN clock_corrections; ALTER TABLE children DROP COLUMN clock_corrected_at;
+                 ALTER TABLE uplink DROP COLUMN failing_since; PRAGMA user_version = 6;",
+            )
+            .unwrap();
+    }
+    let w = Writer::open(Some(&path), "420100").unwrap();
+    let v: i64 = w.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v as usize, schema::MIGRATIONS.len());
+    let children = Reader::open(&path).unwrap().children().unwrap();
+    assert_eq!((children[0].child.as_str(), children[0].cursor, children[0].clock_corrections), ("420102", 41, 0));
+    assert_eq!(versions(&w).len(), 1, "the records are still there");
 }

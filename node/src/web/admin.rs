@@ -200,6 +200,9 @@ fn render(cfg: &crate::config::Config, session: &Session) -> anyhow::Result<Stri
         },
         oldest.map(|t| format!("，最早的一条产生于 {}", esc(&ago(Some(t))))).unwrap_or_default(),
     );
+    if snap.recover_needed.is_some() {
+        b.push_str("<p class=\"error\" role=\"alert\">本节点的存储是从较旧的备份恢复的：收件箱暂停处理，请先停止节点并运行 <code>huijiao recover</code>，取回上级保存的本节点成果后再启动。</p>");
+    }
     b.push_str("<section><h2>下级节点（整棵子树）</h2>");
     if snap.subtree.len() <= 1 {
         b.push_str("<p>还没有下级节点连接过。</p>");
@@ -228,11 +231,18 @@ fn render(cfg: &crate::config::Config, session: &Session) -> anyhow::Result<Stri
         }
         visit(&snap.subtree, &s.node_id, &mut order);
         for n in order {
-            let refused = snap.refusals.iter().filter(|r| r.identity == n.node).map(|r| r.count).sum::<i64>();
-            let (state, class) = if n.connected {
+            let refused = snap
+                .children
+                .iter()
+                .find(|c| c.child == n.node)
+                .and_then(|c| crate::commands::status::refused_since_seen(&snap.refusals, c));
+            let index = snap.subtree.iter().position(|x| std::ptr::eq(x, n)).unwrap_or(0);
+            let (state, class) = if let Some(since) = crate::health::unknown_since(&snap.subtree, index) {
+                (format!("未知（上级已静默 {}）", ago(Some(since))), "quiet")
+            } else if n.connected {
                 ("在线".to_string(), "ok")
-            } else if refused > 0 {
-                (format!("被拒绝 {refused} 次"), "bad")
+            } else if let Some(r) = refused {
+                (format!("被拒绝：{}（{} 次）", r.reason, r.count), "bad")
             } else {
                 (format!("静默 {}", ago(n.last_seen_at)), "quiet")
             };
