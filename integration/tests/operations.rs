@@ -231,3 +231,33 @@ async fn children_reconnect_at_once_after_their_parent_is_killed() {
     assert!(took < Duration::from_secs(10), "took {took:?}: the old connection waited for the idle timeout");
     f.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_over_its_volume_bound_is_held_back_not_refused() {
+    let mut f = Federation::with_processes().unwrap();
+    f.add("420100", None).unwrap();
+    f.add("420102", Some("420100")).unwrap();
+    f.start_with("420100", |t| t.push_str("\n[listen.child_limits.420102]\nmax_changes_per_day = 30\n")).await.unwrap();
+    f.start("420102").await.unwrap();
+    f.node("420102").drop_file("a.jsonl", &synth::jsonl(&records("420102", 1, 20))).unwrap();
+    wait_for("the first 20 at the parent", LIMIT, || f.node("420100").record_count() == 20).await.unwrap();
+    // 25 more would pass the daily bound of 30: held back, alarmed on both sides.
+    f.node("420102").drop_file("b.jsonl", &synth::jsonl(&records("420102", 100, 25))).unwrap();
+    wait_for("the hold noted at the parent and the child", LIMIT, || {
+        child(&status(&f, "420100"), "420102")["held_back_reason"].as_str().is_some_and(|r| r.contains("daily bound of 30"))
+            && status(&f, "420102")["uplink"]["state"] == "held back"
+    })
+    .await
+    .unwrap();
+    assert_eq!(f.node("420100").record_count(), 20, "nothing over the bound was applied");
+    assert_eq!(f.node("420102").record_count(), 45, "and nothing is lost: the county holds it");
+    let out = Command::new(bin()).args(["status", "--config"]).arg(&f.node("420100").config_path).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HELD BACK       child 420102"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(log(&f, "420100").contains("holding the child's changes back"));
+    // The operator raises the bound: the rest flows, and the alarm clears.
+    f.stop("420100").await.unwrap();
+    f.start_with("420100", |t| t.push_str("\n[listen.child_limits.420102]\nmax_changes_per_day = 1000\n")).await.unwrap();
+    wait_for("the rest at the parent", LIMIT, || f.node("420100").record_count() == 45).await.unwrap();
+    wait_for("the alarm cleared", LIMIT, || child(&status(&f, "420100"), "420102")["held_back_reason"].is_null()).await.unwrap();
+    f.stop_all().await.unwrap();
+}

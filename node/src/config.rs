@@ -150,6 +150,27 @@ pub struct ListenSection {
     /// Connections held at once; more are refused. Default 4096.
     #[serde(default = "default_max_children")]
     pub max_children: usize,
+    /// Changes one child may send in a day (Beijing date); more are held back (not
+    /// refused) until the next day. Default 5,000,000: far above a province's whole
+    /// stock sent in one day.
+    #[serde(default = "default_max_changes_per_day")]
+    pub max_changes_per_day: u64,
+    /// Changes one child may send in a minute; more wait (or are held back a moment).
+    /// Default 3,000,000 (50,000 a second).
+    #[serde(default = "default_max_changes_per_minute")]
+    pub max_changes_per_minute: u64,
+    /// Either bound for one child: `[listen.child_limits.420102]` with
+    /// `max_changes_per_day` and/or `max_changes_per_minute`.
+    #[serde(default)]
+    pub child_limits: std::collections::BTreeMap<String, ChildLimitsSection>,
+}
+
+/// `[listen.child_limits.NODE]`: one child's own bounds (unset: the `[listen]` ones).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildLimitsSection {
+    pub max_changes_per_day: Option<u64>,
+    pub max_changes_per_minute: Option<u64>,
 }
 
 /// `[parent]`.
@@ -218,6 +239,12 @@ impl Default for SyncSection {
 fn default_max_children() -> usize {
     4096
 }
+fn default_max_changes_per_day() -> u64 {
+    5_000_000
+}
+fn default_max_changes_per_minute() -> u64 {
+    3_000_000
+}
 fn default_batch_changes() -> usize {
     2000
 }
@@ -252,6 +279,16 @@ pub struct Listen {
     pub address: std::net::SocketAddr,
     pub children: Option<Vec<String>>,
     pub max_children: usize,
+    /// The volume bound of every child, and those set for one child.
+    pub limits: huijiao_protocol::sync::VolumeLimits,
+    pub child_limits: std::collections::HashMap<String, huijiao_protocol::sync::VolumeLimits>,
+}
+
+impl Listen {
+    /// The volume bound of `child`.
+    pub fn limits_for(&self, child: &str) -> huijiao_protocol::sync::VolumeLimits {
+        self.child_limits.get(child).copied().unwrap_or(self.limits)
+    }
 }
 
 /// The parent, validated.
@@ -402,7 +439,25 @@ impl Config {
                         }
                     }
                 }
-                Ok(Listen { address, children: l.children.clone(), max_children: l.max_children.max(1) })
+                if l.max_changes_per_day == 0 || l.max_changes_per_minute == 0 {
+                    bail!("keys `listen.max_changes_per_day` and `listen.max_changes_per_minute` must be at least 1");
+                }
+                let limits = huijiao_protocol::sync::VolumeLimits { per_day: l.max_changes_per_day, per_minute: l.max_changes_per_minute };
+                let mut child_limits = std::collections::HashMap::new();
+                for (c, cl) in &l.child_limits {
+                    if !huijiao_protocol::regions::is_below(&node_id, c) {
+                        bail!("key `listen.child_limits.{c}`: node {c} is not inside the jurisdiction of node {node_id}");
+                    }
+                    let one = huijiao_protocol::sync::VolumeLimits {
+                        per_day: cl.max_changes_per_day.unwrap_or(limits.per_day),
+                        per_minute: cl.max_changes_per_minute.unwrap_or(limits.per_minute),
+                    };
+                    if one.per_day == 0 || one.per_minute == 0 {
+                        bail!("key `listen.child_limits.{c}`: a bound must be at least 1");
+                    }
+                    child_limits.insert(c.clone(), one);
+                }
+                Ok(Listen { address, children: l.children.clone(), max_children: l.max_children.max(1), limits, child_limits })
             })
             .transpose()?;
         let parent = match (&file.parent, node_id == huijiao_protocol::regions::NATIONAL) {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::net::{self, HandshakeRefusals, Identity, SessionError};
 use crate::pki;
 use crate::store::{ApplyError, Store, StoreError};
-use huijiao_protocol::sync::{authorize_child, checked, CheckedChange, Checks, ParentAction, ParentSession};
+use huijiao_protocol::sync::{authorize_child, checked, Admit, CheckedChange, Checks, ParentAction, ParentSession, Volume};
 use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +68,7 @@ pub async fn run(
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let budget = Arc::new(Budget { bytes: Semaphore::new(FRAME_BUDGET / 1024), decoded: Arc::new(Semaphore::new(DECODED_AHEAD)) });
     let live: Live = Arc::default();
+    let volumes: Volumes = Arc::default();
     let next_id = Arc::new(AtomicUsize::new(1));
     let mut tasks = JoinSet::new();
     let mut crl_check = tokio::time::interval(Duration::from_secs(2));
@@ -155,6 +156,7 @@ pub async fn run(
                 let ctx = Accept {
                     cfg: cfg.clone(),
                     store: store.clone(),
+                    volumes: volumes.clone(),
                     budget: budget.clone(),
                     live: live.clone(),
                     slots: slots.clone(),
@@ -245,9 +247,13 @@ struct Budget {
 }
 
 /// What a connection being accepted needs.
+/// Each child's volume so far (a day's count, a minute's bucket), across its sessions.
+type Volumes = Arc<Mutex<HashMap<String, Volume>>>;
+
 struct Accept {
     cfg: Arc<Config>,
     store: Store,
+    volumes: Volumes,
     budget: Arc<Budget>,
     live: Live,
     slots: Arc<Semaphore>,
@@ -316,7 +322,7 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
         info!(child = %child, "a new session replaces the child's old one");
         old.close(net::CLOSE_DONE.into(), b"replaced by a newer session of the same node");
     }
-    let result = session(&ctx.cfg, &ctx.store, &conn, &child, &ctx.budget, &ctx.stop).await;
+    let result = session(&ctx.cfg, &ctx.store, &conn, &child, &ctx.budget, &ctx.volumes, &ctx.stop).await;
     {
         let mut live = ctx.live.lock().expect("live map");
         if live.get(&child).is_some_and(|(id, _, _)| *id == ctx.id) {
@@ -342,6 +348,23 @@ async fn accept(ctx: Accept, incoming: quinn::Incoming, permit: tokio::sync::Own
     }
 }
 
+/// Holds a child back (its volume bound): says why where the operator looks, and ends
+/// the session with the reason the child records; it comes back after its backoff.
+async fn hold_back(conn: &quinn::Connection, store: &Store, child: &str, reason: &str) -> Result<(), SessionError> {
+    warn!(child = %child, "holding the child's changes back: {reason}");
+    crate::metrics::held_back(child);
+    let (c, r, now) = (child.to_string(), reason.to_string(), crate::clock::now_ms());
+    store.run(move |w| w.child_held_back(&c, Some(&r), now)).await?;
+    let mut text = format!("held_back: {reason}");
+    let mut cut = text.len().min(900);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text.truncate(cut);
+    conn.close(net::CLOSE_HELD.into(), text.as_bytes());
+    Ok(())
+}
+
 /// Sends a refusal, logs it, notes it, and ends the session with it as the error.
 async fn refuse(send: &mut quinn::SendStream, store: &Store, child: &str, r: PeerRefusal) -> Result<(), SessionError> {
     error!(child = %child, code = %r.code, "refusing child: {}", r.message);
@@ -353,12 +376,14 @@ async fn refuse(send: &mut quinn::SendStream, store: &Store, child: &str, r: Pee
     Err(SessionError::Refused(r))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn session(
     cfg: &Config,
     store: &Store,
     conn: &quinn::Connection,
     child: &str,
     budget: &Arc<Budget>,
+    volumes: &Volumes,
     stop: &CancellationToken,
 ) -> Result<(), SessionError> {
     let (mut send, mut recv) = tokio::select! {
@@ -376,6 +401,8 @@ async fn session(
     // Conflicts concerning the child's subtree go down to it when they change.
     let mut notes_tick = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
     let mut notes_sent: Option<Vec<wire::ConflictNote>> = None;
+    // Whether this session noted the child flowing (no longer held back).
+    let mut volume_flowing = false;
 
     // Frames are read and decoded by their own task (under the shared budget) while
     // the previous batch is being applied.
@@ -488,6 +515,31 @@ async fn session(
                     Some(Err(r)) => return refuse(&mut send, store, child, r).await,
                     None => Vec::new(),
                 };
+                // The child's volume bound: wait a moment, or hold it back (never refuse).
+                if let Some(listen) = &cfg.listen {
+                    let limits = listen.limits_for(child);
+                    loop {
+                        let admit = volumes
+                            .lock()
+                            .expect("volumes")
+                            .entry(child.to_string())
+                            .or_insert_with(|| Volume::new(crate::clock::today(), crate::clock::now_ms(), limits))
+                            .admit(changes.len() as u64, crate::clock::today(), crate::clock::now_ms(), limits);
+                        match admit {
+                            Admit::Now => break,
+                            Admit::After(ms) => {
+                                debug!(child = %child, wait_ms = ms, "the child's rate is over its bound: waiting");
+                                tokio::time::sleep(Duration::from_millis(ms.max(1) as u64)).await;
+                            }
+                            Admit::Hold(reason) => return hold_back(conn, store, child, &reason).await,
+                        }
+                    }
+                    if !volume_flowing {
+                        let (c, now) = (child.to_string(), crate::clock::now_ms());
+                        store.run(move |w| w.child_held_back(&c, None, now)).await?;
+                        volume_flowing = true;
+                    }
+                }
                 let (c, log, after, upto, now) =
                     (child.to_string(), s.log_id().to_string(), batch.after, batch.upto, crate::clock::now_ms());
                 match store.call(move |w| w.apply_batch(&c, &log, after, upto, changes, now)).await? {

@@ -34,6 +34,7 @@ pub struct Counters {
     pub changes_acked: Counter,
     pub changes_received: Family<Labels, Counter>,
     pub refusals: Family<Labels, Counter>,
+    pub held_back: Family<Labels, Counter>,
 }
 
 static COUNTERS: OnceLock<Counters> = OnceLock::new();
@@ -84,6 +85,11 @@ pub fn changes_received(child: &str, n: u64) {
 }
 
 /// A peer refused, by reason code.
+/// A child's changes were held back by its volume bound.
+pub fn held_back(child: &str) {
+    counters().held_back.get_or_create(&label("child", child)).inc();
+}
+
 pub fn refused(reason: &str) {
     counters().refusals.get_or_create(&label("reason", reason)).inc();
 }
@@ -108,6 +114,7 @@ pub fn render(cfg: &Config) -> anyhow::Result<String> {
     registry.register("changes_acknowledged", "Changes of this node's log the parent acknowledged", c.changes_acked);
     registry.register("changes_received", "Changes received from children and applied, by child", c.changes_received);
     registry.register("refusals", "Peers refused, by reason", c.refusals);
+    registry.register("held_back", "Sessions of a child ended to hold its changes back (its volume bound), by child", c.held_back);
 
     let reader = crate::store::Reader::open(&cfg.db_path())?;
     let s = reader.status()?;
@@ -126,6 +133,7 @@ pub fn render(cfg: &Config) -> anyhow::Result<String> {
     let seen: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
     let received: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
     let corrected: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
+    let held: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
     let now = crate::clock::now_ms();
     for ch in &children {
         let l = label("child", &ch.child);
@@ -134,10 +142,12 @@ pub fn render(cfg: &Config) -> anyhow::Result<String> {
         seen.get_or_create(&l).set(ch.last_seen_at.map_or(-1.0, |t| ((now - t).max(0) as f64) / 1000.0));
         received.get_or_create(&l).set(ch.cursor as f64);
         corrected.get_or_create(&l).set(ch.clock_corrections as f64);
+        held.get_or_create(&l).set(f64::from(u8::from(ch.held_back_at.is_some())));
     }
     registry.register("child_connected", "1 while the child has a live session", connected);
     registry.register("child_last_seen_age_seconds", "Seconds since the child was last heard (-1: never)", seen);
     registry.register("child_cursor", "The child's log position applied here", received);
+    registry.register("child_held_back", "1 while the child's changes are held back by its volume bound", held);
     registry.register(
         "child_clock_corrections",
         "Changes from the child whose hop times were not believable and were replaced by this node's receipt time",

@@ -26,6 +26,9 @@ pub const CONN_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
 pub const CLOSE_DONE: u32 = 0;
 pub const CLOSE_REFUSED: u32 = 1;
 pub const CLOSE_ERROR: u32 = 2;
+/// The parent holds the child's changes back for now (its volume bound); the reason
+/// follows as `held_back: …`. Not a refusal: the child comes back later.
+pub const CLOSE_HELD: u32 = 3;
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -284,6 +287,17 @@ impl SessionError {
             }
             // The TLS handshake refused this node's certificate: the alert says why.
             quinn::ConnectionError::ConnectionClosed(cc) => tls_alert_refusal(u64::from(cc.error_code)),
+            _ => None,
+        }
+    }
+
+    /// Why the parent holds this node's changes back for now (its volume bound), if
+    /// that is how the connection ended.
+    pub fn held_back(&self) -> Option<String> {
+        match self.connection()? {
+            quinn::ConnectionError::ApplicationClosed(ac) if ac.error_code == VarInt::from_u32(CLOSE_HELD) => {
+                Some(String::from_utf8_lossy(&ac.reason).into_owned())
+            }
             _ => None,
         }
     }

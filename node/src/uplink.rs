@@ -69,6 +69,11 @@ pub async fn run(
                 note_stuck(&store, &r).await;
                 record(&store, &parent, "refused", acked, Some(&r.to_string()), None).await;
             }
+            Err(e) if e.held_back().is_some() => {
+                let why = e.held_back().unwrap_or_default();
+                warn!(parent = %parent.node_id, "the parent holds this node's changes back for now (they wait, nothing is lost): {why}");
+                record(&store, &parent, "held back", acked, Some(&why), None).await;
+            }
             Err(e) => match e.refusal() {
                 // The parent closed the connection with its reason (refused at the handshake).
                 Some(r) => {

@@ -575,6 +575,76 @@ pub struct Checks<'a> {
     pub max_skew_ms: i64,
 }
 
+/// How much one child may send: changes per day (Beijing date) and per minute. What is
+/// over is held back — never refused, never lost: it comes when the bound allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeLimits {
+    pub per_day: u64,
+    pub per_minute: u64,
+}
+
+/// What the parent does with a batch of a child, by its volume so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admit {
+    /// Apply it now.
+    Now,
+    /// Apply it after waiting this long (ms): the rate is over for a moment.
+    After(i64),
+    /// Hold it back (end the session, the child comes back later): the reason.
+    Hold(String),
+}
+
+/// A child's volume: a day's count and a token bucket of a minute's worth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volume {
+    day: Date,
+    today: u64,
+    tokens: f64,
+    at_ms: i64,
+}
+
+/// A rate that would make the parent wait longer than this holds the batch back instead.
+pub const MAX_VOLUME_WAIT_MS: i64 = 10_000;
+
+impl Volume {
+    pub fn new(today: Date, now_ms: i64, limits: VolumeLimits) -> Volume {
+        Volume { day: today, today: 0, tokens: limits.per_minute as f64, at_ms: now_ms }
+    }
+
+    /// Whether a batch of `n` changes may be applied (`today` in Beijing time).
+    pub fn admit(&mut self, n: u64, today: Date, now_ms: i64, limits: VolumeLimits) -> Admit {
+        if today != self.day {
+            self.day = today;
+            self.today = 0;
+        }
+        let per_ms = limits.per_minute as f64 / 60_000.0;
+        let cap = limits.per_minute as f64;
+        self.tokens = (self.tokens + (now_ms - self.at_ms).max(0) as f64 * per_ms).min(cap);
+        self.at_ms = now_ms;
+        if self.today.saturating_add(n) > limits.per_day {
+            return Admit::Hold(format!(
+                "{} changes today and {n} more would pass the daily bound of {} ([listen] max_changes_per_day); the rest waits for tomorrow (Beijing time) or a higher bound",
+                self.today, limits.per_day
+            ));
+        }
+        // A batch larger than a minute's worth needs a full bucket.
+        let need = (n as f64).min(cap);
+        if self.tokens >= need {
+            self.tokens -= n as f64;
+            self.today += n;
+            return Admit::Now;
+        }
+        let wait = ((need - self.tokens) / per_ms.max(f64::MIN_POSITIVE)).ceil() as i64;
+        if wait > MAX_VOLUME_WAIT_MS {
+            return Admit::Hold(format!(
+                "{n} changes now would pass the bound of {} a minute ([listen] max_changes_per_minute); they come in a moment",
+                limits.per_minute
+            ));
+        }
+        Admit::After(wait)
+    }
+}
+
 /// Hop times before this (2000-01-01) are nobody's clock.
 const EARLIEST_HOP_MS: i64 = 946_684_800_000;
 

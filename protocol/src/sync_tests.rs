@@ -578,3 +578,22 @@ fn the_parent_times_out_a_child_that_never_says_hello() {
     assert_eq!(p.poll_timeout(), None, "a Hello disarms the timer");
     assert_eq!(p.handle_timeout(i64::MAX), None);
 }
+
+#[test]
+fn a_childs_volume_is_held_back_never_refused() {
+    let day = Date::new(2026, 3, 1).unwrap();
+    let limits = VolumeLimits { per_day: 1000, per_minute: 600 };
+    let mut v = Volume::new(day, 0, limits);
+    assert_eq!(v.admit(600, day, 0, limits), Admit::Now, "a minute's worth at once");
+    // Ten more a second after: 10 tokens back (10 a second).
+    assert_eq!(v.admit(10, day, 1_000, limits), Admit::Now);
+    assert_eq!(v.admit(50, day, 1_000, limits), Admit::After(5_000), "wait for 50 tokens");
+    assert!(matches!(v.admit(300, day, 1_000, limits), Admit::Hold(r) if r.contains("a minute")), "too long a wait");
+    assert_eq!(v.admit(300, day, 61_000, limits), Admit::Now);
+    // The daily bound: 910 so far; 100 more would pass 1000.
+    assert!(matches!(v.admit(100, day, 200_000, limits), Admit::Hold(r) if r.contains("daily bound of 1000")));
+    assert_eq!(v.admit(90, day, 200_000, limits), Admit::Now);
+    // A new day starts afresh.
+    let next = Date::new(2026, 3, 2).unwrap();
+    assert_eq!(v.admit(600, next, 300_000, limits), Admit::Now);
+}

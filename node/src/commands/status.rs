@@ -279,6 +279,9 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
             )?;
         }
     }
+    for c in children.iter().filter(|c| c.held_back_at.is_some()) {
+        writeln!(out, "HELD BACK       child {} since {}: {}", c.child, at(c.held_back_at), c.held_back_reason.as_deref().unwrap_or(""))?;
+    }
     for c in children.iter().filter(|c| c.clock_corrections > 0) {
         writeln!(
             out,

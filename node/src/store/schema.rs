@@ -154,9 +154,13 @@ pub const MIGRATIONS: &[&str] = &[
     );",
     // 7: hop times a child sent that were not believable (before the hop below, or
     // too far in the future) and were replaced by this node's receipt time.
+    // A child held back by its volume bound, since when and why (cleared when its
+    // changes flow again).
     // The uplink keeps when it started failing (reset when it streams again), so a
     // node that cannot reach its parent never looks healthy.
     "ALTER TABLE children ADD COLUMN clock_corrections INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE children ADD COLUMN clock_corrected_at INTEGER;
-    ALTER TABLE uplink ADD COLUMN failing_since INTEGER;",
+    ALTER TABLE uplink ADD COLUMN failing_since INTEGER;
+    ALTER TABLE children ADD COLUMN held_back_at INTEGER;
+    ALTER TABLE children ADD COLUMN held_back_reason TEXT;",
 ];

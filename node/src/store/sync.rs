@@ -67,6 +67,9 @@ pub struct ChildStatus {
     /// one below it, is off), and when last.
     pub clock_corrections: i64,
     pub clock_corrected_at: Option<i64>,
+    /// Held back by its volume bound since then, and why (None while it flows).
+    pub held_back_at: Option<i64>,
+    pub held_back_reason: Option<String>,
 }
 
 /// A peer the downlink refused, by the identity it showed.
@@ -139,6 +142,18 @@ impl Writer {
             Some((cursor, _, _)) => (cursor as u64, 0, [0; 32]),
             None => (0, 0, [0; 32]),
         })
+    }
+
+    /// Notes that `child` is held back by its volume bound (`reason`), or flows again
+    /// (None).
+    pub fn child_held_back(&self, child: &str, reason: Option<&str>, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO children (child, cursor, held_back_at, held_back_reason) VALUES (?1, 0, CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END, ?2)
+             ON CONFLICT (child) DO UPDATE SET held_back_reason = ?2,
+               held_back_at = CASE WHEN ?2 IS NULL THEN NULL ELSE coalesce(held_back_at, ?3) END",
+            params![child, reason, now],
+        )?;
+        Ok(())
     }
 
     /// Notes which log a child resumed, and when its store was found rewound.
@@ -628,7 +643,7 @@ impl Reader {
     pub fn children(&self) -> Result<Vec<ChildStatus>> {
         let mut st = self.conn.prepare(
             "SELECT child, cursor, batches, changes, last_batch_at, last_seen_at, last_error, last_error_at, connected, log_id, rewound_at,
-                    health, clock_corrections, clock_corrected_at
+                    health, clock_corrections, clock_corrected_at, held_back_at, held_back_reason
              FROM children ORDER BY child",
         )?;
         let rows = st.query_map([], |r| {
@@ -647,6 +662,8 @@ impl Reader {
                 health: r.get(11)?,
                 clock_corrections: r.get(12)?,
                 clock_corrected_at: r.get(13)?,
+                held_back_at: r.get(14)?,
+                held_back_reason: r.get(15)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

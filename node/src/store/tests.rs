@@ -263,7 +263,8 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
         w.conn
             .execute_batch(
                 "ALTER TABLE children DROP COLUMN clock_corrections; ALTER TABLE children DROP COLUMN clock_corrected_at;
-                 ALTER TABLE uplink DROP COLUMN failing_since; PRAGMA user_version = 6;",
+                 ALTER TABLE uplink DROP COLUMN failing_since; ALTER TABLE children DROP COLUMN held_back_at;
+                 ALTER TABLE children DROP COLUMN held_back_reason; PRAGMA user_version = 6;",
             )
             .unwrap();
     }
