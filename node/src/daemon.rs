@@ -85,14 +85,14 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         _ => None,
     };
     if let Some(a) = listen_addr {
-        crate::fsx::write(&cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string())?;
+        crate::inbox::write_atomic(&cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string().as_bytes())?;
     }
     let http = match &cfg.http {
         Some(h) => {
             let api = Arc::new(crate::http::Api::new(cfg.clone())?);
             let listener = crate::http::bind(h).await?;
             let addr = listener.local_addr()?;
-            crate::fsx::write(&cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string())?;
+            crate::inbox::write_atomic(&cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string().as_bytes())?;
             info!(address = %addr, token = h.token_file.is_some(), "HTTP API listening");
             Some((api, listener))
         }
@@ -141,7 +141,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     if let Some(addr) = cfg.metrics {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
         let bound = listener.local_addr()?;
-        crate::fsx::write(&cfg.data_dir.join(METRICS_ADDRESS_FILE), bound.to_string())?;
+        crate::inbox::write_atomic(&cfg.data_dir.join(METRICS_ADDRESS_FILE), bound.to_string().as_bytes())?;
         info!(address = %bound, "metrics listening");
         tasks.spawn(crate::metrics::serve(cfg.clone(), store.clone(), listener, shutdown.child_token()));
     }
