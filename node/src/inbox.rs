@@ -22,6 +22,7 @@
 //! a file that fails, or that the node dies on, [`MAX_FAILURES`] times is set aside.
 
 use crate::config::{Config, InboxDir};
+use crate::ingest::screen::{marked_file_warning, not_kept_warning, screen};
 use crate::ingest::{self, Cancel, Format, Limits, OpenError, RowSink, Spool};
 use crate::store::{FileEntry, FileMeta, IngestMsg, Prepared, Store, MAX_ATTEMPTS};
 use anyhow::Context;
@@ -725,11 +726,15 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
         Err(OpenError::Io(e)) => return Err(e).with_context(|| format!("cannot open {}", show(path))),
     };
     info!(file = %name.escape_debug(), bytes = src.stamp.size, "reading file");
+    // A file the node does not read is still screened whole before it is archived.
+    let unread_keep = |format: Option<Format>| !screen(&src.file, format, None, &ctx.limits, &ctx.cancel).is_marked();
     let Some(format) = Format::from_name(name) else {
-        return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::unsupported_type(), true)?));
+        let keep = unread_keep(None);
+        return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::unsupported_type(), keep)?));
     };
     if src.stamp.size > ctx.limits.max_file_size {
-        return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::too_large(src.stamp.size, ctx.limits.max_file_size), true)?));
+        let keep = unread_keep(Some(format));
+        return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::too_large(src.stamp.size, ctx.limits.max_file_size), keep)?));
     }
     let Some(sniffed) =
         ingest::source::sniff(&src.file, format.is_text(), &ctx.cancel).with_context(|| format!("cannot read {}", show(path)))?
@@ -761,7 +766,7 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
     let encoding = match sniffed.text.clone() {
         Some(Ok(e)) => Some(e),
         Some(Err(r)) => {
-            let keep = !text_has_marking(&src.file, None);
+            let keep = !screen(&src.file, Some(format), None, &ctx.limits, &ctx.cancel).is_marked();
             return refuse(r, keep);
         }
         None => None,
@@ -804,12 +809,15 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
     if report.refused.is_some() {
         // Refused on the way (a missing column, no rows): abandon the transaction.
         abandon(sink);
-        let keep = checked.not_echoed == 0 && !(format.is_text() && text_has_marking(&src.file, encoding));
+        let keep = checked.not_echoed == 0 && !screen(&src.file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked();
         return Ok(Outcome::done(refuse_file(ctx, dirs, path, name, &day, report, keep)?));
     }
-    let keep = checked.not_echoed == 0;
-    if !keep {
+    // The whole file, not only the rows read (spec v1.2 §3): a marking anywhere keeps
+    // the original out of the archive.
+    if checked.not_echoed > 0 {
         report.warnings.push(not_kept_warning(checked.not_echoed));
+    } else if screen(&src.file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked() {
+        report.warnings.push(marked_file_warning());
     }
     // The rejected rows, durable before the commit that says they exist.
     if !spool.is_empty() {
@@ -844,61 +852,6 @@ fn changed(src: &ingest::Source, path: &Path) -> bool {
     let now = src.file.metadata().map(|m| ingest::Stamp::of(&m)).ok();
     let by_path = std::fs::symlink_metadata(path).map(|m| ingest::Stamp::of(&m)).ok();
     now != Some(src.stamp) || by_path != Some(src.stamp)
-}
-
-/// Searches a refused text file for a classified marking (whose presence keeps the
-/// file out of the archive). Bounded by the file size; any doubt counts as a marking.
-fn text_has_marking(file: &std::fs::File, encoding: Option<ingest::TextEncoding>) -> bool {
-    use std::io::{Read, Seek};
-    let mut f = file;
-    if f.seek(std::io::SeekFrom::Start(0)).is_err() {
-        return true;
-    }
-    // Undecodable text is searched as UTF-8 and as GBK both.
-    let encodings = match encoding {
-        Some(e) => vec![e],
-        None => vec![ingest::TextEncoding::Utf8 { bom: false }, ingest::TextEncoding::Gb { four_byte: true }],
-    };
-    for enc in encodings {
-        if f.seek(std::io::SeekFrom::Start(0)).is_err() {
-            return true;
-        }
-        let bytes: Box<dyn Read> = match enc {
-            ingest::TextEncoding::Utf8 { .. } => Box::new(f),
-            gb => Box::new(ingest::text::Utf8Reader::new(f, gb)),
-        };
-        let mut r = std::io::BufReader::new(bytes);
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut carry = String::new();
-        loop {
-            let n = match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(_) => break,
-            };
-            let text = String::from_utf8_lossy(&buf[..n]);
-            carry.push_str(&text);
-            if huijiao_protocol::secrecy::is_classified_text(&carry) {
-                return true;
-            }
-            // Keep a tail so a marking split between reads is still seen.
-            let keep_from = carry.char_indices().rev().nth(32).map_or(0, |(i, _)| i);
-            carry.drain(..keep_from);
-        }
-    }
-    false
-}
-
-fn not_kept_warning(n: u64) -> Warning {
-    Warning {
-        row: None,
-        field: Some("secret".into()),
-        code: "original_not_kept".into(),
-        message: zh_en(
-            &format!("文件中有 {n} 行涉密或密级无法确认，这些行既不存储也不回显；文件原件未存档"),
-            &format!("{n} row(s) are classified or have a secret level that cannot be verified; they are neither stored nor echoed, and the original file was not archived"),
-        ),
-    }
 }
 
 /// The store as a [`RowSink`]: chunks go to the writer, its answers come back.
@@ -1012,13 +965,8 @@ fn finish_interrupted(ctx: &Ctx, in_inbox: &HashSet<PathBuf>) -> anyhow::Result<
 /// Moves a file refused as a whole to `rejected/` (or removes it when it may hold
 /// classified rows) and writes its report.
 fn refuse_file(ctx: &Ctx, dirs: &InboxDir, path: &Path, name: &str, day: &str, mut report: Report, keep: bool) -> anyhow::Result<Handled> {
-    if !keep {
-        report.warnings.push(Warning {
-            row: None,
-            field: Some("secret".into()),
-            code: "original_not_kept".into(),
-            message: zh_en("文件中含有涉密标记，文件原件未存档", "the file holds a classified marking; the original file was not archived"),
-        });
+    if !keep && !report.warnings.iter().any(|w| w.code == "original_not_kept") {
+        report.warnings.push(marked_file_warning());
     }
     let dest = unique_dest(&dirs.rejected.join(day), &dest_name(name), &ctx.store)?;
     finish(path, &dest, &report, keep)
@@ -1031,6 +979,9 @@ fn set_aside(ctx: &Ctx, inbox: usize, path: &Path, refusal: Refusal, keep: bool)
     let mut report = Report::new(&name, "");
     report.format = Format::from_name(&name).map(|f| f.as_str().to_string());
     report.refuse(refusal);
+    if !keep {
+        report.warnings.push(marked_file_warning());
+    }
     let day = crate::clock::today().to_string();
     let dest = unique_dest(&ctx.cfg.inboxes[inbox].rejected.join(day), &dest_name(&name), &ctx.store)?;
     let h = finish(path, &dest, &report, keep)?;

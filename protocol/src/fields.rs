@@ -207,10 +207,18 @@ pub fn normalize_header(name: &str) -> String {
     kept.trim_matches(['*', '＊']).to_string()
 }
 
-/// Fail-closed: a column whose name speaks of secrecy (`密级（原）`, `secret_level`,
-/// `保密等级`) is read as a second 密级 column, so a marking in it classifies the row.
+/// Fail-closed (spec v1.2 §3): a column whose name is a secrecy level is read as a 密级
+/// column, so a marking in it classifies the row: after NFKC, it holds 密 together
+/// with 级, 級 or 等级 (密级, 密級, 密　级, 秘密等级, 保密等级, 涉密等级, 密级（原）), or it
+/// is 涉密 or 是否涉密, or (any case) `secret`, `secret level` (also `secret_level`,
+/// `secret-level`), `secrecy` or `miji`. Names that merely contain 密 or "secret"
+/// (保密期限, Secretary) are other columns.
 fn secret_like(normalized: &str) -> bool {
-    ["密级", "保密", "涉密", "secret", "classif", "confidential"].iter().any(|w| normalized.contains(w))
+    use unicode_normalization::UnicodeNormalization;
+    let n: String = normalized.nfkc().filter(|c| !c.is_whitespace()).flat_map(char::to_lowercase).collect();
+    let bare = n.split('(').next().unwrap_or(&n);
+    (n.contains('密') && (n.contains('级') || n.contains('級')))
+        || matches!(bare, "涉密" | "是否涉密" | "secret" | "secretlevel" | "secret_level" | "secret-level" | "secrecy" | "miji")
 }
 
 /// A column that only numbers the rows of a form (序号, or 编号 beside a 登记号
@@ -249,6 +257,27 @@ mod tests {
         assert_eq!(Field::from_header("Secret"), Some(Field::Secret));
         assert_eq!(Field::from_header("密级（原）"), Some(Field::Secret));
         assert_eq!(Field::from_header("Secret_Level"), Some(Field::Secret));
+        // Secrecy columns by meaning (spec v1.2 §3), fail-closed…
+        for name in [
+            "密級",
+            "密　级",
+            "ＳＥＣＲＥＴ",
+            "秘密等级",
+            "保密等级",
+            "涉密等级",
+            "涉密",
+            "是否涉密",
+            "MIJI",
+            "Secret Level",
+            "secrecy",
+            "密级（原）",
+        ] {
+            assert_eq!(Field::from_header(name), Some(Field::Secret), "{name}");
+        }
+        // …and not a column that merely speaks of secrets.
+        for name in ["保密期限", "Secretary", "密码", "保密"] {
+            assert_eq!(Field::from_header(name), None, "{name}");
+        }
         for f in Field::ALL {
             assert_eq!(Field::from_header(f.key()), Some(f));
             assert_eq!(Field::from_header(f.zh()), Some(f));

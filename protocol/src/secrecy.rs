@@ -27,7 +27,7 @@ fn is_invisible(c: char) -> bool {
         || matches!(c,
             '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}'
-            | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+            | '\u{FEFF}' | '\u{FFA0}' | '\u{2800}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Traditional and variant forms of the marking characters.
@@ -53,6 +53,17 @@ pub fn is_classified_text(s: &str) -> bool {
         return false;
     }
     let n = normalize(s);
+    MARKINGS.iter().any(|m| n.contains(m))
+}
+
+/// Whether any text of a file carries a classified marking (spec v1.2 §3, the whole
+/// file): as [`is_classified_text`], except that 秘密 inside 技术秘密 or 商业秘密 (kinds of
+/// intellectual property, 知识产权) is not one.
+pub fn file_text_is_marked(s: &str) -> bool {
+    if !s.chars().any(|c| c == '密' || matches!(c, '\u{F900}'..='\u{FAFF}' | '\u{2F800}'..='\u{2FA1F}')) {
+        return false;
+    }
+    let n = normalize(s).replace("技术秘密", "技术□").replace("商业秘密", "商业□");
     MARKINGS.iter().any(|m| n.contains(m))
 }
 
@@ -197,6 +208,15 @@ mod tests {
 
     fn t(s: &str) -> RawValue {
         RawValue::Text(s.into())
+    }
+
+    #[test]
+    fn a_files_text_is_marked_unless_the_secret_is_intellectual_property() {
+        assert!(file_text_is_marked("备注：本成果实为机密"));
+        assert!(file_text_is_marked("机\u{2800}密") && is_classified_text("机\u{2800}密"), "a Braille blank hides nothing");
+        assert!(!file_text_is_marked("知识产权：技术秘密:JSMM-1；商业秘密"));
+        assert!(file_text_is_marked("技术秘密；另有秘密资料"));
+        assert!(!file_text_is_marked("保密期限 5 年，密码学"));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 mod form;
 mod json;
 pub mod rejected;
+pub mod screen;
 pub mod source;
 pub mod text;
 mod xls;
@@ -788,10 +789,19 @@ pub fn check_file(
         Some(Err(r)) => return refused(&sniffed.sha256, r),
         None => None,
     };
-    match read(&src.file, format, encoding, limits, &cancel) {
-        Ok(reading) => validate(reading, Report::new(&name, &sniffed.sha256), validator, limits, usize::MAX, sink, spool),
-        Err(e) => refused(&sniffed.sha256, read_failed(&e)),
+    // Rows go to the sink a chunk at a time, as in the daemon: memory stays bounded
+    // whatever the file's length.
+    let mut checked = match read(&src.file, format, encoding, limits, &cancel) {
+        Ok(reading) => validate(reading, Report::new(&name, &sniffed.sha256), validator, limits, CHUNK, sink, spool),
+        Err(e) => return refused(&sniffed.sha256, read_failed(&e)),
+    };
+    // What the daemon would say of the original (it would not archive it).
+    if checked.not_echoed > 0 {
+        checked.report.warnings.push(screen::not_kept_warning(checked.not_echoed));
+    } else if screen::screen(&src.file, Some(format), encoding, limits, &cancel).is_marked() {
+        checked.report.warnings.push(screen::marked_file_warning());
     }
+    checked
 }
 
 /// The refusal of a path that is not a regular file.

@@ -680,6 +680,30 @@ fn sheet(biff: &mut Biff<'_>, g: &Globals, strings: &Strings, limits: &Limits, c
     Err(unreadable("a sheet has no end"))
 }
 
+/// Calls `each` with the body of every record of the workbook stream, in order, until
+/// it returns false (the whole-file secrecy screen reads them all).
+pub(crate) fn each_record_body(file: &File, limits: &Limits, cancel: &Cancel, each: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Refusal> {
+    let _ = limits;
+    let cfb = Cfb::open(file)?;
+    let entries = cfb.directory(u32_at(&cfb.header, 0x30)?)?;
+    let root = entries.iter().find(|e| e.1 == 5).map(|e| (e.2, e.3)).ok_or_else(|| unreadable("the compound file has no root"))?;
+    let named = |n: &str| entries.iter().find(|e| e.1 == 2 && e.0.eq_ignore_ascii_case(n));
+    let Some(book) = named("Workbook").or_else(|| named("Book")) else {
+        return Err(unreadable("the compound file holds no workbook"));
+    };
+    let stream = Stream::open(&cfb, root, book.2, book.3)?;
+    let mut biff = Biff { stream, kind: 0, at: 0, data: Vec::new(), peeked: false };
+    while biff.next()? {
+        if cancel.is_cancelled() {
+            return Err(super::cancelled());
+        }
+        if !each(&biff.data) {
+            break;
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form<'_>) -> Result<Vec<String>, Refusal> {
     let cfb = Cfb::open(&file)?;
     let entries = cfb.directory(u32_at(&cfb.header, 0x30)?)?;
