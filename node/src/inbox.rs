@@ -681,7 +681,7 @@ fn dest_name(display: &str) -> String {
 /// Handles one settled file from start to finish. Blocking.
 fn handle(ctx: &Ctx, inbox: usize, path: &Path) -> anyhow::Result<Outcome> {
     let name = display_name(path.file_name().unwrap_or_default());
-    let source_key = path.to_string_lossy().into_owned();
+    let source_key = path_text(path);
     // A file the node died on (or failed on) too often is set aside.
     let attempts = {
         let (k, now) = (source_key.clone(), crate::clock::now_ms());
@@ -777,7 +777,7 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
     let meta = FileMeta {
         sha256: sha.clone(),
         name: name.to_string(),
-        source_path: path.to_string_lossy().into_owned(),
+        source_path: path_text(path),
         dest: dest.to_string_lossy().into_owned(),
         received_at: crate::clock::now_ms(),
     };
@@ -836,7 +836,7 @@ fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::R
         meta: FileMeta {
             sha256: sha.clone(),
             name: name.to_string(),
-            source_path: path.to_string_lossy().into_owned(),
+            source_path: path_text(path),
             dest: dest.to_string_lossy().into_owned(),
             received_at: 0,
         },
@@ -889,7 +889,7 @@ impl RowSink for StoreSink {
 /// between commit and move (finish it with the stored report), or the same file
 /// dropped again (store nothing, say so).
 fn redrop(ctx: &Ctx, dirs: &InboxDir, path: &Path, name: &str, day: &str, entry: FileEntry) -> anyhow::Result<Handled> {
-    if !entry.moved && entry.meta.source_path == path.to_string_lossy() {
+    if !entry.moved && entry.meta.source_path == path_text(path) {
         return finish_committed(ctx, &entry, true);
     }
     if !entry.moved {
@@ -904,18 +904,25 @@ fn redrop(ctx: &Ctx, dirs: &InboxDir, path: &Path, name: &str, day: &str, entry:
         row: None,
         field: None,
         code: "duplicate_file".into(),
-        message: zh_en(
-            &format!(
-                "相同内容的文件（{}）已于 {when} 处理过，本次未存储任何新内容；结果与当时相同，退回的行见 {}",
-                entry.meta.name,
-                sidecar(earlier, "rejected.csv").display()
-            ),
-            &format!(
-                "identical file ({}) already processed at {when}; nothing new was stored, the verdict is the same; its rejected rows are in {}",
-                entry.meta.name,
-                sidecar(earlier, "rejected.csv").display()
-            ),
-        ),
+        message: if entry.report.rejected > 0 {
+            zh_en(
+                &format!(
+                    "相同内容的文件（{}）已于 {when} 处理过，本次未存储任何新内容；结果与当时相同，退回的行见 {}",
+                    entry.meta.name,
+                    sidecar(earlier, "rejected.csv").display()
+                ),
+                &format!(
+                    "identical file ({}) already processed at {when}; nothing new was stored, the verdict is the same; its rejected rows are in {}",
+                    entry.meta.name,
+                    sidecar(earlier, "rejected.csv").display()
+                ),
+            )
+        } else {
+            zh_en(
+                &format!("相同内容的文件（{}）已于 {when} 处理过，本次未存储任何新内容；结果与当时相同", entry.meta.name),
+                &format!("identical file ({}) already processed at {when}; nothing new was stored, the verdict is the same", entry.meta.name),
+            )
+        },
     });
     let keep = !report.warnings.iter().any(|w| w.code == "original_not_kept");
     let dest = unique_dest(&dirs.processed.join(day), &dest_name(name), &ctx.store)?;
@@ -926,7 +933,8 @@ fn redrop(ctx: &Ctx, dirs: &InboxDir, path: &Path, name: &str, day: &str, entry:
 /// the journal mark. Idempotent, so a restart can run it again at any point.
 fn finish_committed(ctx: &Ctx, entry: &FileEntry, source_here: bool) -> anyhow::Result<Handled> {
     let dest = PathBuf::from(&entry.meta.dest);
-    let src = Path::new(&entry.meta.source_path);
+    let src = text_path(&entry.meta.source_path);
+    let src = src.as_path();
     let keep = !entry.report.warnings.iter().any(|w| w.code == "original_not_kept");
     let tmp = hidden(&dest, "rejected.csv");
     if tmp.exists() {
@@ -952,7 +960,7 @@ fn finish_committed(ctx: &Ctx, entry: &FileEntry, source_here: bool) -> anyhow::
 fn finish_interrupted(ctx: &Ctx, in_inbox: &HashSet<PathBuf>) -> anyhow::Result<()> {
     let pending = ctx.store.call_blocking(|w| w.pending_moves())??;
     for entry in pending {
-        let src = PathBuf::from(&entry.meta.source_path);
+        let src = text_path(&entry.meta.source_path);
         if in_inbox.contains(&src) || src.symlink_metadata().is_ok() {
             continue;
         }
@@ -985,7 +993,7 @@ fn set_aside(ctx: &Ctx, inbox: usize, path: &Path, refusal: Refusal, keep: bool)
     let day = crate::clock::today().to_string();
     let dest = unique_dest(&ctx.cfg.inboxes[inbox].rejected.join(day), &dest_name(&name), &ctx.store)?;
     let h = finish(path, &dest, &report, keep)?;
-    let k = path.to_string_lossy().into_owned();
+    let k = path_text(path);
     let _ = ctx.store.call_blocking(move |w| w.end_attempt(&k));
     Ok(h)
 }
@@ -1081,6 +1089,30 @@ fn move_file(src: &Path, dest: &Path) -> anyhow::Result<()> {
             std::fs::remove_file(src).with_context(|| format!("cannot remove {}", show(src)))
         }
         Err(e) => Err(e).with_context(|| format!("cannot move {} to {}", show(src), show(dest))),
+    }
+}
+
+/// A path as the file journal keeps it: as text when it is UTF-8, else its bytes in
+/// hex after a NUL (which no Unix path holds), so a name in GBK from a Windows zip is
+/// found and moved again exactly, never read twice.
+fn path_text(p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    match p.to_str() {
+        Some(s) => s.to_string(),
+        None => format!("\0hex:{}", huijiao_protocol::record::hex(p.as_os_str().as_bytes())),
+    }
+}
+
+/// The path [`path_text`] wrote.
+fn text_path(s: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    match s.strip_prefix("\0hex:") {
+        Some(h) => {
+            let bytes: Option<Vec<u8>> =
+                (0..h.len()).step_by(2).map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect();
+            bytes.map(|b| PathBuf::from(std::ffi::OsString::from_vec(b))).unwrap_or_else(|| PathBuf::from(s))
+        }
+        None => PathBuf::from(s),
     }
 }
 

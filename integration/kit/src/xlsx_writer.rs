@@ -10,6 +10,9 @@ pub enum Cell {
     Number(f64),
     /// An Excel date cell (serial number with a date format).
     Date(huijiao_protocol::Date),
+    /// A formula with no saved result (as a program, not Excel, may write one); in
+    /// `.xls`, a formatted empty cell.
+    Formula(String),
 }
 
 /// Builds the bytes of a workbook whose first (only) sheet holds `rows`.
@@ -32,6 +35,7 @@ fn sheet_xml(rows: &[Vec<Cell>]) -> String {
                     sheet.push_str(&format!(r#"<c r="{at}" t="inlineStr"><is><t xml:space="preserve">{}</t></is></c>"#, escape(s)))
                 }
                 Cell::Number(x) => sheet.push_str(&format!(r#"<c r="{at}"><v>{x}</v></c>"#)),
+                Cell::Formula(f) => sheet.push_str(&format!(r#"<c r="{at}"><f>{}</f></c>"#, escape(f))),
                 Cell::Date(d) => {
                     // Excel's 1900 system: day 25569 is 1970-01-01.
                     let serial = d.to_days() + 25_569;
@@ -47,6 +51,12 @@ fn sheet_xml(rows: &[Vec<Cell>]) -> String {
 
 /// Builds the bytes of a workbook with these sheets, in this order.
 pub fn workbook_sheets(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
+    let visible: Vec<(&str, &[Vec<Cell>], &str)> = sheets.iter().map(|(n, r)| (*n, *r, "visible")).collect();
+    workbook_sheets_states(&visible)
+}
+
+/// [`workbook_sheets`] with each sheet's `state`: `visible`, `hidden` or `veryHidden`.
+pub fn workbook_sheets_states(sheets: &[(&str, &[Vec<Cell>], &str)]) -> Vec<u8> {
     let head = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#;
     let overrides: String = (1..=sheets.len())
         .map(|i| format!(r#"<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>"#))
@@ -54,7 +64,7 @@ pub fn workbook_sheets(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
     let listed: String = sheets
         .iter()
         .enumerate()
-        .map(|(i, (name, _))| format!(r#"<sheet name="{}" sheetId="{}" r:id="rId{}"/>"#, escape(name), i + 1, i + 1))
+        .map(|(i, (name, _, state))| format!(r#"<sheet name="{}" sheetId="{}" state="{state}" r:id="rId{}"/>"#, escape(name), i + 1, i + 1))
         .collect();
     let rels: String = (1..=sheets.len())
         .map(|i| format!(r#"<Relationship Id="rId{i}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{i}.xml"/>"#))
@@ -91,7 +101,7 @@ pub fn workbook_sheets(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
             ),
         ),
     ];
-    for (i, (_, rows)) in sheets.iter().enumerate() {
+    for (i, (_, rows, _)) in sheets.iter().enumerate() {
         files.push((format!("xl/worksheets/sheet{}.xml", i + 1), sheet_xml(rows)));
     }
     zip_stored(files.iter().map(|(n, d)| (n.as_str(), d.as_bytes())))
@@ -115,7 +125,7 @@ fn escape(s: &str) -> String {
 }
 
 /// A zip archive with every entry stored uncompressed.
-fn zip_stored<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+pub fn zip_stored<'a>(files: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     let mut count = 0u16;
@@ -291,7 +301,7 @@ pub fn workbook_xls(sheets: &[(&str, &[Vec<Cell>])]) -> Vec<u8> {
                 b.extend_from_slice(&(r as u16).to_le_bytes());
                 b.extend_from_slice(&(c as u16).to_le_bytes());
                 let (kind, xf, tail): (u16, u16, Vec<u8>) = match cell {
-                    Cell::Empty => (0x0201, 0, Vec::new()),
+                    Cell::Empty | Cell::Formula(_) => (0x0201, 0, Vec::new()),
                     Cell::Text(s) => (0x00FD, 0, index[s.as_str()].to_le_bytes().to_vec()),
                     Cell::Number(x) if x.fract() == 0.0 && x.abs() < 5.0e8 => {
                         (0x027E, 0, (((*x as i32) << 2) as u32 | 2).to_le_bytes().to_vec())

@@ -69,6 +69,8 @@ pub(crate) struct Form<'s> {
     trailer: Option<(u64, u64)>,
     /// Sheets before the data sheet (no header in their first rows).
     skipped: Vec<String>,
+    /// Hidden sheets before the data sheet: never read (spec v1.2 §1.1).
+    hidden: Vec<String>,
     /// The first non-blank row seen in any sheet: what a refusal names.
     first_row: Option<Vec<String>>,
     data_rows: u64,
@@ -77,10 +79,26 @@ pub(crate) struct Form<'s> {
     done: bool,
     /// The current sheet was found to have no header.
     abandoned: bool,
+    /// The last row in `first` is a header (登记号 and two more columns): the next row is
+    /// looked at before deciding, in case it is the lower row of a two-level header.
+    strong: bool,
 }
 
 fn cell_name(v: &RawValue) -> String {
     v.display()
+}
+
+/// Whether `lower`, right below the header row `upper`, is the lower row of a two-level
+/// header: it names a known column where `upper` has an empty cell or a cell that names
+/// none (a group label), and it holds no 登记号 value (a data row always does).
+fn is_lower_header(upper: &GridRow, lower: &GridRow) -> bool {
+    let upper_field = |c: u32| upper.cells.iter().find(|(col, _)| *col == c).and_then(|(_, v)| Field::from_header(&cell_name(v)));
+    let reg_no_col = upper.cells.iter().find(|(_, v)| Field::from_header(&cell_name(v)) == Some(Field::RegNo)).map(|(c, _)| *c);
+    let reg_no_filled = reg_no_col
+        .is_some_and(|rc| lower.cells.iter().any(|(c, v)| *c == rc && !v.is_blank() && Field::from_header(&cell_name(v)).is_none()));
+    !reg_no_filled
+        && lower.broken.is_none()
+        && lower.cells.iter().any(|(c, v)| upper_field(*c).is_none() && Field::from_header(&cell_name(v)).is_some())
 }
 
 /// The fields a row names when read as a header.
@@ -108,12 +126,14 @@ impl<'s> Form<'s> {
             header: None,
             trailer: None,
             skipped: Vec::new(),
+            hidden: Vec::new(),
             first_row: None,
             data_rows: 0,
             chunk: Vec::with_capacity(CHUNK),
             beyond_header: None,
             done: false,
             abandoned: false,
+            strong: false,
         }
     }
 
@@ -122,10 +142,19 @@ impl<'s> Form<'s> {
         self.header.is_some()
     }
 
+    /// A hidden or very hidden sheet: skipped unread, with a warning naming it (the
+    /// data sheet is the first *visible* sheet with a header).
+    pub fn skip_hidden_sheet(&mut self, name: &str) {
+        if self.header.is_none() {
+            self.hidden.push(name.to_string());
+        }
+    }
+
     pub fn start_sheet(&mut self, name: &str) {
         self.sheet = name.to_string();
         self.first.clear();
         self.abandoned = false;
+        self.strong = false;
     }
 
     /// Takes the next row of the current sheet.
@@ -138,6 +167,12 @@ impl<'s> Form<'s> {
         }
         if self.abandoned {
             return Flow::NextSheet;
+        }
+        if self.strong && !row.is_blank() {
+            // The row after a header: perhaps its lower row (two-level header).
+            self.first.push(row);
+            self.strong = false;
+            return self.decide();
         }
         if row.row > HEADER_ROWS {
             return match self.decide() {
@@ -152,11 +187,8 @@ impl<'s> Form<'s> {
             self.first_row = Some(row.cells.iter().map(|(_, v)| cell_name(v)).collect());
         }
         let named = named_fields(&row);
-        let strong = named.contains(&Field::RegNo) && named.len() >= 3;
+        self.strong = named.contains(&Field::RegNo) && named.len() >= 3;
         self.first.push(row);
-        if strong {
-            return self.decide();
-        }
         Flow::Continue
     }
 
@@ -169,6 +201,7 @@ impl<'s> Form<'s> {
             return Flow::NextSheet;
         }
         if self.header.is_none() {
+            self.strong = false;
             return self.decide();
         }
         Flow::Stop
@@ -188,10 +221,23 @@ impl<'s> Form<'s> {
             self.abandoned = true;
             return Flow::NextSheet;
         };
-        let mut rows = first.into_iter();
+        let mut rows = first.into_iter().peekable();
         let title_rows = h as u64;
         rows.by_ref().take(h).for_each(drop);
-        let header = rows.next().expect("picked row exists");
+        let mut header = rows.next().expect("picked row exists");
+        // A two-level header (spec v1.2 §1.1): the row right below names columns under a
+        // group cell (成果完成人 over 第一完成单位 / 完成单位 / 主要完成人) or under empty
+        // cells; each column takes the lower row's name where it has one.
+        if let Some(lower) = rows.peek().filter(|l| l.row == header.row + 1 && is_lower_header(&header, l)) {
+            let mut cells: std::collections::BTreeMap<u32, RawValue> = header.cells.iter().cloned().collect();
+            for (c, v) in &lower.cells {
+                if !v.is_blank() {
+                    cells.insert(*c, v.clone());
+                }
+            }
+            header = GridRow { row: header.row, cells: cells.into_iter().collect(), fields: header.fields.max(lower.fields), broken: None };
+            rows.next();
+        }
         if !self.start(&header, title_rows) {
             return Flow::Stop;
         }
@@ -213,6 +259,17 @@ impl<'s> Form<'s> {
         }
         let has_reg_no = named_fields(header).contains(&Field::RegNo);
         let mut warnings = Vec::new();
+        for s in &self.hidden {
+            warnings.push(Warning {
+                row: None,
+                field: Some(s.clone()),
+                code: "sheet_skipped".into(),
+                message: zh_en(
+                    &format!("工作表“{s}”是隐藏的，已跳过（只读取可见的工作表）"),
+                    &format!("sheet `{s}` is hidden; skipped (only visible sheets are read)"),
+                ),
+            });
+        }
         for s in &self.skipped {
             warnings.push(Warning {
                 row: None,

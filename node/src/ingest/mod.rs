@@ -595,7 +595,34 @@ fn check_row(validator: &Validator<'_>, r: &SourceRow) -> Result<Row, (Vec<RowEr
         };
     }
     let cells = r.cells.iter().filter_map(|c| c.field.map(|f| (f, &c.value)));
-    validator.validate_cells(r.row, cells).map_err(|errs| {
+    // A cell over the length cap refuses its row in any column, known or not (spec §3).
+    let long_unknown: Vec<RowError> = r
+        .cells
+        .iter()
+        .filter(|c| c.field.is_none() && matches!(c.value, RawValue::TooLong(_)))
+        .map(|c| {
+            let max = huijiao_protocol::validate::MAX_CELL_CHARS;
+            RowError {
+                row: r.row,
+                reg_no: None,
+                field: None,
+                code: "cell_too_long".into(),
+                message: zh_en(
+                    &format!("第 {} 列（表头未知的列）超过 {max} 个字符，内容未保留", c.col + 1),
+                    &format!("column {} (not a column of the format) is longer than {max} characters and was not kept", c.col + 1),
+                ),
+            }
+        })
+        .collect();
+    let checked = match validator.validate_cells(r.row, cells) {
+        Ok(row) if long_unknown.is_empty() => return Ok(row),
+        Ok(row) => Err(long_unknown.into_iter().map(|e| RowError { reg_no: Some(row.reg_no().to_string()), ..e }).collect()),
+        Err(mut errs) => {
+            errs.extend(long_unknown);
+            Err(errs)
+        }
+    };
+    checked.map_err(|errs: Vec<RowError>| {
         // A classified marking anywhere in a rejected row keeps the row out of the
         // rejected file, even in a column that is not 密级.
         let echo = !errs.iter().any(secrecy::forbids_echo) && !r.cells.iter().any(|c| secrecy::value_is_marked(&c.value));

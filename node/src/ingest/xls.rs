@@ -373,7 +373,8 @@ struct Globals {
     formats: std::collections::HashMap<u16, bool>,
     xf_formats: Vec<u16>,
     /// Worksheets: name and the offset of their `BOF`.
-    sheets: Vec<(String, u64)>,
+    /// (name, offset of its BOF, hidden) of each worksheet.
+    sheets: Vec<(String, u64, bool)>,
 }
 
 impl Globals {
@@ -462,8 +463,10 @@ fn globals(biff: &mut Biff<'_>, limits: &Limits, cancel: &Cancel, strings: &mut 
                 } else {
                     raw.iter().take(cch).map(|&b| char::from(b)).collect()
                 };
+                // hsState: 0 visible, 1 hidden, 2 very hidden.
+                let hidden = biff.data.get(4).is_some_and(|s| s & 0x03 != 0);
                 if kind == 0 {
-                    g.sheets.push((name, at));
+                    g.sheets.push((name, at, hidden));
                 }
             }
             0x00FC => {
@@ -731,7 +734,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
         let at = biff.at;
         // Found by its offset; a writer that got the offsets wrong still lists its
         // worksheets in stream order.
-        let i = g.sheets.iter().position(|(_, o)| *o == at).or_else(|| (0..g.sheets.len()).find(|k| !used[*k]));
+        let i = g.sheets.iter().position(|(_, o, _)| *o == at).or_else(|| (0..g.sheets.len()).find(|k| !used[*k]));
         let Some(i) = i.filter(|_| is_sheet) else {
             // A chart or macro sheet: skipped to its end.
             let mut depth = 1u32;
@@ -746,6 +749,19 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
         };
         seen += 1;
         used[i] = true;
+        if g.sheets[i].2 {
+            // A hidden sheet: skipped unread, to its end.
+            form.skip_hidden_sheet(&g.sheets[i].0);
+            let mut depth = 1u32;
+            while depth > 0 && biff.next()? {
+                match biff.kind {
+                    BOF => depth += 1,
+                    EOF => depth -= 1,
+                    _ => {}
+                }
+            }
+            continue;
+        }
         form.start_sheet(&g.sheets[i].0);
         match sheet(&mut biff, &g, &strings, limits, cancel, form)? {
             Flow::Stop => return Ok(Vec::new()),
@@ -753,7 +769,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
             Flow::Continue => {
                 form.end_sheet();
                 if form.has_header() {
-                    return Ok(g.sheets[i + 1..].iter().map(|(n, _)| n.clone()).collect());
+                    return Ok(g.sheets[i + 1..].iter().map(|(n, _, _)| n.clone()).collect());
                 }
             }
         }

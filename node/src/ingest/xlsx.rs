@@ -87,8 +87,8 @@ fn tags(zip: &mut Zip, path: &str, limits: &Limits, cancel: &Cancel, tripped: &T
 
 /// The parts of a workbook that say where things are.
 struct Book {
-    /// (name, path of the sheet part) in workbook order; None for a chart sheet.
-    sheets: Vec<(String, Option<String>)>,
+    /// (name, path of the sheet part, hidden) in workbook order; None for a chart sheet.
+    sheets: Vec<(String, Option<String>, bool)>,
     date1904: bool,
     styles: Option<String>,
     shared: Option<String>,
@@ -144,7 +144,8 @@ fn book(zip: &mut Zip, limits: &Limits, cancel: &Cancel, tripped: &Tripped) -> R
             b"sheet" => {
                 let sheet_name = a.get(&b"name"[..]).cloned().unwrap_or_default();
                 let path = a.get(&b"id"[..]).and_then(|id| targets.get(id)).filter(|(k, _)| k == "worksheet").map(|(_, p)| p.clone());
-                sheets.push((sheet_name, path));
+                let hidden = a.get(&b"state"[..]).is_some_and(|s| s == "hidden" || s == "veryHidden");
+                sheets.push((sheet_name, path, hidden));
             }
             _ => {}
         }
@@ -384,7 +385,11 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
     let book = book(&mut zip, limits, cancel, &tripped)?;
     let dates = date_styles(&mut zip, book.styles.as_deref(), limits, cancel, &tripped)?;
     let strings = shared_strings(&mut zip, book.shared.as_deref(), limits, cancel, &tripped)?;
-    for (i, (name, path)) in book.sheets.iter().enumerate() {
+    for (i, (name, path, hidden)) in book.sheets.iter().enumerate() {
+        if *hidden {
+            form.skip_hidden_sheet(name);
+            continue;
+        }
         form.start_sheet(name);
         let flow = match path {
             Some(p) => sheet(&mut zip, p, &strings, &dates, book.date1904, limits, cancel, &tripped, form)?,
@@ -396,7 +401,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
             Flow::Continue => {
                 form.end_sheet();
                 if form.has_header() {
-                    return Ok(book.sheets[i + 1..].iter().map(|(n, _)| n.clone()).collect());
+                    return Ok(book.sheets[i + 1..].iter().map(|(n, _, _)| n.clone()).collect());
                 }
             }
         }
@@ -470,6 +475,8 @@ fn sheet(
     let mut next_col: u32 = 0;
     let (mut v, mut is) = (CellText::default(), CellText::default());
     let (mut in_v, mut in_is_t, mut skip) = (false, false, 0usize);
+    // The current cell holds a formula (`<f>`).
+    let mut formula = false;
     let mut in_cell = false;
     let start_row = |e: &BytesStart<'_>, row_no: &mut u64, rows_read: &mut u64| -> Result<u64, Refusal> {
         *rows_read += 1;
@@ -521,6 +528,7 @@ fn sheet(
                 style = attr(&e, b"s").and_then(|s| s.parse().ok());
                 v.clear();
                 is.clear();
+                formula = false;
             }
             Event::Empty(e) if local(e.name().as_ref()) == b"c" => {
                 // A cell without a value: formatting only.
@@ -536,11 +544,17 @@ fn sheet(
             }
             Event::End(e) if local(e.name().as_ref()) == b"c" => {
                 in_cell = false;
-                let value = xlsx_value(&t, style, &v, &is, strings, dates, date1904);
+                let mut value = xlsx_value(&t, style, &v, &is, strings, dates, date1904);
+                if formula && value.is_blank() {
+                    // A formula whose result was never saved (a file written by a
+                    // program, not Excel): say so, not that the field is missing.
+                    value = RawValue::Invalid("公式没有保存计算结果，请在 Excel 中打开并保存后再提交 / a formula with no saved result; open and save the file in Excel");
+                }
                 if !value.is_blank() && in_row {
                     row.cells.push((col, value));
                 }
             }
+            Event::Start(e) | Event::Empty(e) if in_cell && local(e.name().as_ref()) == b"f" => formula = true,
             Event::Start(e) if in_cell => match local(e.name().as_ref()) {
                 b"v" => in_v = true,
                 b"rPh" | b"phoneticPr" => skip += 1,
@@ -595,6 +609,9 @@ pub(crate) fn read_ods(file: File, limits: &Limits, cancel: &Cancel, form: &mut 
     let mut paragraphs = 0;
     let mut in_p = 0usize;
     let mut skip = 0usize; // annotations inside a cell
+                           // Hidden sheets: the table styles that hide one, and whether the current is hidden.
+    let mut table_style: Option<String> = None;
+    let mut hidden_styles: std::collections::HashSet<String> = Default::default();
     let finish_row =
         |row: &mut GridRow, repeat: u64, row_no: &mut u64, rows_read: &mut u64, form: &mut Form<'_>| -> Result<Flow, Refusal> {
             let base = *row_no;
@@ -622,9 +639,23 @@ pub(crate) fn read_ods(file: File, limits: &Limits, cancel: &Cancel, form: &mut 
         };
         let is_empty = matches!(ev, Event::Empty(_));
         match ev {
+            // Table styles that hide a sheet (`table:display="false"`), declared before the body.
+            Event::Start(e) | Event::Empty(e) if local(e.name().as_ref()) == b"style" && !in_table => {
+                table_style = (attr(&e, b"family").as_deref() == Some("table")).then(|| attr(&e, b"name").unwrap_or_default());
+            }
+            Event::Start(e) | Event::Empty(e)
+                if local(e.name().as_ref()) == b"table-properties" && !in_table && attr(&e, b"display").as_deref() == Some("false") =>
+            {
+                hidden_styles.extend(table_style.clone());
+            }
             Event::Start(e) | Event::Empty(e) if local(e.name().as_ref()) == b"table" && !in_table => {
                 let name = attr(&e, b"name").unwrap_or_default();
-                if done_data {
+                let hidden = attr(&e, b"style-name").is_some_and(|st| hidden_styles.contains(&st));
+                if hidden && !done_data {
+                    // Its rows are not read (`reading` stays off to its end).
+                    form.skip_hidden_sheet(&name);
+                    reading = false;
+                } else if done_data {
                     later.push(name);
                 } else {
                     form.start_sheet(&name);
