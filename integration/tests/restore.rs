@@ -481,3 +481,42 @@ async fn a_forgotten_version_is_a_reported_conflict_never_a_silent_one() {
     .unwrap();
     f.stop_all().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_never_shows_as_unsent_what_the_parent_holds_even_on_a_full_disk() {
+    let mut f = Federation::with_processes().unwrap();
+    f.add("420100", None).unwrap();
+    f.add("420102", Some("420100")).unwrap();
+    // The county's data folder on a small file system of its own.
+    let data = f.node("420102").dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"]).arg(&data).status().unwrap();
+    assert!(mounted.success(), "this test mounts a small tmpfs (it runs as root in CI)");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    f.start_all().await.unwrap();
+    f.stop("420100").await.unwrap();
+    // The county takes 300 records while its parent is away.
+    f.node("420102").drop_file("a.jsonl", &synth::jsonl(&records("420102", 1, 300))).unwrap();
+    wait_for("the county's records", LIMIT, || f.node("420102").record_count() == 300).await.unwrap();
+    // Its disk fills up; then the parent comes back and takes everything.
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+    }
+    f.start("420100").await.unwrap();
+    wait_for("the parent to hold all 300", LIMIT, || f.node("420100").record_count() == 300).await.unwrap();
+    // The county's store cannot note the acknowledgement, but status asks the daemon.
+    wait_for("status to show nothing unsent", LIMIT, || status(&f, "420102")["backlog"] == 0).await.unwrap();
+    std::fs::remove_file(&filler).unwrap();
+    f.stop_all().await.unwrap();
+}

@@ -21,6 +21,10 @@ pub struct DaemonInfo {
     pub node: String,
     /// ms since the epoch.
     pub started_at: i64,
+    /// What the parent acknowledged last, as the daemon heard it (ahead of the store's
+    /// copy, which is written every second or two and not while the disk is full).
+    #[serde(default)]
+    pub acked: Option<u64>,
 }
 
 /// Serves the socket until `shutdown`; one JSON line per connection.
@@ -31,14 +35,20 @@ pub async fn serve(data_dir: PathBuf, node: String, shutdown: tokio_util::sync::
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
     crate::fsx::set_mode(&path, 0o600)?;
-    let info = DaemonInfo { pid: std::process::id(), version: env!("CARGO_PKG_VERSION").into(), node, started_at: crate::clock::now_ms() };
-    let line = serde_json::to_string(&info)? + "\n";
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        node,
+        started_at: crate::clock::now_ms(),
+        acked: None,
+    };
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             conn = listener.accept() => {
                 if let Ok((mut stream, _)) = conn {
-                    let line = line.clone();
+                    let now = DaemonInfo { acked: crate::uplink::acked_now(), ..info.clone() };
+                    let line = serde_json::to_string(&now).unwrap_or_default() + "\n";
                     tokio::spawn(async move {
                         use tokio::io::AsyncWriteExt;
                         let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(line.as_bytes())).await;

@@ -26,7 +26,11 @@ pub fn files_waiting(cfg: &Config) -> usize {
 
 pub fn own(cfg: &Config, reader: &Reader) -> anyhow::Result<NodeHealth> {
     let s = reader.status()?;
-    let uplink = reader.uplink()?;
+    let mut uplink = reader.uplink()?;
+    // In the daemon: the parent's acknowledgement as heard, ahead of the store's copy.
+    if let (Some(u), Some(a)) = (uplink.as_mut(), crate::uplink::acked_now()) {
+        u.acked = u.acked.max(a as i64);
+    }
     let (backlog, oldest, state, error) = match &uplink {
         Some(u) => ((s.last_seq - u.acked).max(0) as u64, reader.accepted_at_after(u.acked)?, u.state.clone(), u.last_error.clone()),
         None => (0, None, String::new(), None),

@@ -272,6 +272,7 @@ async fn stream(
                     Ok(ChildEvent::Ready { cursor, version, features }) => {
                         info!(parent = %parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
                         *acked = Some(cursor);
+                        note_acked(cursor);
                         record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
                     }
                     Ok(ChildEvent::Reply(m)) => net::write_frame(&mut send, &m).await?,
@@ -282,6 +283,7 @@ async fn stream(
                             ChildEvent::Ready { cursor, .. } => {
                                 info!(parent = %parent.node_id, cursor, "uplink streaming");
                                 *acked = Some(cursor);
+                                note_acked(cursor);
                                 record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
                             }
                             ChildEvent::Rewound { parent_cursor, last_seq } => {
@@ -299,6 +301,7 @@ async fn stream(
                         *progressed = true;
                         crate::metrics::changes_acked(cursor.saturating_sub(acked.unwrap_or(cursor)));
                         *acked = Some(cursor);
+                        note_acked(cursor);
                         if ack.conflicts > 0 {
                             warn!(parent = %parent.node_id, conflicts = ack.conflicts, "the parent quarantined conflicting changes (see huijiao conflicts at the parent)");
                         }
@@ -360,6 +363,21 @@ async fn stream(
             }
         }
     }
+}
+
+/// What the parent acknowledged last, as this process knows it at once (0: nothing
+/// yet). The store's copy is written every second or two and cannot be while the disk
+/// is full; `status` asks the daemon for this one, so it never shows as unsent what the
+/// parent holds.
+static ACKED_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The parent's acknowledged cursor as this process last heard it.
+pub fn acked_now() -> Option<u64> {
+    Some(ACKED_NOW.load(std::sync::atomic::Ordering::Relaxed)).filter(|a| *a > 0)
+}
+
+fn note_acked(cursor: u64) {
+    ACKED_NOW.store(cursor, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The store was rewound: says so loudly, starts a new log, and returns its `Resume`.

@@ -70,15 +70,27 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn gather(cfg: &Config) -> anyhow::Result<Snapshot> {
         let reader = Reader::open(&cfg.db_path())?;
+        let daemon = crate::admin::ask(&cfg.data_dir);
+        let mut uplink = reader.uplink()?;
+        // The running daemon knows the parent's acknowledgement before its store does.
+        if let (Some(u), Some(a)) = (uplink.as_mut(), daemon.as_ref().and_then(|d| d.acked)) {
+            u.acked = u.acked.max(a as i64);
+        }
         let waiting = crate::health::files_waiting(cfg);
         let (log_id, _) = reader.log()?;
+        let mut subtree = crate::health::subtree(cfg, &reader)?;
+        if let (Some(me), Some(u)) = (subtree.first_mut(), uplink.as_ref()) {
+            let store = reader.status()?;
+            me.backlog = (store.last_seq - u.acked).max(0) as u64;
+            me.backlog_oldest_at = if me.backlog > 0 { reader.accepted_at_after(u.acked)? } else { None };
+        }
         Ok(Snapshot {
             store: reader.status()?,
             unfinished: reader.unfinished_files()?,
             disks: free_space(cfg),
             waiting,
             children: reader.children()?,
-            uplink: reader.uplink()?,
+            uplink,
             conflicts: reader.quarantine()?.len(),
             refusals: reader.refusals()?,
             stuck: reader.stuck()?,
@@ -86,8 +98,8 @@ impl Snapshot {
             rotation: reader.log_rotation()?.and_then(|t| serde_json::from_str(&t).ok()),
             recover_needed: reader.recover_needed()?.and_then(|t| serde_json::from_str(&t).ok()),
             recovered: reader.last_recovery()?.and_then(|t| serde_json::from_str(&t).ok()),
-            daemon: crate::admin::ask(&cfg.data_dir),
-            subtree: crate::health::subtree(cfg, &reader)?,
+            daemon,
+            subtree,
             conflict_notes: reader.conflict_notes()?,
             store_bytes: std::fs::metadata(cfg.db_path()).map(|m| m.len()).unwrap_or(0)
                 + std::fs::metadata(format!("{}-wal", cfg.db_path().display())).map(|m| m.len()).unwrap_or(0),
