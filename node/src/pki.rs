@@ -1,8 +1,8 @@
 //! The federation PKI: one CA, one certificate per node, a CRL.
 //!
 //! A node's identity is its region code, carried in its certificate as the DNS subject
-//! alternative name `<node id>.node.huijiao` (and, for people reading certificates, the
-//! URI `urn:huijiao:node:<node id>`). A child connects to its parent with the server
+//! alternative name `<node id>.node.huijiao` (and, for people reading certificates, in
+//! the common name `huijiao node <node id>`). A child connects to its parent with the server
 //! name `<parent id>.node.huijiao`, so ordinary certificate verification proves it
 //! reached the parent it expects; a parent reads the child's id from the same SAN of
 //! the verified client certificate.
@@ -15,7 +15,7 @@
 use anyhow::{bail, Context};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType, SerialNumber,
+    KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
@@ -142,7 +142,9 @@ pub fn issue_between(ca: &Path, node_id: &str, out: &Path, not_before: i64, not_
     let issuer = load_issuer(ca)?;
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::new(vec![node_dns_name(node_id)])?;
-    params.subject_alt_names.push(SanType::URI(format!("urn:huijiao:node:{node_id}").try_into()?));
+    // No URI name beside the DNS one: certificates issued before carried
+    // `urn:huijiao:node:<id>`, which Python's service_identity (and so aioquic) cannot
+    // parse ("too many values to unpack") and then refuses the whole certificate.
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, format!("huijiao node {node_id}"));
     params.distinguished_name.push(DnType::OrganizationName, "huijiao");
@@ -421,6 +423,20 @@ mod tests {
             std::fs::read_dir(&out).unwrap().flatten().all(|e| !e.file_name().to_string_lossy().starts_with(".renew")),
             "no staging left"
         );
+    }
+
+    #[test]
+    fn a_node_certificate_names_the_node_by_dns_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca");
+        init(&ca).unwrap();
+        issue(&ca, "420102", dir.path(), 30).unwrap();
+        let cert = load_certs(&dir.path().join("420102.crt")).unwrap().remove(0);
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).unwrap();
+        let san = parsed.subject_alternative_name().unwrap().unwrap();
+        let names: Vec<String> = san.value.general_names.iter().map(|n| format!("{n:?}")).collect();
+        assert_eq!(names, vec!["DNSName(\"420102.node.huijiao\")".to_string()], "other TLS stacks parse this");
+        assert_eq!(node_id_of(&cert).unwrap(), "420102");
     }
 
     #[test]
