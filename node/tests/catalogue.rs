@@ -33,15 +33,7 @@ fn csv_of(records: &[Record]) -> Vec<u8> {
 
 /// A national node with the API on a free port and an operator token.
 fn national() -> Node {
-    let mut node = Node::new("000000");
-    let token = node.dir.path().join("api-token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let mut cfg = std::fs::read_to_string(&node.config).unwrap();
-    cfg = cfg.replace("[inbox]", "[http]\naddress = \"127.0.0.1:0\"\ntoken_file = \"api-token\"\nrate_per_minute = 100000\n\n[inbox]");
-    std::fs::write(&node.config, cfg).unwrap();
-    node.start();
-    node
+    Node::national_with_api(TOKEN).0
 }
 
 fn api(node: &Node) -> String {

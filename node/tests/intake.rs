@@ -14,21 +14,12 @@ use std::process::Command;
 
 const NODE: &str = "420102";
 
-fn check_json(path: &Path) -> Value {
-    let out = Command::new(bin()).args(["check", "--json", "--node", NODE]).arg(path).output().unwrap();
-    serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
-}
-
-fn text_cells(line: &str) -> Vec<Cell> {
-    line.split(',').map(|c| if c.is_empty() { Cell::Empty } else { Cell::Text(c.to_string()) }).collect()
-}
-
 /// `check` and a daemon give `name` the same counts; the daemon's report.
 fn both(name: &str, bytes: &[u8], accepted: u64, rejected: u64) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
-    let checked = check_json(&path);
+    let checked = check_json(NODE, &path);
     assert_eq!((checked["accepted"].as_u64(), checked["rejected"].as_u64()), (Some(accepted), Some(rejected)), "{name} (check): {checked}");
     let mut node = Node::new(NODE);
     node.start();

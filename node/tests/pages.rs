@@ -31,20 +31,8 @@ fn rec(reg_no: &str, title: &str, abstract_: &str) -> Record {
     .unwrap()
 }
 
-/// A national node with the pages on a free port and an operator token; its address.
 fn national() -> (Node, String) {
-    let mut node = Node::new("000000");
-    let token = node.dir.path().join("api-token");
-    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let mut cfg = std::fs::read_to_string(&node.config).unwrap();
-    cfg = cfg.replace("[inbox]", "[http]\naddress = \"127.0.0.1:0\"\ntoken_file = \"api-token\"\nrate_per_minute = 100000\n\n[inbox]");
-    std::fs::write(&node.config, cfg).unwrap();
-    node.start();
-    let f = node.dir.path().join("data/http-address");
-    wait_for("the API address", Duration::from_secs(60), || f.exists());
-    let addr = std::fs::read_to_string(f).unwrap();
-    (node, addr)
+    Node::national_with_api(TOKEN)
 }
 
 fn fixture() -> Vec<Record> {

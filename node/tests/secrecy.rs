@@ -9,21 +9,10 @@
 mod common;
 use common::*;
 use huijiao_kit::hostile::{row, HEADER};
-use huijiao_kit::xlsx_writer::{self, Cell};
+use huijiao_kit::xlsx_writer;
 use serde_json::Value;
-use std::path::Path;
-use std::process::Command;
 
 const NODE: &str = "420102";
-
-fn check_json(path: &Path) -> Value {
-    let out = Command::new(bin()).args(["check", "--json", "--node", NODE]).arg(path).output().unwrap();
-    serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
-}
-
-fn text_cells(line: &str) -> Vec<Cell> {
-    line.split(',').map(|c| if c.is_empty() { Cell::Empty } else { Cell::Text(c.to_string()) }).collect()
-}
 
 fn not_kept(report: &Value) -> bool {
     report["warnings"].as_array().unwrap().iter().any(|w| w["code"] == "original_not_kept")
@@ -44,7 +33,7 @@ fn held_back(name: &str, bytes: &[u8], accepted: u64, needle: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
-    let checked = check_json(&path);
+    let checked = check_json(NODE, &path);
     assert_eq!(checked["accepted"].as_u64(), Some(accepted), "{name} (check): {checked}");
     assert!(not_kept(&checked), "{name} (check) does not say the original is not kept: {checked}");
     let mut node = Node::new(NODE);

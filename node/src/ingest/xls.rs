@@ -683,19 +683,39 @@ fn sheet(biff: &mut Biff<'_>, g: &Globals, strings: &Strings, limits: &Limits, c
     Err(unreadable("a sheet has no end"))
 }
 
-/// Calls `each` with the body of every record of the workbook stream, in order, until
-/// it returns false (the whole-file secrecy screen reads them all).
-pub(crate) fn each_record_body(file: &File, limits: &Limits, cancel: &Cancel, each: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Refusal> {
-    let _ = limits;
-    let cfb = Cfb::open(file)?;
+/// The workbook stream of a compound file, as BIFF records: `Workbook` in Excel 97 and
+/// later; `Book` in Excel 5.0/95 — and in BIFF8 files some tools write (the BOF
+/// record's version decides).
+fn workbook<'f>(cfb: &'f Cfb<'f>) -> R<Biff<'f>> {
     let entries = cfb.directory(u32_at(&cfb.header, 0x30)?)?;
     let root = entries.iter().find(|e| e.1 == 5).map(|e| (e.2, e.3)).ok_or_else(|| unreadable("the compound file has no root"))?;
     let named = |n: &str| entries.iter().find(|e| e.1 == 2 && e.0.eq_ignore_ascii_case(n));
     let Some(book) = named("Workbook").or_else(|| named("Book")) else {
         return Err(unreadable("the compound file holds no workbook"));
     };
-    let stream = Stream::open(&cfb, root, book.2, book.3)?;
-    let mut biff = Biff { stream, kind: 0, at: 0, data: Vec::new(), peeked: false };
+    let stream = Stream::open(cfb, root, book.2, book.3)?;
+    Ok(Biff { stream, kind: 0, at: 0, data: Vec::new(), peeked: false })
+}
+
+/// Skips the rest of a substream (a sheet) whose BOF was just read, to its EOF.
+fn skip_substream(biff: &mut Biff<'_>) -> R<()> {
+    let mut depth = 1u32;
+    while depth > 0 && biff.next()? {
+        match biff.kind {
+            BOF => depth += 1,
+            EOF => depth -= 1,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Calls `each` with the body of every record of the workbook stream, in order, until
+/// it returns false (the whole-file secrecy screen reads them all).
+pub(crate) fn each_record_body(file: &File, limits: &Limits, cancel: &Cancel, each: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), Refusal> {
+    let _ = limits;
+    let cfb = Cfb::open(file)?;
+    let mut biff = workbook(&cfb)?;
     while biff.next()? {
         if cancel.is_cancelled() {
             return Err(super::cancelled());
@@ -709,16 +729,7 @@ pub(crate) fn each_record_body(file: &File, limits: &Limits, cancel: &Cancel, ea
 
 pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form<'_>) -> Result<Vec<String>, Refusal> {
     let cfb = Cfb::open(&file)?;
-    let entries = cfb.directory(u32_at(&cfb.header, 0x30)?)?;
-    let root = entries.iter().find(|e| e.1 == 5).map(|e| (e.2, e.3)).ok_or_else(|| unreadable("the compound file has no root"))?;
-    // `Workbook` in Excel 97 and later; `Book` in Excel 5.0/95 — and in BIFF8 files
-    // some tools write: the BOF record's version decides.
-    let named = |n: &str| entries.iter().find(|e| e.1 == 2 && e.0.eq_ignore_ascii_case(n));
-    let Some(book) = named("Workbook").or_else(|| named("Book")) else {
-        return Err(unreadable("the compound file holds no workbook"));
-    };
-    let stream = Stream::open(&cfb, root, book.2, book.3)?;
-    let mut biff = Biff { stream, kind: 0, at: 0, data: Vec::new(), peeked: false };
+    let mut biff = workbook(&cfb)?;
     let mut strings = Strings::new(limits);
     let g = globals(&mut biff, limits, cancel, &mut strings)?;
     let mut seen = 0usize;
@@ -737,14 +748,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
         let i = g.sheets.iter().position(|(_, o, _)| *o == at).or_else(|| (0..g.sheets.len()).find(|k| !used[*k]));
         let Some(i) = i.filter(|_| is_sheet) else {
             // A chart or macro sheet: skipped to its end.
-            let mut depth = 1u32;
-            while depth > 0 && biff.next()? {
-                match biff.kind {
-                    BOF => depth += 1,
-                    EOF => depth -= 1,
-                    _ => {}
-                }
-            }
+            skip_substream(&mut biff)?;
             continue;
         };
         seen += 1;
@@ -752,14 +756,7 @@ pub(crate) fn read(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form
         if g.sheets[i].2 {
             // A hidden sheet: skipped unread, to its end.
             form.skip_hidden_sheet(&g.sheets[i].0);
-            let mut depth = 1u32;
-            while depth > 0 && biff.next()? {
-                match biff.kind {
-                    BOF => depth += 1,
-                    EOF => depth -= 1,
-                    _ => {}
-                }
-            }
+            skip_substream(&mut biff)?;
             continue;
         }
         form.start_sheet(&g.sheets[i].0);

@@ -30,6 +30,18 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// `huijiao check --json --node NODE path`: the report.
+pub fn check_json(node: &str, path: &Path) -> Value {
+    let out = Command::new(bin()).args(["check", "--json", "--node", node]).arg(path).output().unwrap();
+    serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+}
+
+/// The cells of a comma-separated line, for the kit's spreadsheet writers.
+pub fn text_cells(line: &str) -> Vec<huijiao_kit::xlsx_writer::Cell> {
+    use huijiao_kit::xlsx_writer::Cell;
+    line.split(',').map(|c| if c.is_empty() { Cell::Empty } else { Cell::Text(c.to_string()) }).collect()
+}
+
 /// One node in a temporary folder, run as a child process.
 pub struct Node {
     pub dir: tempfile::TempDir,
@@ -38,6 +50,23 @@ pub struct Node {
 }
 
 impl Node {
+    /// The national node with the pages and API on a free port and `token` as the
+    /// operators' token (a rate limit no test meets); started. Its HTTP address.
+    pub fn national_with_api(token: &str) -> (Node, String) {
+        let mut node = Node::new("000000");
+        let file = node.dir.path().join("api-token");
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let mut cfg = std::fs::read_to_string(&node.config).unwrap();
+        cfg = cfg.replace("[inbox]", "[http]\naddress = \"127.0.0.1:0\"\ntoken_file = \"api-token\"\nrate_per_minute = 100000\n\n[inbox]");
+        std::fs::write(&node.config, cfg).unwrap();
+        node.start();
+        let f = node.dir.path().join("data/http-address");
+        wait_for("the API address", Duration::from_secs(60), || f.exists());
+        let addr = std::fs::read_to_string(f).unwrap();
+        (node, addr)
+    }
+
     pub fn new(node_id: &str) -> Node {
         Node::with_inbox(node_id, "paths = [\"inbox\"]\nsettle_ms = 100\nrescan_secs = 1\n")
     }
