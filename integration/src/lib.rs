@@ -58,10 +58,11 @@ fn find_or_build_bin() -> anyhow::Result<PathBuf> {
     let bin = dir.join("huijiao");
     let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("no workspace")?.to_path_buf();
-    let newest_source = ["node/src", "node/Cargo.toml", "protocol/src", "integration/kit/src", "Cargo.lock"]
-        .iter()
-        .filter_map(|p| newest_mtime(&workspace.join(p)))
-        .max();
+    let newest_source =
+        ["node/src", "node/Cargo.toml", "node/cli/src", "node/cli/Cargo.toml", "protocol/src", "integration/kit/src", "Cargo.lock"]
+            .iter()
+            .filter_map(|p| newest_mtime(&workspace.join(p)))
+            .max();
     let fresh = matches!((built, newest_source), (Some(b), Some(s)) if b >= s) || (built.is_some() && newest_source.is_none());
     if !fresh {
         let profile = dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug").to_string();

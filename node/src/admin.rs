@@ -47,7 +47,7 @@ pub async fn serve(data_dir: PathBuf, node: String, shutdown: tokio_util::sync::
             _ = shutdown.cancelled() => break,
             conn = listener.accept() => {
                 if let Ok((mut stream, _)) = conn {
-                    let now = DaemonInfo { acked: crate::uplink::acked_now(), ..info.clone() };
+                    let now = DaemonInfo { acked: crate::health::acked_now(), ..info.clone() };
                     let line = serde_json::to_string(&now).unwrap_or_default() + "\n";
                     tokio::spawn(async move {
                         use tokio::io::AsyncWriteExt;

@@ -85,14 +85,14 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         _ => None,
     };
     if let Some(a) = listen_addr {
-        crate::inbox::write_atomic(&cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string().as_bytes())?;
+        crate::fsx::write_atomic(&cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string().as_bytes())?;
     }
     let http = match &cfg.http {
         Some(h) => {
             let api = Arc::new(crate::http::Api::new(cfg.clone())?);
             let listener = crate::http::bind(h).await?;
             let addr = listener.local_addr()?;
-            crate::inbox::write_atomic(&cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string().as_bytes())?;
+            crate::fsx::write_atomic(&cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string().as_bytes())?;
             info!(address = %addr, token = h.token_file.is_some(), "HTTP API listening");
             Some((api, listener))
         }
@@ -141,7 +141,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     if let Some(addr) = cfg.metrics {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
         let bound = listener.local_addr()?;
-        crate::inbox::write_atomic(&cfg.data_dir.join(METRICS_ADDRESS_FILE), bound.to_string().as_bytes())?;
+        crate::fsx::write_atomic(&cfg.data_dir.join(METRICS_ADDRESS_FILE), bound.to_string().as_bytes())?;
         info!(address = %bound, "metrics listening");
         tasks.spawn(crate::metrics::serve(cfg.clone(), store.clone(), listener, shutdown.child_token()));
     }
@@ -317,12 +317,6 @@ async fn watchdog(store: Store, cfg: Arc<Config>, notifier: Arc<crate::service::
     }
 }
 
-/// Bytes free on the file system holding `p`.
-pub fn free_bytes(p: &std::path::Path) -> Option<u64> {
-    let probe = p.ancestors().find(|a| a.exists())?;
-    rustix::fs::statvfs(probe).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-}
-
 /// Opens the store; on a full disk, says so once and waits for space (a full disk
 /// is a state, not a reason to exit). None when shut down while waiting.
 async fn open_store(cfg: &Config, shutdown: &CancellationToken) -> anyhow::Result<Option<Store>> {
@@ -336,7 +330,7 @@ async fn open_store(cfg: &Config, shutdown: &CancellationToken) -> anyhow::Resul
                 return Ok(Some(s));
             }
             Err(e) => {
-                let free = free_bytes(&cfg.data_dir);
+                let free = crate::fsx::free_bytes(&cfg.data_dir);
                 if free.is_none_or(|f| f >= 1024 * 1024) {
                     return Err(e.into());
                 }

@@ -386,7 +386,7 @@ async fn session(
     volumes: &Volumes,
     stop: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let (mut send, mut recv) = tokio::select! {
+    let (mut send, recv) = tokio::select! {
         _ = stop.cancelled() => return Ok(()),
         s = tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()) => match s {
             Ok(s) => s.map_err(|cause| SessionError::Connection { what: "the child opened no sync stream".into(), cause })?,
@@ -405,27 +405,15 @@ async fn session(
     let mut volume_flowing = false;
 
     // Frames are read and decoded by their own task (under the shared budget) while
-    // the previous batch is being applied.
-    let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<Decoded, SessionError>>(2);
-    let budget = budget.clone();
-    let reader_child = child.to_string();
-    // What every change is checked against (its record against spec §3, its hops).
-    let reader_cfg = (cfg.regions.clone(), cfg.sync.max_clock_skew_secs.saturating_mul(1000).min(i64::MAX as u64) as i64);
-    let reader = tokio::spawn(async move {
-        loop {
-            let r = read_decoded(&mut recv, &budget, &reader_child, &reader_cfg).await;
-            let stop = !matches!(r, Ok(Some(_)));
-            let item = match r {
-                Ok(Some(d)) => Ok(d),
-                Ok(None) => Err(SessionError::Closed),
-                Err(e) => Err(e),
-            };
-            if ftx.send(item).await.is_err() || stop {
-                break;
-            }
-        }
-    });
-    let _guard = net::AbortOnDrop(reader);
+    // the previous batch is being applied; every change is checked there against
+    // spec §3 and its hops.
+    let source = CheckedFrames {
+        budget: budget.clone(),
+        child: child.to_string(),
+        regions: cfg.regions.clone(),
+        max_skew_ms: cfg.sync.max_clock_skew_secs.saturating_mul(1000).min(i64::MAX as u64) as i64,
+    };
+    let (mut frx, _guard) = net::spawn_frame_reader(recv, source, 2);
     loop {
         // The session's own timer (the Hello deadline), as a point on tokio's clock.
         let due = s
@@ -440,8 +428,8 @@ async fn session(
                 continue;
             }
             _ = notes_tick.tick(), if s.features() & wire::FEATURE_NOTES != 0 => {
-                let (reader, me, c) = (store.reader()?, cfg.node_id.clone(), child.to_string());
-                let notes = tokio::task::spawn_blocking(move || reader.notes_for(&me, &c)).await??;
+                let (me, c) = (cfg.node_id.clone(), child.to_string());
+                let notes = store.read(move |r| r.notes_for(&me, &c)).await?;
                 if notes_sent.as_ref() != Some(&notes) && !(notes_sent.is_none() && notes.is_empty()) {
                     net::write_frame(&mut send, &Message::Notes(wire::Notes { conflicts: notes.clone() })).await?;
                 }
@@ -490,15 +478,15 @@ async fn session(
             }
             ParentAction::Fetch { after, limit } => {
                 // `huijiao recover` at the child: what this node holds of its subtree.
-                let (reader, c) = (store.reader()?, child.to_string());
-                let zstd_ok = cfg.sync.compress;
-                let page = tokio::task::spawn_blocking(move || -> Result<Message, StoreError> {
-                    let (changes, more) = reader.records_of_subtree(&c, &after, limit, 1024 * 1024)?;
-                    let count = changes.len() as u32;
-                    let (encoding, payload) = wire::encode_payload(&changes, zstd_ok);
-                    Ok(Message::Records(wire::Records { count, encoding, payload, more }))
-                })
-                .await??;
+                let (c, zstd_ok) = (child.to_string(), cfg.sync.compress);
+                let page = store
+                    .read(move |r| {
+                        let (changes, more) = r.records_of_subtree(&c, &after, limit, 1024 * 1024)?;
+                        let count = changes.len() as u32;
+                        let (encoding, payload) = wire::encode_payload(&changes, zstd_ok);
+                        Ok::<_, StoreError>(Message::Records(wire::Records { count, encoding, payload, more }))
+                    })
+                    .await?;
                 net::write_frame(&mut send, &page).await?;
             }
             ParentAction::Close(r) => return refuse(&mut send, store, child, r).await,
@@ -576,15 +564,26 @@ struct Decoded {
     _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
+/// A child's frames, decoded and checked (see [`read_decoded`]).
+struct CheckedFrames {
+    budget: Arc<Budget>,
+    child: String,
+    regions: Arc<huijiao_protocol::RegionTable>,
+    max_skew_ms: i64,
+}
+
+impl net::FrameSource for CheckedFrames {
+    type Item = Decoded;
+    async fn next(&mut self, recv: &mut quinn::RecvStream) -> Result<Option<Decoded>, SessionError> {
+        read_decoded(recv, self).await
+    }
+}
+
 /// Reads and decodes the next frame: its body within [`FRAME_DEADLINE`] of its length;
 /// the body's bytes count against the shared budget only as they arrive. (The Hello's
 /// deadline is the session's own timer.)
-async fn read_decoded(
-    recv: &mut quinn::RecvStream,
-    budget: &Budget,
-    child: &str,
-    rules: &(Arc<huijiao_protocol::RegionTable>, i64),
-) -> Result<Option<Decoded>, SessionError> {
+async fn read_decoded(recv: &mut quinn::RecvStream, source: &CheckedFrames) -> Result<Option<Decoded>, SessionError> {
+    let (budget, child) = (&source.budget, source.child.as_str());
     let len = net::read_frame_len(recv).await?;
     let Some(len) = len else { return Ok(None) };
     let reading = net::read_frame_body_reserving(recv, len, |n| budget.bytes.acquire_many(n.div_ceil(1024).max(1) as u32));
@@ -601,7 +600,7 @@ async fn read_decoded(
             slot = Some(budget.decoded.clone().acquire_owned().await.map_err(|_| SessionError::Ended("stopping".into()))?);
             let (enc, payload, child) = (b.encoding, std::mem::take(&mut b.payload), child.to_string());
             let range = format!("batch ({}, {}] from {child}", b.after, b.upto);
-            let (regions, max_skew_ms) = (rules.0.clone(), rules.1);
+            let (regions, max_skew_ms) = (source.regions.clone(), source.max_skew_ms);
             Some(
                 tokio::task::spawn_blocking(move || {
                     let changes = wire::decode_payload(enc, payload).map_err(|e| PeerRefusal::new("bad_batch", format!("{range}: {e}")))?;

@@ -73,6 +73,47 @@ pub fn adopt_owner(path: &Path, like: &Path) -> Result<()> {
         .named(|| format!("cannot give {} to the owner of {}", path.display(), like.display()))
 }
 
+/// Writes a file only its owner can read (0600), replacing one already there, and
+/// flushes it to disk (keys, tokens).
+pub fn write_private(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let what = || format!("cannot write {}", path.display());
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e).named(what),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).named(what)?;
+    f.write_all(bytes.as_ref()).and_then(|()| f.sync_all()).named(what)
+}
+
+/// Writes through a hidden temporary file beside `path` and a rename, so a reader
+/// never sees half a file; the data is on disk before the rename.
+pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    {
+        use std::io::Write;
+        let mut f = create(&tmp)?;
+        f.write_all(bytes.as_ref()).and_then(|()| f.sync_all()).named(|| format!("cannot write {}", tmp.display()))?;
+    }
+    rename(&tmp, path)
+}
+
+/// Flushes a folder's entries (a file created, renamed or removed in it) to disk. Best
+/// effort: a file system that cannot sync a folder has nothing more to do.
+pub fn sync_dir(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+/// Bytes free on the file system holding `p` (or its nearest existing ancestor).
+pub fn free_bytes(p: &Path) -> Option<u64> {
+    let probe = p.ancestors().find(|a| a.exists())?;
+    rustix::fs::statvfs(probe).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

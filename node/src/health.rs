@@ -24,11 +24,27 @@ pub fn files_waiting(cfg: &Config) -> usize {
         .sum()
 }
 
+/// What the parent acknowledged last, as this process knows it at once (0: nothing
+/// yet). The store's copy is written every second or two and cannot be while the disk
+/// is full; `status` asks the daemon for this one, so it never shows as unsent what the
+/// parent holds.
+static ACKED_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The parent's acknowledged cursor as this process last heard it.
+pub fn acked_now() -> Option<u64> {
+    Some(ACKED_NOW.load(std::sync::atomic::Ordering::Relaxed)).filter(|a| *a > 0)
+}
+
+/// Called by the uplink when the parent acknowledges.
+pub(crate) fn note_acked(cursor: u64) {
+    ACKED_NOW.store(cursor, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub fn own(cfg: &Config, reader: &Reader) -> anyhow::Result<NodeHealth> {
     let s = reader.status()?;
     let mut uplink = reader.uplink()?;
     // In the daemon: the parent's acknowledgement as heard, ahead of the store's copy.
-    if let (Some(u), Some(a)) = (uplink.as_mut(), crate::uplink::acked_now()) {
+    if let (Some(u), Some(a)) = (uplink.as_mut(), acked_now()) {
         u.acked = u.acked.max(a as i64);
     }
     let (backlog, oldest, state, error) = match &uplink {

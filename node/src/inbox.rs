@@ -945,7 +945,7 @@ fn finish_committed(ctx: &Ctx, entry: &FileEntry, source_here: bool) -> anyhow::
     } else {
         write_reports(&dest, &entry.report)?;
         if let Some(dir) = dest.parent() {
-            sync_dir(dir);
+            crate::fsx::sync_dir(dir);
         }
         Handled { dest: dest.clone(), report: entry.report.clone() }
     };
@@ -1054,9 +1054,9 @@ fn finish(src: &Path, dest: &Path, report: &Report, keep: bool) -> anyhow::Resul
             Err(e) => return Err(e).with_context(|| format!("cannot remove {}", show(src))),
         }
     }
-    sync_dir(dir);
+    crate::fsx::sync_dir(dir);
     if let Some(inbox) = src.parent() {
-        sync_dir(inbox);
+        crate::fsx::sync_dir(inbox);
     }
     Ok(Handled { dest: dest.to_path_buf(), report: report.clone() })
 }
@@ -1064,7 +1064,7 @@ fn finish(src: &Path, dest: &Path, report: &Report, keep: bool) -> anyhow::Resul
 fn write_reports(dest: &Path, report: &Report) -> anyhow::Result<()> {
     let mut json = serde_json::to_vec_pretty(report)?;
     json.push(b'\n');
-    write_atomic(&sidecar(dest, "report.json"), &json)
+    Ok(crate::fsx::write_atomic(&sidecar(dest, "report.json"), &json)?)
 }
 
 /// Renames (a symlink or folder as itself, never following it), or copies and
@@ -1113,25 +1113,6 @@ fn text_path(s: &str) -> PathBuf {
             bytes.map(|b| PathBuf::from(std::ffi::OsString::from_vec(b))).unwrap_or_else(|| PathBuf::from(s))
         }
         None => PathBuf::from(s),
-    }
-}
-
-/// Writes through a hidden temporary file and a rename, so a reader never sees half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("no folder")?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", show(&tmp)))?;
-        std::io::Write::write_all(&mut f, bytes).with_context(|| format!("cannot write {}", show(&tmp)))?;
-        f.sync_all().with_context(|| format!("cannot write {}", show(&tmp)))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", show(path)))
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = std::fs::File::open(dir) {
-        let _ = f.sync_all();
     }
 }
 

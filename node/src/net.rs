@@ -449,6 +449,53 @@ pub async fn write_frame(send: &mut quinn::SendStream, msg: &Message) -> Result<
     Ok(())
 }
 
+/// How a session reads one item off its stream: a whole message (the uplink), or a
+/// message decoded and checked under a budget (the downlink). `Ok(None)` at a clean
+/// end of the stream.
+pub trait FrameSource: Send + 'static {
+    type Item: Send + 'static;
+    fn next(&mut self, recv: &mut quinn::RecvStream) -> impl std::future::Future<Output = Result<Option<Self::Item>, SessionError>> + Send;
+}
+
+/// Reads a session's frames on a task of its own, so a slow store never stalls the
+/// connection: each item goes down a channel of `depth`; the first error (or the end
+/// of the stream, as `SessionError::Closed`) is the last item. The task stops when the
+/// returned guard drops.
+pub fn spawn_frame_reader<S: FrameSource>(
+    mut recv: quinn::RecvStream,
+    mut source: S,
+    depth: usize,
+) -> (tokio::sync::mpsc::Receiver<Result<S::Item, SessionError>>, AbortOnDrop) {
+    let (tx, rx) = tokio::sync::mpsc::channel(depth);
+    let task = tokio::spawn(async move {
+        loop {
+            let item = match source.next(&mut recv).await {
+                Ok(Some(item)) => Ok(item),
+                Ok(None) => Err(SessionError::Closed),
+                Err(e) => Err(e),
+            };
+            let last = item.is_err();
+            if tx.send(item).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    (rx, AbortOnDrop(task))
+}
+
+/// The uplink's frames: each a whole message.
+pub struct Messages;
+
+impl FrameSource for Messages {
+    type Item = Message;
+    async fn next(&mut self, recv: &mut quinn::RecvStream) -> Result<Option<Message>, SessionError> {
+        match read_frame(recv).await? {
+            Some(body) => Ok(Some(wire::decode_message(&body).map_err(FrameError::Decode)?)),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Aborts a helper task when its owner goes away.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 

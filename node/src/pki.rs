@@ -20,7 +20,7 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -37,19 +37,6 @@ fn at(secs: i64) -> anyhow::Result<OffsetDateTime> {
 
 fn now_secs() -> i64 {
     crate::clock::now_ms() / 1000
-}
-
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
 
 /// Refuses a private key that its group or others could read.
@@ -107,7 +94,7 @@ pub fn init(dir: &Path) -> anyhow::Result<()> {
     params.not_after = at(now_secs() + 20 * 365 * 86_400)?;
     params.serial_number = Some(SerialNumber::from_slice(&random_serial()?));
     let cert = params.self_signed(&key)?;
-    write_private(&dir.join("ca.key"), key.serialize_pem().as_bytes())?;
+    crate::fsx::write_private(&dir.join("ca.key"), key.serialize_pem().as_bytes())?;
     crate::fsx::write(&dir.join("ca.crt"), cert.pem())?;
     crate::fsx::write(&dir.join("issued.tsv"), "serial\tnode\tnot_after\n")?;
     crate::fsx::write(&dir.join("revoked.tsv"), "serial\trevoked_at\n")?;
@@ -158,7 +145,7 @@ pub fn issue_between(ca: &Path, node_id: &str, out: &Path, not_before: i64, not_
     let cert = params.signed_by(&key, &issuer)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (cert_path, key_path) = (out.join(format!("{node_id}.crt")), out.join(format!("{node_id}.key")));
-    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    crate::fsx::write_private(&key_path, key.serialize_pem().as_bytes())?;
     crate::fsx::write(&cert_path, cert.pem())?;
     let issued_path = ca.join("issued.tsv");
     let mut issued =
@@ -289,9 +276,7 @@ fn write_crl(ca: &Path, number: u64) -> anyhow::Result<()> {
         key_identifier_method: rcgen::KeyIdMethod::Sha256,
     };
     let crl = params.signed_by(&issuer)?;
-    let tmp = ca.join(".crl.pem.tmp");
-    crate::fsx::write(&tmp, crl.pem()?)?;
-    crate::fsx::rename(&tmp, &ca.join("crl.pem"))?;
+    crate::fsx::write_atomic(&ca.join("crl.pem"), crl.pem()?)?;
     crate::fsx::write(&ca.join("crl_number"), number.to_string())?;
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! share (with errors naming the parameter), records as JSON in each view, statistics
 //! tables with region names, and streamed CSV / JSONL exports.
 
-use crate::commands::query::record_json;
 use crate::store::catalogue::{Catalogue, Filters, GroupBy, Hit, Sort, View};
 use huijiao_protocol::record;
 use huijiao_protocol::regions::{self, Level};
@@ -483,6 +482,33 @@ pub fn regions_json(table: &RegionTable, parent: Option<&str>, level: Option<Lev
         .filter(|r| level.is_none_or(|l| r.level == l))
         .map(|r| serde_json::json!({"code": r.code, "name": r.name, "level": r.level.as_str(), "parent": r.parent}))
         .collect()
+}
+
+/// The JSON line of one record (`query --json`, the operator view of the API and of
+/// exports): spec keys (or only public ones), then bookkeeping.
+pub fn record_json(r: &crate::store::StoredRecord, public: bool) -> Map<String, Value> {
+    let mut m = if public {
+        r.record.public_json()
+    } else {
+        match serde_json::to_value(&r.record) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    };
+    m.insert("_version".into(), r.version.into());
+    m.insert("_origin".into(), r.origin.clone().into());
+    m.insert("_withdrawn".into(), r.withdrawn.into());
+    m.insert("_updated_at".into(), crate::clock::rfc3339_china(r.updated_at).into());
+    m.insert(
+        "_hops".into(),
+        Value::Array(
+            r.hops
+                .iter()
+                .map(|(node, at)| serde_json::json!({"node": node, "accepted_at": crate::clock::rfc3339_china(*at), "accepted_at_ms": at}))
+                .collect(),
+        ),
+    );
+    m
 }
 
 #[cfg(test)]

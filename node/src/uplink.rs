@@ -10,7 +10,7 @@
 
 use crate::config::{Config, Parent};
 use crate::net::{self, Identity, SessionError};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use huijiao_protocol::sync::{ChildEvent, ChildSession};
 use huijiao_protocol::wire::{self, Message, PeerRefusal};
 use std::collections::HashSet;
@@ -182,40 +182,26 @@ async fn stream(
     acked: &mut Option<u64>,
     idle: Duration,
 ) -> Result<End, SessionError> {
-    let (mut send, mut recv) =
+    let (mut send, recv) =
         conn.open_bi().await.map_err(|cause| SessionError::Connection { what: "cannot open the sync stream".into(), cause })?;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 } | wire::FEATURE_HEALTH | wire::FEATURE_NOTES;
     let stall = idle.as_millis() as i64 * 2;
-    let ((log_id, last_seq), stuck) = {
-        let r = store.reader()?;
-        let stuck: HashSet<u64> = r.stuck()?.into_iter().map(|s| s.seq as u64).collect();
-        (r.log()?, stuck)
-    };
-    let mut stuck = stuck;
+    let ((log_id, last_seq), mut stuck) = store
+        .read(|r| {
+            let stuck: HashSet<u64> = r.stuck()?.into_iter().map(|s| s.seq as u64).collect();
+            Ok::<_, StoreError>((r.log()?, stuck))
+        })
+        .await?;
     let mut s = ChildSession::new(&cfg.node_id, features, cfg.sync.window, stall).with_log(&log_id, last_seq);
     let agent = concat!("huijiao ", env!("CARGO_PKG_VERSION"));
     net::write_frame(&mut send, &s.hello(crate::clock::now_ms(), agent)).await?;
 
-    // Frames are read by their own task so a slow store never stalls the connection.
-    let (ftx, mut frx) = tokio::sync::mpsc::channel::<Result<Message, SessionError>>(16);
-    let reader = tokio::spawn(async move {
-        loop {
-            let r = match net::read_frame(&mut recv).await {
-                Ok(Some(body)) => wire::decode_message(&body).map_err(|e| SessionError::Frame(net::FrameError::Decode(e))),
-                Ok(None) => Err(SessionError::Closed),
-                Err(e) => Err(SessionError::Frame(e)),
-            };
-            let stop = r.is_err();
-            if ftx.send(r).await.is_err() || stop {
-                break;
-            }
-        }
-    });
-    let _reader_guard = net::AbortOnDrop(reader);
+    let (mut frx, _reader_guard) = net::spawn_frame_reader(recv, net::Messages, 16);
 
     let mut changes = store.subscribe();
     let mut last_seq = *changes.borrow_and_update();
-    let mut reader_conn = Some(store.reader()?);
+    // The log reader, kept between reads (each runs on the blocking pool).
+    let mut reader_conn = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut health = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
     let mut last_recorded = Instant::now() - Duration::from_secs(10);
@@ -226,15 +212,9 @@ async fn stream(
             if after >= last_seq {
                 break;
             }
-            let r = reader_conn.take().ok_or_else(|| SessionError::Ended("the log reader is in use".into()))?;
             let (max_c, max_b) = (cfg.sync.batch_changes, cfg.sync.batch_kib * 1024);
-            let (r, batch) = tokio::task::spawn_blocking(move || {
-                let res = r.changes_after(after, max_c, max_b);
-                (r, res)
-            })
-            .await?;
+            let (mut batch, r) = store.read_with(reader_conn.take(), move |r| r.changes_after(after, max_c, max_b)).await?;
             reader_conn = Some(r);
-            let mut batch = batch?;
             let Some(upto) = batch.last().map(|c| c.seq) else {
                 last_seq = after;
                 break;
@@ -272,18 +252,18 @@ async fn stream(
                     Ok(ChildEvent::Ready { cursor, version, features }) => {
                         info!(parent = %parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
                         *acked = Some(cursor);
-                        note_acked(cursor);
+                        crate::health::note_acked(cursor);
                         record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
                     }
                     Ok(ChildEvent::Reply(m)) => net::write_frame(&mut send, &m).await?,
                     Ok(ChildEvent::Verify { seq, fingerprint }) => {
                         // Is this log's change there the one the parent holds?
-                        let same = store.reader()?.change_fingerprint(seq)? == Some(fingerprint);
+                        let same = store.read(move |r| r.change_fingerprint(seq)).await? == Some(fingerprint);
                         match s.verified(same, crate::clock::now_ms()) {
                             ChildEvent::Ready { cursor, .. } => {
                                 info!(parent = %parent.node_id, cursor, "uplink streaming");
                                 *acked = Some(cursor);
-                                note_acked(cursor);
+                                crate::health::note_acked(cursor);
                                 record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
                             }
                             ChildEvent::Rewound { parent_cursor, last_seq } => {
@@ -301,7 +281,7 @@ async fn stream(
                         *progressed = true;
                         crate::metrics::changes_acked(cursor.saturating_sub(acked.unwrap_or(cursor)));
                         *acked = Some(cursor);
-                        note_acked(cursor);
+                        crate::health::note_acked(cursor);
                         if ack.conflicts > 0 {
                             warn!(parent = %parent.node_id, conflicts = ack.conflicts, "the parent quarantined conflicting changes (see huijiao conflicts at the parent)");
                         }
@@ -342,9 +322,7 @@ async fn stream(
             _ = health.tick(), if s.agreed_features() & wire::FEATURE_HEALTH != 0 && matches!(s.state(), huijiao_protocol::sync::ChildState::Streaming) => {
                 // The subtree's health, for the tiers above.
                 let c = cfg.clone();
-                let reader = store.reader()?;
-                let nodes = tokio::task::spawn_blocking(move || crate::health::subtree(&c, &reader)).await?
-                    .map_err(|e| SessionError::Ended(format!("cannot read the subtree's health: {e:#}")))?;
+                let nodes = store.read(move |r| crate::health::subtree(&c, r).map_err(|e| SessionError::Ended(format!("cannot read the subtree's health: {e:#}")))).await?;
                 let msg = Message::Health(wire::Health { nodes });
                 if let Err(e) = net::write_frame(&mut send, &msg).await {
                     return refusal_or(&mut frx, e.into()).await;
@@ -363,21 +341,6 @@ async fn stream(
             }
         }
     }
-}
-
-/// What the parent acknowledged last, as this process knows it at once (0: nothing
-/// yet). The store's copy is written every second or two and cannot be while the disk
-/// is full; `status` asks the daemon for this one, so it never shows as unsent what the
-/// parent holds.
-static ACKED_NOW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The parent's acknowledged cursor as this process last heard it.
-pub fn acked_now() -> Option<u64> {
-    Some(ACKED_NOW.load(std::sync::atomic::Ordering::Relaxed)).filter(|a| *a > 0)
-}
-
-fn note_acked(cursor: u64) {
-    ACKED_NOW.store(cursor, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The store was rewound: says so loudly, starts a new log, and returns its `Resume`.

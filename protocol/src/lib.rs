@@ -20,6 +20,7 @@
 pub mod codes;
 pub mod date;
 pub mod fields;
+pub mod raw;
 pub mod record;
 pub mod regions;
 pub mod report;

@@ -10,9 +10,9 @@
 //! When two columns or keys give 密级, the row is classified if either is; two
 //! recognised values that disagree are refused (`duplicate_column`), never public.
 
+use crate::raw::RawValue;
 use crate::record::Secret;
 use crate::report::{zh_en, RowError};
-use crate::validate::RawValue;
 use unicode_normalization::UnicodeNormalization;
 
 /// What classifies a value once it is normalized.

@@ -3,8 +3,8 @@
 //! submissions share, so that whatever one writes the others read back unchanged.
 
 use crate::fields::Field;
+use crate::raw::format_float;
 use crate::record::Record;
-use crate::validate::format_float;
 use std::borrow::Cow;
 use std::io;
 

@@ -4,7 +4,7 @@
 //! waited for and stopped.
 //!
 //! This crate does not link the daemon, so the few names of files a running node
-//! writes are repeated here; `node/tests/tidy.rs` checks they are the daemon's.
+//! writes are repeated here; `node/cli/tests/tidy.rs` checks they are the daemon's.
 
 use anyhow::Context;
 use std::path::{Path, PathBuf};

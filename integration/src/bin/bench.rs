@@ -107,6 +107,6 @@ fn markdown(rows: &[Row]) -> String {
     s
 }
 
-// The same allocator as the huijiao binary (see node/src/main.rs).
+// The same allocator as the huijiao binary (see node/cli/src/main.rs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

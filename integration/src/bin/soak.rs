@@ -42,6 +42,6 @@ fn soak(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-// The same allocator as the huijiao binary (see node/src/main.rs).
+// The same allocator as the huijiao binary (see node/cli/src/main.rs).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

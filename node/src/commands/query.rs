@@ -6,34 +6,8 @@ use crate::store::{Filter, Reader, StoredRecord};
 use anyhow::Context;
 use huijiao_protocol::table::pad;
 use huijiao_protocol::Date;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::io::Write;
-
-/// The JSON line of one record: spec keys (or only public ones), then bookkeeping.
-pub fn record_json(r: &StoredRecord, public: bool) -> Map<String, Value> {
-    let mut m = if public {
-        r.record.public_json()
-    } else {
-        match serde_json::to_value(&r.record) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        }
-    };
-    m.insert("_version".into(), r.version.into());
-    m.insert("_origin".into(), r.origin.clone().into());
-    m.insert("_withdrawn".into(), r.withdrawn.into());
-    m.insert("_updated_at".into(), crate::clock::rfc3339_china(r.updated_at).into());
-    m.insert(
-        "_hops".into(),
-        Value::Array(
-            r.hops
-                .iter()
-                .map(|(node, at)| serde_json::json!({"node": node, "accepted_at": crate::clock::rfc3339_china(*at), "accepted_at_ms": at}))
-                .collect(),
-        ),
-    );
-    m
-}
 
 /// Prints matching records; returns how many.
 pub fn run(reader: &Reader, filter: &Filter, json: bool, count_only: bool, out: &mut dyn Write) -> anyhow::Result<u64> {
@@ -48,7 +22,7 @@ pub fn run(reader: &Reader, filter: &Filter, json: bool, count_only: bool, out: 
     }
     let n = reader.for_each(filter, |r| {
         if json {
-            writeln!(out, "{}", Value::Object(record_json(&r, public)))?;
+            writeln!(out, "{}", Value::Object(publish::record_json(&r, public)))?;
         } else {
             print_row(out, &r)?;
         }

@@ -38,7 +38,7 @@ fn free_space(cfg: &Config) -> Vec<(std::path::PathBuf, Option<u64>)> {
     }
     dirs.dedup();
     // A folder not made yet is on its nearest existing parent's file system.
-    dirs.into_iter().map(|d| (d.clone(), crate::daemon::free_bytes(&d))).collect()
+    dirs.into_iter().map(|d| (d.clone(), crate::fsx::free_bytes(&d))).collect()
 }
 
 /// What `status` shows, read from the store and the node's folders.

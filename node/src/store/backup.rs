@@ -57,7 +57,7 @@ pub fn backup(data_dir: &Path, node_id: &str, to: &Path) -> Result<Summary> {
     crate::fsx::sync_file(&partial)?;
     crate::fsx::rename(&partial, &target)?;
     if let Some(dir) = target.parent() {
-        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        crate::fsx::sync_dir(dir);
     }
     crate::fsx::set_mode(&target, 0o600)?;
     summarize(&target)
@@ -110,6 +110,6 @@ pub fn restore(data_dir: &Path, node_id: &str, from: &Path) -> Result<(Summary, 
     crate::fsx::rename(&staging, &db)?;
     // Restored as root: the service user must still own its store.
     crate::fsx::adopt_owner(&db, data_dir)?;
-    let _ = std::fs::File::open(data_dir).and_then(|d| d.sync_all());
+    crate::fsx::sync_dir(data_dir);
     Ok((summary, kept))
 }

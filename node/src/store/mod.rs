@@ -330,6 +330,38 @@ impl Store {
     pub fn reader(&self) -> Result<Reader> {
         Reader::open(&self.path)
     }
+
+    /// Runs `f` with a new read-only connection on the blocking pool: how async code
+    /// reads the store, so no SQLite call runs on an async worker (a tidy test keeps
+    /// it so). `reader` is `Some` to reuse a connection the caller keeps between
+    /// reads (the uplink's log reader); the connection is handed back with the result.
+    pub async fn read_with<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        reader: Option<Reader>,
+        f: impl FnOnce(&Reader) -> Result<T, E> + Send + 'static,
+    ) -> Result<(T, Reader), E> {
+        let path = self.path.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let r = match reader {
+                Some(r) => r,
+                None => Reader::open(&path)?,
+            };
+            f(&r).map(|t| (t, r))
+        });
+        match job.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StoreError::Refused("the node is stopping".into()).into()),
+        }
+    }
+
+    /// [`Store::read_with`] on a connection of its own.
+    pub async fn read<T: Send + 'static, E: From<StoreError> + Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E> {
+        self.read_with(None, f).await.map(|(t, _)| t)
+    }
 }
 
 /// Opens a read-only connection (queries, the uplink, other processes).

@@ -11,7 +11,7 @@ use super::html::{esc, page};
 use super::session::{self, Session, FORM_TOKEN};
 
 use crate::commands::status::Snapshot;
-use crate::http::{limit, Api, ApiError};
+use crate::http::state::{limit, Api, ApiError};
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};

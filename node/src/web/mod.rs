@@ -11,7 +11,7 @@ mod admin;
 pub mod html;
 pub mod session;
 
-use crate::http::{limit, public_view, Api, ApiError};
+use crate::http::state::{limit, public_view, Api, ApiError};
 use crate::publish::{self, Endpoint, Group};
 use crate::store::catalogue::{GroupBy, Listing};
 use axum::extract::{ConnectInfo, Path, Query, State};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 #[test]
 fn every_example_config_loads() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
         let path = entry.path();

@@ -1,8 +1,6 @@
 //! The command line: argument parsing, logging set-up and dispatch to the commands
 //! of the daemon library (`huijiao::commands`) and to the demo (`demo`).
 
-mod demo;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use huijiao::store::Filter;
@@ -328,7 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             rt.block_on(huijiao::daemon::serve(config, cfg))?;
             Ok(0)
         }
-        Command::Demo { records, keep, dir, seed, timeout_secs } => demo::run(huijiao_kit::demo::Options {
+        Command::Demo { records, keep, dir, seed, timeout_secs } => crate::demo::run(huijiao_kit::demo::Options {
             records: records.max(6),
             keep,
             dir,

@@ -37,7 +37,7 @@ fn sh_blocks(text: &str) -> Vec<(usize, String)> {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace").to_path_buf()
 }
 
 /// A folder that looks like a checkout for the blocks.

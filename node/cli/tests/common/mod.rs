@@ -13,7 +13,7 @@ pub fn bin() -> &'static str {
 }
 
 pub fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/samples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/samples")
 }
 
 pub fn expected() -> serde_json::Map<String, Value> {

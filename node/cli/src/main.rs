@@ -2,6 +2,7 @@
 //! and, for `huijiao demo` only, the test kit (`huijiao_kit`).
 
 mod cli;
+mod demo;
 
 // mimalloc: ingest allocates millions of small strings; glibc's malloc spent a
 // quarter of the ingest profile in malloc/free bookkeeping.
