@@ -402,6 +402,9 @@ impl Config {
     }
 
     /// Validates a parsed file; relative paths are taken from `base`.
+    ///
+    /// One piece: each section checked in the order of the file, so an operator's mistakes
+    /// are reported in the order they wrote them.
     pub fn from_file(file: ConfigFile, base: &Path, source: &Path) -> anyhow::Result<Config> {
         let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
         let regions = load_regions(file.regions_file.as_deref().map(abs).as_deref()).context("key `regions_file`")?.into_owned();

@@ -51,6 +51,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
 /// Starts the node: checks certificates, opens the store, binds the endpoint, and
 /// spawns the inbox, the downlink (children) and the uplink (parent). Errors that
 /// would stop the node (a bad key, a taken port) come back here, before it runs.
+///
+/// One piece: the start-up order (certificates, store, endpoint, then each subsystem) is
+/// the point; an error at any step stops the node before it runs.
 pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);
     let identity = cfg.tls.as_ref().map(|t| Identity::load(t, &cfg.node_id)).transpose()?;

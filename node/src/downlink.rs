@@ -52,6 +52,8 @@ pub const FRAME_DEADLINE: Duration = Duration::from_secs(30);
 /// Live sessions by child id: the connection's id, its certificate serial, the connection.
 type Live = Arc<Mutex<HashMap<String, (usize, String, quinn::Connection)>>>;
 
+/// One piece: the accept loop, whose arms (a new connection, a reload, a finished session,
+/// shutdown) share the live-session map and the budget.
 pub async fn run(
     cfg: Arc<Config>,
     store: Store,
@@ -365,18 +367,25 @@ async fn hold_back(conn: &quinn::Connection, store: &Store, child: &str, reason:
     Ok(())
 }
 
-/// Sends a refusal, logs it, notes it, and ends the session with it as the error.
-async fn refuse(send: &mut quinn::SendStream, store: &Store, child: &str, r: PeerRefusal) -> Result<(), SessionError> {
+/// Sends a refusal, logs it, notes it; the session ends with the error returned.
+async fn refuse(send: &mut quinn::SendStream, store: &Store, child: &str, r: PeerRefusal) -> SessionError {
     error!(child = %child, code = %r.code, "refusing child: {}", r.message);
     note_refusal(store, &format!("node {child}"), &r).await;
     let _ = net::write_frame(send, &Message::Refused(r.clone())).await;
     let _ = send.finish();
     // Give the refusal a moment to reach the child before the connection closes.
     let _ = tokio::time::timeout(Duration::from_secs(2), send.stopped()).await;
-    Err(SessionError::Refused(r))
+    SessionError::Refused(r)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One sync session with a child, as a driver in the manner of quinn's connection
+/// driver: [`session`] opens the stream and waits for the next event; each event has
+/// one handler on [`ChildLink`] — the Hello deadline ([`ChildLink::on_timeout`]), the
+/// conflict-notes timer ([`ChildLink::on_notes_tick`]), and a frame from the child
+/// ([`ChildLink::on_frame`], which gives each action of the session machine its own
+/// handler). A handler answers whether the session goes on; every decision of the
+/// protocol is the session machine's (`protocol::sync`), every rule of what is
+/// applied the store's (`protocol::apply`).
 async fn session(
     cfg: &Config,
     store: &Store,
@@ -386,7 +395,7 @@ async fn session(
     volumes: &Volumes,
     stop: &CancellationToken,
 ) -> Result<(), SessionError> {
-    let (mut send, recv) = tokio::select! {
+    let (send, recv) = tokio::select! {
         _ = stop.cancelled() => return Ok(()),
         s = tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()) => match s {
             Ok(s) => s.map_err(|cause| SessionError::Connection { what: "the child opened no sync stream".into(), cause })?,
@@ -396,14 +405,10 @@ async fn session(
     let c = child.to_string();
     let cursor = store.run(move |w| w.child_cursor(&c, "")).await?;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 };
-    let mut s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH | wire::FEATURE_NOTES)
+    let s = ParentSession::new(&cfg.node_id, child, cursor, features | wire::FEATURE_HEALTH | wire::FEATURE_NOTES)
         .opened_at(crate::clock::now_ms());
     // Conflicts concerning the child's subtree go down to it when they change.
     let mut notes_tick = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
-    let mut notes_sent: Option<Vec<wire::ConflictNote>> = None;
-    // Whether this session noted the child flowing (no longer held back).
-    let mut volume_flowing = false;
-
     // Frames are read and decoded by their own task (under the shared budget) while
     // the previous batch is being applied; every change is checked there against
     // spec §3 and its hops.
@@ -414,144 +419,222 @@ async fn session(
         max_skew_ms: cfg.sync.max_clock_skew_secs.saturating_mul(1000).min(i64::MAX as u64) as i64,
     };
     let (mut frx, _guard) = net::spawn_frame_reader(recv, source, 2);
+    let mut link = ChildLink { cfg, store, conn, child, volumes, send, s, notes_sent: None, volume_flowing: false };
     loop {
         // The session's own timer (the Hello deadline), as a point on tokio's clock.
-        let due = s
+        let due = link
+            .s
             .poll_timeout()
             .map(|at| tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(crate::clock::now_ms()).max(0) as u64));
-        let decoded = tokio::select! {
+        let flow = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                if let Some(r) = s.handle_timeout(crate::clock::now_ms()) {
-                    return refuse(&mut send, store, child, r).await;
-                }
-                continue;
-            }
-            _ = notes_tick.tick(), if s.features() & wire::FEATURE_NOTES != 0 => {
-                let (me, c) = (cfg.node_id.clone(), child.to_string());
-                let notes = store.read(move |r| r.notes_for(&me, &c)).await?;
-                if notes_sent.as_ref() != Some(&notes) && !(notes_sent.is_none() && notes.is_empty()) {
-                    net::write_frame(&mut send, &Message::Notes(wire::Notes { conflicts: notes.clone() })).await?;
-                }
-                notes_sent = Some(notes);
-                continue;
-            }
+            _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => link.on_timeout().await?,
+            _ = notes_tick.tick(), if link.s.features() & wire::FEATURE_NOTES != 0 => link.on_notes_tick().await?,
             d = frx.recv() => match d {
-                Some(Ok(d)) => d,
+                Some(Ok(d)) => link.on_frame(d).await?,
                 Some(Err(SessionError::Frame(net::FrameError::Decode(r)))) => {
-                    return refuse(&mut send, store, child, PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
+                    return link.refuse(PeerRefusal::new("bad_frame", format!("cannot decode a frame from {child}: {r}"))).await;
                 }
                 Some(Err(e)) => return Err(e),
                 None => return Ok(()),
             },
         };
-        match s.handle(decoded.message) {
-            ParentAction::Send(m) => {
-                if let Message::Welcome(w) = &m {
-                    if w.version < 2 {
-                        info!(child = %child, cursor = w.cursor, version = w.version, "child connected");
-                        let (c, now) = (child.to_string(), crate::clock::now_ms());
-                        let _ = store.call(move |w| w.child_resumed(&c, "", false, now)).await;
-                    }
-                }
-                net::write_frame(&mut send, &m).await?;
-            }
-            ParentAction::Resume { log_id, last_seq } => {
-                let (c, l) = (child.to_string(), log_id.clone());
-                let (cursor, check_seq, check) = store.run(move |w| w.child_resume_point(&c, &l)).await?;
-                let rewound = cursor > last_seq;
-                if rewound {
-                    error!(
-                        child = %child,
-                        log = %log_id,
-                        parent_cursor = cursor,
-                        child_last_seq = last_seq,
-                        "the child's store was rewound (restored from an older copy?): it holds less of its log than this node already has; it starts a new log and sends it all again"
-                    );
-                } else {
-                    info!(child = %child, cursor, log = %log_id, "child connected");
-                }
-                let (c, l, now) = (child.to_string(), log_id.clone(), crate::clock::now_ms());
-                store.run(move |w| w.child_resumed(&c, &l, rewound, now)).await?;
-                let m = s.resumed(&log_id, cursor, check_seq, check);
-                net::write_frame(&mut send, &m).await?;
-            }
-            ParentAction::Fetch { after, limit } => {
-                // `huijiao recover` at the child: what this node holds of its subtree.
-                let (c, zstd_ok) = (child.to_string(), cfg.sync.compress);
-                let page = store
-                    .read(move |r| {
-                        let (changes, more) = r.records_of_subtree(&c, &after, limit, 1024 * 1024)?;
-                        let count = changes.len() as u32;
-                        let (encoding, payload) = wire::encode_payload(&changes, zstd_ok);
-                        Ok::<_, StoreError>(Message::Records(wire::Records { count, encoding, payload, more }))
-                    })
-                    .await?;
-                net::write_frame(&mut send, &page).await?;
-            }
-            ParentAction::Close(r) => return refuse(&mut send, store, child, r).await,
-            ParentAction::Health(h) => {
-                let json = serde_json::to_string(&h.nodes).map_err(|e| SessionError::Ended(format!("cannot keep a health report: {e}")))?;
-                let (c, now) = (child.to_string(), crate::clock::now_ms());
-                if let Err(e) = store.call(move |w| w.set_child_health(&c, &json, now)).await? {
-                    warn!(child = %child, "cannot keep the child's health report: {e:#}");
-                }
-            }
+        if let Flow::Done = flow {
+            return Ok(());
+        }
+    }
+}
+
+/// Whether a session goes on after an event.
+enum Flow {
+    Continue,
+    Done,
+}
+
+/// What a session with one child holds between events.
+struct ChildLink<'a> {
+    cfg: &'a Config,
+    store: &'a Store,
+    conn: &'a quinn::Connection,
+    child: &'a str,
+    volumes: &'a Volumes,
+    send: quinn::SendStream,
+    s: ParentSession,
+    /// The conflict notes last sent down (sent again only when they change).
+    notes_sent: Option<Vec<wire::ConflictNote>>,
+    /// Whether this session noted the child flowing (no longer held back).
+    volume_flowing: bool,
+}
+
+impl ChildLink<'_> {
+    /// Refuses the child with `r` and ends the session.
+    async fn refuse<T>(&mut self, r: PeerRefusal) -> Result<T, SessionError> {
+        Err(refuse(&mut self.send, self.store, self.child, r).await)
+    }
+
+    async fn write(&mut self, m: &Message) -> Result<Flow, SessionError> {
+        net::write_frame(&mut self.send, m).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// The Hello deadline passed.
+    async fn on_timeout(&mut self) -> Result<Flow, SessionError> {
+        match self.s.handle_timeout(crate::clock::now_ms()) {
+            Some(r) => self.refuse(r).await,
+            None => Ok(Flow::Continue),
+        }
+    }
+
+    /// Conflicts concerning the child's subtree, sent when they changed.
+    async fn on_notes_tick(&mut self) -> Result<Flow, SessionError> {
+        let (me, c) = (self.cfg.node_id.clone(), self.child.to_string());
+        let notes = self.store.read(move |r| r.notes_for(&me, &c)).await?;
+        if self.notes_sent.as_ref() != Some(&notes) && !(self.notes_sent.is_none() && notes.is_empty()) {
+            self.write(&Message::Notes(wire::Notes { conflicts: notes.clone() })).await?;
+        }
+        self.notes_sent = Some(notes);
+        Ok(Flow::Continue)
+    }
+
+    /// A frame from the child: the session machine says what it means.
+    async fn on_frame(&mut self, decoded: Decoded) -> Result<Flow, SessionError> {
+        match self.s.handle(decoded.message) {
+            ParentAction::Send(m) => self.on_send(m).await,
+            ParentAction::Resume { log_id, last_seq } => self.on_resume(log_id, last_seq).await,
+            ParentAction::Fetch { after, limit } => self.on_fetch(after, limit).await,
+            ParentAction::Close(r) => self.refuse(r).await,
+            ParentAction::Health(h) => self.on_health(h).await,
             ParentAction::Apply(batch) => {
                 let changes = match decoded.changes {
                     Some(Ok(c)) => c,
-                    Some(Err(r)) => return refuse(&mut send, store, child, r).await,
+                    Some(Err(r)) => return self.refuse(r).await,
                     None => Vec::new(),
                 };
-                // The child's volume bound: wait a moment, or hold it back (never refuse).
-                if let Some(listen) = &cfg.listen {
-                    let limits = listen.limits_for(child);
-                    loop {
-                        let admit = volumes
-                            .lock()
-                            .expect("volumes")
-                            .entry(child.to_string())
-                            .or_insert_with(|| Volume::new(crate::clock::today(), crate::clock::now_ms(), limits))
-                            .admit(changes.len() as u64, crate::clock::today(), crate::clock::now_ms(), limits);
-                        match admit {
-                            Admit::Now => break,
-                            Admit::After(ms) => {
-                                debug!(child = %child, wait_ms = ms, "the child's rate is over its bound: waiting");
-                                tokio::time::sleep(Duration::from_millis(ms.max(1) as u64)).await;
-                            }
-                            Admit::Hold(reason) => return hold_back(conn, store, child, &reason).await,
-                        }
-                    }
-                    if !volume_flowing {
-                        let (c, now) = (child.to_string(), crate::clock::now_ms());
-                        store.run(move |w| w.child_held_back(&c, None, now)).await?;
-                        volume_flowing = true;
-                    }
+                self.on_apply(batch.after, batch.upto, changes).await
+            }
+        }
+    }
+
+    /// A reply the session machine made (a Welcome to a version-1 child, an answer).
+    async fn on_send(&mut self, m: Message) -> Result<Flow, SessionError> {
+        if let Message::Welcome(w) = &m {
+            if w.version < 2 {
+                info!(child = %self.child, cursor = w.cursor, version = w.version, "child connected");
+                let (c, now) = (self.child.to_string(), crate::clock::now_ms());
+                let _ = self.store.call(move |w| w.child_resumed(&c, "", false, now)).await;
+            }
+        }
+        self.write(&m).await
+    }
+
+    /// The child named its log: where this node's cursor in it stands.
+    async fn on_resume(&mut self, log_id: String, last_seq: u64) -> Result<Flow, SessionError> {
+        let (c, l) = (self.child.to_string(), log_id.clone());
+        let (cursor, check_seq, check) = self.store.run(move |w| w.child_resume_point(&c, &l)).await?;
+        let rewound = cursor > last_seq;
+        if rewound {
+            error!(
+                child = %self.child,
+                log = %log_id,
+                parent_cursor = cursor,
+                child_last_seq = last_seq,
+                "the child's store was rewound (restored from an older copy?): it holds less of its log than this node already has; it starts a new log and sends it all again"
+            );
+        } else {
+            info!(child = %self.child, cursor, log = %log_id, "child connected");
+        }
+        let (c, l, now) = (self.child.to_string(), log_id.clone(), crate::clock::now_ms());
+        self.store.run(move |w| w.child_resumed(&c, &l, rewound, now)).await?;
+        let m = self.s.resumed(&log_id, cursor, check_seq, check);
+        self.write(&m).await
+    }
+
+    /// `huijiao recover` at the child: a page of what this node holds of its subtree.
+    async fn on_fetch(&mut self, after: String, limit: u32) -> Result<Flow, SessionError> {
+        let (c, zstd_ok) = (self.child.to_string(), self.cfg.sync.compress);
+        let page = self
+            .store
+            .read(move |r| {
+                let (changes, more) = r.records_of_subtree(&c, &after, limit, 1024 * 1024)?;
+                let count = changes.len() as u32;
+                let (encoding, payload) = wire::encode_payload(&changes, zstd_ok);
+                Ok::<_, StoreError>(Message::Records(wire::Records { count, encoding, payload, more }))
+            })
+            .await?;
+        self.write(&page).await
+    }
+
+    /// The child's report of its subtree's health, kept for status and metrics.
+    async fn on_health(&mut self, h: wire::Health) -> Result<Flow, SessionError> {
+        let json = serde_json::to_string(&h.nodes).map_err(|e| SessionError::Ended(format!("cannot keep a health report: {e}")))?;
+        let (c, now) = (self.child.to_string(), crate::clock::now_ms());
+        if let Err(e) = self.store.call(move |w| w.set_child_health(&c, &json, now)).await? {
+            warn!(child = %self.child, "cannot keep the child's health report: {e:#}");
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// A batch, its changes checked: within the child's volume bound, applied in one
+    /// transaction with the cursor, then acknowledged.
+    async fn on_apply(&mut self, after: u64, upto: u64, changes: Vec<CheckedChange>) -> Result<Flow, SessionError> {
+        if let Flow::Done = self.admit(changes.len() as u64).await? {
+            return Ok(Flow::Done);
+        }
+        let child = self.child;
+        let (c, log, now) = (child.to_string(), self.s.log_id().to_string(), crate::clock::now_ms());
+        match self.store.call(move |w| w.apply_batch(&c, &log, after, upto, changes, now)).await? {
+            Ok(out) => {
+                for (reg_no, origin, held) in &out.conflict_list {
+                    warn!(child = %child, reg_no = %reg_no, arriving_origin = %origin, held_origin = %held, "conflict: quarantined the second arrival");
                 }
-                let (c, log, after, upto, now) =
-                    (child.to_string(), s.log_id().to_string(), batch.after, batch.upto, crate::clock::now_ms());
-                match store.call(move |w| w.apply_batch(&c, &log, after, upto, changes, now)).await? {
-                    Ok(out) => {
-                        for (reg_no, origin, held) in &out.conflict_list {
-                            warn!(child = %child, reg_no = %reg_no, arriving_origin = %origin, held_origin = %held, "conflict: quarantined the second arrival");
-                        }
-                        if out.clock_corrections > 0 {
-                            warn!(child = %child, changes = out.clock_corrections, "hop times not believable (before the hop below, or too far ahead): replaced by this node's receipt time; the child's clock, or one below it, is off");
-                        }
-                        if out.stale {
-                            // The durable cursor moved on elsewhere (a parallel session): resync.
-                            return Err(SessionError::Ended("batch does not follow the durable cursor; resynchronising".into()));
-                        }
-                        debug!(child = %child, after, upto, applied = out.applied, duplicates = out.duplicates, "batch applied");
-                        crate::metrics::changes_received(child, u64::from(out.applied));
-                        let ack = s.applied(upto, out.applied, out.duplicates, out.conflicts);
-                        net::write_frame(&mut send, &ack).await?;
-                    }
-                    Err(ApplyError::Refused(r)) => return refuse(&mut send, store, child, r).await,
-                    Err(ApplyError::Store(e)) => return Err(SessionError::Store(e)),
+                if out.clock_corrections > 0 {
+                    warn!(child = %child, changes = out.clock_corrections, "hop times not believable (before the hop below, or too far ahead): replaced by this node's receipt time; the child's clock, or one below it, is off");
+                }
+                if out.stale {
+                    // The durable cursor moved on elsewhere (a parallel session): resync.
+                    return Err(SessionError::Ended("batch does not follow the durable cursor; resynchronising".into()));
+                }
+                debug!(child = %child, after, upto, applied = out.applied, duplicates = out.duplicates, "batch applied");
+                crate::metrics::changes_received(child, u64::from(out.applied));
+                let ack = self.s.applied(upto, out.applied, out.duplicates, out.conflicts);
+                self.write(&ack).await
+            }
+            Err(ApplyError::Refused(r)) => self.refuse(r).await,
+            Err(ApplyError::Store(e)) => Err(SessionError::Store(e)),
+        }
+    }
+
+    /// The child's volume bound: waits a moment, or holds the child back (never a
+    /// refusal); `Done` when held back.
+    async fn admit(&mut self, n: u64) -> Result<Flow, SessionError> {
+        let Some(listen) = &self.cfg.listen else { return Ok(Flow::Continue) };
+        let limits = listen.limits_for(self.child);
+        loop {
+            let admit = self
+                .volumes
+                .lock()
+                .expect("volumes")
+                .entry(self.child.to_string())
+                .or_insert_with(|| Volume::new(crate::clock::today(), crate::clock::now_ms(), limits))
+                .admit(n, crate::clock::today(), crate::clock::now_ms(), limits);
+            match admit {
+                Admit::Now => break,
+                Admit::After(ms) => {
+                    debug!(child = %self.child, wait_ms = ms, "the child's rate is over its bound: waiting");
+                    tokio::time::sleep(Duration::from_millis(ms.max(1) as u64)).await;
+                }
+                Admit::Hold(reason) => {
+                    hold_back(self.conn, self.store, self.child, &reason).await?;
+                    return Ok(Flow::Done);
                 }
             }
         }
+        if !self.volume_flowing {
+            let (c, now) = (self.child.to_string(), crate::clock::now_ms());
+            self.store.run(move |w| w.child_held_back(&c, None, now)).await?;
+            self.volume_flowing = true;
+        }
+        Ok(Flow::Continue)
     }
 }
 

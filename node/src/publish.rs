@@ -118,6 +118,9 @@ pub struct Request {
 
 /// Parses request parameters (`key=value` pairs as given). Unknown, repeated and
 /// malformed parameters are refused, naming the parameter.
+///
+/// One piece: one arm per parameter of the API (docs/openapi.json), each checked and named
+/// in its error; the match is the parameter table.
 pub fn parse(pairs: &[(String, String)], endpoint: Endpoint, table: &RegionTable) -> Result<Request, ParamError> {
     let mut r = Request {
         q: None,

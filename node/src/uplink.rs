@@ -171,6 +171,13 @@ async fn session(
     result
 }
 
+/// One sync session with the parent, as a driver in the manner of quinn's connection
+/// driver: [`stream`] opens the stream, sends the Hello, and waits for the next event;
+/// each event has one handler on [`ParentLink`] — a frame from the parent
+/// ([`ParentLink::on_message`]), new changes in the log (the watch), the health timer
+/// ([`ParentLink::on_health`]) and the session timer ([`ParentLink::on_tick`]) — and
+/// after each, what the window allows goes up ([`ParentLink::send_ready`]). Every
+/// decision of the protocol is the session machine's (`protocol::sync`).
 #[allow(clippy::too_many_arguments)]
 async fn stream(
     cfg: &Config,
@@ -186,7 +193,7 @@ async fn stream(
         conn.open_bi().await.map_err(|cause| SessionError::Connection { what: "cannot open the sync stream".into(), cause })?;
     let features = if cfg.sync.compress { wire::FEATURE_ZSTD } else { 0 } | wire::FEATURE_HEALTH | wire::FEATURE_NOTES;
     let stall = idle.as_millis() as i64 * 2;
-    let ((log_id, last_seq), mut stuck) = store
+    let ((log_id, last_seq), stuck) = store
         .read(|r| {
             let stuck: HashSet<u64> = r.stuck()?.into_iter().map(|s| s.seq as u64).collect();
             Ok::<_, StoreError>((r.log()?, stuck))
@@ -197,149 +204,219 @@ async fn stream(
     net::write_frame(&mut send, &s.hello(crate::clock::now_ms(), agent)).await?;
 
     let (mut frx, _reader_guard) = net::spawn_frame_reader(recv, net::Messages, 16);
-
     let mut changes = store.subscribe();
-    let mut last_seq = *changes.borrow_and_update();
-    // The log reader, kept between reads (each runs on the blocking pool).
-    let mut reader_conn = None;
+    let last_seq = *changes.borrow_and_update();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut health = tokio::time::interval(Duration::from_secs(cfg.sync.health_secs.max(1)));
-    let mut last_recorded = Instant::now() - Duration::from_secs(10);
+    let mut link = ParentLink {
+        cfg,
+        store,
+        parent,
+        send,
+        s,
+        stuck,
+        last_seq,
+        reader_conn: None,
+        last_recorded: Instant::now() - Duration::from_secs(10),
+        progressed,
+        acked,
+    };
     loop {
-        // Send while the window allows and there is something to send: a lone change
-        // goes at once, and under load each read returns a full batch.
-        while let Some(after) = s.next_after() {
-            if after >= last_seq {
+        let step = match link.send_ready().await {
+            Ok(()) => tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => {
+                    let _ = link.send.finish();
+                    return Ok(End::Shutdown);
+                }
+                msg = frx.recv() => match msg.ok_or_else(|| SessionError::Ended("the frame reader stopped".into())) {
+                    Ok(Ok(msg)) => link.on_message(msg).await,
+                    Ok(Err(e)) | Err(e) => Err(e),
+                },
+                changed = changes.changed() => match changed {
+                    Ok(()) => {
+                        link.last_seq = *changes.borrow_and_update();
+                        Ok(None)
+                    }
+                    Err(_) => Err(SessionError::Ended("the store closed".into())),
+                },
+                _ = health.tick(), if link.health_agreed() => link.on_health().await,
+                _ = tick.tick() => link.on_tick().await,
+            },
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(None) => {}
+            Ok(Some(end)) => return Ok(end),
+            // After a failed write the parent may have refused and closed: its reason.
+            Err(e @ SessionError::Frame(net::FrameError::Write(_))) => return refusal_or(&mut frx, e).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// What a session with the parent holds between events.
+struct ParentLink<'a> {
+    cfg: &'a Config,
+    store: &'a Store,
+    parent: &'a Parent,
+    send: quinn::SendStream,
+    s: ChildSession,
+    /// Changes of this log held aside (the parent refused them, or would for their size).
+    stuck: HashSet<u64>,
+    /// The store's last committed change, as the watch last said.
+    last_seq: u64,
+    /// The log reader, kept between reads (each runs on the blocking pool).
+    reader_conn: Option<crate::store::Reader>,
+    last_recorded: Instant,
+    progressed: &'a mut bool,
+    acked: &'a mut Option<u64>,
+}
+
+impl ParentLink<'_> {
+    /// Sends while the window allows and there is something to send: a lone change
+    /// goes at once, and under load each read returns a full batch.
+    async fn send_ready(&mut self) -> Result<(), SessionError> {
+        while let Some(after) = self.s.next_after() {
+            if after >= self.last_seq {
                 break;
             }
-            let (max_c, max_b) = (cfg.sync.batch_changes, cfg.sync.batch_kib * 1024);
-            let (mut batch, r) = store.read_with(reader_conn.take(), move |r| r.changes_after(after, max_c, max_b)).await?;
-            reader_conn = Some(r);
+            let (max_c, max_b) = (self.cfg.sync.batch_changes, self.cfg.sync.batch_kib * 1024);
+            let (mut batch, r) = self.store.read_with(self.reader_conn.take(), move |r| r.changes_after(after, max_c, max_b)).await?;
+            self.reader_conn = Some(r);
             let Some(upto) = batch.last().map(|c| c.seq) else {
-                last_seq = after;
+                self.last_seq = after;
                 break;
             };
             // A change the parent refused, or one it would refuse for its size, is
             // held aside; the batch still covers its sequence number.
             for c in &batch {
                 let size = c.body.as_ref().map_or(0, Vec::len);
-                if size > wire::MAX_CHANGE_BODY && !stuck.contains(&c.seq) {
-                    let reason = format!("body of {size} bytes is over the limit of {}", wire::MAX_CHANGE_BODY);
+                let too_large = if self.stuck.contains(&c.seq) { None } else { huijiao_protocol::apply::too_large_to_send(size) };
+                if let Some(reason) = too_large {
                     error!(seq = c.seq, reg_no = %c.reg_no, "a change too large to send is held aside: {reason}");
                     let (seq, reg_no, now) = (c.seq, c.reg_no.clone(), crate::clock::now_ms());
-                    store.run(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await?;
-                    stuck.insert(c.seq);
+                    self.store.run(move |w| w.mark_stuck(seq, &reg_no, &reason, now)).await?;
+                    self.stuck.insert(c.seq);
                 }
             }
-            batch.retain(|c| !stuck.contains(&c.seq));
+            batch.retain(|c| !self.stuck.contains(&c.seq));
             let count = batch.len() as u32;
-            let zstd_ok = s.agreed_features() & wire::FEATURE_ZSTD != 0;
+            let zstd_ok = self.s.agreed_features() & wire::FEATURE_ZSTD != 0;
             let (encoding, payload) = tokio::task::spawn_blocking(move || wire::encode_payload(&batch, zstd_ok)).await?;
-            let msg = s.batch(after, upto, count, encoding, payload, crate::clock::now_ms());
-            if let Err(e) = net::write_frame(&mut send, &msg).await {
-                return refusal_or(&mut frx, e.into()).await;
+            let msg = self.s.batch(after, upto, count, encoding, payload, crate::clock::now_ms());
+            net::write_frame(&mut self.send, &msg).await?;
+        }
+        Ok(())
+    }
+
+    /// A frame from the parent: the session machine says what it means.
+    async fn on_message(&mut self, msg: Message) -> Result<Option<End>, SessionError> {
+        match self.s.handle(msg, crate::clock::now_ms()) {
+            Ok(ChildEvent::Ready { cursor, version, features }) => {
+                info!(parent = %self.parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
+                self.streaming(cursor).await;
+            }
+            Ok(ChildEvent::Reply(m)) => net::write_frame(&mut self.send, &m).await?,
+            Ok(ChildEvent::Verify { seq, fingerprint }) => {
+                // Is this log's change there the one the parent holds?
+                let same = self.store.read(move |r| r.change_fingerprint(seq)).await? == Some(fingerprint);
+                match self.s.verified(same, crate::clock::now_ms()) {
+                    ChildEvent::Ready { cursor, .. } => {
+                        info!(parent = %self.parent.node_id, cursor, "uplink streaming");
+                        self.streaming(cursor).await;
+                    }
+                    ChildEvent::Rewound { parent_cursor, last_seq } => self.on_rewound(parent_cursor, last_seq).await?,
+                    _ => {}
+                }
+            }
+            Ok(ChildEvent::Rewound { parent_cursor, last_seq }) => self.on_rewound(parent_cursor, last_seq).await?,
+            Ok(ChildEvent::Acked { cursor, ack }) => self.on_acked(cursor, ack.conflicts).await,
+            Ok(ChildEvent::Notes(n)) => self.on_notes(n).await?,
+            Ok(ChildEvent::Nothing) => {}
+            Ok(ChildEvent::Refused(r)) => return Ok(Some(End::Refused(r))),
+            Err(r) => {
+                let _ = net::write_frame(&mut self.send, &Message::Refused(r.clone())).await;
+                return Ok(Some(End::Refused(r)));
             }
         }
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {
-                let _ = send.finish();
-                return Ok(End::Shutdown);
-            }
-            msg = frx.recv() => {
-                let msg = msg.ok_or_else(|| SessionError::Ended("the frame reader stopped".into()))??;
-                match s.handle(msg, crate::clock::now_ms()) {
-                    Ok(ChildEvent::Ready { cursor, version, features }) => {
-                        info!(parent = %parent.node_id, cursor, version, zstd = features & wire::FEATURE_ZSTD != 0, "uplink streaming");
-                        *acked = Some(cursor);
-                        crate::health::note_acked(cursor);
-                        record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
-                    }
-                    Ok(ChildEvent::Reply(m)) => net::write_frame(&mut send, &m).await?,
-                    Ok(ChildEvent::Verify { seq, fingerprint }) => {
-                        // Is this log's change there the one the parent holds?
-                        let same = store.read(move |r| r.change_fingerprint(seq)).await? == Some(fingerprint);
-                        match s.verified(same, crate::clock::now_ms()) {
-                            ChildEvent::Ready { cursor, .. } => {
-                                info!(parent = %parent.node_id, cursor, "uplink streaming");
-                                *acked = Some(cursor);
-                                crate::health::note_acked(cursor);
-                                record(store, parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
-                            }
-                            ChildEvent::Rewound { parent_cursor, last_seq } => {
-                                let m = rotate(store, parent, &mut s, parent_cursor, last_seq).await?;
-                                net::write_frame(&mut send, &m).await?;
-                            }
-                            _ => {}
-                        }
-                    }
-                    Ok(ChildEvent::Rewound { parent_cursor, last_seq }) => {
-                        let m = rotate(store, parent, &mut s, parent_cursor, last_seq).await?;
-                        net::write_frame(&mut send, &m).await?;
-                    }
-                    Ok(ChildEvent::Acked { cursor, ack }) => {
-                        *progressed = true;
-                        crate::metrics::changes_acked(cursor.saturating_sub(acked.unwrap_or(cursor)));
-                        *acked = Some(cursor);
-                        crate::health::note_acked(cursor);
-                        if ack.conflicts > 0 {
-                            warn!(parent = %parent.node_id, conflicts = ack.conflicts, "the parent quarantined conflicting changes (see huijiao conflicts at the parent)");
-                        }
-                        if last_recorded.elapsed() >= Duration::from_secs(1) {
-                            record(store, parent, "streaming", Some(cursor), None, None).await;
-                            last_recorded = Instant::now();
-                        }
-                    }
-                    Ok(ChildEvent::Notes(n)) => {
-                        let now = crate::clock::now_ms();
-                        let new = store.run(move |w| w.note_conflicts(&n.conflicts, now)).await?;
-                        for c in new {
-                            warn!(
-                                reg_no = %c.reg_no,
-                                origin = %c.origin,
-                                version = c.version,
-                                kept_origin = %c.kept_origin,
-                                met_at = %c.met_at,
-                                "conflict: the same reg_no came from two origins; node {} keeps the record of {} and held aside version {} from {} ({})",
-                                c.met_at, c.kept_origin, c.version, c.origin, c.reason
-                            );
-                        }
-                    }
-                    Ok(ChildEvent::Nothing) => {}
-                    Ok(ChildEvent::Refused(r)) => return Ok(End::Refused(r)),
-                    Err(r) => {
-                        let _ = net::write_frame(&mut send, &Message::Refused(r.clone())).await;
-                        return Ok(End::Refused(r));
-                    }
-                }
-            }
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    return Err(SessionError::Ended("the store closed".into()));
-                }
-                last_seq = *changes.borrow_and_update();
-            }
-            _ = health.tick(), if s.agreed_features() & wire::FEATURE_HEALTH != 0 && matches!(s.state(), huijiao_protocol::sync::ChildState::Streaming) => {
-                // The subtree's health, for the tiers above.
-                let c = cfg.clone();
-                let nodes = store.read(move |r| crate::health::subtree(&c, r).map_err(|e| SessionError::Ended(format!("cannot read the subtree's health: {e:#}")))).await?;
-                let msg = Message::Health(wire::Health { nodes });
-                if let Err(e) = net::write_frame(&mut send, &msg).await {
-                    return refusal_or(&mut frx, e.into()).await;
-                }
-            }
-            _ = tick.tick() => {
-                // The session's own timer: a stalled session means a broken link
-                // (QUIC delivers in order or not at all), so the connection goes.
-                if let Err(stalled) = s.handle_timeout(crate::clock::now_ms()) {
-                    return Err(SessionError::Timeout(format!("parent {}: {stalled}", parent.node_id)));
-                }
-                if last_recorded.elapsed() >= Duration::from_secs(2) && s.acked() > 0 {
-                    record(store, parent, "streaming", Some(s.acked()), None, None).await;
-                    last_recorded = Instant::now();
-                }
-            }
+        Ok(None)
+    }
+
+    /// The parent took the session at `cursor`.
+    async fn streaming(&mut self, cursor: u64) {
+        *self.acked = Some(cursor);
+        crate::health::note_acked(cursor);
+        record(self.store, self.parent, "streaming", Some(cursor), None, Some(crate::clock::now_ms())).await;
+    }
+
+    /// This store was rewound: a new log, announced.
+    async fn on_rewound(&mut self, parent_cursor: u64, last_seq: u64) -> Result<(), SessionError> {
+        let m = rotate(self.store, self.parent, &mut self.s, parent_cursor, last_seq).await?;
+        Ok(net::write_frame(&mut self.send, &m).await?)
+    }
+
+    /// The parent acknowledged up to `cursor` (durably applied there).
+    async fn on_acked(&mut self, cursor: u64, conflicts: u32) {
+        *self.progressed = true;
+        crate::metrics::changes_acked(cursor.saturating_sub(self.acked.unwrap_or(cursor)));
+        *self.acked = Some(cursor);
+        crate::health::note_acked(cursor);
+        if conflicts > 0 {
+            warn!(parent = %self.parent.node_id, conflicts, "the parent quarantined conflicting changes (see huijiao conflicts at the parent)");
         }
+        if self.last_recorded.elapsed() >= Duration::from_secs(1) {
+            record(self.store, self.parent, "streaming", Some(cursor), None, None).await;
+            self.last_recorded = Instant::now();
+        }
+    }
+
+    /// Conflicts that concern this node's subtree, told by the parent.
+    async fn on_notes(&mut self, n: wire::Notes) -> Result<(), SessionError> {
+        let now = crate::clock::now_ms();
+        let new = self.store.run(move |w| w.note_conflicts(&n.conflicts, now)).await?;
+        for c in new {
+            warn!(
+                reg_no = %c.reg_no,
+                origin = %c.origin,
+                version = c.version,
+                kept_origin = %c.kept_origin,
+                met_at = %c.met_at,
+                "conflict: the same reg_no came from two origins; node {} keeps the record of {} and held aside version {} from {} ({})",
+                c.met_at, c.kept_origin, c.version, c.origin, c.reason
+            );
+        }
+        Ok(())
+    }
+
+    fn health_agreed(&self) -> bool {
+        self.s.agreed_features() & wire::FEATURE_HEALTH != 0 && matches!(self.s.state(), huijiao_protocol::sync::ChildState::Streaming)
+    }
+
+    /// The subtree's health, for the tiers above.
+    async fn on_health(&mut self) -> Result<Option<End>, SessionError> {
+        let c = self.cfg.clone();
+        let nodes = self
+            .store
+            .read(move |r| {
+                crate::health::subtree(&c, r).map_err(|e| SessionError::Ended(format!("cannot read the subtree's health: {e:#}")))
+            })
+            .await?;
+        net::write_frame(&mut self.send, &Message::Health(wire::Health { nodes })).await?;
+        Ok(None)
+    }
+
+    /// The session's own timer: a stalled session means a broken link (QUIC delivers
+    /// in order or not at all), so the connection goes.
+    async fn on_tick(&mut self) -> Result<Option<End>, SessionError> {
+        if let Err(stalled) = self.s.handle_timeout(crate::clock::now_ms()) {
+            return Err(SessionError::Timeout(format!("parent {}: {stalled}", self.parent.node_id)));
+        }
+        if self.last_recorded.elapsed() >= Duration::from_secs(2) && self.s.acked() > 0 {
+            record(self.store, self.parent, "streaming", Some(self.s.acked()), None, None).await;
+            self.last_recorded = Instant::now();
+        }
+        Ok(None)
     }
 }
 

@@ -17,6 +17,7 @@
 //! Architecture invariant: nothing here touches files, sockets, clocks or threads;
 //! callers pass `today` and bytes in.
 
+pub mod apply;
 pub mod codes;
 pub mod date;
 pub mod fields;

@@ -2,6 +2,7 @@
 //! and a network that drops, duplicates and reorders messages.
 
 use super::*;
+use crate::apply::{decide, Decision, Held};
 use crate::record::tests::sample;
 use std::collections::HashMap;
 
@@ -93,15 +94,15 @@ struct ParentStore {
 }
 
 impl ParentStore {
-    /// One transaction: check everything, then apply and move the cursor.
+    /// One transaction: check everything as the downlink and the store do (the shipped
+    /// codec, every change, the batch's range), then apply and move the cursor.
     fn apply(&mut self, b: &Batch) -> Result<(u32, u32), PeerRefusal> {
         assert_eq!(b.after, self.cursor, "the session only applies batches at the cursor");
-        let changes = decode_changes(&b.payload).map_err(|e| PeerRefusal::new("bad_batch", e.to_string()))?;
-        for c in &changes {
-            check_change(CHILD, &mut c.clone(), &checks())?;
-        }
+        let changes = decode_payload(b.encoding, b.payload.clone()).map_err(|e| PeerRefusal::new("bad_batch", e.to_string()))?;
+        let checked = changes.into_iter().map(|c| checked(CHILD, c, &checks())).collect::<Result<Vec<_>, _>>()?;
+        check_batch_range(CHILD, b.after, b.upto, &checked)?;
         let (mut applied, mut dup) = (0, 0);
-        for c in changes {
+        for CheckedChange { change: c, .. } in checked {
             // The shipped rule, as the store calls it (one origin here: no conflicts).
             let held = self.records.get(&c.reg_no).map(|r| Held { origin: CHILD, version: r.0, hash: &r.2, withdrawn: r.1, made_at: None });
             match decide(held, &c) {
@@ -159,23 +160,25 @@ fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> (i64, u
     let mut store = ParentStore::default();
     let mut net = Net { queue: Vec::new(), drop, dup, max_delay: 40, ordered: drop == 0 && dup == 0, last: [0; 2] };
     let mut child = ChildSession::new(CHILD, FEATURE_ZSTD, 4, 200).with_log(LOG, log.len() as u64);
-    let mut parent = ParentSession::new(PARENT, CHILD, 0, FEATURE_ZSTD);
-    let mut now = 0i64;
+    let mut now = T0;
+    let mut parent = ParentSession::new(PARENT, CHILD, 0, FEATURE_ZSTD).opened_at(now);
     let mut reconnects = 0u32;
     net.send(&mut rng, now, true, child.hello(now, "sim"));
     for _ in 0..200_000 {
         if store.cursor == log.len() as u64 && child.acked() == store.cursor {
             assert_eq!(store.records, expected, "seed {seed}: the parent holds every record at its latest version");
             assert!(store.applied <= log.len() as u64, "seed {seed}: nothing applied twice");
-            return (now, reconnects);
+            return (now - T0, reconnects);
         }
         // A connection loss, or the child's timer finding its parent silent (what the
         // uplink does: drop the connection): both sides start a new session from
         // durable state, the messages of the old one are gone.
+        // The parent's own timer closes a session whose Hello never came (lost here).
         let stalled = child.handle_timeout(now).is_err();
-        if stalled || rng.below(1000) < reconnect_per_mille {
+        let no_hello = parent.handle_timeout(now).inspect(|r| assert_eq!(r.code, "no_hello", "seed {seed}")).is_some();
+        if stalled || no_hello || rng.below(1000) < reconnect_per_mille {
             net.queue.clear();
-            parent = ParentSession::new(PARENT, CHILD, 0, FEATURE_ZSTD);
+            parent = ParentSession::new(PARENT, CHILD, 0, FEATURE_ZSTD).opened_at(now);
             child = ChildSession::new(CHILD, FEATURE_ZSTD, 4, 200).with_log(LOG, log.len() as u64);
             net.send(&mut rng, now, true, child.hello(now, "sim"));
             reconnects += 1;
@@ -221,12 +224,14 @@ fn simulate(seed: u64, drop: u64, dup: u64, reconnect_per_mille: u64) -> (i64, u
             }
             let end = (start + 1 + rng.below(5) as usize).min(log.len());
             let chunk = &log[start..end];
-            let m = child.batch(after, end as u64, chunk.len() as u32, ENCODING_PLAIN, encode_changes(chunk), now);
+            let (encoding, payload) = encode_payload(chunk, child.agreed_features() & FEATURE_ZSTD != 0);
+            let m = child.batch(after, end as u64, chunk.len() as u32, encoding, payload, now);
             net.send(&mut rng, now, true, m);
         }
         // Time moves on, never past the child's timer unnoticed.
         let step = 1 + rng.below(5) as i64;
-        now = child.poll_timeout().map_or(now + step, |at| (now + step).min(at.max(now + 1)));
+        let timer = [child.poll_timeout(), parent.poll_timeout()].into_iter().flatten().min();
+        now = timer.map_or(now + step, |at| (now + step).min(at.max(now + 1)));
     }
     panic!("seed {seed}: did not converge; parent cursor {} of {}", store.cursor, log.len());
 }
@@ -526,34 +531,6 @@ fn conflict_notes_only_when_agreed_and_only_about_the_childs_subtree() {
     assert!(matches!(c.handle(notes(vec![note(CHILD, "440106")]), 0), Ok(ChildEvent::Notes(n)) if n.conflicts.len() == 1));
     assert!(matches!(c.handle(notes(vec![note("440106", CHILD)]), 0), Ok(ChildEvent::Notes(_))), "the kept side learns too");
     assert_eq!(c.handle(notes(vec![note("440106", "110105")]), 0).unwrap_err().code, "bad_notes");
-}
-
-#[test]
-fn decide_is_the_whole_apply_rule() {
-    let mut rng = Rng(7);
-    let log = child_log(&mut rng, 1, 1);
-    let c = &log[0];
-    let held = |origin: &'static str, version: u64, hash: &'static [u8], withdrawn: bool| {
-        Some(Held { origin, version, hash, withdrawn, made_at: None })
-    };
-    assert_eq!(decide(None, c), Decision::Apply);
-    let withdraw = Change { op: Op::Withdraw, body: None, ..c.clone() };
-    assert!(matches!(decide(None, &withdraw), Decision::Quarantine(r) if r.contains("never held")));
-    let same: &'static [u8] = Box::leak(Box::new(c.hash));
-    assert!(matches!(decide(held("420106", 1, same, false), c), Decision::Quarantine(r) if r.contains("another origin")));
-    assert_eq!(decide(held(CHILD, 1, same, false), c), Decision::Duplicate, "a replay");
-    assert_eq!(decide(held(CHILD, 2, &[0; 32], false), c), Decision::Duplicate, "an older version");
-    assert!(matches!(decide(held(CHILD, 1, &[0; 32], false), c), Decision::Quarantine(r) if r.contains("same version")));
-    let newer = Change { version: 2, ..c.clone() };
-    assert_eq!(decide(held(CHILD, 1, same, false), &newer), Decision::Apply);
-    assert!(matches!(decide(held(CHILD, 1, same, true), &newer), Decision::Quarantine(r) if r.contains("withdrawn")));
-    // An older version: a replay if the origin made it before the version held, a
-    // restored origin's new record of the same number if after.
-    let made = c.hops[0].accepted_at_ms;
-    let at = |t: i64| Some(Held { origin: CHILD, version: 2, hash: &[0; 32], withdrawn: true, made_at: Some(t) });
-    assert_eq!(decide(at(made + 1), c), Decision::Duplicate, "made before the held version: a replay");
-    assert_eq!(decide(at(made), c), Decision::Duplicate);
-    assert_eq!(decide(at(made - 1), c), Decision::Quarantine(LOWER_VERSION_LATER), "made after it: never silent");
 }
 
 #[test]

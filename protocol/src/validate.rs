@@ -147,6 +147,10 @@ impl Validator<'_> {
     /// [`Validator::validate`] over borrowed cells. A field may be given twice (two
     /// columns or keys that map to it): equal values are one value, different ones
     /// refuse the field (`duplicate_column`); for 密级 see [`secrecy::judge`].
+    ///
+    /// One piece: every field's rule in the order of spec §3, then the cross-field rules,
+    /// over one pass of the row's cells; split, the order a clerk reads the errors in would
+    /// be scattered over functions.
     pub fn validate_cells<'v>(&self, row: u64, cells: impl Iterator<Item = (Field, &'v RawValue)>) -> Result<Row, Vec<RowError>> {
         let mut slots: [Option<&RawValue>; 27] = [None; 27];
         let mut duplicated = [false; 27];

@@ -301,6 +301,8 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// One piece: one arm per command, each a call into the library; the match is the command
+/// table.
 fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Check { json, node, regions, files } => {

@@ -311,20 +311,21 @@ fn no_module_imports_its_way_back_to_itself() {
     assert_eq!(cycles(&module_graph(dir.path())), vec![vec!["a.rs".to_string(), "b.rs".into(), "c.rs".into()]]);
 }
 
-/// `text` with the contents of string and character literals blanked, so braces in
-/// format strings do not count.
+/// `text` with the contents of string and character literals blanked, so braces and
+/// quotes in them do not count.
 fn blank_literals(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
+    let mut i = 0;
     let mut in_str = false;
-    while let Some(c) = chars.next() {
+    while i < chars.len() {
+        let c = chars[i];
         if in_str {
             match c {
                 '\\' => {
-                    out.push(' ');
-                    if chars.next().is_some() {
-                        out.push(' ');
-                    }
+                    out.push_str("  ");
+                    i += 2;
+                    continue;
                 }
                 '"' => {
                     in_str = false;
@@ -336,13 +337,25 @@ fn blank_literals(text: &str) -> String {
         } else if c == '"' {
             in_str = true;
             out.push('"');
-        } else if c == '\'' && matches!(chars.peek(), Some('{' | '}' | '(' | ')')) {
-            out.push('\'');
-            chars.next();
-            out.push(' ');
+        } else if c == '\'' {
+            // A character literal ('x', '\n', '\u{..}'); a lifetime has no closing quote.
+            let end = if chars.get(i + 1) == Some(&'\\') {
+                (i + 3..chars.len().min(i + 12)).find(|&j| chars[j] == '\'')
+            } else {
+                (chars.get(i + 2) == Some(&'\'')).then_some(i + 2)
+            };
+            match end {
+                Some(end) => {
+                    out.push_str("' '");
+                    i = end + 1;
+                    continue;
+                }
+                None => out.push(c),
+            }
         } else {
             out.push(c);
         }
+        i += 1;
     }
     out
 }
@@ -420,4 +433,69 @@ fn no_sqlite_connection_is_opened_on_an_async_worker() {
     let bodies = async_code(sample);
     assert!(bodies[0].contains(".reader()") && !bodies[0].contains("r.count()"), "{bodies:?}");
     assert!(!bodies[1].contains(".reader()"), "{bodies:?}");
+}
+
+/// Each `fn` of `text` with its first line (1-based) and its length in lines.
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let code: String = text
+        .lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let code = blank_literals(&code);
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = code[from..].find("fn ").map(|i| from + i) {
+        from = at + 3;
+        if code[..at].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let name: String = code[at + 3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let (Some(open), semi) = (code[at..].find('{').map(|i| at + i), code[at..].find(';').map(|i| at + i)) else { continue };
+        if name.is_empty() || semi.is_some_and(|s| s < open) {
+            continue;
+        }
+        let body = bracketed(&code, open);
+        let first = code[..at].matches('\n').count() + 1;
+        let last = code[..open + body.len() + 1].matches('\n').count() + 1;
+        out.push((name, first, last - first));
+    }
+    out
+}
+
+/// A room a newcomer can hold in their head: no function over ~120 lines unless the
+/// comment above it says why it must be one piece (`One piece: …`).
+#[test]
+fn a_long_function_says_why_it_is_one_piece() {
+    const LONG: usize = 120;
+    let root = root();
+    let mut offenders = Vec::new();
+    for src in ["protocol/src", "node/src", "node/cli/src"] {
+        for file in rust_files(&root.join(src)) {
+            if file.ends_with("tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(root.join(src).join(&file)).unwrap();
+            let product = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let lines: Vec<&str> = product.lines().collect();
+            for (name, first, len) in functions(product) {
+                if len <= LONG {
+                    continue;
+                }
+                let above = lines[..first - 1].iter().rev().take_while(|l| {
+                    let t = l.trim_start();
+                    t.starts_with("///") || t.starts_with("#[") || t.starts_with("//")
+                });
+                if !above.into_iter().any(|l| l.contains("One piece:")) {
+                    offenders.push(format!("{src}/{file}:{first} fn {name}: {len} lines"));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "split these, or say above each why it must be one piece (`/// One piece: …`): {offenders:#?}");
+    let long = format!("/// Does a lot.\nfn big() {{\n{}}}\nfn small() {{ let s = \"{{\"; }}\n", "    step();\n".repeat(LONG + 1));
+    assert_eq!(functions(&long).iter().map(|(n, _, l)| (n.as_str(), *l)).collect::<Vec<_>>(), [("big", LONG + 2), ("small", 0)]);
 }

@@ -158,6 +158,8 @@ impl Snapshot {
     }
 }
 
+/// One piece: the report reads top to bottom in the order an operator reads it, each
+/// section a few lines over one snapshot.
 pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let snap = Snapshot::gather(cfg)?;
     if json {

@@ -635,6 +635,9 @@ fn check_row(validator: &Validator<'_>, r: &SourceRow) -> Result<Row, (Vec<RowEr
 /// `chunk` so a store can write while later rows are still being read and checked,
 /// and spooling rejected rows that may be echoed. A whole-file refusal found on the
 /// way (in which case whatever reached `sink` must be discarded) is in the report.
+///
+/// One piece: the checking stage of the three-stage pipeline, one loop over chunks whose
+/// counters, caps and spool are shared by every branch.
 pub fn validate(
     reading: Reading,
     mut report: Report,
@@ -776,6 +779,56 @@ pub fn check_path(path: &std::path::Path, validator: &Validator<'_>, limits: &Li
     check_file(path, validator, limits, &mut NoStore::default(), None).report
 }
 
+/// A file opened and hashed, ready to read: the first half of the one file pipeline
+/// that `huijiao check` and the inbox share ([`prepare`], then [`read`] and
+/// [`validate`], then the whole-file screen).
+pub struct Prepared {
+    pub src: Source,
+    pub format: Format,
+    pub sha256: String,
+    /// The text encoding (text formats; `None` for workbooks and JSON), or why the
+    /// content is refused: empty, or text that cannot be read. Known once the file is
+    /// hashed; the inbox first asks its journal whether it has seen these bytes.
+    pub content: Result<Option<TextEncoding>, Refusal>,
+}
+
+/// Why a file was not prepared.
+pub enum Unprepared {
+    /// Not opened: not a regular file, or an IO error.
+    Open(OpenError),
+    /// Refused before it was read: its type or its size. The opened file is kept for
+    /// the whole-file screen, which decides whether the original may be archived.
+    Refused {
+        src: Source,
+        format: Option<Format>,
+        refusal: Refusal,
+    },
+    /// Hashing it failed.
+    Read(std::io::Error),
+    Cancelled,
+}
+
+/// Opens `path` safely ([`source::open`]), names its format, checks its size, and
+/// hashes it in one pass that also finds a text file's encoding.
+pub fn prepare(path: &std::path::Path, limits: &Limits, cancel: &Cancel) -> Result<Prepared, Unprepared> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let src = source::open(path).map_err(Unprepared::Open)?;
+    let Some(format) = Format::from_name(&name) else {
+        return Err(Unprepared::Refused { src, format: None, refusal: unsupported_type() });
+    };
+    if src.stamp.size > limits.max_file_size {
+        let refusal = too_large(src.stamp.size, limits.max_file_size);
+        return Err(Unprepared::Refused { src, format: Some(format), refusal });
+    }
+    let sniffed = match source::sniff(&src.file, format.is_text(), cancel) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(Unprepared::Cancelled),
+        Err(e) => return Err(Unprepared::Read(e)),
+    };
+    let content = if src.stamp.size == 0 { Err(empty_file()) } else { sniffed.text.transpose() };
+    Ok(Prepared { src, format, sha256: sniffed.sha256, content })
+}
+
 /// [`check_path`] with a sink for the valid rows and a spool for the rejected ones.
 pub fn check_file(
     path: &std::path::Path,
@@ -791,36 +844,26 @@ pub fn check_file(
         report.refuse(r);
         Checked { report, columns: Vec::new(), not_echoed: 0, cancelled: false }
     };
-    let src = match source::open(path) {
-        Ok(s) => s,
-        Err(OpenError::NotRegular(kind)) => return refused("", not_regular(kind)),
-        Err(OpenError::Io(e)) => {
+    let cancel = Cancel::new();
+    let Prepared { src, format, sha256, content } = match prepare(path, limits, &cancel) {
+        Ok(p) => p,
+        Err(Unprepared::Open(OpenError::NotRegular(kind))) => return refused("", not_regular(kind)),
+        Err(Unprepared::Open(OpenError::Io(e))) => {
             return refused("", Refusal::new("unreadable_file", "无法读取文件", &format!("cannot read {}: {e}", path.display())))
         }
+        Err(Unprepared::Refused { refusal, .. }) => return refused("", refusal),
+        Err(Unprepared::Read(e)) => return refused("", read_failed(&e)),
+        Err(Unprepared::Cancelled) => return refused("", cancelled()),
     };
-    let Some(format) = Format::from_name(&name) else { return refused("", unsupported_type()) };
-    if src.stamp.size > limits.max_file_size {
-        return refused("", too_large(src.stamp.size, limits.max_file_size));
-    }
-    let cancel = Cancel::new();
-    let sniffed = match source::sniff(&src.file, format.is_text(), &cancel) {
-        Ok(Some(s)) => s,
-        Ok(None) => return refused("", cancelled()),
-        Err(e) => return refused("", read_failed(&e)),
-    };
-    if src.stamp.size == 0 {
-        return refused(&sniffed.sha256, empty_file());
-    }
-    let encoding = match sniffed.text.clone() {
-        Some(Ok(e)) => Some(e),
-        Some(Err(r)) => return refused(&sniffed.sha256, r),
-        None => None,
+    let encoding = match content {
+        Ok(e) => e,
+        Err(r) => return refused(&sha256, r),
     };
     // Rows go to the sink a chunk at a time, as in the daemon: memory stays bounded
     // whatever the file's length.
     let mut checked = match read(&src.file, format, encoding, limits, &cancel) {
-        Ok(reading) => validate(reading, Report::new(&name, &sniffed.sha256), validator, limits, CHUNK, sink, spool),
-        Err(e) => return refused(&sniffed.sha256, read_failed(&e)),
+        Ok(reading) => validate(reading, Report::new(&name, &sha256), validator, limits, CHUNK, sink, spool),
+        Err(e) => return refused(&sha256, read_failed(&e)),
     };
     // What the daemon would say of the original (it would not archive it).
     if checked.not_echoed > 0 {

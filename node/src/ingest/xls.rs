@@ -559,6 +559,9 @@ impl SheetReader<'_> {
 }
 
 /// Reads a worksheet into the form (or skips a substream that is not one).
+///
+/// One piece: one state machine over a worksheet's BIFF records; its records share the row
+/// being built and the caps.
 fn sheet(biff: &mut Biff<'_>, g: &Globals, strings: &Strings, limits: &Limits, cancel: &Cancel, form: &mut Form<'_>) -> R<Flow> {
     let mut s = SheetReader { g, strings, limits, row: GridRow::default(), cells: 0 };
     // A formula whose text result follows in a STRING record.

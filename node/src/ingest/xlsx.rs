@@ -452,6 +452,8 @@ fn xlsx_value(t: &str, style: Option<usize>, v: &CellText, is: &CellText, string
 }
 
 #[allow(clippy::too_many_arguments)]
+/// One piece: one streaming XML state machine over a worksheet (rows, cells, shared
+/// strings, merges, hidden rows); its states share the position and the caps.
 fn sheet(
     zip: &mut Zip,
     path: &str,
@@ -582,6 +584,9 @@ fn sheet(
 /// Reads an `.ods` file (OpenDocument) into the form; returns the sheets after the
 /// data sheet. A repeated empty row or cell (`number-rows-repeated`,
 /// `number-columns-repeated`) only advances the position.
+///
+/// One piece: one streaming XML state machine (table, row, cell, text, repeats); its states
+/// share the position and the caps.
 pub(crate) fn read_ods(file: File, limits: &Limits, cancel: &Cancel, form: &mut Form<'_>) -> Result<Vec<String>, Refusal> {
     let mut zip = open_zip(file, "ods")?;
     let tripped = Tripped::default();

@@ -2,7 +2,9 @@
 
 use super::error::{bail, Context, Result};
 use super::rows::{append_change, insert_record, next_seq, update_record, withdraw_record, NewChange, RecordCols};
+use super::StoreError;
 use super::Writer;
+use huijiao_protocol::apply::{decide_local, Held, Local, LocalRefusal};
 use huijiao_protocol::record::{sha256, withdraw_hash};
 use huijiao_protocol::report::{zh_en, Report, RowError};
 use huijiao_protocol::validate::Row;
@@ -58,16 +60,7 @@ pub struct PreparedRecord {
     pub body: String,
     pub hash: [u8; 32],
     pub region: String,
-    pub kind: &'static str,
-    pub reg_date: String,
-    pub secret: &'static str,
-    pub embargo_until: Option<String>,
-}
-
-impl PreparedRecord {
-    fn cols(&self) -> RecordCols<'_> {
-        RecordCols { kind: self.kind, reg_date: &self.reg_date, secret: self.secret, embargo_until: self.embargo_until.as_deref() }
-    }
+    pub(crate) cols: RecordCols,
 }
 
 impl Prepared {
@@ -79,15 +72,7 @@ impl Prepared {
                 let hash = sha256(body.as_bytes());
                 Prepared {
                     row_no,
-                    upsert: Some(PreparedRecord {
-                        hash,
-                        region: rec.region,
-                        kind: rec.kind.zh(),
-                        reg_date: rec.reg_date.to_string(),
-                        secret: rec.secret.zh(),
-                        embargo_until: rec.embargo_until.map(|d| d.to_string()),
-                        body,
-                    }),
+                    upsert: Some(PreparedRecord { hash, cols: RecordCols::of(&rec), region: rec.region, body }),
                     reg_no: rec.reg_no,
                 }
             }
@@ -270,61 +255,54 @@ fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, no
         source,
         body: None,
     };
-    // Most rows of a big file are new records: insert optimistically, and look the
-    // record up only when it exists.
-    if let Some(rec) = &row.upsert {
+    // Most rows of a big file are new records: insert optimistically (the rule's
+    // answer for a record not held), and look the record up only when it exists.
+    let upsert_hash = row.upsert.as_ref().map(|r| &r.hash[..]);
+    if let (Local::Insert, Some(rec)) = (decide_local(None, node, upsert_hash), &row.upsert) {
         let seq = next_seq(tx)?;
         let new = NewChange { region: &rec.region, hash: &rec.hash, body: Some(&rec.body), ..base };
-        if insert_record(tx, seq, &new, &rec.cols())? {
+        if insert_record(tx, seq, &new, &rec.cols)? {
             append_change(tx, seq, &new)?;
             return Ok(Ok(Applied::Inserted));
         }
     }
-    let Some(cur) = current(tx, reg_no)? else {
-        // Only a withdrawal gets here without a record: an upsert was inserted above.
-        return Ok(Err(store_error(
-            row_no,
-            reg_no,
-            "reg_no",
-            "unknown_record",
-            "要撤销的登记号在本节点不存在",
-            "the record to withdraw is not held by this node",
-        )));
-    };
-    if cur.origin != node {
-        return Ok(Err(store_error(
-            row_no,
-            reg_no,
-            "reg_no",
+    // The rule itself is `protocol::apply::decide_local`; this only reads and writes.
+    let cur = current(tx, reg_no)?;
+    let held =
+        cur.as_ref().map(|h| Held { origin: &h.origin, version: h.version as u64, hash: &h.hash, withdrawn: h.withdrawn, made_at: None });
+    let refused = |code, zh: &str, en: &str| Ok(Err(store_error(row_no, reg_no, "reg_no", code, zh, en)));
+    match (decide_local(held, node, upsert_hash), &row.upsert, &cur) {
+        (Local::Refused(LocalRefusal::UnknownRecord), ..) => {
+            refused("unknown_record", "要撤销的登记号在本节点不存在", "the record to withdraw is not held by this node")
+        }
+        (Local::Refused(LocalRefusal::NotOrigin(origin)), ..) => refused(
             "not_origin",
-            &format!("该成果由节点 {} 登记，只有该节点可以修改或撤销", cur.origin),
-            &format!("the record originated at node {}; only that node may change or withdraw it", cur.origin),
-        )));
-    }
-    let seq = next_seq(tx)?;
-    match &row.upsert {
-        Some(_) if cur.withdrawn => Ok(Err(store_error(
-            row_no,
-            reg_no,
-            "reg_no",
+            &format!("该成果由节点 {origin} 登记，只有该节点可以修改或撤销"),
+            &format!("the record originated at node {origin}; only that node may change or withdraw it"),
+        ),
+        (Local::Refused(LocalRefusal::Withdrawn), ..) => refused(
             "withdrawn_record",
             "该成果已撤销，撤销后不能再修改或重新登记",
             "the record was withdrawn; a withdrawn record cannot be changed or registered again",
-        ))),
-        Some(rec) if cur.hash == rec.hash => Ok(Ok(Applied::Unchanged)),
-        Some(rec) => {
-            let new = NewChange { version: cur.version + 1, region: &rec.region, hash: &rec.hash, body: Some(&rec.body), ..base };
+        ),
+        (Local::Unchanged, ..) => Ok(Ok(Applied::Unchanged)),
+        (Local::Update { version }, Some(rec), _) => {
+            let seq = next_seq(tx)?;
+            let new = NewChange { version: version as i64, region: &rec.region, hash: &rec.hash, body: Some(&rec.body), ..base };
             append_change(tx, seq, &new)?;
-            update_record(tx, seq, &new, &rec.cols())?;
+            update_record(tx, seq, &new, &rec.cols)?;
             Ok(Ok(Applied::Updated))
         }
-        None if cur.withdrawn => Ok(Ok(Applied::Unchanged)),
-        None => {
+        (Local::Withdraw { version }, _, Some(cur)) => {
+            let seq = next_seq(tx)?;
             let hash = withdraw_hash(reg_no);
-            let new = NewChange { version: cur.version + 1, op: Op::Withdraw, region: &cur.region, hash: &hash, ..base };
+            let new = NewChange { version: version as i64, op: Op::Withdraw, region: &cur.region, hash: &hash, ..base };
             append_change(tx, seq, &new)?;
             withdraw_record(tx, seq, &new)?;
             Ok(Ok(Applied::Withdrawn))
         }
+        // An insert that found the record (it was inserted above otherwise), or an
+        // answer that does not fit the row: the rule and this code disagree.
+        (d, ..) => Err(StoreError::corrupt(format!("row {row_no} ({reg_no})"), format!("the apply rule answered {d:?} for this row"))),
     }
 }

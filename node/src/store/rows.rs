@@ -21,12 +21,25 @@ pub(crate) struct NewChange<'a> {
     pub body: Option<&'a str>,
 }
 
-/// The columns of a record row that come from its body.
-pub(crate) struct RecordCols<'a> {
-    pub kind: &'a str,
-    pub reg_date: &'a str,
-    pub secret: &'a str,
-    pub embargo_until: Option<&'a str>,
+/// The columns of a record row that come from its body, built one way: from the
+/// record ([`RecordCols::of`]), whichever path it came in by.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordCols {
+    pub kind: &'static str,
+    pub reg_date: String,
+    pub secret: &'static str,
+    pub embargo_until: Option<String>,
+}
+
+impl RecordCols {
+    pub(crate) fn of(r: &huijiao_protocol::Record) -> RecordCols {
+        RecordCols {
+            kind: r.kind.zh(),
+            reg_date: r.reg_date.to_string(),
+            secret: r.secret.zh(),
+            embargo_until: r.embargo_until.map(|d| d.to_string()),
+        }
+    }
 }
 
 /// The sequence number the next change gets (the log is never pruned, so max + 1).
@@ -54,7 +67,7 @@ pub(crate) fn append_change(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>) -
 
 /// Inserts a record whose body is change `seq`, unless its reg_no is already held.
 /// Returns whether it was inserted: a new record needs no lookup first.
-pub(crate) fn insert_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, cols: &RecordCols<'_>) -> rusqlite::Result<bool> {
+pub(crate) fn insert_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, cols: &RecordCols) -> rusqlite::Result<bool> {
     let n = tx
         .prepare_cached(
             "INSERT INTO records (reg_no, origin, version, withdrawn, hash, seq, body_seq, region, kind, reg_date, secret, embargo_until, updated_at)
@@ -68,16 +81,16 @@ pub(crate) fn insert_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, c
             seq,
             c.region,
             cols.kind,
-            cols.reg_date,
+            cols.reg_date.as_str(),
             cols.secret,
-            cols.embargo_until,
+            cols.embargo_until.as_deref(),
             c.accepted_at
         ])?;
     Ok(n == 1)
 }
 
 /// Points a held record at the upsert change `seq`.
-pub(crate) fn update_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, cols: &RecordCols<'_>) -> rusqlite::Result<()> {
+pub(crate) fn update_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, cols: &RecordCols) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE records SET version = ?2, hash = ?3, seq = ?4, body_seq = ?4, region = ?5, kind = ?6, reg_date = ?7, secret = ?8,
            embargo_until = ?9, updated_at = ?10 WHERE reg_no = ?1",
@@ -89,9 +102,9 @@ pub(crate) fn update_record(tx: &Transaction<'_>, seq: i64, c: &NewChange<'_>, c
         seq,
         c.region,
         cols.kind,
-        cols.reg_date,
+        cols.reg_date.as_str(),
         cols.secret,
-        cols.embargo_until,
+        cols.embargo_until.as_deref(),
         c.accepted_at
     ])?;
     Ok(())

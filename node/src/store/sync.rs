@@ -5,7 +5,8 @@ use super::error::{Context, Result, StoreError};
 use super::ingest::current;
 use super::rows::{append_change, insert_record, next_seq, op_code, update_record, withdraw_record, NewChange, RecordCols};
 use super::{Reader, Writer};
-use huijiao_protocol::sync::{check_batch_range, decide, CheckedChange, Decision, Held};
+use huijiao_protocol::apply::{self, decide, decide_recovered, Decision, Held, Recovered};
+use huijiao_protocol::sync::{check_batch_range, CheckedChange};
 use huijiao_protocol::wire::{self, Change, Hop, Op, PeerRefusal};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -240,6 +241,9 @@ impl Writer {
     /// the child's cursor; nothing of it is applied if any change is refused.
     /// The changes come checked (`protocol::sync::checked`, done by the downlink off
     /// the writer thread); their parsed records fill the columns.
+    ///
+    /// One piece: one transaction, whose steps (the cursor check, each change through the
+    /// rule, the cursor moved) must commit together.
     pub fn apply_batch(
         &mut self,
         child: &str,
@@ -268,8 +272,7 @@ impl Writer {
         // log has grown past the cursor again.
         let check = changes.last().map(|c| (c.seq as i64, wire::fingerprint(&c.reg_no, c.version, c.op, &c.hash)));
         for (c, rec) in changes.into_iter().zip(records) {
-            let mut hops = c.hops.clone();
-            hops.push(Hop { node: node.clone(), accepted_at_ms: now });
+            let hops = apply::hops_at_parent(&c.hops, &node, now);
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
             let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
             let new = NewChange {
@@ -284,17 +287,10 @@ impl Writer {
                 source: &source,
                 body,
             };
-            let (reg_date, embargo) =
-                rec.as_ref().map_or((String::new(), None), |r| (r.reg_date.to_string(), r.embargo_until.map(|d| d.to_string())));
-            let cols = rec.as_ref().map(|r| RecordCols {
-                kind: r.kind.zh(),
-                reg_date: &reg_date,
-                secret: r.secret.zh(),
-                embargo_until: embargo.as_deref(),
-            });
-            // A record this node has never seen is inserted without a lookup first
-            // (`decide(None, upsert)` is `Apply`; the insert finds out whether it is new).
-            if let Some(cols) = &cols {
+            let cols = rec.as_ref().map(RecordCols::of);
+            // A record this node has never seen is inserted without a lookup first: the
+            // rule's answer for a record not held (the insert finds out whether it is new).
+            if let (Decision::Apply, Some(cols)) = (decide(None, &c), &cols) {
                 let seq = next_seq(&tx)?;
                 if insert_record(&tx, seq, &new, cols)? {
                     append_change(&tx, seq, &new)?;
@@ -302,7 +298,7 @@ impl Writer {
                     continue;
                 }
             }
-            // The rule itself is `protocol::sync::decide`; this only reads and writes.
+            // The rule itself is `protocol::apply::decide`; this only reads and writes.
             let cur = current(&tx, &c.reg_no)?;
             // For an older version, when the origin made the version held.
             let made_at = match &cur {
@@ -449,19 +445,18 @@ impl Writer {
         let mut last_restored: Option<String> = None;
         for CheckedChange { change: c, record: rec, .. } in checked {
             let cur = current(&tx, &c.reg_no)?;
-            if cur.as_ref().is_some_and(|cur| cur.version >= c.version as i64) {
+            let held = cur.as_ref().map(|h| Held {
+                origin: &h.origin,
+                version: h.version as u64,
+                hash: &h.hash,
+                withdrawn: h.withdrawn,
+                made_at: None,
+            });
+            let decision = decide_recovered(held, &c);
+            if decision == Recovered::Skip {
                 continue;
             }
-            // The change as this node first had it: its hops up to this node (the parent's
-            // own hops are not this node's history; sent up again, they would not run up
-            // the tree). A record this node never passed on gets this node's hop.
-            let mut hops: Vec<Hop> = match c.hops.iter().position(|h| h.node == node) {
-                Some(i) => c.hops[..=i].to_vec(),
-                None => c.hops.clone(),
-            };
-            if hops.last().is_none_or(|h| h.node != node) {
-                hops.push(Hop { node: node.clone(), accepted_at_ms: now });
-            }
+            let hops = apply::hops_recovered(&c.hops, &node, now);
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
             let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
             let new = NewChange {
@@ -478,21 +473,17 @@ impl Writer {
             };
             let seq = next_seq(&tx)?;
             append_change(&tx, seq, &new)?;
-            match (&rec, cur) {
-                (Some(r), cur) => {
-                    let (reg_date, embargo) = (r.reg_date.to_string(), r.embargo_until.map(|d| d.to_string()));
-                    let cols =
-                        RecordCols { kind: r.kind.zh(), reg_date: &reg_date, secret: r.secret.zh(), embargo_until: embargo.as_deref() };
-                    if cur.is_none() {
+            match (decision, &rec) {
+                (Recovered::Insert | Recovered::Update, Some(r)) => {
+                    let cols = RecordCols::of(r);
+                    if decision == Recovered::Insert {
                         insert_record(&tx, seq, &new, &cols)?;
                     } else {
                         update_record(&tx, seq, &new, &cols)?;
                     }
                 }
-                (None, Some(_)) => withdraw_record(&tx, seq, &new)?,
-                // A withdrawal of a record this store never had (a parent that sends
-                // no content before it): nothing to point at.
-                (None, None) => {}
+                (Recovered::Withdraw, _) => withdraw_record(&tx, seq, &new)?,
+                _ => {}
             }
             if last_restored.as_deref() != Some(c.reg_no.as_str()) {
                 restored += 1;

@@ -147,6 +147,9 @@ fn at(ms: Option<i64>) -> String {
 }
 
 /// The whole admin page body (blocking: reads the store).
+///
+/// One piece: the page reads top to bottom in the order an operator reads it, each section
+/// a few lines of markup over one reading of the store.
 fn render(cfg: &crate::config::Config, session: &Session) -> anyhow::Result<String> {
     let snap = Snapshot::gather(cfg)?;
     let reader = crate::store::Reader::open(&cfg.db_path())?;

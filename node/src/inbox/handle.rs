@@ -1,0 +1,291 @@
+//! Handling one file exactly once: the shared file pipeline (`ingest::prepare`,
+//! `read`, `validate`), the store transaction fed in chunks, the whole-file screen,
+//! the rejected rows made durable before the commit.
+
+use super::*;
+
+/// The name shown for a file: its name if UTF-8, else decoded as GBK/GB18030 (names
+/// from a Windows zip), else with the undecodable bytes replaced; control characters
+/// (a newline could forge a log line) become `_`.
+pub fn display_name(name: &OsStr) -> String {
+    let bytes = name.as_bytes();
+    let text = match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => match encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes) {
+            Some(s) => s.into_owned(),
+            None => String::from_utf8_lossy(bytes).into_owned(),
+        },
+    };
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The name a handled file gets: its display name, shortened (keeping the extension
+/// and a hash of the whole name) when it would leave no room for the report suffixes.
+pub(super) fn dest_name(display: &str) -> String {
+    let clean: String = display.chars().map(|c| if c == '/' { '_' } else { c }).collect();
+    let clean = if clean.is_empty() || clean == "." || clean == ".." { "_".to_string() } else { clean };
+    if clean.len() <= MAX_DEST_NAME {
+        return clean;
+    }
+    let (stem, ext) = match clean.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() && e.len() <= 16 => (s, format!(".{e}")),
+        _ => (clean.as_str(), String::new()),
+    };
+    let tag = &huijiao_protocol::record::hex(&huijiao_protocol::record::sha256(display.as_bytes()))[..8];
+    let room = MAX_DEST_NAME - ext.len() - tag.len() - 1;
+    let mut cut = room.min(stem.len());
+    while !stem.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{tag}{ext}", &stem[..cut])
+}
+
+/// Handles one settled file from start to finish. Blocking.
+pub(super) fn handle(ctx: &Ctx, inbox: usize, path: &Path) -> anyhow::Result<Outcome> {
+    let name = display_name(path.file_name().unwrap_or_default());
+    let source_key = path_text(path);
+    // A file the node died on (or failed on) too often is set aside.
+    let attempts = {
+        let (k, now) = (source_key.clone(), crate::clock::now_ms());
+        ctx.store.call_blocking(move |w| w.start_attempt(&k, now))??
+    };
+    if attempts >= MAX_ATTEMPTS {
+        let refusal = Refusal::new(
+            "processing_failed",
+            &format!("节点在读取该文件时已中断 {attempts} 次，已移出收件箱，请检查文件或联系运维"),
+            &format!("the node stopped {attempts} times while reading this file; it was set aside — check the file or ask the operator"),
+        );
+        let h = set_aside(ctx, inbox, path, refusal, true)?;
+        return Ok(Outcome::done(h));
+    }
+    let outcome = handle_attempt(ctx, inbox, path, &name);
+    // Done, or stopped for a reason that is not the file's fault: the attempt ends.
+    if matches!(outcome, Ok(Outcome::Done(_) | Outcome::Unsettled | Outcome::Cancelled | Outcome::Gone)) {
+        let k = source_key;
+        let _ = ctx.store.call_blocking(move |w| w.end_attempt(&k));
+    }
+    outcome
+}
+
+/// One piece: the exactly-once sequence of one file (prepare, journal, read, check, screen,
+/// spool, commit, move), each step in the order durability needs.
+pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -> anyhow::Result<Outcome> {
+    let cfg = &ctx.cfg;
+    // The one file pipeline `check` runs too: open, type, size, hash and encoding.
+    let prepared = match ingest::prepare(path, &ctx.limits, &ctx.cancel) {
+        Ok(p) => p,
+        // A hard link is only unlinked: moving it would put a second name of its
+        // target (perhaps a file the clerk could not read) into the archive.
+        Err(ingest::Unprepared::Open(OpenError::NotRegular(kind))) => {
+            return Ok(Outcome::done(set_aside(ctx, inbox, path, ingest::not_regular(kind), kind != "hard link")?))
+        }
+        Err(ingest::Unprepared::Open(OpenError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Outcome::Gone),
+        Err(ingest::Unprepared::Open(OpenError::Io(e))) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let r = Refusal::new(
+                "unreadable_file",
+                "节点没有读取该文件的权限（请检查文件权限后重新放入）",
+                &format!("the node is not allowed to read the file ({e}); fix its permissions and drop it again"),
+            );
+            return Ok(Outcome::done(set_aside(ctx, inbox, path, r, true)?));
+        }
+        Err(ingest::Unprepared::Open(OpenError::Io(e))) => return Err(e).with_context(|| format!("cannot open {}", show(path))),
+        // A file the node does not read is still screened whole before it is archived.
+        Err(ingest::Unprepared::Refused { src, format, refusal }) => {
+            let keep = !screen(&src.file, format, None, &ctx.limits, &ctx.cancel).is_marked();
+            return Ok(Outcome::done(set_aside(ctx, inbox, path, refusal, keep)?));
+        }
+        Err(ingest::Unprepared::Read(e)) => return Err(e).with_context(|| format!("cannot read {}", show(path))),
+        Err(ingest::Unprepared::Cancelled) => return Ok(Outcome::Cancelled),
+    };
+    let ingest::Prepared { src, format, sha256: sha, content } = prepared;
+    info!(file = %name.escape_debug(), bytes = src.stamp.size, "reading file");
+    if changed(&src, path) {
+        return Ok(Outcome::Unsettled);
+    }
+    let seen = {
+        let sha = sha.clone();
+        ctx.store.call_blocking(move |w| w.lookup_file(&sha))??
+    };
+    let day = crate::clock::today().to_string();
+    let dirs = &cfg.inboxes[inbox];
+    if let Some(entry) = seen {
+        return redrop(ctx, dirs, path, name, &day, entry).map(Outcome::done);
+    }
+    let refuse = |r: Refusal, keep: bool| -> anyhow::Result<Outcome> {
+        let mut report = Report::new(name, &sha);
+        report.format = Some(format.as_str().to_string());
+        report.refuse(r);
+        Ok(Outcome::done(refuse_file(ctx, dirs, path, name, &day, report, keep)?))
+    };
+    let encoding = match content {
+        Ok(e) => e,
+        Err(r) => {
+            let keep = !screen(&src.file, Some(format), None, &ctx.limits, &ctx.cancel).is_marked();
+            return refuse(r, keep);
+        }
+    };
+    let dest = unique_dest(&dirs.processed.join(&day), &dest_name(name), &ctx.store)?;
+    let dest_dir = dest.parent().context("destination has no folder")?.to_path_buf();
+    std::fs::create_dir_all(&dest_dir).with_context(|| format!("cannot create {}", show(&dest_dir)))?;
+    let meta = FileMeta {
+        sha256: sha.clone(),
+        name: name.to_string(),
+        source_path: path_text(path),
+        dest: dest.to_string_lossy().into_owned(),
+        received_at: crate::clock::now_ms(),
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    let (atx, arx) = std::sync::mpsc::sync_channel(8);
+    let result = ctx.store.submit(move |w| w.ingest_file(meta, rx, atx))?;
+    let validator = Validator { regions: &cfg.regions, today: crate::clock::today(), node: Some(&cfg.node_id) };
+    let spool_bytes = ctx.limits.min_rejected_bytes.max(src.stamp.size.saturating_mul(4));
+    let mut spool =
+        Spool::new(&ctx.limits.temp_dir, spool_bytes).with_context(|| format!("cannot make a spool in {}", show(&ctx.limits.temp_dir)))?;
+    let reading = ingest::read(&src.file, format, encoding, &ctx.limits, &ctx.cancel).context("cannot start reading")?;
+    let mut sink = StoreSink { tx: Some(tx), answers: arx, sent: 0, answered: 0 };
+    // Three stages on their own threads: reading, checking (here), writing.
+    let checked = ingest::validate(reading, Report::new(name, &sha), &validator, &ctx.limits, CHUNK_ROWS, &mut sink, Some(&mut spool));
+    let mut report = checked.report;
+    let abandon = |sink: StoreSink| {
+        drop(sink);
+        let _ = result.recv();
+    };
+    if checked.cancelled {
+        abandon(sink);
+        return Ok(Outcome::Cancelled);
+    }
+    if changed(&src, path) {
+        abandon(sink);
+        info!(file = %show(path), "the file changed while it was read; nothing was stored, it is read again once it settles");
+        return Ok(Outcome::Unsettled);
+    }
+    if report.refused.is_some() {
+        // Refused on the way (a missing column, no rows): abandon the transaction.
+        abandon(sink);
+        let keep = checked.not_echoed == 0 && !screen(&src.file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked();
+        return Ok(Outcome::done(refuse_file(ctx, dirs, path, name, &day, report, keep)?));
+    }
+    // The whole file, not only the rows read (spec v1.2 §3): a marking anywhere keeps
+    // the original out of the archive.
+    if checked.not_echoed > 0 {
+        report.warnings.push(not_kept_warning(checked.not_echoed));
+    } else if screen(&src.file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked() {
+        report.warnings.push(marked_file_warning());
+    }
+    // The rejected rows, durable before the commit that says they exist.
+    if !spool.is_empty() {
+        let tmp = hidden(&dest, "rejected.csv");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", show(&tmp)))?);
+        spool.write_csv(&checked.columns, &mut out).with_context(|| format!("cannot write {}", show(&tmp)))?;
+        let f = out.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all().with_context(|| format!("cannot write {}", show(&tmp)))?;
+    }
+    let Some(tx) = sink.tx.take() else { anyhow::bail!("the store writer stopped during the ingest") };
+    let _ = tx.send(IngestMsg::Done(Box::new(report)));
+    drop(tx);
+    let summary = result.recv().context("the store writer stopped during the ingest")??;
+    // Committed durably: only now may the file leave the inbox.
+    let entry = FileEntry {
+        meta: FileMeta {
+            sha256: sha.clone(),
+            name: name.to_string(),
+            source_path: path_text(path),
+            dest: dest.to_string_lossy().into_owned(),
+            received_at: 0,
+        },
+        report: summary.report,
+        moved: false,
+    };
+    let handled = finish_committed(ctx, &entry, true)?;
+    Ok(Outcome::done(handled))
+}
+
+/// Whether the file changed since it was opened (a writer still at work).
+pub(super) fn changed(src: &ingest::Source, path: &Path) -> bool {
+    let now = src.file.metadata().map(|m| ingest::Stamp::of(&m)).ok();
+    let by_path = std::fs::symlink_metadata(path).map(|m| ingest::Stamp::of(&m)).ok();
+    now != Some(src.stamp) || by_path != Some(src.stamp)
+}
+
+/// The store as a [`RowSink`]: chunks go to the writer, its answers come back.
+pub(super) struct StoreSink {
+    tx: Option<std::sync::mpsc::SyncSender<IngestMsg>>,
+    answers: std::sync::mpsc::Receiver<Vec<RowError>>,
+    sent: u64,
+    answered: u64,
+}
+
+impl RowSink for StoreSink {
+    fn send(&mut self, rows: Vec<(u64, Row)>) {
+        let prepared = rows.into_iter().map(|(n, row)| Prepared::new(n, row)).collect();
+        // A closed channel means the writer failed; its error arrives on its result.
+        if let Some(tx) = &self.tx {
+            if tx.send(IngestMsg::Rows(prepared)).is_ok() {
+                self.sent += 1;
+            }
+        }
+    }
+
+    fn answer(&mut self, wait: bool) -> Option<Vec<RowError>> {
+        if self.answered == self.sent {
+            return None;
+        }
+        let a = if wait { self.answers.recv().ok() } else { self.answers.try_recv().ok() };
+        if a.is_some() {
+            self.answered += 1;
+        }
+        a
+    }
+}
+
+/// A file whose bytes are already in the journal: either a restart after a crash
+/// between commit and move (finish it with the stored report), or the same file
+/// dropped again (store nothing, say so).
+pub(super) fn redrop(ctx: &Ctx, dirs: &InboxDir, path: &Path, name: &str, day: &str, entry: FileEntry) -> anyhow::Result<Handled> {
+    if !entry.moved && entry.meta.source_path == path_text(path) {
+        return finish_committed(ctx, &entry, true);
+    }
+    if !entry.moved {
+        // Finished elsewhere by now.
+        finish_committed(ctx, &entry, false)?;
+    }
+    let mut report = entry.report.clone();
+    report.file = name.to_string();
+    let when = crate::clock::rfc3339_china(entry.meta.received_at);
+    let earlier = Path::new(&entry.meta.dest);
+    report.warnings.push(Warning {
+        row: None,
+        field: None,
+        code: "duplicate_file".into(),
+        message: if entry.report.rejected > 0 {
+            zh_en(
+                &format!(
+                    "相同内容的文件（{}）已于 {when} 处理过，本次未存储任何新内容；结果与当时相同，退回的行见 {}",
+                    entry.meta.name,
+                    sidecar(earlier, "rejected.csv").display()
+                ),
+                &format!(
+                    "identical file ({}) already processed at {when}; nothing new was stored, the verdict is the same; its rejected rows are in {}",
+                    entry.meta.name,
+                    sidecar(earlier, "rejected.csv").display()
+                ),
+            )
+        } else {
+            zh_en(
+                &format!("相同内容的文件（{}）已于 {when} 处理过，本次未存储任何新内容；结果与当时相同", entry.meta.name),
+                &format!("identical file ({}) already processed at {when}; nothing new was stored, the verdict is the same", entry.meta.name),
+            )
+        },
+    });
+    let keep = !report.warnings.iter().any(|w| w.code == "original_not_kept");
+    let dest = unique_dest(&dirs.processed.join(day), &dest_name(name), &ctx.store)?;
+    finish(path, &dest, &report, keep)
+}
