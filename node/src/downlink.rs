@@ -11,6 +11,9 @@
 //! shared [`FRAME_BUDGET`] only as they arrive. One session per child: a new one
 //! replaces the old. Every refusal is noted by the identity the peer showed, for
 //! `huijiao status`; a refused peer is never listed as a child.
+//!
+//! One room: the parent's side of the sync — accepting and authorizing children, the
+//! session driver, and the frame reader under the shared budget.
 
 use crate::config::Config;
 use crate::net::{self, HandshakeRefusals, Identity, SessionError};

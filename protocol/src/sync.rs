@@ -9,6 +9,9 @@
 //! 2. it acknowledges only after that commit;
 //! 3. a child (re)starts from the cursor the parent sends in `Welcome`, so anything not
 //!    acknowledged is sent again, and anything sent twice is ignored by rule 1.
+//!
+//! One room: the two session machines (child and parent), whose states mirror each
+//! other, and the checks of what a child sends.
 
 use crate::date::Date;
 use crate::record::{sha256, withdraw_hash, Record};

@@ -4,6 +4,9 @@
 //! [`Validator`] turns it into a [`Row`] or into the list of everything wrong with it,
 //! so a clerk can fix a row in one pass. Each error carries a stable snake_case code
 //! and a Chinese message with the English in parentheses.
+//!
+//! One room: one rule per field of spec §3 and then the cross-field rules, in the
+//! spec's order; a reader checks a field against the spec in one place.
 
 use crate::date::{Date, DateError};
 use crate::fields::Field;

@@ -499,3 +499,27 @@ fn a_long_function_says_why_it_is_one_piece() {
     let long = format!("/// Does a lot.\nfn big() {{\n{}}}\nfn small() {{ let s = \"{{\"; }}\n", "    step();\n".repeat(LONG + 1));
     assert_eq!(functions(&long).iter().map(|(n, _, l)| (n.as_str(), *l)).collect::<Vec<_>>(), [("big", LONG + 2), ("small", 0)]);
 }
+
+/// No room over ~700 lines without a reason: a longer file says in its module comment
+/// why it is one room (`One room: …`).
+#[test]
+fn a_long_file_says_why_it_is_one_room() {
+    const LONG: usize = 700;
+    let root = root();
+    let mut offenders = Vec::new();
+    for src in ["protocol/src", "node/src", "node/cli/src"] {
+        for file in rust_files(&root.join(src)) {
+            if file.ends_with("tests.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(root.join(src).join(&file)).unwrap();
+            let product = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let n = product.lines().count();
+            let header: Vec<&str> = text.lines().take_while(|l| l.starts_with("//!")).collect();
+            if n > LONG && !header.iter().any(|l| l.contains("One room:")) {
+                offenders.push(format!("{src}/{file}: {n} lines"));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "split these, or say in the module comment why each is one room (`//! One room: …`): {offenders:#?}");
+}

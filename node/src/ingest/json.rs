@@ -7,6 +7,9 @@
 //! - a number out of range (`1e999`) is a value the row rejects, not a broken file;
 //! - a string longer than the cell cap is counted, not kept;
 //! - nesting is limited, so no input can exhaust the stack.
+//!
+//! One room: our streaming JSON parser, one state machine over bytes, with the caps it
+//! checks as it goes.
 
 use super::{broken_row, Cancel, Limits, Sender, SourceRow};
 use huijiao_protocol::fields::Field;

@@ -11,9 +11,13 @@
 //! only a store can decide (`unknown_record`, `not_origin`, `withdrawn_record`).
 //!
 //! Every cap is in [`Limits`] and listed in docs/ingest.md.
+//!
+//! One room: the file pipeline's stages (`prepare`, `read`, `validate`) with the
+//! formats, caps and refusals they all share; each stage is a screen or two.
 
 mod form;
 mod json;
+mod ods;
 pub mod rejected;
 pub mod screen;
 pub mod source;
@@ -407,7 +411,7 @@ fn read_file(file: File, format: Format, encoding: Option<TextEncoding>, limits:
             let mut form = form::Form::new(tx, false, None, limits.max_rows);
             let result = match format {
                 Format::Xlsx => xlsx::read(file, limits, cancel, &mut form),
-                Format::Ods => xlsx::read_ods(file, limits, cancel, &mut form),
+                Format::Ods => ods::read_ods(file, limits, cancel, &mut form),
                 _ => xls::read(file, limits, cancel, &mut form),
             };
             match result {

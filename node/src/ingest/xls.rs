@@ -9,6 +9,9 @@
 //! cells are sent on row by row, and formatted empty cells (`BLANK`, `MULBLANK`)
 //! are counted, never stored. Older BIFF versions (Excel 5.0/95 and before) and
 //! encrypted workbooks are refused with what to do instead.
+//!
+//! One room: the compound-file reader and the BIFF8 records it carries, read in one
+//! streaming pass with the chains checked.
 
 use super::form::{Flow, Form, GridRow};
 use super::xlsx::{builtin_date_format, is_date_format, sheet_too_large, too_many_columns, Strings};

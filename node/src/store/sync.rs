@@ -1,5 +1,9 @@
 //! Federation in the store: streaming the change log upward, applying a child's batch
 //! exactly once, conflicts, and the bookkeeping `huijiao status` shows.
+//!
+//! One room: the exactly-once core — the log read upward, a child's batch with its
+//! cursor, rotation and recover, quarantine — over the same tables in the same
+//! transactions.
 
 use super::error::{Context, Result, StoreError};
 use super::ingest::current;

@@ -6,6 +6,9 @@
 //! script; it only fills the city and county pickers as a province is chosen, and
 //! reloads the admin page. The public pages read the public view only, through the
 //! same code as the public API; they never call an operator endpoint.
+//!
+//! One room: the public pages (search, record, statistics) over one set of page
+//! parameters and one way of rendering a record.
 
 mod admin;
 pub mod html;
