@@ -492,3 +492,30 @@ pub fn http_get(addr: &str, path: &str) -> anyhow::Result<String> {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no HTTP header")?;
     Ok(String::from_utf8_lossy(&raw[end + 4..]).into_owned())
 }
+
+/// An HTTP request with a JSON body on loopback (`Connection: close`): the status and
+/// the body as JSON (null when it is not JSON).
+pub fn http_json(
+    addr: &str,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: &serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let text = body.to_string();
+    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no HTTP header")?;
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status: u16 = head.split(' ').nth(1).context("no status")?.parse()?;
+    Ok((status, serde_json::from_slice(&raw[end + 4..]).unwrap_or(serde_json::Value::Null)))
+}

@@ -27,8 +27,16 @@ pub struct DaemonInfo {
     pub acked: Option<u64>,
 }
 
-/// Serves the socket until `shutdown`; one JSON line per connection.
-pub async fn serve(data_dir: PathBuf, node: String, shutdown: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+/// Serves the socket until `shutdown`. On each connection the daemon says who it is
+/// (one JSON line); a client may then send one request line: `status` (nothing more),
+/// or an office's registration command ([`crate::registration::Command`]) as JSON,
+/// answered in one line `{"ok": …}` or `{"error": {"status", "message", "errors"}}`.
+pub async fn serve(
+    data_dir: PathBuf,
+    node: String,
+    registration: Option<std::sync::Arc<crate::registration::Registration>>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let path = socket_path(&data_dir);
     // A socket left by a crash: nobody answers on it (the data folder's lock says no
     // other daemon runs), so it goes.
@@ -46,19 +54,64 @@ pub async fn serve(data_dir: PathBuf, node: String, shutdown: tokio_util::sync::
         tokio::select! {
             _ = shutdown.cancelled() => break,
             conn = listener.accept() => {
-                if let Ok((mut stream, _)) = conn {
+                if let Ok((stream, _)) = conn {
                     let now = DaemonInfo { acked: crate::health::acked_now(), ..info.clone() };
                     let line = serde_json::to_string(&now).unwrap_or_default() + "\n";
-                    tokio::spawn(async move {
-                        use tokio::io::AsyncWriteExt;
-                        let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(line.as_bytes())).await;
-                    });
+                    tokio::spawn(answer(stream, line, registration.clone()));
                 }
             }
         }
     }
     let _ = std::fs::remove_file(&path);
     Ok(())
+}
+
+/// One connection: who the daemon is, then at most one request.
+async fn answer(stream: tokio::net::UnixStream, info: String, registration: Option<std::sync::Arc<crate::registration::Registration>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let (read, mut write) = stream.into_split();
+    if tokio::time::timeout(Duration::from_secs(2), write.write_all(info.as_bytes())).await.is_err() {
+        return;
+    }
+    let mut request = String::new();
+    let mut reader = tokio::io::BufReader::new(read.take(1 << 20));
+    match tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut request)).await {
+        Ok(Ok(n)) if n > 0 && request.trim() != "status" => {}
+        _ => return,
+    }
+    let answer = match (serde_json::from_str::<crate::registration::Command>(request.trim()), registration) {
+        (Err(e), _) => serde_json::json!({"error": {"status": 400, "message": format!("not a command: {e}")}}),
+        (Ok(_), None) => {
+            serde_json::json!({"error": {"status": 404, "message": "online registration is off at this node (no [registration] section)"}})
+        }
+        (Ok(c), Some(reg)) => match reg.command(c).await {
+            Ok(v) => serde_json::json!({"ok": v}),
+            Err(r) => serde_json::json!({"error": crate::registration::refusal_json(&r)}),
+        },
+    };
+    let line = answer.to_string() + "\n";
+    let _ = tokio::time::timeout(Duration::from_secs(5), write.write_all(line.as_bytes())).await;
+}
+
+/// Sends an office's command to the daemon of `data_dir`: `None` when no daemon
+/// answers (the caller then works on the store itself), else its answer.
+pub fn command(data_dir: &Path, c: &crate::registration::Command) -> Option<anyhow::Result<serde_json::Value>> {
+    let mut s = std::os::unix::net::UnixStream::connect(socket_path(data_dir)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let mut reader = std::io::BufReader::new(s.try_clone().ok()?);
+    let mut info = String::new();
+    reader.read_line(&mut info).ok()?;
+    serde_json::from_str::<DaemonInfo>(&info).ok()?;
+    let request = serde_json::to_string(c).ok()? + "\n";
+    if let Err(e) = s.write_all(request.as_bytes()) {
+        return Some(Err(anyhow::anyhow!("cannot ask the running daemon: {e}")));
+    }
+    let mut line = String::new();
+    Some(match reader.read_line(&mut line) {
+        Ok(n) if n > 0 => serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("the daemon answered something else: {e}")),
+        Ok(_) => Err(anyhow::anyhow!("the daemon closed the admin socket without an answer")),
+        Err(e) => Err(anyhow::anyhow!("no answer from the running daemon: {e}")),
+    })
 }
 
 /// Asks the daemon of `data_dir`; None when nothing answers within a second.

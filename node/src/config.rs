@@ -73,10 +73,22 @@ pub struct ConfigFile {
     /// Prometheus metrics and a health check. Default: off.
     #[serde(default)]
     pub metrics: Option<MetricsSection>,
+    /// Online registration (spec v1.2 §6): units register their achievements here and
+    /// the office reviews them. Default: off. Not at the national node.
+    #[serde(default)]
+    pub registration: Option<RegistrationSection>,
     /// The log filter (`info`, `warn`, `huijiao::inbox=debug,info`). Default: the
     /// `HUIJIAO_LOG` environment variable, else `info`. Changed by a reload (SIGHUP).
     #[serde(default)]
     pub log: Option<String>,
+}
+
+/// `[registration]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationSection {
+    /// The registering office's name (登记机构), printed on certificates. Required.
+    pub office: String,
 }
 
 /// `[metrics]`.
@@ -119,6 +131,10 @@ pub struct HttpSection {
     /// A query running longer than this is stopped (503), ms. Default 5000.
     #[serde(default = "default_query_timeout_ms")]
     pub query_timeout_ms: u64,
+    /// The address the public reaches this node at (e.g. `https://kjcg.example.gov.cn`),
+    /// for links the node prints (certificates, feeds). Default: none.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 fn default_rate_per_minute() -> u32 {
@@ -135,6 +151,8 @@ pub struct Http {
     pub token_file: Option<PathBuf>,
     pub rate_per_minute: u32,
     pub query_timeout: Duration,
+    /// `public_url` without a trailing slash.
+    pub public_url: Option<String>,
 }
 
 /// `[listen]`.
@@ -365,6 +383,12 @@ pub struct InboxDir {
     pub rejected: PathBuf,
 }
 
+/// `[registration]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub office: String,
+}
+
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -383,6 +407,8 @@ pub struct Config {
     /// Keep the search index following the store.
     pub index: bool,
     pub http: Option<Http>,
+    /// Online registration: the office's name, when on.
+    pub registration: Option<Registration>,
     /// Where `/metrics` and `/healthz` listen.
     pub metrics: Option<std::net::SocketAddr>,
     pub log: Option<String>,
@@ -498,14 +524,33 @@ impl Config {
                 if h.rate_per_minute == 0 {
                     bail!("key `http.rate_per_minute` must be at least 1");
                 }
+                let public_url = match h.public_url.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(u) if (u.starts_with("https://") || u.starts_with("http://")) && !u.contains(char::is_whitespace) => {
+                        Some(u.trim_end_matches('/').to_string())
+                    }
+                    Some(u) => bail!("key `http.public_url`: `{u}` is not an address like https://kjcg.example.gov.cn"),
+                };
                 Ok(Http {
                     address,
                     token_file: h.token_file.as_deref().map(abs),
                     rate_per_minute: h.rate_per_minute,
                     query_timeout: Duration::from_millis(h.query_timeout_ms.max(100)),
+                    public_url,
                 })
             })
             .transpose()?;
+        let registration = match &file.registration {
+            None => None,
+            Some(_) if file.node_id == huijiao_protocol::regions::NATIONAL => {
+                bail!("section `[registration]`: the national node takes no online registrations (spec §6); units register at their office's node")
+            }
+            Some(_) if http.is_none() => bail!("section `[registration]` needs `[http]`: units and reviewers reach it there"),
+            Some(r) if r.office.trim().is_empty() || r.office.chars().count() > 100 => {
+                bail!("key `registration.office`: the registering office's name, 1 to 100 characters")
+            }
+            Some(r) => Some(Registration { office: r.office.trim().to_string() }),
+        };
         if file.sync.batch_changes == 0 || file.sync.batch_kib == 0 || file.sync.window == 0 {
             bail!("section `[sync]`: batch_changes, batch_kib and window must be at least 1");
         }
@@ -516,6 +561,7 @@ impl Config {
             sync: file.sync.clone(),
             index: file.catalogue.index,
             http,
+            registration,
             metrics: file
                 .metrics
                 .as_ref()
@@ -574,6 +620,22 @@ mod tests {
         std::fs::write(&p, "node_id = \"420199\"\ndata_dir = \"d\"\n").unwrap();
         let e = format!("{:#}", Config::load(&p).unwrap_err());
         assert!(e.contains("bad.toml") && e.contains("node_id"), "{e}");
+    }
+
+    #[test]
+    fn online_registration_is_for_offices_below_the_national_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.toml");
+        let with = |node: &str, extra: &str| {
+            std::fs::write(&p, format!("node_id = \"{node}\"\ndata_dir = \"d\"\nstandalone = true\n[http]\naddress = \"127.0.0.1:0\"\npublic_url = \"https://kjcg.example.gov.cn/\"\n{extra}")).unwrap();
+            Config::load(&p)
+        };
+        let e = format!("{:#}", with("000000", "[registration]\noffice = \"科学技术部\"\n").unwrap_err());
+        assert!(e.contains("[registration]") && e.contains("national"), "{e}");
+        let c = with("420100", "[registration]\noffice = \" 武汉市科学技术局 \"\n").unwrap();
+        assert_eq!(c.registration, Some(Registration { office: "武汉市科学技术局".into() }));
+        assert_eq!(c.http.unwrap().public_url.as_deref(), Some("https://kjcg.example.gov.cn"), "no trailing slash");
+        assert!(with("420100", "").unwrap().registration.is_none(), "off by default");
     }
 
     #[test]

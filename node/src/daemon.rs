@@ -90,9 +90,19 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     if let Some(a) = listen_addr {
         crate::fsx::write_atomic(&cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string().as_bytes())?;
     }
+    // Online registration: one service for the API, the pages and the admin socket.
+    let registration = cfg.registration.as_ref().map(|r| {
+        Arc::new(crate::registration::Registration {
+            store: store.clone(),
+            regions: cfg.regions.clone(),
+            node: cfg.node_id.clone(),
+            office: r.office.clone(),
+            auth: Default::default(),
+        })
+    });
     let http = match &cfg.http {
         Some(h) => {
-            let api = Arc::new(crate::http::Api::new(cfg.clone())?);
+            let api = Arc::new(crate::http::Api::new(cfg.clone())?.with_registration(registration.clone()));
             let listener = crate::http::bind(h).await?;
             let addr = listener.local_addr()?;
             crate::fsx::write_atomic(&cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string().as_bytes())?;
@@ -127,7 +137,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     };
     info!(node = %cfg.node_id, store = %cfg.db_path().display(), inboxes = cfg.inboxes.len(), listen = ?listen_addr, parent = ?cfg.parent.as_ref().map(|p| &p.node_id), "node starting");
     let mut tasks = JoinSet::new();
-    tasks.spawn(crate::admin::serve(cfg.data_dir.clone(), cfg.node_id.clone(), shutdown.child_token()));
+    tasks.spawn(crate::admin::serve(cfg.data_dir.clone(), cfg.node_id.clone(), registration.clone(), shutdown.child_token()));
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     tasks.spawn(crate::inbox::run(cfg.clone(), store.clone(), shutdown.child_token(), ready_tx));
     let mut reload = None;

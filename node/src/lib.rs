@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod net;
 pub mod pki;
 pub mod publish;
+pub mod registration;
 pub mod search;
 pub mod service;
 pub mod store;

@@ -156,6 +156,12 @@ pub fn render(cfg: &Config) -> anyhow::Result<String> {
     gauge(&mut registry, "connections", "Children connected now", children.iter().filter(|c| c.session_open).count() as f64);
     gauge(&mut registry, "conflicts", "Changes quarantined as conflicts", reader.quarantine()?.len() as f64);
     gauge(&mut registry, "stuck_changes", "Own changes the parent refused, held aside", reader.stuck()?.len() as f64);
+    if cfg.registration.is_some() {
+        let q = reader.review_queue()?;
+        gauge(&mut registry, "review_queue_waiting", "Online submissions waiting for review", q.waiting as f64);
+        let age = q.oldest_submitted_at.map_or(0.0, |t| ((now - t).max(0) as f64) / 1000.0);
+        gauge(&mut registry, "review_queue_oldest_age_seconds", "Seconds the oldest submission has waited for review (0: none)", age);
+    }
     let db = cfg.db_path();
     gauge(&mut registry, "store_bytes", "Size of the store file", file_size(&db));
     gauge(

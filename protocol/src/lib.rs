@@ -24,6 +24,7 @@ pub mod fields;
 pub mod raw;
 pub mod record;
 pub mod regions;
+pub mod registration;
 pub mod report;
 pub mod secrecy;
 pub mod table;

@@ -181,12 +181,15 @@ fn build_and_run<'h>(
         if node.level() != Level::County {
             config.listen = Some("127.0.0.1:0".into());
         }
-        if node.id == huijiao_protocol::regions::NATIONAL {
-            // The catalogue API's operator token, readable by its owner only.
+        if node.id == huijiao_protocol::regions::NATIONAL || node.id == ONLINE_OFFICE {
+            // The API's operator token, readable by its owner only.
             config.http = true;
             fleet::write_private(&node.dir.0.join(fleet::TOKEN_FILE), format!("demo-{}\n", fleet::random_token()?).as_bytes())?;
         }
         config.extra = "[sync]\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\n".into();
+        if node.id == ONLINE_OFFICE {
+            config.extra.push_str("\n[registration]\noffice = \"武汉市科学技术局\"\n");
+        }
         let text = format!("# Written by huijiao demo.\n{}", config.toml());
         std::fs::write(node.dir.config(), text).with_context(|| format!("cannot write {}", node.dir.config().display()))?;
         let mut child = fleet::spawn(&exe, &node.dir, &[])?;
@@ -228,6 +231,26 @@ fn build_and_run<'h>(
         opts.records,
         counties.len()
     );
+    // Meanwhile units register online at Wuhan's node and its office reviews them.
+    let office = nodes.iter().find(|n| n.id == ONLINE_OFFICE).context("the online office")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        if let Some(a) = office.dir.http_address() {
+            break a;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "node {ONLINE_OFFICE} did not open its API");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let token = std::fs::read_to_string(office.dir.0.join(fleet::TOKEN_FILE))?;
+    let online = crate::online::register(&addr, token.trim())?;
+    println!(
+        "online at {ONLINE_OFFICE}: {} units submitted {} achievements with evidence; the office approved {} (登记号 {} …) and returned {}",
+        online.units,
+        online.submitted,
+        online.approved.len(),
+        online.approved.first().map(String::as_str).unwrap_or("—"),
+        online.returned
+    );
 
     let started = Instant::now();
     let tty = std::io::stdout().is_terminal();
@@ -259,14 +282,18 @@ fn build_and_run<'h>(
         }
         let _ = std::io::stdout().flush();
         let national = nodes.iter().find(|n| n.level() == Level::National).map_or(0, Node::records);
-        if handled == total_files && national as u64 == accepted && accepted > 0 {
+        if handled == total_files && national as u64 == accepted + online.approved.len() as u64 && accepted > 0 {
             if !tty {
                 println!("{}", bars.join(" | "));
             }
             break;
         }
         if started.elapsed() > opts.timeout {
-            println!("timed out after {:?}: national holds {national} of {accepted} accepted records", opts.timeout);
+            println!(
+                "timed out after {:?}: national holds {national} of {} accepted and approved records",
+                opts.timeout,
+                accepted + online.approved.len() as u64
+            );
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -285,8 +312,11 @@ fn build_and_run<'h>(
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    summary(nodes, &counties, elapsed)
+    summary(nodes, &counties, online.approved.len() as u64, elapsed)
 }
+
+/// The prefecture whose office takes online registrations in the demo (Wuhan).
+pub const ONLINE_OFFICE: &str = "420100";
 
 /// Five files for a county, one of each type; about 2 % of rows broken in ways a
 /// clerk's file really is. Returns (name, bytes, bad rows).
@@ -404,7 +434,7 @@ fn percentile(sorted: &[i64], p: f64) -> f64 {
 }
 
 /// Prints the summary and audits the run; true when it passed.
-fn summary(nodes: &[Node], counties: &[usize], elapsed: Duration) -> anyhow::Result<bool> {
+fn summary(nodes: &[Node], counties: &[usize], online: u64, elapsed: Duration) -> anyhow::Result<bool> {
     let regions = RegionTable::embedded();
     println!("\nconverged in {:.1} s\n", elapsed.as_secs_f64());
     println!("{:<8} {} {:<11} {:>9} {:>9} {:>9}", "node", pad("name", 14), "tier", "accepted", "rejected", "held");
@@ -428,13 +458,14 @@ fn summary(nodes: &[Node], counties: &[usize], elapsed: Duration) -> anyhow::Res
     let national = nodes.iter().find(|n| n.level() == Level::National).context("no national node")?;
     let top = national.reader().context("national store")?;
     let total = top.record_count()? as u64;
-    let mut ok = total == sum_accepted && as_generated;
+    let mut ok = total == sum_accepted + online && as_generated;
     println!(
-        "\nnational total: {total} records; sum of the counties' accepted records: {sum_accepted} {}",
+        "\nnational total: {total} records; the counties' accepted records and the approved online ones: {sum_accepted} + {online} {}",
         if ok { "✓" } else { "✗ MISMATCH" }
     );
     let mut held = Vec::new();
-    for &i in counties {
+    let office = nodes.iter().position(|n| n.id == ONLINE_OFFICE);
+    for &i in counties.iter().chain(office.as_ref()) {
         if let Some(r) = nodes[i].reader() {
             held.push((nodes[i].id.clone(), r.holdings()?));
         }
@@ -481,9 +512,17 @@ fn print_keep_help(root: &Path, nodes: &[Node]) {
         println!("  the public catalogue   http://{api}/   (search 水稻, 识别 or 芯片)");
         println!("  the operators' view    http://{api}/admin   (token: the line in {})", token.display());
     }
+    let office = NodeDir::new(root, ONLINE_OFFICE);
+    if let Some(api) = office.http_address() {
+        println!(
+            "  Wuhan's review queue   http://{api}/admin/review   (online registration; token: the line in {})",
+            office.0.join(fleet::TOKEN_FILE).display()
+        );
+    }
     println!("In another terminal:");
     println!("  {exe} status --config {}", cfg("000000"));
     println!("  {exe} status --config {}", cfg("420100"));
+    println!("  {exe} review list --config {} --state returned", cfg(ONLINE_OFFICE));
     println!("  {exe} query --config {} -q 水稻 --region 湖北省 --limit 5", cfg("000000"));
     println!("  {exe} query --config {} --stats region", cfg("000000"));
     println!("  {exe} query --config {} --export csv --region 42 --out hubei.csv", cfg("000000"));

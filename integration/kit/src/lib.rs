@@ -8,6 +8,7 @@
 //! - [`fleet`]: the one way the demo and the test federation lay out nodes, write
 //!   their configs and run their processes.
 //! - [`audit`]: the Jepsen-style check of a federation run (lost, stale, duplicated).
+//! - [`online`]: the demo's units registering online through a node's API.
 //! - [`synth`]: deterministic synthetic submissions (demo, tests, benchmarks).
 //! - [`hostile`]: hostile submissions (tests, benchmarks).
 //! - [`xlsx_writer`]: minimal XLSX and XLS writers for the demo and tests.
@@ -16,5 +17,6 @@ pub mod audit;
 pub mod demo;
 pub mod fleet;
 pub mod hostile;
+pub mod online;
 pub mod synth;
 pub mod xlsx_writer;

@@ -1,6 +1,7 @@
 //! The command line: argument parsing, logging set-up and dispatch to the commands
 //! of the daemon library (`huijiao::commands`) and to the demo (`demo`).
 
+use crate::office;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use huijiao::store::Filter;
@@ -60,6 +61,12 @@ enum Command {
     /// The federation PKI: a CA, node certificates, revocations.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Unit accounts of online registration (the office creates them; spec §6.1).
+    #[command(subcommand)]
+    Unit(office::UnitCommand),
+    /// Review units' submissions: list, approve (assigns the 登记号), return.
+    #[command(subcommand)]
+    Review(office::ReviewCommand),
     /// Check a configuration as the daemon would use it.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -335,6 +342,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             seed,
             timeout: std::time::Duration::from_secs(timeout_secs),
         }),
+        Command::Unit(u) => office::unit(u),
+        Command::Review(r) => office::review(r),
         Command::Pki(PkiCommand::Init { dir }) => {
             huijiao::pki::init(&dir)?;
             println!("CA created in {} (ca.crt, ca.key 0600, crl.pem); keep ca.key offline", dir.display());

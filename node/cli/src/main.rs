@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod office;
 
 // mimalloc: ingest allocates millions of small strings; glibc's malloc spent a
 // quarter of the ingest profile in malloc/free bookkeeping.

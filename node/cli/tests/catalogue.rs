@@ -320,55 +320,6 @@ fn the_index_catches_up_after_sigkill_and_reindex_rebuilds_it() {
     assert_eq!(String::from_utf8_lossy(&count.stdout).trim(), "1");
 }
 
-/// Checks a JSON value against a schema of the OpenAPI document (the subset it uses:
-/// `$ref`, `type` (or a list of types), `required`, `properties`,
-/// `additionalProperties: false`, `items`).
-fn conforms(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
-    if let Some(r) = schema["$ref"].as_str() {
-        let name = r.rsplit('/').next().unwrap();
-        return conforms(doc, &doc["components"]["schemas"][name], v, at);
-    }
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    let type_ok = types.is_empty()
-        || types.iter().any(|t| match *t {
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "integer" => v.is_i64() || v.is_u64(),
-            "number" => v.is_number(),
-            "boolean" => v.is_boolean(),
-            "null" => v.is_null(),
-            _ => false,
-        });
-    if !type_ok {
-        return Err(format!("{at}: {v} is not {types:?}"));
-    }
-    if let Some(obj) = v.as_object() {
-        for req in schema["required"].as_array().into_iter().flatten() {
-            if !obj.contains_key(req.as_str().unwrap()) {
-                return Err(format!("{at}: `{req}` missing"));
-            }
-        }
-        for (k, val) in obj {
-            match schema["properties"].get(k) {
-                Some(s) => conforms(doc, s, val, &format!("{at}.{k}"))?,
-                None if schema["additionalProperties"] == false => return Err(format!("{at}: `{k}` is not in the document")),
-                None => {}
-            }
-        }
-    }
-    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
-        for (i, x) in arr.iter().enumerate() {
-            conforms(doc, items, x, &format!("{at}[{i}]"))?;
-        }
-    }
-    Ok(())
-}
-
 #[test]
 fn the_server_answers_as_docs_openapi_json_says() {
     let doc: Value =
@@ -381,7 +332,12 @@ fn the_server_answers_as_docs_openapi_json_says() {
     wait_listed(&addr, 5);
     let paths = doc["paths"].as_object().unwrap();
     for (path, item) in paths {
+        // The catalogue's reads; online registration's calls are held to the document
+        // by tests/registration.rs.
         let op = &item["get"];
+        if op.is_null() || op["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "registration")) {
+            continue;
+        }
         let params = op["parameters"].as_array().unwrap();
         let target_path = path.replace("{reg_no}", "4201022025Y0001");
         let auth: Vec<(&str, String)> =
@@ -400,7 +356,7 @@ fn the_server_answers_as_docs_openapi_json_says() {
             let schema = &spec["content"][&ct]["schema"];
             assert!(schema.is_object(), "{path} {what}: content type {ct} is not documented for {status}");
             if ct == "application/json" {
-                conforms(&doc, schema, &r.json(), path).unwrap_or_else(|e| panic!("{what}: {e}"));
+                common::conforms(&doc, schema, &r.json(), path).unwrap_or_else(|e| panic!("{what}: {e}"));
             }
         };
         // The documented example of each parameter is accepted alone (with the required ones).

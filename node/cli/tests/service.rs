@@ -267,6 +267,10 @@ fn config_check_passes_every_example_and_names_each_kind_of_mistake() {
     check(base("").replace("[parent]", "[parent_]"), "unknown field `parent_`");
     check(base("").replace("address = \"127.0.0.1:7443\"", "address = \"nowhere\""), "parent.address");
     check(base("log = \"loud\""), "key `log`");
+    // Online registration needs the API, a name, and not the national node.
+    check(base("[registration]\noffice = \"江岸区科技局\""), "needs `[http]`");
+    check(base("[http]\naddress = \"127.0.0.1:0\"\n[registration]\noffice = \"\""), "registration.office");
+    check(base("[http]\naddress = \"127.0.0.1:0\"\npublic_url = \"kjcg\""), "http.public_url");
     // A key others can read.
     std::fs::set_permissions(d.join("420102.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     check(base(""), "readable by group or others");

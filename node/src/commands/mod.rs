@@ -3,5 +3,6 @@
 pub mod check;
 pub mod query;
 pub mod recover;
+pub mod registration;
 pub mod setup;
 pub mod status;

@@ -65,6 +65,8 @@ pub struct Snapshot {
     /// Conflicts concerning this subtree that nodes above held aside.
     pub conflict_notes: Vec<huijiao_protocol::wire::ConflictNote>,
     pub store_bytes: u64,
+    /// Online registration's review queue, where it is on.
+    pub review: Option<crate::store::registration::Queue>,
 }
 
 impl Snapshot {
@@ -101,6 +103,7 @@ impl Snapshot {
             daemon,
             subtree,
             conflict_notes: reader.conflict_notes()?,
+            review: cfg.registration.as_ref().map(|_| reader.review_queue()).transpose()?,
             store_bytes: std::fs::metadata(cfg.db_path()).map(|m| m.len()).unwrap_or(0)
                 + std::fs::metadata(format!("{}-wal", cfg.db_path().display())).map(|m| m.len()).unwrap_or(0),
         })
@@ -131,6 +134,7 @@ impl Snapshot {
         v["recover_needed"] = self.recover_needed.clone().unwrap_or_default();
         v["recovered"] = self.recovered.clone().unwrap_or_default();
         v["files_unfinished"] = self.unfinished.into();
+        v["review"] = serde_json::to_value(self.review)?;
         v["disk_full"] = (!self.full_disks().is_empty()).into();
         v["daemon"] = serde_json::to_value(&self.daemon)?;
         v["subtree"] = serde_json::to_value(&self.subtree)?;
@@ -187,6 +191,10 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     writeln!(out, "files ingested  {}, last at {}", s.files, at(s.last_file_at))?;
     writeln!(out, "inbox waiting   {waiting}")?;
     writeln!(out, "store size      {:.1} MiB", snap.store_bytes as f64 / 1048576.0)?;
+    if let Some(q) = &snap.review {
+        let oldest = q.oldest_submitted_at.map(|t| format!(", the oldest waiting {}", crate::health::age(now - t))).unwrap_or_default();
+        writeln!(out, "review queue    {} submission(s) waiting for review{oldest}", q.waiting)?;
+    }
     if let Some(me) = snap.subtree.first() {
         if let Some(exp) = me.cert_expires_at {
             let days = (exp - now).div_euclid(86_400_000);

@@ -12,6 +12,7 @@
 //! the pages are `crate::web`. This module mounts both and serves them.
 
 mod api;
+pub(crate) mod registration;
 pub(crate) mod state;
 
 use api::*;
@@ -43,6 +44,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/operator/records/{reg_no}", get(operator_record))
         .route("/api/v1/operator/stats", get(operator_stats))
         .route("/api/v1/operator/export", get(operator_export))
+        .merge(registration::routes())
         .merge(crate::web::routes())
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/api/") {
@@ -63,7 +65,10 @@ connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 /// Security headers on every answer, pages, API and errors alike.
 async fn security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    // An answer that set its own (evidence: `sandbox`) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -44,6 +44,8 @@ pub struct Api {
     pub(super) exports: Arc<Semaphore>,
     limiter: Limiter,
     query_timeout: Duration,
+    /// Online registration, where the node's config turns it on.
+    pub(crate) registration: Option<Arc<crate::registration::Registration>>,
 }
 
 /// Reads the operators' token: one line of at least 16 characters in a file only its
@@ -72,8 +74,15 @@ impl Api {
             exports: Arc::new(Semaphore::new(MAX_EXPORTS)),
             limiter: Limiter::new(http.rate_per_minute),
             query_timeout: http.query_timeout,
+            registration: None,
             cfg,
         })
+    }
+
+    /// Serves online registration through `registration`.
+    pub fn with_registration(mut self, registration: Option<Arc<crate::registration::Registration>>) -> Api {
+        self.registration = registration;
+        self
     }
 
     /// A pooled catalogue connection, or a new one opened on the blocking pool.

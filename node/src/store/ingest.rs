@@ -100,7 +100,7 @@ pub(crate) struct Current {
     pub(crate) region: String,
 }
 
-enum Applied {
+pub(super) enum Applied {
     Inserted,
     Updated,
     Withdrawn,
@@ -240,7 +240,7 @@ pub(crate) fn current(tx: &Transaction<'_>, reg_no: &str) -> rusqlite::Result<Op
 
 /// Applies one row at its origin. The outer error is a database failure (the file is
 /// rolled back); the inner one a row the store refuses.
-fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, now: i64) -> Result<Result<Applied, RowError>> {
+pub(super) fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, now: i64) -> Result<Result<Applied, RowError>> {
     let (row_no, reg_no) = (row.row_no, row.reg_no.as_str());
     let hops = format!("[[\"{node}\",{now}]]");
     let base = NewChange {

@@ -14,6 +14,7 @@ pub mod catalogue;
 mod error;
 mod ingest;
 mod query;
+pub mod registration;
 mod rows;
 mod schema;
 mod sync;

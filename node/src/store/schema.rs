@@ -163,4 +163,61 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE uplink ADD COLUMN failing_since INTEGER;
     ALTER TABLE children ADD COLUMN held_back_at INTEGER;
     ALTER TABLE children ADD COLUMN held_back_reason TEXT;",
+    // 8: online registration (spec v1.2 §6). Units the office created, their
+    // submissions with the unit's object as sent, the evidence (bytes kept here, so
+    // backups and restores carry them; never in the change log, never sent upward),
+    // every decision, and the next 登记号 serial per (node, year, kind).
+    "CREATE TABLE units (
+        uscc        TEXT PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        hash        TEXT    NOT NULL,  -- Argon2id, PHC string
+        must_change INTEGER NOT NULL,  -- 1 until the one-time password is changed
+        disabled    INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE submissions (
+        id           TEXT PRIMARY KEY,
+        uscc         TEXT    NOT NULL,
+        member       TEXT,              -- the member who filled it in (none: the unit)
+        state        TEXT    NOT NULL,  -- draft / unit_review / submitted / registered / returned / withdrawn
+        asked        TEXT    NOT NULL,  -- new / change / withdraw
+        reg_no       TEXT,              -- named (change, withdraw) or assigned (new, on approval)
+        body         TEXT    NOT NULL,  -- the unit's object (spec §3 keys)
+        reason       TEXT,              -- why it was returned, last time
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        submitted_at INTEGER
+    );
+    CREATE INDEX submissions_by_state ON submissions(state, submitted_at);
+    CREATE INDEX submissions_by_unit ON submissions(uscc, created_at);
+    CREATE TABLE attachments (
+        submission TEXT    NOT NULL,
+        n          INTEGER NOT NULL,
+        type       TEXT    NOT NULL,
+        name       TEXT    NOT NULL,
+        format     TEXT    NOT NULL,  -- pdf / ofd / jpeg / png, judged by the bytes
+        size       INTEGER NOT NULL,
+        sha256     TEXT    NOT NULL,
+        PRIMARY KEY (submission, n)
+    );
+    CREATE TABLE attachment_bytes (
+        sha256 TEXT PRIMARY KEY,
+        bytes  BLOB NOT NULL
+    );
+    CREATE TABLE decisions (
+        id         INTEGER PRIMARY KEY,
+        submission TEXT    NOT NULL,
+        at         INTEGER NOT NULL,
+        who        TEXT    NOT NULL,
+        action     TEXT    NOT NULL,  -- submit / approve / return
+        reason     TEXT,
+        reg_no     TEXT,
+        version    INTEGER
+    );
+    CREATE INDEX decisions_by_submission ON decisions(submission, id);
+    CREATE TABLE serials (
+        prefix TEXT PRIMARY KEY,      -- node code, year, kind letter
+        next   INTEGER NOT NULL
+    );",
 ];

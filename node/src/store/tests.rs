@@ -252,8 +252,34 @@ fn an_older_version_made_after_the_one_held_is_a_conflict_never_silent() {
 }
 
 #[test]
+fn a_store_written_before_online_registration_opens_and_keeps_its_data() {
+    // A store as the previous release left it: schema 7, records and a child.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut w = Writer::open(Some(&path), "420100").unwrap();
+        ingest(&mut w, "a", vec![Row::Upsert(record(1, "甲"))]);
+        w.conn.execute("INSERT INTO children (child, cursor) VALUES ('420102', 41)", []).unwrap();
+        w.conn
+            .execute_batch(
+                "DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
+                 DROP TABLE decisions; DROP TABLE serials; PRAGMA user_version = 7;",
+            )
+            .unwrap();
+    }
+    let mut w = Writer::open(Some(&path), "420100").unwrap();
+    let v: i64 = w.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v as usize, schema::MIGRATIONS.len());
+    assert_eq!(versions(&w).len(), 1, "the records are still there");
+    assert_eq!(Reader::open(&path).unwrap().children().unwrap()[0].cursor, 41);
+    // And it takes units at once.
+    assert_eq!(w.add_unit("91350100M000100Y43", "武汉大学", "$argon2id$x", 1).unwrap(), Ok(()));
+    assert_eq!(Reader::open(&path).unwrap().units().unwrap().len(), 1);
+}
+
+#[test]
 fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
-    // A store as the previous release left it: schema 6, a child with its cursor.
+    // A store as an older release left it: schema 6, a child with its cursor.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
     {
@@ -264,7 +290,9 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
             .execute_batch(
                 "ALTER TABLE children DROP COLUMN clock_corrections; ALTER TABLE children DROP COLUMN clock_corrected_at;
                  ALTER TABLE uplink DROP COLUMN failing_since; ALTER TABLE children DROP COLUMN held_back_at;
-                 ALTER TABLE children DROP COLUMN held_back_reason; PRAGMA user_version = 6;",
+                 ALTER TABLE children DROP COLUMN held_back_reason;
+                 DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
+                 DROP TABLE decisions; DROP TABLE serials; PRAGMA user_version = 6;",
             )
             .unwrap();
     }
@@ -274,4 +302,93 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
     let children = Reader::open(&path).unwrap().children().unwrap();
     assert_eq!((children[0].child.as_str(), children[0].cursor, children[0].clock_corrections), ("420102", 41, 0));
     assert_eq!(versions(&w).len(), 1, "the records are still there");
+}
+
+mod registration {
+    use super::*;
+    use crate::store::registration::{Denied, NewAttachment};
+    use huijiao_protocol::registration::{Asked, State};
+    use huijiao_protocol::{Date, RegionTable};
+
+    const USCC: &str = "91350100M000100Y43";
+
+    fn today() -> Date {
+        Date::new(2026, 12, 7).unwrap()
+    }
+
+    /// A submitted achievement of the unit, with a fitting PDF.
+    fn submitted(w: &mut Writer, id: &str, title: &str) {
+        let body: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+            "title": title, "kind": "应用技术", "persons": ["张三"], "discipline": "413", "industry": "C27",
+            "stage": "初期阶段", "task_source": "计划外", "abstract": "简介", "secret": "公开", "first_unit": "武汉大学"
+        }))
+        .unwrap();
+        let pdf = NewAttachment {
+            ty: "验收证书".into(),
+            name: "a.pdf".into(),
+            format: "pdf".into(),
+            sha256: "00".into(),
+            bytes: b"%PDF-1.7".to_vec(),
+        };
+        let table = RegionTable::embedded();
+        let r = w.save_submission(id, USCC, true, &Asked::New, &body, vec![pdf], Some((table, today())), 1).unwrap();
+        assert_eq!(r, Ok(()));
+    }
+
+    #[test]
+    fn approvals_take_the_next_serial_past_what_the_node_holds() {
+        both(|w| {
+            w.add_unit(USCC, "武汉大学", "h", 1).unwrap().unwrap();
+            // The node (420102) already holds 2026 serial 2 from a file.
+            let mut held = record(2, "文件");
+            held.reg_no = "4201022026Y0002".into();
+            held.reg_date = Date::new(2026, 1, 2).unwrap();
+            ingest(w, "f", vec![Row::Upsert(held)]);
+            let table = RegionTable::embedded();
+            let mut got = Vec::new();
+            for i in 0..3 {
+                let id = format!("s{i}");
+                submitted(w, &id, &format!("成果{i}"));
+                got.push(w.approve(&id, "王", table, today(), 2).unwrap().unwrap().0);
+            }
+            assert_eq!(got, ["4201022026Y0001", "4201022026Y0003", "4201022026Y0004"]);
+            assert_eq!(w.approve("s0", "王", table, today(), 3).unwrap(), Err(Denied::WrongState(State::Registered)));
+            assert_eq!(w.approve("nope", "王", table, today(), 3).unwrap(), Err(Denied::NotFound));
+        });
+    }
+
+    #[test]
+    fn after_a_restore_approvals_wait_for_recover() {
+        both(|w| {
+            w.add_unit(USCC, "武汉大学", "h", 1).unwrap().unwrap();
+            submitted(w, "s", "成果");
+            w.rotate_log(10, 5, 1).unwrap();
+            let table = RegionTable::embedded();
+            assert_eq!(w.approve("s", "王", table, today(), 2).unwrap(), Err(Denied::RecoverNeeded));
+            w.mark_recovered(3).unwrap();
+            assert!(w.approve("s", "王", table, today(), 4).unwrap().is_ok());
+        });
+    }
+
+    #[test]
+    fn a_submission_without_fitting_evidence_is_not_kept() {
+        both(|w| {
+            let body: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
+                "title": "无证明", "kind": "基础理论", "persons": ["张三"], "discipline": "413", "task_source": "计划外",
+                "abstract": "简介", "secret": "公开", "first_unit": "武汉大学"
+            }))
+            .unwrap();
+            let pdf = NewAttachment {
+                ty: "专利证书".into(),
+                name: "a.pdf".into(),
+                format: "pdf".into(),
+                sha256: "00".into(),
+                bytes: b"%PDF-".to_vec(),
+            };
+            let r = w.save_submission("s", USCC, true, &Asked::New, &body, vec![pdf], Some((RegionTable::embedded(), today())), 1).unwrap();
+            assert!(matches!(r, Err(Denied::Invalid(e)) if e[0].code == "missing_evidence"));
+            let kept: i64 = w.conn.query_row("SELECT count(*) FROM submissions", [], |r| r.get(0)).unwrap();
+            assert_eq!(kept, 0, "nothing kept");
+        });
+    }
 }

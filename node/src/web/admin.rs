@@ -24,7 +24,7 @@ const COOKIE: &str = "hj_admin";
 const PATH: &str = "/admin";
 
 /// The operator's live session, when this request carries one.
-fn signed_in(api: &Api, headers: &HeaderMap) -> Option<(String, Session)> {
+pub(super) fn signed_in(api: &Api, headers: &HeaderMap) -> Option<(String, Session)> {
     let token = api.token_value()?;
     let id = session::cookie(headers, COOKIE)?;
     api.sessions.get(id, &token, Instant::now()).map(|s| (id.to_string(), s))
@@ -165,6 +165,14 @@ fn render(cfg: &crate::config::Config, session: &Session) -> anyhow::Result<Stri
         esc(&name(&s.node_id)),
         esc(&session.form_token)
     );
+    if let Some(q) = &snap.review {
+        let oldest = q.oldest_submitted_at.map(|t| format!("，最早的已等待 {}", ago(Some(t)).trim_end_matches('前'))).unwrap_or_default();
+        let _ = write!(
+            b,
+            r#"<p class="review"><a href="/admin/review">在线登记审核：{} 份待审核{oldest}</a> · <a href="/admin/units">单位账户</a></p>"#,
+            q.waiting
+        );
+    }
     let cert = cfg.tls.as_ref().map(|t| crate::pki::expiry_of_file(&t.cert));
     let cert_text = match cert {
         Some(Ok(secs)) => {

@@ -12,6 +12,7 @@
 
 mod admin;
 pub mod html;
+mod review;
 pub mod session;
 
 use crate::http::state::{limit, public_view, Api, ApiError};
@@ -44,6 +45,13 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/admin", get(admin::show))
         .route("/admin/login", post(admin::login))
         .route("/admin/logout", post(admin::logout))
+        .route("/admin/review", get(review::queue))
+        .route("/admin/review/{id}", get(review::show))
+        .route("/admin/review/{id}/attachments/{n}", get(review::attachment))
+        .route("/admin/review/{id}/approve", post(review::approve))
+        .route("/admin/review/{id}/return", post(review::return_to_unit))
+        .route("/admin/units", get(review::units).post(review::add_unit))
+        .route("/admin/units/{uscc}/{action}", post(review::unit_action))
         .route("/assets/style.css", get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
         .route("/assets/app.js", get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }))
         .route("/assets/icon.svg", get(|| async { asset(ICON, "image/svg+xml") }))

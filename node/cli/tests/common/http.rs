@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 client for tests (GET and form POSTs, `Connection: close`,
-//! chunked bodies).
+//! A minimal HTTP/1.1 client for tests (GET, form, JSON and raw POSTs, `Connection:
+//! close`, chunked bodies).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -61,22 +61,54 @@ pub fn post_form(addr: &str, target: &str, headers: &[(&str, &str)], fields: &[(
 }
 
 pub fn request(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: Option<String>) -> Response {
+    request_bytes(addr, method, target, headers, body.map(|b| ("application/x-www-form-urlencoded", b.into_bytes())))
+}
+
+/// A JSON body, as a program calling the API sends it.
+pub fn json(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> Response {
+    request_bytes(addr, method, target, headers, Some(("application/json", body.to_string().into_bytes())))
+}
+
+/// Any body with its content type. A server may answer (and close) before the whole
+/// body is sent (an upload over a cap): the rest of it is not written, and the answer
+/// is read all the same.
+pub fn request_bytes(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: Option<(&str, Vec<u8>)>) -> Response {
+    send(addr, method, target, headers, body, false)
+}
+
+/// As [`request_bytes`], the body sent in 64 KiB chunks with no length declared (a
+/// stream whose size the server learns only as it arrives).
+pub fn request_chunked(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: (&str, Vec<u8>)) -> Response {
+    send(addr, method, target, headers, Some(body), true)
+}
+
+fn send(addr: &str, method: &str, target: &str, headers: &[(&str, &str)], body: Option<(&str, Vec<u8>)>, chunked: bool) -> Response {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    if let Some(b) = &body {
-        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", b.len()));
+    match &body {
+        Some((ct, _)) if chunked => req.push_str(&format!("Content-Type: {ct}\r\nTransfer-Encoding: chunked\r\n")),
+        Some((ct, b)) => req.push_str(&format!("Content-Type: {ct}\r\nContent-Length: {}\r\n", b.len())),
+        None => {}
     }
     req.push_str("\r\n");
-    if let Some(b) = &body {
-        req.push_str(b);
-    }
     s.write_all(req.as_bytes()).unwrap();
+    if let Some((_, b)) = &body {
+        for chunk in b.chunks(64 * 1024) {
+            let framed = if chunked { [format!("{:x}\r\n", chunk.len()).as_bytes(), chunk, b"\r\n"].concat() } else { chunk.to_vec() };
+            if s.write_all(&framed).is_err() {
+                break;
+            }
+        }
+        if chunked {
+            let _ = s.write_all(b"0\r\n\r\n");
+        }
+    }
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let _ = s.read_to_end(&mut raw);
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
     let head = String::from_utf8(raw[..end].to_vec()).unwrap();
     let mut lines = head.split("\r\n");

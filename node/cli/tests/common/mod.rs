@@ -136,12 +136,18 @@ impl Node {
     }
 
     pub fn start(&mut self) {
+        self.start_with_env(&[]);
+    }
+
+    /// Starts the daemon with these environment variables set (test hooks).
+    pub fn start_with_env(&mut self, env: &[(&str, &str)]) {
         assert!(self.child.is_none());
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log")).unwrap();
         let child = Command::new(bin())
             .args(["run", "--config"])
             .arg(&self.config)
             .env("HUIJIAO_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -278,4 +284,53 @@ pub fn sample_files() -> Vec<String> {
     let mut v: Vec<String> = expected().keys().cloned().collect();
     v.sort();
     v
+}
+
+/// Checks a JSON value against a schema of the OpenAPI document (the subset it uses:
+/// `$ref`, `type` (or a list of types), `required`, `properties`,
+/// `additionalProperties: false`, `items`).
+pub fn conforms(doc: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap();
+        return conforms(doc, &doc["components"]["schemas"][name], v, at);
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let type_ok = types.is_empty()
+        || types.iter().any(|t| match *t {
+            "object" => v.is_object(),
+            "array" => v.is_array(),
+            "string" => v.is_string(),
+            "integer" => v.is_i64() || v.is_u64(),
+            "number" => v.is_number(),
+            "boolean" => v.is_boolean(),
+            "null" => v.is_null(),
+            _ => false,
+        });
+    if !type_ok {
+        return Err(format!("{at}: {v} is not {types:?}"));
+    }
+    if let Some(obj) = v.as_object() {
+        for req in schema["required"].as_array().into_iter().flatten() {
+            if !obj.contains_key(req.as_str().unwrap()) {
+                return Err(format!("{at}: `{req}` missing"));
+            }
+        }
+        for (k, val) in obj {
+            match schema["properties"].get(k) {
+                Some(s) => conforms(doc, s, val, &format!("{at}.{k}"))?,
+                None if schema["additionalProperties"] == false => return Err(format!("{at}: `{k}` is not in the document")),
+                None => {}
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
+        for (i, x) in arr.iter().enumerate() {
+            conforms(doc, items, x, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
 }
