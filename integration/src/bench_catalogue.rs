@@ -193,6 +193,52 @@ fn p95(mut v: Vec<f64>) -> f64 {
     percentile(&v, 0.95)
 }
 
+/// A 科技成果包 of 1,000 records (水稻 ready to license) published in the store, then its
+/// page as `/packages/{slug}` builds it — the catalogue's page of 20 inside the version
+/// with its total, and the members no longer public — and the API's page of 100.
+fn package_page(cat: &Catalogue, db: &Path, today: Date, runs: usize) -> anyhow::Result<Vec<Row>> {
+    let f = Filters { transfer: Some("许可".into()), ..Filters::default() };
+    let mut chosen = cat.select(Some((Some("水稻"), &f)), &[], &[], today)?.reg_nos;
+    chosen.truncate(1000);
+    let mut w = huijiao::store::Writer::open(Some(db), "000000")?;
+    let def = huijiao::store::packages::Definition {
+        title: "水稻".into(),
+        field: Some("现代农业".into()),
+        description: String::new(),
+        selection: Default::default(),
+    };
+    let slug = format!("bench-{}", huijiao::clock::now_ms());
+    w.save_package(&slug, &def, 0)?;
+    let version = w.publish_package(&slug, &chosen, 0)?.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    drop(w);
+    let public = View::Public { today };
+    let inside = Listing {
+        q: None,
+        filters: Filters { package: Some((slug.clone(), version)), ..Filters::default() },
+        sort: Sort::Date,
+        limit: 20,
+        cursor: None,
+        view: public,
+    };
+    let page = timed(runs, || {
+        let p = cat.list(&inside).map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(p.total as usize == chosen.len(), "the package page counts {} of {}", p.total, chosen.len());
+        cat.gone(&slug, version, today)?;
+        Ok(())
+    })?;
+    let api = timed(runs, || {
+        cat.members(&slug, version, -1, 100, public)?;
+        Ok(())
+    })?;
+    let (p, a) = (p95(page), p95(api));
+    Ok(vec![
+        Row::new("catalogue", &format!("package page p95, {} records, page of 20 with total", chosen.len()), "≤ 100 ms", p, "ms")
+            .met(p <= 100.0)
+            .note("the version's listing inside the catalogue and its members no longer public"),
+        Row::new("catalogue", "package API p95, page of 100 records", "report", a, "ms"),
+    ])
+}
+
 /// A national store of N records over many counties, its index, and queries on it.
 fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     let n: u64 = std::env::var("HUIJIAO_BENCH_CATALOGUE_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(size.pick(10_000_000, 5_000));
@@ -358,6 +404,9 @@ fn national(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
             worst.1
         )),
     );
+    for r in package_page(&cat, &db, today, runs)? {
+        push(&mut rows, r);
+    }
     let mut worst = (String::new(), 0.0f64);
     let stats: Vec<(&str, GroupBy, Filters)> = vec![
         ("by province", GroupBy::Province, Filters::default()),

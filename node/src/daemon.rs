@@ -102,7 +102,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     });
     let http = match &cfg.http {
         Some(h) => {
-            let api = Arc::new(crate::http::Api::new(cfg.clone())?.with_registration(registration.clone()));
+            let api = Arc::new(crate::http::Api::new(cfg.clone(), store.clone())?.with_registration(registration.clone()));
             let listener = crate::http::bind(h).await?;
             let addr = listener.local_addr()?;
             crate::fsx::write_atomic(&cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string().as_bytes())?;

@@ -312,6 +312,15 @@ fn build_and_run<'h>(
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+    // The national office publishes two 科技成果包 from what arrived.
+    if let Some(national) = nodes.iter().find(|n| n.level() == Level::National) {
+        if let Some(api) = national.dir.http_address() {
+            let token = std::fs::read_to_string(national.dir.0.join(fleet::TOKEN_FILE))?;
+            for p in crate::packages::publish(&api, token.trim())? {
+                println!("package published at the national node: {} ({} records)  http://{api}/packages/{}", p.title, p.count, p.slug);
+            }
+        }
+    }
     summary(nodes, &counties, online.approved.len() as u64, elapsed)
 }
 
@@ -511,6 +520,7 @@ fn print_keep_help(root: &Path, nodes: &[Node]) {
         println!("Open in a browser:");
         println!("  the public catalogue   http://{api}/   (search 水稻, 识别 or 芯片)");
         println!("  the operators' view    http://{api}/admin   (token: the line in {})", token.display());
+        println!("  科技成果包              http://{api}/packages   (feed: http://{api}/packages.atom)");
     }
     let office = NodeDir::new(root, ONLINE_OFFICE);
     if let Some(api) = office.http_address() {

@@ -9,6 +9,7 @@
 //!   their configs and run their processes.
 //! - [`audit`]: the Jepsen-style check of a federation run (lost, stale, duplicated).
 //! - [`online`]: the demo's units registering online through a node's API.
+//! - [`packages`]: the demo's 科技成果包 published at the national node through its API.
 //! - [`synth`]: deterministic synthetic submissions (demo, tests, benchmarks).
 //! - [`hostile`]: hostile submissions (tests, benchmarks).
 //! - [`xlsx_writer`]: minimal XLSX and XLS writers for the demo and tests.
@@ -18,5 +19,6 @@ pub mod demo;
 pub mod fleet;
 pub mod hostile;
 pub mod online;
+pub mod packages;
 pub mod synth;
 pub mod xlsx_writer;

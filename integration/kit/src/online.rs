@@ -77,7 +77,7 @@ pub fn register(addr: &str, token: &str) -> anyhow::Result<Outcome> {
 }
 
 /// One JSON request on loopback; the body when the status is `want`.
-fn call(addr: &str, method: &str, path: &str, bearer: Option<&str>, body: &Value, want: u16) -> anyhow::Result<Value> {
+pub(crate) fn call(addr: &str, method: &str, path: &str, bearer: Option<&str>, body: &Value, want: u16) -> anyhow::Result<Value> {
     let mut s = std::net::TcpStream::connect(addr).with_context(|| format!("cannot reach {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let text = body.to_string();

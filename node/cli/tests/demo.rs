@@ -1,5 +1,5 @@
 //! The demo federation, in a reduced size, passes its own check: twelve real daemons,
-//! every file type, bad rows, audit at the national node.
+//! every file type, bad rows, online registration, two packages, audit at the national node.
 
 use std::process::Command;
 
@@ -15,6 +15,7 @@ fn the_demo_converges_and_passes_its_own_audit() {
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("result: OK"), "{stdout}");
     assert!(stdout.contains("0 lost") && stdout.contains("0 duplicated"), "{stdout}");
+    assert_eq!(stdout.matches("package published at the national node").count(), 2, "{stdout}");
     // Every node stopped: their logs end with a clean stop.
     for entry in std::fs::read_dir(dir.path().join("fed")).unwrap().flatten() {
         if entry.file_name().to_string_lossy().starts_with("node-") {

@@ -168,6 +168,11 @@ pub(super) async fn operator_export(
 /// Streams an export: a blocking thread writes 64 KiB chunks into a channel of a few.
 async fn export(api: Arc<Api>, pairs: Vec<(String, String)>, view: View) -> Result<Response, ApiError> {
     let req = publish::parse(&pairs, Endpoint::Export, &api.table)?;
+    export_request(api, req, view, "huijiao-export").await
+}
+
+/// Streams the export `req` asks for, offered as `name.csv` / `name.jsonl`.
+pub(super) async fn export_request(api: Arc<Api>, req: Request, view: View, name: &str) -> Result<Response, ApiError> {
     let format = req.format.unwrap_or(publish::Format::Csv);
     let permit = api
         .exports
@@ -187,7 +192,7 @@ async fn export(api: Arc<Api>, pairs: Vec<(String, String)>, view: View) -> Resu
         }
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
-    let name = format!("attachment; filename=\"huijiao-export.{}\"", format.extension());
+    let name = format!("attachment; filename=\"{name}.{}\"", format.extension());
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(format.content_type())),

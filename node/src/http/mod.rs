@@ -8,10 +8,12 @@
 //! empty). Exports stream through a bounded channel, so a ten-million-row export holds
 //! a few chunks in memory and stops when the client goes away.
 //!
-//! Rooms: `state` (what the handlers share, `ApiError`), `api` (the JSON handlers);
+//! Rooms: `state` (what the handlers share, `ApiError`), `api` (the JSON handlers),
+//! `registration` (online registration, spec §6.4), `packages` (科技成果包);
 //! the pages are `crate::web`. This module mounts both and serves them.
 
 mod api;
+pub(crate) mod packages;
 pub(crate) mod registration;
 pub(crate) mod state;
 
@@ -45,6 +47,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/operator/stats", get(operator_stats))
         .route("/api/v1/operator/export", get(operator_export))
         .merge(registration::routes())
+        .merge(packages::routes())
         .merge(crate::web::routes())
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/api/") {

@@ -46,6 +46,8 @@ pub struct Api {
     query_timeout: Duration,
     /// Online registration, where the node's config turns it on.
     pub(crate) registration: Option<Arc<crate::registration::Registration>>,
+    /// 科技成果包: every node that serves HTTP can publish them.
+    pub(crate) packages: crate::packages::Packages,
 }
 
 /// Reads the operators' token: one line of at least 16 characters in a file only its
@@ -61,7 +63,7 @@ pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 impl Api {
-    pub fn new(cfg: Arc<crate::config::Config>) -> anyhow::Result<Api> {
+    pub fn new(cfg: Arc<crate::config::Config>, store: crate::store::Store) -> anyhow::Result<Api> {
         let http: &Http = cfg.http.as_ref().context("no [http] section")?;
         let token = TokenFile::open(http.token_file.clone())?;
         Ok(Api {
@@ -75,6 +77,7 @@ impl Api {
             limiter: Limiter::new(http.rate_per_minute),
             query_timeout: http.query_timeout,
             registration: None,
+            packages: crate::packages::Packages { store, data_dir: cfg.data_dir.clone(), regions: cfg.regions.clone() },
             cfg,
         })
     }

@@ -220,4 +220,37 @@ pub const MIGRATIONS: &[&str] = &[
         prefix TEXT PRIMARY KEY,      -- node code, year, kind letter
         next   INTEGER NOT NULL
     );",
+    // 9: 科技成果包. A package's definition as operators keep editing it; each
+    // publication freezes a version: what the definition was and the registration
+    // numbers it held, in their order (never changed afterwards).
+    "CREATE TABLE packages (
+        slug        TEXT PRIMARY KEY,
+        title       TEXT    NOT NULL,
+        field       TEXT,              -- one of the eight priority fields, or none
+        description TEXT    NOT NULL,
+        selection   TEXT    NOT NULL,  -- JSON {query, include, exclude}
+        retired_at  INTEGER,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE package_versions (
+        slug         TEXT    NOT NULL,
+        version      INTEGER NOT NULL,
+        published_at INTEGER NOT NULL,
+        title        TEXT    NOT NULL,
+        field        TEXT,
+        description  TEXT    NOT NULL,
+        selection    TEXT    NOT NULL,
+        count        INTEGER NOT NULL,
+        PRIMARY KEY (slug, version)
+    );
+    CREATE INDEX package_versions_by_time ON package_versions(published_at);
+    CREATE TABLE package_members (
+        slug    TEXT    NOT NULL,
+        version INTEGER NOT NULL,
+        pos     INTEGER NOT NULL,
+        reg_no  TEXT    NOT NULL,
+        PRIMARY KEY (slug, version, pos)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX package_members_by_reg_no ON package_members(slug, version, reg_no);",
 ];

@@ -263,7 +263,8 @@ fn a_store_written_before_online_registration_opens_and_keeps_its_data() {
         w.conn
             .execute_batch(
                 "DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
-                 DROP TABLE decisions; DROP TABLE serials; PRAGMA user_version = 7;",
+                 DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
+                 DROP TABLE packages; PRAGMA user_version = 7;",
             )
             .unwrap();
     }
@@ -275,6 +276,47 @@ fn a_store_written_before_online_registration_opens_and_keeps_its_data() {
     // And it takes units at once.
     assert_eq!(w.add_unit("91350100M000100Y43", "武汉大学", "$argon2id$x", 1).unwrap(), Ok(()));
     assert_eq!(Reader::open(&path).unwrap().units().unwrap().len(), 1);
+}
+
+#[test]
+fn a_store_written_before_packages_opens_keeps_its_data_and_publishes() {
+    // A store as the previous release left it: schema 8, a record and a unit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut w = Writer::open(Some(&path), "000000").unwrap();
+        ingest(&mut w, "a", vec![Row::Upsert(record(1, "甲"))]);
+        assert_eq!(w.add_unit("91350100M000100Y43", "武汉大学", "$argon2id$x", 1).unwrap(), Ok(()));
+        w.conn
+            .execute_batch("DROP TABLE package_members; DROP TABLE package_versions; DROP TABLE packages; PRAGMA user_version = 8;")
+            .unwrap();
+    }
+    let mut w = Writer::open(Some(&path), "000000").unwrap();
+    let v: i64 = w.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v as usize, schema::MIGRATIONS.len());
+    assert_eq!(versions(&w).len(), 1, "the records are still there");
+    assert_eq!(Reader::open(&path).unwrap().units().unwrap().len(), 1, "and the units");
+    // Packages at once: each publication a frozen version, retired ones publish no more.
+    use super::packages::{Definition, PackageDenied};
+    let def =
+        Definition {
+            title: "水稻".into(), field: Some("现代农业".into()), description: String::new(), selection: Default::default()
+        };
+    assert!(w.save_package("rice", &def, 10).unwrap());
+    assert!(!w.save_package("rice", &def, 11).unwrap(), "the second save replaces");
+    let one = ["4201022025Y0001".to_string(), "4201022025Y0002".to_string()];
+    assert_eq!(w.publish_package("rice", &one, 20).unwrap(), Ok(1));
+    let renamed = Definition { title: "水稻新版".into(), ..def };
+    w.save_package("rice", &renamed, 21).unwrap();
+    assert_eq!(w.publish_package("rice", &one[1..], 30).unwrap(), Ok(2));
+    let r = Reader::open(&path).unwrap();
+    assert_eq!(r.members("rice", 1).unwrap(), one, "version 1 keeps what it froze");
+    assert_eq!(r.version("rice", 1).unwrap().unwrap().title, "水稻", "and the title it had");
+    assert_eq!(r.package("rice").unwrap().unwrap().latest.unwrap().version, 2);
+    assert_eq!(w.retire_package("rice", 40).unwrap(), Ok(()));
+    assert_eq!(w.publish_package("rice", &one, 50).unwrap(), Err(PackageDenied::Retired));
+    assert_eq!(w.publish_package("none", &one, 50).unwrap(), Err(PackageDenied::NotFound));
+    assert_eq!(r.publications(None, 10).unwrap().iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
 }
 
 #[test]
@@ -292,7 +334,8 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
                  ALTER TABLE uplink DROP COLUMN failing_since; ALTER TABLE children DROP COLUMN held_back_at;
                  ALTER TABLE children DROP COLUMN held_back_reason;
                  DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
-                 DROP TABLE decisions; DROP TABLE serials; PRAGMA user_version = 6;",
+                 DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
+                 DROP TABLE packages; PRAGMA user_version = 6;",
             )
             .unwrap();
     }

@@ -173,6 +173,9 @@ fn render(cfg: &crate::config::Config, session: &Session) -> anyhow::Result<Stri
             q.waiting
         );
     }
+    if cfg.http.is_some() {
+        b.push_str(r#"<p class="review"><a href="/admin/packages">科技成果包：定义、预览、发布</a></p>"#);
+    }
     let cert = cfg.tls.as_ref().map(|t| crate::pki::expiry_of_file(&t.cert));
     let cert_text = match cert {
         Some(Ok(secs)) => {

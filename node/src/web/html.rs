@@ -58,10 +58,11 @@ pub fn page(title: &str, nav: &str, body: &str) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{} · 科技成果登记目录</title><link rel=\"icon\" href=\"/assets/icon.svg\" type=\"image/svg+xml\">\
 <link rel=\"stylesheet\" href=\"/assets/style.css\"></head>\
-<body><header><a class=\"brand\" href=\"/\">科技成果登记目录</a><nav>{}{}{}</nav></header><main>{body}</main>\
+<body><header><a class=\"brand\" href=\"/\">科技成果登记目录</a><nav>{}{}{}{}</nav></header><main>{body}</main>\
 <footer>汇交 huijiao · 只显示公开的成果与字段</footer><script src=\"/assets/app.js\"></script></body></html>\n",
         esc(title),
         link("/", "检索", "search"),
+        link("/packages", "成果包", "packages"),
         link("/stats", "统计", "stats"),
         link("/admin", "管理", "admin"),
     )

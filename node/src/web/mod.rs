@@ -12,6 +12,8 @@
 
 mod admin;
 pub mod html;
+mod packages;
+mod packages_admin;
 mod review;
 pub mod session;
 
@@ -52,6 +54,13 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/admin/review/{id}/return", post(review::return_to_unit))
         .route("/admin/units", get(review::units).post(review::add_unit))
         .route("/admin/units/{uscc}/{action}", post(review::unit_action))
+        .route("/admin/packages", get(packages_admin::list).post(packages_admin::create))
+        .route("/admin/packages/{slug}", get(packages_admin::show).post(packages_admin::save))
+        .route("/admin/packages/{slug}/{action}", post(packages_admin::action))
+        .route("/packages", get(packages::index))
+        .route("/packages.atom", get(packages::feed_all))
+        .route("/packages/{slug}", get(packages::latest))
+        .route("/packages/{slug}/versions/{n}", get(packages::version))
         .route("/assets/style.css", get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
         .route("/assets/app.js", get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }))
         .route("/assets/icon.svg", get(|| async { asset(ICON, "image/svg+xml") }))
@@ -409,23 +418,49 @@ fn refused_search(api: &Api, p: &PageParams, e: &publish::ParamError) -> Respons
 
 async fn search_inner(api: &Arc<Api>, addr: SocketAddr, p: &PageParams) -> Result<Response, ApiError> {
     limit(api, addr)?;
+    let body = listing_html(api, p, &Scope::Catalogue).await?;
+    let title = if p.q.is_empty() { "检索".to_string() } else { format!("{} 的检索结果", p.q) };
+    Ok(Html(page(&title, "search", &body)).into_response())
+}
+
+/// What a listing page lists: the whole catalogue (`/`), or one version of a package
+/// (its page, with the catalogue's filters inside it).
+enum Scope {
+    Catalogue,
+    Package { slug: String, version: i64, path: String },
+}
+
+/// The search form, the summary, the hits and the pager of a listing page.
+async fn listing_html(api: &Arc<Api>, p: &PageParams, scope: &Scope) -> Result<String, ApiError> {
     if let Some(e) = &p.error {
         return Err(ApiError::Param(e.clone()));
     }
+    let action = match scope {
+        Scope::Catalogue => "/",
+        Scope::Package { path, .. } => path.as_str(),
+    };
     let mut list_pairs = p.api.clone();
     if !p.cursor.is_empty() {
         list_pairs.push(("cursor".into(), p.cursor.clone()));
     }
-    let req = publish::parse(&list_pairs, Endpoint::List, &api.table)?;
+    let mut req = publish::parse(&list_pairs, Endpoint::List, &api.table)?;
+    if let Scope::Package { slug, version, .. } = scope {
+        req.filters.package = Some((slug.clone(), *version));
+    }
     let view = public_view();
     let listing =
         Listing { q: req.q.clone(), filters: req.filters.clone(), sort: req.sort, limit: req.limit, cursor: req.cursor.clone(), view };
     let result = api.query(move |c| Ok(c.list(&listing)?)).await?;
     let table = &api.table;
-    let mut body = form(p, table, "/", true);
+    let mut body = form(p, table, action, true);
     let shown: Vec<(&str, &str)> =
         p.api.iter().filter(|(k, _)| k != "sort" && k != "limit").map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let csv = url("/api/v1/export", &[&[("format", "csv")][..], &shown[..]].concat());
+    let csv = match scope {
+        Scope::Catalogue => url("/api/v1/export", &[&[("format", "csv")][..], &shown[..]].concat()),
+        Scope::Package { slug, version, .. } => {
+            url(&format!("/api/v1/packages/{slug}/export"), &[("format", "csv"), ("version", version.to_string().as_str())])
+        }
+    };
     let total = if result.total_estimated {
         format!("约 {} 条", result.total)
     } else if result.total_capped {
@@ -445,7 +480,7 @@ async fn search_inner(api: &Arc<Api>, addr: SocketAddr, p: &PageParams) -> Resul
         esc(&csv)
     );
     // 返回检索 on a record's page comes back to this very page.
-    let here = url("/", &with_cursor(p, &p.cursor, &p.trail));
+    let here = url(action, &with_cursor(p, &p.cursor, &p.trail));
     for h in &result.hits {
         let r = &h.stored.record;
         let mut meta = vec![r.reg_no.clone(), region_path(table, &r.region), r.kind.zh().to_string(), r.reg_date.to_string()];
@@ -468,10 +503,10 @@ async fn search_inner(api: &Arc<Api>, addr: SocketAddr, p: &PageParams) -> Resul
     }
     let mut pager = Vec::new();
     if !p.cursor.is_empty() {
-        pager.push(format!("<a href=\"{}\">第一页</a>", esc(&url("/", &with_cursor(p, "", &[])))));
+        pager.push(format!("<a href=\"{}\">第一页</a>", esc(&url(action, &with_cursor(p, "", &[])))));
         let mut trail = p.trail.clone();
         let prev = trail.pop().filter(|c| c != "-").unwrap_or_default();
-        pager.push(format!("<a rel=\"prev\" href=\"{}\">上一页</a>", esc(&url("/", &with_cursor(p, &prev, &trail)))));
+        pager.push(format!("<a rel=\"prev\" href=\"{}\">上一页</a>", esc(&url(action, &with_cursor(p, &prev, &trail)))));
     }
     if let Some(next) = &result.next_cursor {
         let mut trail = p.trail.clone();
@@ -479,13 +514,12 @@ async fn search_inner(api: &Arc<Api>, addr: SocketAddr, p: &PageParams) -> Resul
         if trail.len() > MAX_TRAIL {
             trail.remove(0);
         }
-        pager.push(format!("<a rel=\"next\" href=\"{}\">下一页</a>", esc(&url("/", &with_cursor(p, next, &trail)))));
+        pager.push(format!("<a rel=\"next\" href=\"{}\">下一页</a>", esc(&url(action, &with_cursor(p, next, &trail)))));
     }
     if !pager.is_empty() {
         let _ = write!(body, "<nav class=\"pager\">{}</nav>", pager.join(" "));
     }
-    let title = if p.q.is_empty() { "检索".to_string() } else { format!("{} 的检索结果", p.q) };
-    Ok(Html(page(&title, "search", &body)).into_response())
+    Ok(body)
 }
 
 impl PageParams {

@@ -33,6 +33,8 @@ pub struct Filters {
     pub fiscal_funded: Option<bool>,
     pub origin: Option<String>,
     pub reg_no: Option<String>,
+    /// Only the records version `.1` of package `.0` froze (科技成果包).
+    pub package: Option<(String, i64)>,
 }
 
 /// The order of a listing.
@@ -312,6 +314,9 @@ pub(super) fn filter_sql_with(f: &Filters, view: View, store: bool) -> Where {
     }
     if let Some(r) = &f.reg_no {
         w.and("d.reg_no = ?", [text(&r.trim().to_ascii_uppercase())]);
+    }
+    if let Some((slug, version)) = &f.package {
+        w.and("d.reg_no IN (SELECT reg_no FROM st.package_members WHERE slug = ? AND version = ?)", [text(slug), int(*version)]);
     }
     w
 }

@@ -12,16 +12,19 @@
 //!
 //! Rooms: `schema` (the file, its tables, the store attached), `indexer` (the writer
 //! and its thread), `listing` (views, filters, pages, totals), `stats` (counts by a
-//! dimension), `export` (every match, streamed).
+//! dimension), `export` (every match, streamed), `packages` (what a 科技成果包's
+//! selection holds; a version's members, shown or gone).
 
 mod export;
 mod indexer;
 mod listing;
+mod packages;
 mod schema;
 mod stats;
 
 pub use indexer::*;
 pub use listing::*;
+pub use packages::*;
 use schema::*;
 
 use super::error::{bail, Context, Result, StoreError};
