@@ -77,6 +77,9 @@ pub struct ConfigFile {
     /// the office reviews them. Default: off. Not at the national node.
     #[serde(default)]
     pub registration: Option<RegistrationSection>,
+    /// OAI-PMH 2.0 at `/oai` on the `[http]` listener (docs/open-data.md). Default: off.
+    #[serde(default)]
+    pub oai: Option<OaiSection>,
     /// The log filter (`info`, `warn`, `huijiao::inbox=debug,info`). Default: the
     /// `HUIJIAO_LOG` environment variable, else `info`. Changed by a reload (SIGHUP).
     #[serde(default)]
@@ -89,6 +92,20 @@ pub struct ConfigFile {
 pub struct RegistrationSection {
     /// The registering office's name (登记机构), printed on certificates. Required.
     pub office: String,
+}
+
+/// `[oai]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OaiSection {
+    /// The repository's domain name for OAI identifiers (`oai:<this>:<reg_no>`),
+    /// e.g. `kjcg.example.gov.cn`. Required.
+    pub repository_identifier: String,
+    /// Who answers for the repository. Required.
+    pub admin_email: String,
+    /// The name Identify gives. Default: 科技成果登记目录 and the node's region.
+    #[serde(default)]
+    pub repository_name: Option<String>,
 }
 
 /// `[metrics]`.
@@ -389,6 +406,24 @@ pub struct Registration {
     pub office: String,
 }
 
+/// `[oai]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oai {
+    pub repository_identifier: String,
+    pub admin_email: String,
+    pub repository_name: Option<String>,
+}
+
+/// Whether `s` is a domain name as OAI identifiers need it (oai-identifier, v2.0):
+/// labels of letters, digits and `-`, each starting with a letter, at least two.
+fn oai_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| l.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -409,6 +444,8 @@ pub struct Config {
     pub http: Option<Http>,
     /// Online registration: the office's name, when on.
     pub registration: Option<Registration>,
+    /// OAI-PMH at `/oai`, when on.
+    pub oai: Option<Oai>,
     /// Where `/metrics` and `/healthz` listen.
     pub metrics: Option<std::net::SocketAddr>,
     pub log: Option<String>,
@@ -551,6 +588,22 @@ impl Config {
             }
             Some(r) => Some(Registration { office: r.office.trim().to_string() }),
         };
+        let oai = match &file.oai {
+            None => None,
+            Some(_) if http.is_none() => bail!("section `[oai]` needs `[http]`: harvesters reach /oai there"),
+            Some(o) if !oai_domain(o.repository_identifier.trim()) => bail!(
+                "key `oai.repository_identifier`: `{}` is not a domain name like kjcg.example.gov.cn (OAI identifiers are oai:<it>:<reg_no>)",
+                o.repository_identifier
+            ),
+            Some(o) if !o.admin_email.contains('@') || o.admin_email.trim().contains(char::is_whitespace) => {
+                bail!("key `oai.admin_email`: `{}` is not an e-mail address", o.admin_email)
+            }
+            Some(o) => Some(Oai {
+                repository_identifier: o.repository_identifier.trim().to_string(),
+                admin_email: o.admin_email.trim().to_string(),
+                repository_name: o.repository_name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
+            }),
+        };
         if file.sync.batch_changes == 0 || file.sync.batch_kib == 0 || file.sync.window == 0 {
             bail!("section `[sync]`: batch_changes, batch_kib and window must be at least 1");
         }
@@ -562,6 +615,7 @@ impl Config {
             index: file.catalogue.index,
             http,
             registration,
+            oai,
             metrics: file
                 .metrics
                 .as_ref()
@@ -636,6 +690,23 @@ mod tests {
         assert_eq!(c.registration, Some(Registration { office: "武汉市科学技术局".into() }));
         assert_eq!(c.http.unwrap().public_url.as_deref(), Some("https://kjcg.example.gov.cn"), "no trailing slash");
         assert!(with("420100", "").unwrap().registration.is_none(), "off by default");
+    }
+
+    #[test]
+    fn oai_needs_http_a_domain_and_an_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.toml");
+        let with = |http: bool, oai: &str| {
+            let h = if http { "[http]\naddress = \"127.0.0.1:0\"\n" } else { "" };
+            std::fs::write(&p, format!("node_id = \"000000\"\ndata_dir = \"d\"\nstandalone = true\n{h}[oai]\n{oai}")).unwrap();
+            Config::load(&p).map_err(|e| format!("{e:#}"))
+        };
+        let ok = "repository_identifier = \"kjcg.example.gov.cn\"\nadmin_email = \"oai@example.gov.cn\"\n";
+        assert!(with(false, ok).unwrap_err().contains("needs `[http]`"));
+        assert!(with(true, "repository_identifier = \"kjcg\"\nadmin_email = \"a@b.cn\"\n").unwrap_err().contains("repository_identifier"));
+        assert!(with(true, "repository_identifier = \"a.cn\"\nadmin_email = \"nobody\"\n").unwrap_err().contains("admin_email"));
+        let c = with(true, ok).unwrap().oai.unwrap();
+        assert_eq!((c.repository_identifier.as_str(), c.repository_name), ("kjcg.example.gov.cn", None));
     }
 
     #[test]

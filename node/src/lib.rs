@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod oai;
 pub mod packages;
 pub mod pki;
 pub mod publish;

@@ -514,6 +514,22 @@ pub fn record_json(r: &crate::store::StoredRecord, public: bool) -> Map<String, 
     m
 }
 
+/// `湖北省 武汉市 江岸区` for a county code.
+pub fn region_path(table: &RegionTable, code: &str) -> String {
+    let mut names = Vec::new();
+    let mut at = Some(code.to_string());
+    while let Some(c) = at {
+        match table.get(&c) {
+            Some(r) if r.level != Level::National => {
+                names.insert(0, r.name.clone());
+                at = Some(r.parent.clone());
+            }
+            _ => break,
+        }
+    }
+    names.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

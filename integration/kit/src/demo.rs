@@ -190,6 +190,12 @@ fn build_and_run<'h>(
         if node.id == ONLINE_OFFICE {
             config.extra.push_str("\n[registration]\noffice = \"武汉市科学技术局\"\n");
         }
+        if node.id == huijiao_protocol::regions::NATIONAL {
+            // Open data: OAI-PMH for harvesters at /oai.
+            config
+                .extra
+                .push_str("\n[oai]\nrepository_identifier = \"demo.huijiao.example\"\nadmin_email = \"oai@demo.huijiao.example\"\n");
+        }
         let text = format!("# Written by huijiao demo.\n{}", config.toml());
         std::fs::write(node.dir.config(), text).with_context(|| format!("cannot write {}", node.dir.config().display()))?;
         let mut child = fleet::spawn(&exe, &node.dir, &[])?;
@@ -521,6 +527,7 @@ fn print_keep_help(root: &Path, nodes: &[Node]) {
         println!("  the public catalogue   http://{api}/   (search 水稻, 识别 or 芯片)");
         println!("  the operators' view    http://{api}/admin   (token: the line in {})", token.display());
         println!("  科技成果包              http://{api}/packages   (feed: http://{api}/packages.atom)");
+        println!("  OAI-PMH for harvesters http://{api}/oai?verb=Identify");
     }
     let office = NodeDir::new(root, ONLINE_OFFICE);
     if let Some(api) = office.http_address() {

@@ -9,10 +9,12 @@
 //! a few chunks in memory and stops when the client goes away.
 //!
 //! Rooms: `state` (what the handlers share, `ApiError`), `api` (the JSON handlers),
-//! `registration` (online registration, spec §6.4), `packages` (科技成果包);
+//! `registration` (online registration, spec §6.4), `packages` (科技成果包), `oai`
+//! (OAI-PMH);
 //! the pages are `crate::web`. This module mounts both and serves them.
 
 mod api;
+mod oai;
 pub(crate) mod packages;
 pub(crate) mod registration;
 pub(crate) mod state;
@@ -48,6 +50,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/api/v1/operator/export", get(operator_export))
         .merge(registration::routes())
         .merge(packages::routes())
+        .merge(oai::routes())
         .merge(crate::web::routes())
         .fallback(|uri: axum::http::Uri| async move {
             if uri.path().starts_with("/api/") {

@@ -411,3 +411,40 @@ fn totals_under_ten_thousand_are_exact_and_do_not_depend_on_load() {
         }
     });
 }
+
+#[test]
+fn oai_stamps_move_only_when_the_public_view_does_and_survive_a_rebuild() {
+    let mut f = Fixture::new();
+    let mut internal = rec(2, "内部成果", "内部");
+    internal.secret = Secret::Internal;
+    f.add(vec![Row::Upsert(rec(1, "公开成果", "简介")), Row::Upsert(internal.clone())]);
+    let cat = f.index();
+    let scope = OaiScope::default();
+    let items = cat.oai_page(&scope, None, 10, TODAY).unwrap();
+    assert_eq!(items.len(), 1, "a record never public is never listed, not even as a deletion");
+    assert!(items[0].record.is_some());
+    let first = items[0].stamp;
+    assert_eq!(cat.oai_count(&scope).unwrap(), Some(1));
+    // A private field changes: the public view did not; the stamp stays.
+    let mut phone = rec(1, "公开成果", "简介");
+    phone.phone = Some("027-12345678".into());
+    f.add(vec![Row::Upsert(phone)]);
+    let cat = f.index();
+    assert_eq!(cat.oai_get(&items[0].reg_no, TODAY).unwrap().unwrap().stamp, first);
+    // A rebuild keeps it, and the record stays listed.
+    let mut ix = Indexer::open(f.dir.path()).unwrap();
+    ix.rebuild().unwrap();
+    let cat = Catalogue::open(f.dir.path()).unwrap();
+    assert_eq!(cat.oai_page(&scope, None, 10, TODAY).unwrap().len(), 1);
+    // Made 内部: a deletion, with nothing of the record.
+    let mut hidden = rec(1, "公开成果", "简介");
+    hidden.secret = Secret::Internal;
+    f.add(vec![Row::Upsert(hidden)]);
+    let cat = f.index();
+    let gone = cat.oai_get(&items[0].reg_no, TODAY).unwrap().unwrap();
+    assert!(gone.record.is_none() && gone.stamp >= first);
+    assert!(cat.oai_get(&internal.reg_no, TODAY).unwrap().is_none());
+    // Sets: by region prefix and kind.
+    let region = OaiScope { set: Some(OaiSet::Region("44".into())), ..OaiScope::default() };
+    assert!(cat.oai_page(&region, None, 10, TODAY).unwrap().is_empty());
+}

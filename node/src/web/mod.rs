@@ -18,7 +18,7 @@ mod review;
 pub mod session;
 
 use crate::http::state::{limit, public_view, Api, ApiError};
-use crate::publish::{self, Endpoint, Group};
+use crate::publish::{self, region_path, Endpoint, Group};
 use crate::store::catalogue::{GroupBy, Listing};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -366,22 +366,6 @@ fn form(p: &PageParams, table: &RegionTable, action: &str, with_query: bool) -> 
     }
     f.push_str("</details></form>");
     f
-}
-
-/// `湖北省 武汉市 江岸区` for a county code.
-fn region_path(table: &RegionTable, code: &str) -> String {
-    let mut names = Vec::new();
-    let mut at = Some(code.to_string());
-    while let Some(c) = at {
-        match table.get(&c) {
-            Some(r) if r.level != Level::National => {
-                names.insert(0, r.name.clone());
-                at = Some(r.parent.clone());
-            }
-            _ => break,
-        }
-    }
-    names.join(" ")
 }
 
 fn text_of(v: &Value) -> String {

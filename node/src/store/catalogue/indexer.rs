@@ -78,6 +78,7 @@ impl Indexer {
         conn.execute_batch(SCHEMA)?;
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1)", [SCHEMA_VERSION])?;
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('cursor', '0')", [])?;
+        oai::backfill(&conn)?;
         attach_store(&conn, data_dir)?;
         Ok(Indexer { conn, data_dir: data_dir.to_path_buf() })
     }
@@ -220,6 +221,7 @@ pub(super) fn rebuild_step(tx: &rusqlite::Transaction<'_>, upto: i64, max: usize
     if n < max {
         set_meta(tx, "cursor", &upto.to_string())?;
         tx.execute("DELETE FROM meta WHERE key IN ('rebuild_upto', 'rebuild_pos')", [])?;
+        oai::rebuilt(tx)?;
     } else {
         set_meta(tx, "rebuild_pos", &at.to_string())?;
     }
@@ -274,6 +276,7 @@ pub(super) fn withdraw_doc(tx: &rusqlite::Transaction<'_>, reg_no: &str) -> Resu
     count_doc(tx, reg_no, -1)?;
     tx.prepare_cached("UPDATE docs SET withdrawn = 1, state = ?2 WHERE reg_no = ?1")?.execute(params![reg_no, STATE_WITHDRAWN])?;
     count_doc(tx, reg_no, 1)?;
+    oai::note(tx, reg_no, "", "", None)?;
     Ok(())
 }
 
@@ -288,6 +291,16 @@ pub(super) fn sweep_embargoes(tx: &rusqlite::Transaction<'_>) -> Result<usize> {
         count_doc(tx, reg_no, -1)?;
         tx.prepare_cached("UPDATE docs SET state = ?2 WHERE reg_no = ?1")?.execute(params![reg_no, STATE_PUBLIC])?;
         count_doc(tx, reg_no, 1)?;
+        // Public from today: harvesters see it appear now.
+        let body: Option<String> = tx
+            .prepare_cached("SELECT b.body FROM st.records r JOIN st.changes b ON b.seq = r.body_seq WHERE r.reg_no = ?1")?
+            .query_row([reg_no], |r| r.get(0))
+            .optional()?
+            .flatten();
+        if let Some(body) = body {
+            let rec = Record::from_json(body.as_bytes()).with_context(|| format!("corrupt body of {reg_no}"))?;
+            oai::note(tx, reg_no, &rec.region, rec.kind.zh(), Some(&oai::public_digest(&rec)))?;
+        }
     }
     Ok(due.len())
 }
@@ -345,6 +358,8 @@ pub(super) fn index_record(tx: &rusqlite::Transaction<'_>, r: &Record, origin: &
     people.extend(r.persons.iter().map(String::as_str));
     let keywords = format!("{} {}", r.keywords.join(" "), r.reg_no);
     count_doc(tx, &r.reg_no, 1)?;
+    let digest = (c.state == STATE_PUBLIC).then(|| oai::public_digest(r));
+    oai::note(tx, &r.reg_no, &r.region, r.kind.zh(), digest.as_deref())?;
     tx.prepare_cached("INSERT INTO fts (rowid, title, keywords, people, abstract) VALUES (?1, ?2, ?3, ?4, ?5)")?.execute(params![
         id,
         search::index_text(&r.title),

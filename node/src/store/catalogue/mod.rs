@@ -13,17 +13,20 @@
 //! Rooms: `schema` (the file, its tables, the store attached), `indexer` (the writer
 //! and its thread), `listing` (views, filters, pages, totals), `stats` (counts by a
 //! dimension), `export` (every match, streamed), `packages` (what a 科技成果包's
-//! selection holds; a version's members, shown or gone).
+//! selection holds; a version's members, shown or gone), `oai` (when each record last
+//! changed in the public view, for OAI-PMH).
 
 mod export;
 mod indexer;
 mod listing;
+mod oai;
 mod packages;
 mod schema;
 mod stats;
 
 pub use indexer::*;
 pub use listing::*;
+pub use oai::{OaiItem, OaiScope, OaiSet};
 pub use packages::*;
 use schema::*;
 

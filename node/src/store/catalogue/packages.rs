@@ -126,3 +126,39 @@ impl Catalogue {
         Ok(v)
     }
 }
+
+/// A package's latest version, as OAI-PMH offers it as a set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageSet {
+    pub slug: String,
+    pub title: String,
+    pub version: i64,
+}
+
+impl Catalogue {
+    /// Every published package with its latest version.
+    pub fn package_sets(&self) -> Result<Vec<PackageSet>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT v.slug, v.title, v.version FROM st.package_versions v
+             WHERE v.version = (SELECT max(version) FROM st.package_versions w WHERE w.slug = v.slug) ORDER BY v.slug",
+        )?;
+        let v = st
+            .query_map([], |r| Ok(PackageSet { slug: r.get(0)?, title: r.get(1)?, version: r.get(2)? }))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(v)
+    }
+
+    /// Which of `sets` hold each of `reg_nos` (in their latest versions).
+    pub fn package_sets_of(&self, sets: &[PackageSet], reg_nos: &[&str]) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        let mut st = self.conn.prepare_cached("SELECT 1 FROM st.package_members WHERE slug = ?1 AND version = ?2 AND reg_no = ?3")?;
+        for s in sets {
+            for r in reg_nos {
+                if st.exists(params![s.slug, s.version, r])? {
+                    out.entry(r.to_string()).or_default().push(s.slug.clone());
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -41,6 +41,17 @@ pub(super) const SCHEMA: &str = "
         n      INTEGER NOT NULL,
         PRIMARY KEY (dim, region, year, state, key)
     ) WITHOUT ROWID;
+    -- OAI-PMH: every record that was ever public, when its public view last changed
+    -- (seconds) and whether it is still shown; kept through a reindex.
+    CREATE TABLE IF NOT EXISTS oai (
+        reg_no TEXT PRIMARY KEY,
+        stamp  INTEGER NOT NULL,
+        public INTEGER NOT NULL,          -- 1 shown, 0 deleted
+        hash   TEXT,                      -- digest of its public view (NULL: unknown)
+        region TEXT NOT NULL,
+        kind   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS oai_stamp ON oai (stamp, reg_no);
     CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
         title, keywords, people, abstract,
         content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 0'
