@@ -17,6 +17,7 @@
 
 pub mod bench;
 pub mod bench_catalogue;
+pub mod bench_mirror;
 pub mod faults;
 pub mod scenarios;
 pub mod webdriver;

@@ -10,7 +10,7 @@ fn every_scenario_runs_in_smoke_size() {
     assert!(run.status.success(), "bench failed:\n{}\n{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("results.json")).unwrap()).unwrap();
     let rows = results["results"].as_array().unwrap();
-    for scenario in ["ingest", "sync", "catchup", "latency", "fanin", "idle", "hostile", "catalogue"] {
+    for scenario in ["ingest", "sync", "catchup", "latency", "fanin", "idle", "hostile", "catalogue", "mirror"] {
         let mine: Vec<_> = rows.iter().filter(|r| r["scenario"] == scenario).collect();
         assert!(!mine.is_empty(), "no result for {scenario}");
         assert!(mine.iter().all(|r| r["measured"].as_f64().is_some_and(f64::is_finite)), "{scenario}: {mine:?}");

@@ -5,6 +5,9 @@ use huijiao_protocol::RegionTable;
 use std::borrow::Cow;
 use std::path::Path;
 
+mod open;
+pub use open::*;
+
 /// The embedded GB/T 2260 table, or a newer one from `path`.
 pub fn load_regions(path: Option<&Path>) -> anyhow::Result<Cow<'static, RegionTable>> {
     match path {
@@ -80,32 +83,13 @@ pub struct ConfigFile {
     /// OAI-PMH 2.0 at `/oai` on the `[http]` listener (docs/open-data.md). Default: off.
     #[serde(default)]
     pub oai: Option<OaiSection>,
+    /// The PostgreSQL mirror the daemon runs (docs/open-data.md). Default: off.
+    #[serde(default)]
+    pub mirror: Option<MirrorSection>,
     /// The log filter (`info`, `warn`, `huijiao::inbox=debug,info`). Default: the
     /// `HUIJIAO_LOG` environment variable, else `info`. Changed by a reload (SIGHUP).
     #[serde(default)]
     pub log: Option<String>,
-}
-
-/// `[registration]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistrationSection {
-    /// The registering office's name (登记机构), printed on certificates. Required.
-    pub office: String,
-}
-
-/// `[oai]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OaiSection {
-    /// The repository's domain name for OAI identifiers (`oai:<this>:<reg_no>`),
-    /// e.g. `kjcg.example.gov.cn`. Required.
-    pub repository_identifier: String,
-    /// Who answers for the repository. Required.
-    pub admin_email: String,
-    /// The name Identify gives. Default: 科技成果登记目录 and the node's region.
-    #[serde(default)]
-    pub repository_name: Option<String>,
 }
 
 /// `[metrics]`.
@@ -400,30 +384,6 @@ pub struct InboxDir {
     pub rejected: PathBuf,
 }
 
-/// `[registration]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Registration {
-    pub office: String,
-}
-
-/// `[oai]`, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Oai {
-    pub repository_identifier: String,
-    pub admin_email: String,
-    pub repository_name: Option<String>,
-}
-
-/// Whether `s` is a domain name as OAI identifiers need it (oai-identifier, v2.0):
-/// labels of letters, digits and `-`, each starting with a letter, at least two.
-fn oai_domain(s: &str) -> bool {
-    let labels: Vec<&str> = s.split('.').collect();
-    labels.len() >= 2
-        && labels
-            .iter()
-            .all(|l| l.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-}
-
 /// The validated runtime configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -446,6 +406,8 @@ pub struct Config {
     pub registration: Option<Registration>,
     /// OAI-PMH at `/oai`, when on.
     pub oai: Option<Oai>,
+    /// The PostgreSQL mirror the daemon runs, when on.
+    pub mirror: Option<Mirror>,
     /// Where `/metrics` and `/healthz` listen.
     pub metrics: Option<std::net::SocketAddr>,
     pub log: Option<String>,
@@ -577,33 +539,9 @@ impl Config {
                 })
             })
             .transpose()?;
-        let registration = match &file.registration {
-            None => None,
-            Some(_) if file.node_id == huijiao_protocol::regions::NATIONAL => {
-                bail!("section `[registration]`: the national node takes no online registrations (spec §6); units register at their office's node")
-            }
-            Some(_) if http.is_none() => bail!("section `[registration]` needs `[http]`: units and reviewers reach it there"),
-            Some(r) if r.office.trim().is_empty() || r.office.chars().count() > 100 => {
-                bail!("key `registration.office`: the registering office's name, 1 to 100 characters")
-            }
-            Some(r) => Some(Registration { office: r.office.trim().to_string() }),
-        };
-        let oai = match &file.oai {
-            None => None,
-            Some(_) if http.is_none() => bail!("section `[oai]` needs `[http]`: harvesters reach /oai there"),
-            Some(o) if !oai_domain(o.repository_identifier.trim()) => bail!(
-                "key `oai.repository_identifier`: `{}` is not a domain name like kjcg.example.gov.cn (OAI identifiers are oai:<it>:<reg_no>)",
-                o.repository_identifier
-            ),
-            Some(o) if !o.admin_email.contains('@') || o.admin_email.trim().contains(char::is_whitespace) => {
-                bail!("key `oai.admin_email`: `{}` is not an e-mail address", o.admin_email)
-            }
-            Some(o) => Some(Oai {
-                repository_identifier: o.repository_identifier.trim().to_string(),
-                admin_email: o.admin_email.trim().to_string(),
-                repository_name: o.repository_name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string),
-            }),
-        };
+        let registration = open::registration(&file, http.is_some())?;
+        let oai = open::oai(&file, http.is_some())?;
+        let mirror = open::mirror(&file, &abs)?;
         if file.sync.batch_changes == 0 || file.sync.batch_kib == 0 || file.sync.window == 0 {
             bail!("section `[sync]`: batch_changes, batch_kib and window must be at least 1");
         }
@@ -616,6 +554,7 @@ impl Config {
             http,
             registration,
             oai,
+            mirror,
             metrics: file
                 .metrics
                 .as_ref()
@@ -661,72 +600,5 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_name_the_file_and_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("bad.toml");
-        std::fs::write(&p, "node_id = \"420102\"\ndata_dir = \"d\"\n[inbox]\npath = [\"x\"]\n").unwrap();
-        let e = format!("{:#}", Config::load(&p).unwrap_err());
-        assert!(e.contains("bad.toml") && e.contains("path") && e.contains("line 4"), "{e}");
-        std::fs::write(&p, "node_id = \"420199\"\ndata_dir = \"d\"\n").unwrap();
-        let e = format!("{:#}", Config::load(&p).unwrap_err());
-        assert!(e.contains("bad.toml") && e.contains("node_id"), "{e}");
-    }
-
-    #[test]
-    fn online_registration_is_for_offices_below_the_national_node() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("n.toml");
-        let with = |node: &str, extra: &str| {
-            std::fs::write(&p, format!("node_id = \"{node}\"\ndata_dir = \"d\"\nstandalone = true\n[http]\naddress = \"127.0.0.1:0\"\npublic_url = \"https://kjcg.example.gov.cn/\"\n{extra}")).unwrap();
-            Config::load(&p)
-        };
-        let e = format!("{:#}", with("000000", "[registration]\noffice = \"科学技术部\"\n").unwrap_err());
-        assert!(e.contains("[registration]") && e.contains("national"), "{e}");
-        let c = with("420100", "[registration]\noffice = \" 武汉市科学技术局 \"\n").unwrap();
-        assert_eq!(c.registration, Some(Registration { office: "武汉市科学技术局".into() }));
-        assert_eq!(c.http.unwrap().public_url.as_deref(), Some("https://kjcg.example.gov.cn"), "no trailing slash");
-        assert!(with("420100", "").unwrap().registration.is_none(), "off by default");
-    }
-
-    #[test]
-    fn oai_needs_http_a_domain_and_an_address() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("n.toml");
-        let with = |http: bool, oai: &str| {
-            let h = if http { "[http]\naddress = \"127.0.0.1:0\"\n" } else { "" };
-            std::fs::write(&p, format!("node_id = \"000000\"\ndata_dir = \"d\"\nstandalone = true\n{h}[oai]\n{oai}")).unwrap();
-            Config::load(&p).map_err(|e| format!("{e:#}"))
-        };
-        let ok = "repository_identifier = \"kjcg.example.gov.cn\"\nadmin_email = \"oai@example.gov.cn\"\n";
-        assert!(with(false, ok).unwrap_err().contains("needs `[http]`"));
-        assert!(with(true, "repository_identifier = \"kjcg\"\nadmin_email = \"a@b.cn\"\n").unwrap_err().contains("repository_identifier"));
-        assert!(with(true, "repository_identifier = \"a.cn\"\nadmin_email = \"nobody\"\n").unwrap_err().contains("admin_email"));
-        let c = with(true, ok).unwrap().oai.unwrap();
-        assert_eq!((c.repository_identifier.as_str(), c.repository_name), ("kjcg.example.gov.cn", None));
-    }
-
-    #[test]
-    fn relative_paths_and_default_folders() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("n.toml");
-        std::fs::write(&p, "node_id = \"420102\"\ndata_dir = \"data\"\n[inbox]\npaths = [\"drop/inbox\"]\nsettle_ms = 250\n").unwrap();
-        let e = format!("{:#}", Config::load(&p).unwrap_err());
-        assert!(e.contains("[parent]") && e.contains("420100"), "a county without a parent is refused: {e}");
-        std::fs::write(
-            &p,
-            "node_id = \"420102\"\ndata_dir = \"data\"\nstandalone = true\n[inbox]\npaths = [\"drop/inbox\"]\nsettle_ms = 250\n",
-        )
-        .unwrap();
-        let c = Config::load(&p).unwrap();
-        assert_eq!(c.data_dir, dir.path().join("data"));
-        assert_eq!(c.inboxes[0].path, dir.path().join("drop/inbox"));
-        assert_eq!(c.inboxes[0].processed, dir.path().join("drop/processed"));
-        assert_eq!(c.inboxes[0].rejected, dir.path().join("drop/rejected"));
-        assert_eq!(c.settle, Duration::from_millis(250));
-        assert_eq!(c.max_file_size, 256 * 1024 * 1024);
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -161,6 +161,14 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     if let Some((api, listener)) = http {
         tasks.spawn(crate::http::serve(api, listener, shutdown.child_token()));
     }
+    if let Some(m) = &cfg.mirror {
+        // An unreadable URL file stops the start (a typo should not wait for a page);
+        // PostgreSQL being down does not: the mirror retries and `status` says so.
+        let opts = crate::mirror::Options { url: m.url()?, schema: m.schema.clone(), view: m.view, once: false };
+        let (c, token) = (cfg.clone(), shutdown.child_token());
+        info!(schema = %m.schema, view = m.view.as_str(), "PostgreSQL mirror starting");
+        tasks.spawn(async move { crate::mirror::run(&c, &opts, token).await });
+    }
     let token = shutdown.clone();
     let (kept_store, kept_cfg) = (store.clone(), cfg.clone());
     let handle = tokio::spawn(async move {

@@ -25,6 +25,7 @@ pub mod inbox;
 pub mod ingest;
 pub mod logging;
 pub mod metrics;
+pub mod mirror;
 pub mod net;
 pub mod oai;
 pub mod packages;

@@ -162,6 +162,25 @@ pub fn render(cfg: &Config) -> anyhow::Result<String> {
         let age = q.oldest_submitted_at.map_or(0.0, |t| ((now - t).max(0) as f64) / 1000.0);
         gauge(&mut registry, "review_queue_oldest_age_seconds", "Seconds the oldest submission has waited for review (0: none)", age);
     }
+    let mirrors = crate::mirror::statuses(&cfg.data_dir);
+    if !mirrors.is_empty() {
+        let lag: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
+        let failing: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
+        let ok_age: Family<Labels, Gauge<f64, AtomicU64>> = Family::default();
+        for m in &mirrors {
+            let l = label("schema", &m.schema);
+            lag.get_or_create(&l).set((s.last_seq - m.cursor).max(0) as f64);
+            failing.get_or_create(&l).set(f64::from(u8::from(m.error.is_some())));
+            ok_age.get_or_create(&l).set(m.ok_at.map_or(-1.0, |t| ((now - t).max(0) as f64) / 1000.0));
+        }
+        registry.register("mirror_lag_changes", "Changes of this node's log not yet in the PostgreSQL mirror", lag);
+        registry.register("mirror_failing", "1 while the PostgreSQL mirror's last attempt failed", failing);
+        registry.register(
+            "mirror_last_ok_age_seconds",
+            "Seconds since the mirror last committed or found nothing to do (-1: never)",
+            ok_age,
+        );
+    }
     let db = cfg.db_path();
     gauge(&mut registry, "store_bytes", "Size of the store file", file_size(&db));
     gauge(

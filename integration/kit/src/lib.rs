@@ -10,6 +10,7 @@
 //! - [`audit`]: the Jepsen-style check of a federation run (lost, stale, duplicated).
 //! - [`online`]: the demo's units registering online through a node's API.
 //! - [`packages`]: the demo's 科技成果包 published at the national node through its API.
+//! - [`postgres`]: a private PostgreSQL cluster (tests and benchmarks of the mirror).
 //! - [`synth`]: deterministic synthetic submissions (demo, tests, benchmarks).
 //! - [`hostile`]: hostile submissions (tests, benchmarks).
 //! - [`xlsx_writer`]: minimal XLSX and XLS writers for the demo and tests.
@@ -20,5 +21,6 @@ pub mod fleet;
 pub mod hostile;
 pub mod online;
 pub mod packages;
+pub mod postgres;
 pub mod synth;
 pub mod xlsx_writer;

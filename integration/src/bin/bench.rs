@@ -31,7 +31,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some(i) => std::path::PathBuf::from(args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--out needs a folder"))?),
         None => std::path::PathBuf::from("bench-results"),
     };
-    let all = ["ingest", "sync", "bighop", "latency", "fanin", "idle", "hostile", "catalogue"];
+    let all = ["ingest", "sync", "bighop", "latency", "fanin", "idle", "hostile", "catalogue", "mirror"];
     let mut wanted: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--") && Some(*a) != out.to_str()).collect();
     if wanted.is_empty() || wanted.contains(&"all") {
         wanted = all.to_vec();
@@ -59,6 +59,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 "fanin" => bench::fanin(size).await,
                 "hostile" => bench::hostile(size, root.path()).await,
                 "catalogue" => integration::bench_catalogue::catalogue(size, root.path()).await,
+                "mirror" => integration::bench_mirror::mirror(size, root.path()).await,
                 _ => bench::idle(size).await,
             }
         })?;

@@ -138,6 +138,24 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Follow this node's change log into PostgreSQL (docs/open-data.md) until SIGTERM
+    /// or Ctrl-C; with `--once`, exit when caught up. One mirror per schema.
+    Mirror {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// `postgresql://user:password@host:5432/db` (default: `[mirror] postgres_url_file`).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// The PostgreSQL schema (default: `[mirror] schema`, else `huijiao`).
+        #[arg(long, value_name = "NAME")]
+        schema: Option<String>,
+        /// `operator` (every record and field, the change history) or `public`.
+        #[arg(long, value_name = "VIEW")]
+        view: Option<String>,
+        /// Exit when caught up.
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -481,6 +499,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Query(a) => query(*a),
+        Command::Mirror { config, postgres, schema, view, once } => mirror(&config, postgres, schema, view, once),
         Command::Reindex { config } => {
             let cfg = huijiao::config::Config::load(&config)?;
             let n = huijiao::commands::query::reindex(&cfg.data_dir, &mut std::io::stderr())?;
@@ -488,6 +507,49 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `huijiao mirror`: the options from the flags, else from `[mirror]`.
+fn mirror(
+    config: &std::path::Path,
+    postgres: Option<String>,
+    schema: Option<String>,
+    view: Option<String>,
+    once: bool,
+) -> anyhow::Result<i32> {
+    let cfg = huijiao::config::Config::load(config)?;
+    let section = cfg.mirror.clone();
+    let url = match (postgres, &section) {
+        (Some(u), _) => u,
+        (None, Some(m)) => m.url()?,
+        (None, None) => anyhow::bail!("no PostgreSQL given: --postgres URL, or a [mirror] section with postgres_url_file"),
+    };
+    let schema = schema.or_else(|| section.as_ref().map(|m| m.schema.clone())).unwrap_or_else(|| "huijiao".into());
+    anyhow::ensure!(huijiao::mirror::pg::schema_ok(&schema), "--schema: `{schema}` is not 1 to 63 of a–z, 0–9 and _");
+    let view = match view {
+        Some(v) => huijiao::mirror::View::parse(&v).with_context(|| format!("--view: `{v}` is not operator or public"))?,
+        None => section.as_ref().map_or(huijiao::mirror::View::Operator, |m| m.view),
+    };
+    let opts = huijiao::mirror::Options { url, schema: schema.clone(), view, once };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the runtime")?;
+    rt.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            s.cancel();
+        });
+        huijiao::mirror::run(&cfg, &opts, stop).await
+    })?;
+    let st = huijiao::mirror::statuses(&cfg.data_dir).into_iter().find(|s| s.schema == schema);
+    if let Some(st) = st {
+        println!("mirror {schema} ({}): at change {} of {}", view.as_str(), st.cursor, st.last_seq);
+    }
+    Ok(0)
 }
 
 fn query(a: QueryArgs) -> anyhow::Result<i32> {

@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub store_bytes: u64,
     /// Online registration's review queue, where it is on.
     pub review: Option<crate::store::registration::Queue>,
+    /// What each PostgreSQL mirror last reported.
+    pub mirrors: Vec<crate::mirror::MirrorStatus>,
 }
 
 impl Snapshot {
@@ -104,6 +106,7 @@ impl Snapshot {
             subtree,
             conflict_notes: reader.conflict_notes()?,
             review: cfg.registration.as_ref().map(|_| reader.review_queue()).transpose()?,
+            mirrors: crate::mirror::statuses(&cfg.data_dir),
             store_bytes: std::fs::metadata(cfg.db_path()).map(|m| m.len()).unwrap_or(0)
                 + std::fs::metadata(format!("{}-wal", cfg.db_path().display())).map(|m| m.len()).unwrap_or(0),
         })
@@ -135,6 +138,7 @@ impl Snapshot {
         v["recovered"] = self.recovered.clone().unwrap_or_default();
         v["files_unfinished"] = self.unfinished.into();
         v["review"] = serde_json::to_value(self.review)?;
+        v["mirrors"] = serde_json::to_value(&self.mirrors)?;
         v["disk_full"] = (!self.full_disks().is_empty()).into();
         v["daemon"] = serde_json::to_value(&self.daemon)?;
         v["subtree"] = serde_json::to_value(&self.subtree)?;
@@ -194,6 +198,14 @@ pub fn run(cfg: &Config, json: bool, out: &mut dyn Write) -> anyhow::Result<()> 
     if let Some(q) = &snap.review {
         let oldest = q.oldest_submitted_at.map(|t| format!(", the oldest waiting {}", crate::health::age(now - t))).unwrap_or_default();
         writeln!(out, "review queue    {} submission(s) waiting for review{oldest}", q.waiting)?;
+    }
+    for m in &snap.mirrors {
+        let behind = (s.last_seq - m.cursor).max(0);
+        let state = match (&m.error, m.failing_since) {
+            (Some(e), Some(since)) => format!("FAILING for {}: {e}", crate::health::age(now - since)),
+            _ => format!("ok {} ago", m.ok_at.map_or("never".into(), |t| crate::health::age(now - t))),
+        };
+        writeln!(out, "mirror          {} ({} view): at change {}, {behind} behind; {state}", m.schema, m.view, m.cursor)?;
     }
     if let Some(me) = snap.subtree.first() {
         if let Some(exp) = me.cert_expires_at {

@@ -13,6 +13,7 @@ pub mod backup;
 pub mod catalogue;
 mod error;
 mod ingest;
+pub mod mirror;
 pub mod packages;
 mod query;
 pub mod registration;

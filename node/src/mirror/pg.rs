@@ -1,0 +1,343 @@
+//! The mirror's side in PostgreSQL: its schema (records by `reg_no` with a typed
+//! column per spec key, the change history, the mirror's own row with its cursor),
+//! one lock per schema, and a batch applied in one transaction — new rows by COPY,
+//! changed ones by COPY into a staging table and one upsert, the history by COPY, the
+//! cursor with them — so a kill of either side, or PostgreSQL restarting, loses and
+//! repeats nothing.
+
+use super::{shows, View};
+use crate::store::mirror::LogChange;
+use crate::store::StoredRecord;
+use anyhow::Context;
+use axum::body::Bytes;
+use futures_util::SinkExt;
+use serde_json::{Map, Value};
+use tokio_postgres::Client;
+
+/// The typed columns of `records`, after `reg_no, version, withdrawn, origin`: each
+/// spec key and its PostgreSQL type.
+const FIELDS: [(&str, &str); 25] = [
+    ("title", "text"),
+    ("kind", "text"),
+    ("region", "text"),
+    ("reg_date", "date"),
+    ("first_unit", "text"),
+    ("units", "text[]"),
+    ("persons", "text[]"),
+    ("keywords", "text[]"),
+    ("discipline", "text"),
+    ("industry", "text"),
+    ("stage", "text"),
+    ("level", "text"),
+    ("trl", "integer"),
+    ("task_source", "text"),
+    ("plan_no", "text"),
+    ("fiscal_funded", "boolean"),
+    ("ip", "text[]"),
+    ("transfer", "text"),
+    ("abstract", "text"),
+    ("funding", "numeric"),
+    ("benefit", "numeric"),
+    ("contact", "text"),
+    ("phone", "text"),
+    ("secret", "text"),
+    ("embargo_until", "date"),
+];
+
+pub use crate::config::schema_ok;
+
+/// The DDL of a mirror's schema (idempotent).
+fn ddl(s: &str) -> String {
+    let cols: Vec<String> = FIELDS.iter().map(|(k, t)| format!("{k} {t}")).collect();
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.records (
+             reg_no text PRIMARY KEY, version bigint NOT NULL, withdrawn boolean NOT NULL, origin text NOT NULL,
+             {}, record jsonb NOT NULL, provenance jsonb NOT NULL, updated_at timestamptz NOT NULL);
+         CREATE INDEX IF NOT EXISTS records_region_date ON {s}.records (region, reg_date);
+         CREATE INDEX IF NOT EXISTS records_date ON {s}.records (reg_date);
+         CREATE INDEX IF NOT EXISTS records_industry ON {s}.records (industry);
+         CREATE TABLE IF NOT EXISTS {s}.changes (
+             seq bigint PRIMARY KEY, reg_no text NOT NULL, version bigint NOT NULL, op text NOT NULL,
+             origin text NOT NULL, region text NOT NULL, accepted_at timestamptz NOT NULL, hops jsonb NOT NULL);
+         CREATE INDEX IF NOT EXISTS changes_reg_no ON {s}.changes (reg_no, seq);
+         CREATE TABLE IF NOT EXISTS {s}.mirror (
+             id integer PRIMARY KEY CHECK (id = 1), node_id text NOT NULL, view text NOT NULL, log_id text NOT NULL,
+             cursor bigint NOT NULL, swept date, updated_at timestamptz NOT NULL);",
+        cols.join(", ")
+    )
+}
+
+/// A connected mirror holding its schema's lock.
+pub struct Pg {
+    pub client: Client,
+    schema: String,
+    view: View,
+}
+
+/// Where the mirror stands in PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub log_id: String,
+    pub cursor: i64,
+    pub swept: Option<String>,
+}
+
+/// Connects to `url` (a `postgresql://` URL or `key=value` pairs), without TLS.
+pub async fn connect(url: &str) -> anyhow::Result<Client> {
+    let config: tokio_postgres::Config = url.parse().context("not a PostgreSQL connection URL")?;
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.context("cannot connect to PostgreSQL")?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("the PostgreSQL connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+impl Pg {
+    /// Takes the schema's lock (one mirror per schema), creates what is missing and
+    /// checks that the schema mirrors this node in this view.
+    pub async fn prepare(client: Client, schema: &str, view: View, node_id: &str) -> anyhow::Result<Pg> {
+        anyhow::ensure!(schema_ok(schema), "schema `{schema}`: 1 to 63 of a–z, 0–9 and _, not starting with a digit");
+        let locked: bool =
+            client.query_one("SELECT pg_try_advisory_lock(hashtext('huijiao-mirror:' || $1::text))", &[&schema]).await?.get(0);
+        anyhow::ensure!(locked, "another mirror is following schema `{schema}` (one mirror per schema)");
+        client.batch_execute(&ddl(schema)).await.with_context(|| format!("cannot create schema `{schema}`"))?;
+        client
+            .execute(
+                &format!("INSERT INTO {schema}.mirror (id, node_id, view, log_id, cursor, updated_at) VALUES (1, $1, $2, '', 0, now()) ON CONFLICT (id) DO NOTHING"),
+                &[&node_id, &view.as_str()],
+            )
+            .await?;
+        let row = client.query_one(&format!("SELECT node_id, view FROM {schema}.mirror WHERE id = 1"), &[]).await?;
+        let (node, held): (String, String) = (row.get(0), row.get(1));
+        anyhow::ensure!(node == node_id, "schema `{schema}` mirrors node {node}, not {node_id}: give this node a schema of its own");
+        anyhow::ensure!(
+            held == view.as_str(),
+            "schema `{schema}` holds the {held} view; this mirror is configured for the {} view: use another schema",
+            view.as_str()
+        );
+        client.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS hj_stage (LIKE {schema}.records) ON COMMIT DELETE ROWS")).await?;
+        Ok(Pg { client, schema: schema.to_string(), view })
+    }
+
+    pub async fn state(&self) -> anyhow::Result<State> {
+        let r = self.client.query_one(&format!("SELECT log_id, cursor, swept::text FROM {}.mirror WHERE id = 1", self.schema), &[]).await?;
+        Ok(State { log_id: r.get(0), cursor: r.get(1), swept: r.get(2) })
+    }
+
+    /// Applies one batch in one transaction: the records as they are now (upserted;
+    /// in the public view, those not public removed), the changes (operator view),
+    /// and the cursor. `reset` empties the tables first (a new log in the store).
+    pub async fn apply(&mut self, b: &Batch) -> anyhow::Result<()> {
+        let s = self.schema.clone();
+        let view = self.view;
+        let tx = self.client.transaction().await?;
+        if b.reset {
+            tx.batch_execute(&format!("TRUNCATE {s}.records, {s}.changes")).await?;
+        }
+        let today = b.today;
+        let (shown, hidden): (Vec<&StoredRecord>, Vec<&StoredRecord>) = b.records.iter().partition(|r| shows(view, r, today));
+        if !shown.is_empty() {
+            // Records new to the mirror go straight in by COPY (a catch-up is almost
+            // all of them); those it holds go through the staging table and one upsert.
+            let numbers: Vec<&str> = shown.iter().map(|r| r.record.reg_no.as_str()).collect();
+            let held: std::collections::HashSet<String> = tx
+                .query(&format!("SELECT reg_no FROM {s}.records WHERE reg_no = ANY($1)"), &[&numbers])
+                .await?
+                .into_iter()
+                .map(|row| row.get(0))
+                .collect();
+            let (update, insert): (Vec<&StoredRecord>, Vec<&StoredRecord>) = shown.iter().partition(|r| held.contains(&r.record.reg_no));
+            if !insert.is_empty() {
+                let mut buf = Vec::with_capacity(insert.len() * 2048);
+                for r in &insert {
+                    record_row(&mut buf, r, view);
+                }
+                copy(tx.copy_in(&format!("COPY {s}.records FROM STDIN")).await?, buf).await?;
+            }
+            if !update.is_empty() {
+                let mut buf = Vec::with_capacity(update.len() * 2048);
+                for r in &update {
+                    record_row(&mut buf, r, view);
+                }
+                copy(tx.copy_in("COPY hj_stage FROM STDIN").await?, buf).await?;
+                let set: Vec<String> = std::iter::once("version")
+                    .chain(["withdrawn", "origin"])
+                    .chain(FIELDS.iter().map(|(k, _)| *k))
+                    .chain(["record", "provenance", "updated_at"])
+                    .map(|c| format!("{c} = EXCLUDED.{c}"))
+                    .collect();
+                tx.execute(
+                    &format!("INSERT INTO {s}.records SELECT * FROM hj_stage ON CONFLICT (reg_no) DO UPDATE SET {}", set.join(", ")),
+                    &[],
+                )
+                .await?;
+            }
+        }
+        let mut gone: Vec<&str> = hidden.iter().map(|r| r.record.reg_no.as_str()).collect();
+        gone.extend(b.missing.iter().map(String::as_str));
+        if !gone.is_empty() {
+            tx.execute(&format!("DELETE FROM {s}.records WHERE reg_no = ANY($1)"), &[&gone]).await?;
+        }
+        if view == View::Operator && !b.changes.is_empty() {
+            let mut buf = Vec::with_capacity(b.changes.len() * 200);
+            for c in &b.changes {
+                change_row(&mut buf, c);
+            }
+            let sink = tx.copy_in(&format!("COPY {s}.changes FROM STDIN")).await?;
+            copy(sink, buf).await?;
+        }
+        tx.execute(
+            &format!(
+                "UPDATE {s}.mirror SET log_id = $1, cursor = $2, swept = coalesce($3::text::date, swept), updated_at = now() WHERE id = 1"
+            ),
+            &[&b.log_id, &b.cursor, &b.swept],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Sends one COPY's data and finishes it.
+async fn copy(sink: tokio_postgres::CopyInSink<Bytes>, buf: Vec<u8>) -> anyhow::Result<()> {
+    let mut sink = std::pin::pin!(sink);
+    sink.send(Bytes::from(buf)).await?;
+    sink.as_mut().finish().await?;
+    Ok(())
+}
+
+/// One batch for [`Pg::apply`].
+#[derive(Debug)]
+pub struct Batch {
+    pub changes: Vec<LogChange>,
+    /// The records the changes touched, as the store holds them now.
+    pub records: Vec<StoredRecord>,
+    /// Touched records the store no longer has (a restored store): removed.
+    pub missing: Vec<String>,
+    pub cursor: i64,
+    pub log_id: String,
+    pub reset: bool,
+    /// The day the public view's embargo sweep reached (public view).
+    pub swept: Option<String>,
+    pub today: huijiao_protocol::Date,
+}
+
+/// COPY text: tab-separated, `\N` for NULL, `\`, tab, new line and carriage return
+/// escaped.
+fn field(buf: &mut Vec<u8>, v: Option<&str>) {
+    match v {
+        None => buf.extend_from_slice(b"\\N"),
+        Some(s) => {
+            for b in s.bytes() {
+                match b {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\t' => buf.extend_from_slice(b"\\t"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'\r' => buf.extend_from_slice(b"\\r"),
+                    _ => buf.push(b),
+                }
+            }
+        }
+    }
+}
+
+/// A PostgreSQL array literal of texts: `{"a","b"}`.
+fn array(items: &[Value]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|v| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        })
+        .collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
+/// A record's row of `records`, in the table's column order, from its JSON as the
+/// view shows it.
+fn record_row(buf: &mut Vec<u8>, r: &StoredRecord, view: View) {
+    let json: Map<String, Value> = match view {
+        View::Public => r.record.public_json(),
+        View::Operator => match serde_json::to_value(&r.record) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        },
+    };
+    let updated = crate::clock::rfc3339_china(r.updated_at);
+    let provenance = match view {
+        View::Operator => serde_json::json!({
+            "origin": r.origin, "version": r.version, "withdrawn": r.withdrawn, "updated_at": updated,
+            "hops": r.hops.iter().map(|(n, at)| serde_json::json!({"node": n, "accepted_at": crate::clock::rfc3339_china(*at), "accepted_at_ms": at})).collect::<Vec<_>>(),
+        }),
+        View::Public => serde_json::json!({"origin": r.origin, "version": r.version, "updated_at": updated}),
+    };
+    let lead = [json.get("reg_no").and_then(Value::as_str).unwrap_or_default().to_string(), r.version.to_string()];
+    field(buf, Some(&lead[0]));
+    buf.push(b'\t');
+    field(buf, Some(&lead[1]));
+    buf.push(b'\t');
+    field(buf, Some(if r.withdrawn { "t" } else { "f" }));
+    buf.push(b'\t');
+    field(buf, Some(&r.origin));
+    for (k, _) in FIELDS {
+        buf.push(b'\t');
+        let text = match json.get(k) {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) => Some(array(a)),
+            Some(Value::Bool(b)) => Some(if *b { "t".to_string() } else { "f".to_string() }),
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
+        };
+        field(buf, text.as_deref());
+    }
+    buf.push(b'\t');
+    field(buf, Some(&Value::Object(json).to_string()));
+    buf.push(b'\t');
+    field(buf, Some(&provenance.to_string()));
+    buf.push(b'\t');
+    field(buf, Some(&updated));
+    buf.push(b'\n');
+}
+
+fn change_row(buf: &mut Vec<u8>, c: &LogChange) {
+    let hops: Vec<(String, i64)> = serde_json::from_str(&c.hops).unwrap_or_default();
+    let hops = Value::Array(hops.iter().map(|(n, at)| serde_json::json!({"node": n, "accepted_at_ms": at})).collect()).to_string();
+    let cols = [
+        c.seq.to_string(),
+        c.reg_no.clone(),
+        c.version.to_string(),
+        if c.withdraw { "withdraw" } else { "upsert" }.to_string(),
+        c.origin.clone(),
+        c.region.clone(),
+        crate::clock::rfc3339_china(c.accepted_at),
+        hops,
+    ];
+    for (i, v) in cols.iter().enumerate() {
+        if i > 0 {
+            buf.push(b'\t');
+        }
+        field(buf, Some(v));
+    }
+    buf.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_and_arrays_quote() {
+        let mut b = Vec::new();
+        field(&mut b, Some("a\tb\\c\nd"));
+        field(&mut b, None);
+        assert_eq!(String::from_utf8(b).unwrap(), "a\\tb\\\\c\\nd\\N");
+        assert_eq!(array(&[Value::String("发明专利:ZL\"1\"".into()), Value::String("a\\b".into())]), r#"{"发明专利:ZL\"1\"","a\\b"}"#);
+        assert!(schema_ok("huijiao") && schema_ok("_x1") && !schema_ok("1x") && !schema_ok("Huijiao") && !schema_ok("a;drop"));
+    }
+}
