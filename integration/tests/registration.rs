@@ -111,6 +111,35 @@ async fn a_unit_registers_online_the_office_approves_in_the_browser_and_national
     let reg_no = d.text(&d.find("strong.reg-no").unwrap()).unwrap();
     assert!(reg_no.starts_with("420100") && reg_no.contains('Y'), "{reg_no}");
     d.screenshot(&shots.join("approved.png")).unwrap();
+    // The 登记证书: printable, with a check code the public /verify confirms — and an
+    // altered code it refuses.
+    let cert = d.attr(&d.find("a.certificate-link").unwrap(), "href").unwrap().unwrap();
+    d.goto(&format!("{base}{cert}")).unwrap();
+    let code = d.text(&d.find("#certificate-code").unwrap()).unwrap();
+    assert!(d.source().unwrap().contains("武汉市科学技术局") && d.source().unwrap().contains(&reg_no));
+    d.screenshot(&shots.join("certificate.png")).unwrap();
+    d.goto(&format!("{base}/verify?reg_no={reg_no}&code={code}")).unwrap();
+    assert_eq!(d.find_all(".verify-ok").unwrap().len(), 1, "{}", d.source().unwrap());
+    assert!(d.source().unwrap().contains("在线登记的芯片成果"));
+    let altered: String = code
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                if c == 'A' {
+                    'B'
+                } else {
+                    'A'
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
+    d.goto(&format!("{base}/verify?reg_no={reg_no}&code={altered}")).unwrap();
+    assert_eq!(d.find_all(".verify-no").unwrap().len(), 1);
+    assert!(!d.source().unwrap().contains("在线登记的芯片成果"), "a refused certificate shows nothing of the record");
+    d.goto(&format!("{base}/admin/review/{}", ids[0])).unwrap();
     // Return the other with a reason.
     d.goto(&format!("{base}/admin/review/{}", ids[1])).unwrap();
     d.type_into(&d.find("form[action$='/return'] input[name=reviewer]").unwrap(), "王审核").unwrap();

@@ -97,6 +97,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
             regions: cfg.regions.clone(),
             node: cfg.node_id.clone(),
             office: r.office.clone(),
+            data_dir: cfg.data_dir.clone(),
             auth: Default::default(),
         })
     });

@@ -31,6 +31,7 @@ pub fn run(cfg: &Config, c: Command) -> anyhow::Result<Result<Value, Value>> {
             regions: cfg.regions.clone(),
             node: cfg.node_id.clone(),
             office: reg.office.clone(),
+            data_dir: cfg.data_dir.clone(),
             auth: Default::default(),
         });
         Ok(match service.command(c).await {

@@ -9,6 +9,7 @@
 //! (`store::registration`); the rules without IO are `protocol::registration`.
 
 pub mod auth;
+pub mod certificate;
 pub mod evidence;
 
 use crate::store::registration::{Denied, NewAttachment, Submission};
@@ -77,6 +78,8 @@ pub struct Registration {
     pub node: String,
     /// The office's name, printed on certificates.
     pub office: String,
+    /// The data folder (the certificate key lives there).
+    pub data_dir: std::path::PathBuf,
     pub auth: auth::Auth,
 }
 
@@ -291,6 +294,37 @@ impl Registration {
             (id.to_string(), uscc.to_string(), self.regions.clone(), crate::clock::today(), crate::clock::now_ms());
         self.store.run(move |w| w.submit(&i, &u, &regions, today, now)).await?.map_err(Refused::from)?;
         self.submission(Some(uscc), id).await
+    }
+
+    /// The 登记证书 of a registered submission (with `uscc`, only that unit's): its
+    /// record as it stands now, with its check code.
+    pub async fn certificate(&self, uscc: Option<&str>, id: &str) -> Result<certificate::Certificate, Refused> {
+        let sub = self.submission(uscc, id).await?;
+        let reg_no = match (&sub.state, &sub.reg_no) {
+            (State::Registered, Some(r)) => r.clone(),
+            _ => {
+                return Err(Refused::Conflict(format!(
+                    "a certificate is issued once the submission is registered; it is {}",
+                    sub.state.as_str()
+                )))
+            }
+        };
+        let (versions, withdrawn) = self.store.read(move |r| r.record_versions(&reg_no)).await?;
+        let Some((version, record)) = versions.last().filter(|_| !withdrawn) else { return Err(Refused::NotFound) };
+        let key = certificate::key(&self.data_dir).map_err(Refused::Internal)?;
+        Ok(certificate::issue(&key, record, *version, &self.office))
+    }
+
+    /// What `/verify` confirms: the certificate `code` names among the versions of
+    /// `reg_no`, and whether the record has been withdrawn since; `None` otherwise.
+    pub async fn verify(&self, reg_no: &str, code: &str) -> Result<Option<(certificate::Certificate, bool)>, Refused> {
+        let r = reg_no.trim().to_ascii_uppercase();
+        if r.is_empty() || r.len() > 30 || code.len() > 64 {
+            return Ok(None);
+        }
+        let (versions, withdrawn) = self.store.read(move |reader| reader.record_versions(&r)).await?;
+        let key = certificate::key(&self.data_dir).map_err(Refused::Internal)?;
+        Ok(certificate::verify(&key, code, &versions, &self.office).map(|c| (c, withdrawn)))
     }
 
     /// One submission; with `uscc`, only that unit's.

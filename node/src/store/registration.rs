@@ -536,3 +536,19 @@ impl Reader {
         units_record(&self.conn, uscc, reg_no)
     }
 }
+
+impl Reader {
+    /// Every version of `reg_no` with a body, oldest first, and whether the record is
+    /// withdrawn now (a certificate names one of them).
+    pub fn record_versions(&self, reg_no: &str) -> Result<(Vec<(i64, Record)>, bool)> {
+        let mut st = self.conn.prepare_cached("SELECT version, body FROM changes WHERE reg_no = ?1 AND op = 0 ORDER BY seq")?;
+        let rows: Vec<(i64, String)> = st.query_map([reg_no], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (v, body) in rows {
+            out.push((v, Record::from_json(body.as_bytes()).map_err(|e| super::StoreError::corrupt(format!("the body of {reg_no}"), e))?));
+        }
+        let withdrawn: bool =
+            self.conn.query_row("SELECT coalesce((SELECT withdrawn FROM records WHERE reg_no = ?1), 0)", [reg_no], |r| r.get(0))?;
+        Ok((out, withdrawn))
+    }
+}

@@ -11,6 +11,7 @@
 //! parameters and one way of rendering a record.
 
 mod admin;
+mod certificate;
 pub mod html;
 mod packages;
 mod packages_admin;
@@ -52,6 +53,8 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/admin/review/{id}/attachments/{n}", get(review::attachment))
         .route("/admin/review/{id}/approve", post(review::approve))
         .route("/admin/review/{id}/return", post(review::return_to_unit))
+        .route("/admin/review/{id}/certificate", get(certificate::for_office))
+        .route("/verify", get(certificate::verify))
         .route("/admin/units", get(review::units).post(review::add_unit))
         .route("/admin/units/{uscc}/{action}", post(review::unit_action))
         .route("/admin/packages", get(packages_admin::list).post(packages_admin::create))

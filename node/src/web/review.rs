@@ -123,7 +123,15 @@ fn render(s: &crate::store::registration::Submission, session: &Session, notice:
         esc(&s.uscc)
     );
     if let Some(r) = &s.reg_no {
-        let _ = write!(b, "<tr><th>登记号</th><td><strong class=\"reg-no\">{}</strong></td></tr>", esc(r));
+        let cert = if s.state == SubState::Registered {
+            format!(
+                " <a class=\"certificate-link\" href=\"/admin/review/{}/certificate\" target=\"_blank\" rel=\"noopener\">登记证书</a>",
+                esc(&s.id)
+            )
+        } else {
+            String::new()
+        };
+        let _ = write!(b, "<tr><th>登记号</th><td><strong class=\"reg-no\">{}</strong>{cert}</td></tr>", esc(r));
     }
     if let Some(r) = &s.reason {
         let _ = write!(b, "<tr><th>退回原因</th><td><bdi>{}</bdi></td></tr>", esc(r));
@@ -282,7 +290,7 @@ pub async fn return_to_unit(
     decide(api, addr, headers, id, f, false).await
 }
 
-fn status_of(r: &Refused) -> StatusCode {
+pub(super) fn status_of(r: &Refused) -> StatusCode {
     match r {
         Refused::NotFound => StatusCode::NOT_FOUND,
         Refused::Conflict(_) => StatusCode::CONFLICT,
