@@ -182,6 +182,18 @@ impl Driver {
         Ok(())
     }
 
+    /// Sends keys to an element without clearing it first (a file input takes a path).
+    pub fn send_keys(&self, el: &str, text: &str) -> anyhow::Result<()> {
+        self.session_call("POST", &format!("/element/{el}/value"), Some(json!({"text": text})))?;
+        Ok(())
+    }
+
+    /// The value of the browser's cookie `name` for the current page (HttpOnly ones too).
+    pub fn cookie(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let all = self.session_call("GET", "/cookie", None)?;
+        Ok(all.as_array().into_iter().flatten().find(|c| c["name"] == name).and_then(|c| c["value"].as_str().map(str::to_string)))
+    }
+
     /// Runs a script in the page; `arguments` are passed as given.
     pub fn script(&self, js: &str, args: Vec<Value>) -> anyhow::Result<Value> {
         self.session_call("POST", "/execute/sync", Some(json!({"script": js, "args": args})))

@@ -39,6 +39,8 @@ pub struct Api {
     token: TokenFile,
     /// Sign-in sessions of the pages (`/admin`).
     pub(crate) sessions: crate::web::session::Sessions,
+    /// Units' sign-in sessions of their pages (`/unit`).
+    pub(crate) unit_sessions: crate::web::session::Sessions,
     pool: Mutex<Vec<Catalogue>>,
     queries: Semaphore,
     pub(super) exports: Arc<Semaphore>,
@@ -71,6 +73,7 @@ impl Api {
             table: cfg.regions.clone(),
             token,
             sessions: Default::default(),
+            unit_sessions: Default::default(),
             pool: Mutex::new(Vec::new()),
             queries: Semaphore::new(MAX_QUERIES),
             exports: Arc::new(Semaphore::new(MAX_EXPORTS)),

@@ -189,6 +189,25 @@ impl Registration {
         Ok((self.auth.issue(&unit.uscc), auth::token_lifetime().as_secs()))
     }
 
+    /// Signs a unit in to the pages: the unit, and the secret its page session is tied
+    /// to (its password hash: a new password, a reset or disabling ends the session).
+    pub async fn page_sign_in(&self, uscc: &str, password: &str) -> Result<(crate::store::registration::Unit, String), Refused> {
+        let unit = self.check_password(uscc, password).await?;
+        if unit.must_change {
+            return Err(Refused::Forbidden("password_change_required", "the one-time password must be changed first".into()));
+        }
+        let secret = self.page_secret(&unit.uscc).await?.ok_or(Refused::Unauthorized)?;
+        Ok((unit, secret))
+    }
+
+    /// The secret a unit's page session must have been opened with, while the unit may
+    /// sign in at all (not disabled, its password changed).
+    pub async fn page_secret(&self, uscc: &str) -> Result<Option<String>, Refused> {
+        let u = uscc.to_string();
+        let found = self.store.read(move |r| r.unit_credentials(&u)).await?;
+        Ok(found.filter(|(unit, _)| !unit.disabled && !unit.must_change).map(|(unit, hash)| format!("unit\0{}\0{hash}", unit.uscc)))
+    }
+
     /// Changes a unit's password (the one-time password is good for nothing else).
     pub async fn change_password(&self, uscc: &str, password: &str, new_password: &str) -> Result<(), Refused> {
         let unit = self.check_password(uscc, password).await?;

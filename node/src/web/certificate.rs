@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 /// Where the certificate says to verify it: `[http] public_url`, else the address
 /// the page was asked at.
-fn site(api: &Api, headers: &HeaderMap) -> String {
+pub(super) fn site(api: &Api, headers: &HeaderMap) -> String {
     if let Some(u) = api.cfg.http.as_ref().and_then(|h| h.public_url.clone()) {
         return u;
     }

@@ -17,6 +17,7 @@ mod packages;
 mod packages_admin;
 mod review;
 pub mod session;
+mod unit;
 
 use crate::http::state::{limit, public_view, Api, ApiError};
 use crate::publish::{self, region_path, Endpoint, Group};
@@ -55,6 +56,16 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/admin/review/{id}/return", post(review::return_to_unit))
         .route("/admin/review/{id}/certificate", get(certificate::for_office))
         .route("/verify", get(certificate::verify))
+        .route("/unit", get(unit::home))
+        .route("/unit/login", post(unit::login))
+        .route("/unit/password", get(unit::password_form).post(unit::change_password))
+        .route("/unit/logout", post(unit::logout))
+        .route("/unit/submissions", get(unit::list).post(unit::create))
+        .route("/unit/submissions/new", get(unit::new_form))
+        .route("/unit/submissions/{id}", get(unit::show).post(unit::update))
+        .route("/unit/submissions/{id}/attachments", post(unit::upload))
+        .route("/unit/submissions/{id}/attachments/{n}", get(unit::attachment))
+        .route("/unit/submissions/{id}/certificate", get(unit::certificate))
         .route("/admin/units", get(review::units).post(review::add_unit))
         .route("/admin/units/{uscc}/{action}", post(review::unit_action))
         .route("/admin/packages", get(packages_admin::list).post(packages_admin::create))

@@ -89,6 +89,12 @@ impl Sessions {
         Some(e.session.clone())
     }
 
+    /// Who session `id` belongs to, without touching it (to find the secret it must
+    /// have been opened with).
+    pub fn subject(&self, id: &str) -> Option<String> {
+        self.map.lock().expect("sessions lock").get(id).map(|e| e.session.subject.clone())
+    }
+
     /// Ends session `id` (sign-out).
     pub fn end(&self, id: &str) {
         self.map.lock().expect("sessions lock").remove(id);
