@@ -145,7 +145,8 @@ async fn a_unit_registers_online_the_office_approves_in_the_browser_and_national
     d.type_into(&d.find("form[action$='/return'] input[name=reviewer]").unwrap(), "王审核").unwrap();
     d.type_into(&d.find("form[action$='/return'] textarea[name=reason]").unwrap(), "请补充成果简介").unwrap();
     d.click(&d.find("form[action$='/return'] button").unwrap()).unwrap();
-    d.wait_for("the return", LIMIT, |d| Ok(d.source()?.contains("退回修改"))).unwrap();
+    // The state shown (not the button of the same name) says it was returned.
+    d.wait_for("the return", LIMIT, |d| Ok(d.source()?.contains("（returned）"))).unwrap();
     let (_, back) = http_json(&addr, "GET", &format!("/api/v1/unit/submissions/{}", ids[1]), Some(&bearer), &json!(null)).unwrap();
     assert_eq!((back["state"].as_str(), back["reason"].as_str()), (Some("returned"), Some("请补充成果简介")));
 
