@@ -113,7 +113,9 @@ async fn a_unit_registers_from_a_phone_and_prints_its_certificate() {
     d.wait_for("submitted", LIMIT, |d| {
         Ok(d.find_all("#state")?.first().map(|e| d.text(e).unwrap_or_default()).as_deref() == Some("待审核"))
     })
-    .unwrap_or_else(|e| panic!("{e}: {}", d.source().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).take(3000).collect::<String>()));
+    .unwrap_or_else(|e| {
+        panic!("{e}: {}", d.source().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).take(3000).collect::<String>())
+    });
     d.screenshot(&shots.join("submitted.png")).unwrap();
 
     // Another site cannot post for the unit; the office approves.
