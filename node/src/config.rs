@@ -136,6 +136,12 @@ pub struct HttpSection {
     /// for links the node prints (certificates, feeds). Default: none.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Reverse proxies in front of the node (addresses or CIDR blocks, `127.0.0.1`,
+    /// `10.0.0.0/8`): from them, `X-Forwarded-For` gives the client's address (rate
+    /// limits, logs) and `X-Forwarded-Proto` the scheme. Default: none (the headers
+    /// are ignored).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 fn default_rate_per_minute() -> u32 {
@@ -154,6 +160,38 @@ pub struct Http {
     pub query_timeout: Duration,
     /// `public_url` without a trailing slash.
     pub public_url: Option<String>,
+    /// Reverse proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// An address block: an address and how many leading bits must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub bits: u8,
+}
+
+impl Cidr {
+    /// `10.0.0.0/8`, `::1`, `127.0.0.1` (a single address: all its bits).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, bits) = match s.trim().split_once('/') {
+            Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Cidr { addr, bits })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let bits = u32::from(self.bits);
+        match (self.addr, ip) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => bits == 0 || (u32::from(a) ^ u32::from(b)) >> (32 - bits) == 0,
+            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => bits == 0 || (u128::from(a) ^ u128::from(b)) >> (128 - bits) == 0,
+            _ => false,
+        }
+    }
 }
 
 /// `[listen]`.
@@ -530,12 +568,21 @@ impl Config {
                     }
                     Some(u) => bail!("key `http.public_url`: `{u}` is not an address like https://kjcg.example.gov.cn"),
                 };
+                let trusted_proxies = h
+                    .trusted_proxies
+                    .iter()
+                    .map(|p| {
+                        Cidr::parse(p)
+                            .with_context(|| format!("key `http.trusted_proxies`: `{p}` is not an address or a block like 10.0.0.0/8"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
                 Ok(Http {
                     address,
                     token_file: h.token_file.as_deref().map(abs),
                     rate_per_minute: h.rate_per_minute,
                     query_timeout: Duration::from_millis(h.query_timeout_ms.max(100)),
                     public_url,
+                    trusted_proxies,
                 })
             })
             .transpose()?;

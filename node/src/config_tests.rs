@@ -67,3 +67,16 @@ fn relative_paths_and_default_folders() {
     assert_eq!(c.settle, Duration::from_millis(250));
     assert_eq!(c.max_file_size, 256 * 1024 * 1024);
 }
+
+#[test]
+fn address_blocks_match_their_bits() {
+    let c = Cidr::parse("10.0.0.0/8").unwrap();
+    assert!(c.contains("10.200.1.2".parse().unwrap()) && !c.contains("11.0.0.1".parse().unwrap()));
+    let one = Cidr::parse("127.0.0.1").unwrap();
+    assert!(one.contains("127.0.0.1".parse().unwrap()) && !one.contains("127.0.0.2".parse().unwrap()));
+    assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+    assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+    assert!(!Cidr::parse("10.0.0.0/8").unwrap().contains("::1".parse().unwrap()));
+    assert_eq!(Cidr::parse("10.0.0.0/33"), None);
+    assert_eq!(Cidr::parse("proxy"), None);
+}

@@ -59,8 +59,60 @@ pub fn router(api: Arc<Api>) -> Router {
                 crate::web::not_found()
             }
         })
-        .with_state(api)
+        .with_state(api.clone())
+        .layer(axum::middleware::from_fn_with_state(api, forwarded))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The client's address behind the trusted proxies: the right-most `X-Forwarded-For`
+/// entry that is not one of them (entries further left were written by the client).
+fn forwarded_client(headers: &axum::http::HeaderMap, trusted: &[crate::config::Cidr]) -> Option<std::net::IpAddr> {
+    let chain: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    chain.iter().rev().find(|ip| !trusted.iter().any(|c| c.contains(**ip))).or(chain.first()).copied()
+}
+
+/// Behind a trusted reverse proxy (`[http] trusted_proxies`): every handler sees the
+/// client's address (rate limits, logs), and over HTTPS (`X-Forwarded-Proto: https`)
+/// every cookie the node sets is `Secure`. From anyone else the headers are ignored.
+async fn forwarded(
+    axum::extract::State(api): axum::extract::State<Arc<Api>>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut https = false;
+    let trusted = api.cfg.http.as_ref().map(|h| h.trusted_proxies.as_slice()).unwrap_or_default();
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if let Some(peer) = peer.filter(|p| trusted.iter().any(|c| c.contains(p.ip()))) {
+        if let Some(client) = forwarded_client(req.headers(), trusted) {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::new(client, peer.port())));
+        }
+        https = req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
+    }
+    let mut r = next.run(req).await;
+    if https {
+        let cookies: Vec<HeaderValue> = r
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| HeaderValue::from_str(&format!("{v}; Secure")).ok())
+            .collect();
+        r.headers_mut().remove(header::SET_COOKIE);
+        for c in cookies {
+            r.headers_mut().append(header::SET_COOKIE, c);
+        }
+    }
+    r
 }
 
 /// The policy every answer carries (the one place that sets it): scripts, styles and
