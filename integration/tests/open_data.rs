@@ -22,7 +22,7 @@ async fn the_national_store_reaches_postgresql_and_harvesters_as_it_is() {
     f.add("420000", Some("000000")).unwrap();
     f.add("429004", Some("420000")).unwrap();
     f.start_with("000000", |t| {
-        t.push_str("\n[http]\naddress = \"127.0.0.1:0\"\n\n[oai]\nrepository_identifier = \"kjcg.example.gov.cn\"\nadmin_email = \"oai@example.gov.cn\"\n")
+        t.push_str("\n[http]\naddress = \"127.0.0.1:0\"\nrate_per_minute = 100000\n\n[oai]\nrepository_identifier = \"kjcg.example.gov.cn\"\nadmin_email = \"oai@example.gov.cn\"\n")
     })
     .await
     .unwrap();
@@ -95,6 +95,7 @@ async fn the_national_store_reaches_postgresql_and_harvesters_as_it_is() {
     let mut query = "/oai?verb=ListIdentifiers&metadataPrefix=oai_dc".to_string();
     loop {
         let body = integration::http_get(&addr, &query).unwrap();
+        assert!(body.contains("<ListIdentifiers>"), "{body}");
         for id in body.split("<identifier>oai:kjcg.example.gov.cn:").skip(1) {
             assert!(seen.insert(id.split('<').next().unwrap().to_string()), "an identifier twice");
         }

@@ -98,6 +98,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
             node: cfg.node_id.clone(),
             office: r.office.clone(),
             data_dir: cfg.data_dir.clone(),
+            reviewer_keys: Default::default(),
             auth: Default::default(),
         })
     });

@@ -67,6 +67,9 @@ enum Command {
     /// Review units' submissions: list, approve (assigns the 登记号), return.
     #[command(subcommand)]
     Review(office::ReviewCommand),
+    /// The office's named reviewers, each signing in to /admin with a password of its own.
+    #[command(subcommand)]
+    Reviewer(office::ReviewerCommand),
     /// Check a configuration as the daemon would use it.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -362,6 +365,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }),
         Command::Unit(u) => office::unit(u),
         Command::Review(r) => office::review(r),
+        Command::Reviewer(r) => office::reviewers(r),
         Command::Pki(PkiCommand::Init { dir }) => {
             huijiao::pki::init(&dir)?;
             println!("CA created in {} (ca.crt, ca.key 0600, crl.pem); keep ca.key offline", dir.display());

@@ -53,6 +53,54 @@ pub enum UnitCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ReviewerCommand {
+    /// Create a named reviewer; prints its one-time password (shown once).
+    Add {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The reviewer's login (2 to 32 of a–z, 0–9, . _ -).
+        #[arg(long, value_name = "LOGIN")]
+        login: String,
+        /// The reviewer's name, as decisions record it.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the reviewers.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a reviewer (its sessions end).
+    Disable {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "LOGIN")]
+        login: String,
+    },
+    /// Enable a disabled reviewer again.
+    Enable {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "LOGIN")]
+        login: String,
+    },
+}
+
+pub fn reviewers(r: ReviewerCommand) -> anyhow::Result<i32> {
+    use huijiao::registration::Command as C;
+    match r {
+        ReviewerCommand::Add { config, login, name, json } => registration(&config, C::ReviewerAdd { login, name }, json),
+        ReviewerCommand::List { config, json } => registration(&config, C::ReviewerList, json),
+        ReviewerCommand::Disable { config, login } => registration(&config, C::ReviewerDisable { login, disabled: true }, false),
+        ReviewerCommand::Enable { config, login } => registration(&config, C::ReviewerDisable { login, disabled: false }, false),
+    }
+}
+
+#[derive(Subcommand)]
 pub enum ReviewCommand {
     /// The submissions waiting for review (oldest first), or those in a state.
     List {

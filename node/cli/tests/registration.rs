@@ -633,3 +633,49 @@ fn the_registration_api_answers_as_docs_openapi_json_says() {
         }
     }
 }
+
+#[test]
+fn a_named_reviewer_signs_in_with_its_own_password_and_its_decisions_say_so() {
+    let (node, addr) = office(&[]);
+    let cfg = node.config.to_str().unwrap().to_string();
+    let out = node.cli(&["reviewer", "add", "--config", &cfg, "--login", "wang", "--name", "王审核", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let otp = serde_json::from_slice::<Value>(&out.stdout).unwrap()["password"].as_str().unwrap().to_string();
+    let token = unit(&addr, USCC, "武汉大学");
+    let id = post(&addr, "/api/v1/unit/submissions", &bearer(&token), with_pdf(achievement("审核员批准的成果"))).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let origin = format!("http://{addr}");
+    let o: &[(&str, &str)] = &[("Origin", origin.as_str())];
+    // The one-time password opens only the password change; then the reviewer is in.
+    let r = common::http::post_form(&addr, "/admin/login", o, &[("login", "wang"), ("password", &otp)]);
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("new_password"));
+    let r = common::http::post_form(
+        &addr,
+        "/admin/password",
+        o,
+        &[("login", "wang"), ("password", &otp), ("new_password", "王审核的密码2026"), ("repeat", "王审核的密码2026")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let cookie = r.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let with_cookie: Vec<(&str, &str)> = vec![("Origin", origin.as_str()), ("Cookie", cookie.as_str())];
+    let page = get(&addr, &format!("/admin/review/{id}"), &with_cookie).text();
+    assert!(page.contains("审核人：wang（本账号）"), "{page}");
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    // Reviewers review; only operators manage reviewers.
+    assert_eq!(get(&addr, "/admin/reviewers", &with_cookie).status, 403);
+    let r = common::http::post_form(&addr, &format!("/admin/review/{id}/approve"), &with_cookie, &[("csrf", &csrf), ("reviewer", "冒名")]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let sub = get(&addr, &format!("/api/v1/operator/submissions/{id}"), &h(&op())).json();
+    let decision = sub["decisions"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((decision["action"].as_str(), decision["who"].as_str()), (Some("approve"), Some("王审核（wang）")), "{sub}");
+    // Disabled: the session ends at once.
+    let out = node.cli(&["reviewer", "disable", "--config", &cfg, "--login", "wang"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = get(&addr, "/admin/review", &with_cookie);
+    assert_eq!((r.status, r.header("location")), (303, Some("/admin")));
+    let list = node.cli(&["reviewer", "list", "--config", &cfg]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("wang  王审核  disabled"));
+}

@@ -323,7 +323,9 @@ fn blank_literals(text: &str) -> String {
         if in_str {
             match c {
                 '\\' => {
-                    out.push_str("  ");
+                    // An escape; a line continuation keeps its new line (line numbers).
+                    out.push(' ');
+                    out.push(if chars.get(i + 1) == Some(&'\n') { '\n' } else { ' ' });
                     i += 2;
                     continue;
                 }

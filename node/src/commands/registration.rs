@@ -32,6 +32,7 @@ pub fn run(cfg: &Config, c: Command) -> anyhow::Result<Result<Value, Value>> {
             node: cfg.node_id.clone(),
             office: reg.office.clone(),
             data_dir: cfg.data_dir.clone(),
+            reviewer_keys: Default::default(),
             auth: Default::default(),
         });
         Ok(match service.command(c).await {
@@ -90,6 +91,24 @@ pub fn print(c: &str, v: &Value, out: &mut dyn Write) -> std::io::Result<()> {
                     s["record"]["title"].as_str().unwrap_or("(no title)"),
                     age.map(|m| format!("  (waiting {m} min)")).unwrap_or_default()
                 )?;
+            }
+            Ok(())
+        }
+        "reviewer_add" => {
+            writeln!(out, "{} {}", v["login"].as_str().unwrap_or_default(), v["name"].as_str().unwrap_or_default())?;
+            writeln!(out, "one-time password: {}", v["password"].as_str().unwrap_or_default())?;
+            writeln!(out, "(shown once: the reviewer signs in at /admin with it and changes it)")
+        }
+        "reviewer_list" => {
+            for r in v["reviewers"].as_array().into_iter().flatten() {
+                let state = if r["disabled"].as_bool() == Some(true) {
+                    "disabled"
+                } else if r["must_change"].as_bool() == Some(true) {
+                    "one-time password not yet changed"
+                } else {
+                    "active"
+                };
+                writeln!(out, "{}  {}  {state}", r["login"].as_str().unwrap_or_default(), r["name"].as_str().unwrap_or_default())?;
             }
             Ok(())
         }

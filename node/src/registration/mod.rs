@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod certificate;
 pub mod evidence;
+pub mod reviewers;
 
 use crate::store::registration::{Denied, NewAttachment, Submission};
 use crate::store::{Store, StoreError};
@@ -80,6 +81,8 @@ pub struct Registration {
     pub office: String,
     /// The data folder (the certificate key lives there).
     pub data_dir: std::path::PathBuf,
+    /// Signed-in reviewers' session secrets (see `reviewers`).
+    pub reviewer_keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
     pub auth: auth::Auth,
 }
 
@@ -447,6 +450,23 @@ pub fn submission_json(s: &Submission) -> Value {
 }
 
 /// The message of a refusal, Chinese then English, for the pages.
+impl Refused {
+    /// The HTTP status a page answers this refusal with.
+    pub fn page_status(&self) -> u16 {
+        match self {
+            Refused::NotFound => 404,
+            Refused::Conflict(_) => 409,
+            Refused::Invalid(_) => 422,
+            Refused::BadRequest(_) => 400,
+            Refused::Unavailable(_) => 503,
+            Refused::Unauthorized => 401,
+            Refused::Forbidden(..) => 403,
+            Refused::TooMany(_) => 429,
+            _ => 500,
+        }
+    }
+}
+
 pub fn zh_message(r: &Refused) -> String {
     match r {
         Refused::Invalid(e) => {
@@ -473,6 +493,9 @@ pub enum Command {
     ReviewShow { id: String },
     ReviewApprove { id: String, reviewer: String },
     ReviewReturn { id: String, reviewer: String, reason: String },
+    ReviewerAdd { login: String, name: String },
+    ReviewerList,
+    ReviewerDisable { login: String, disabled: bool },
 }
 
 impl Registration {
@@ -496,6 +519,12 @@ impl Registration {
             }
             Command::ReviewReturn { id, reviewer, reason } => {
                 json!({"state": self.return_to_unit(&id, &reviewer, &reason).await?.as_str()})
+            }
+            Command::ReviewerAdd { login, name } => json!(self.add_reviewer(&login, &name).await?),
+            Command::ReviewerList => json!({"reviewers": self.reviewers().await?}),
+            Command::ReviewerDisable { login, disabled } => {
+                self.set_reviewer_disabled(&login, disabled).await?;
+                json!({"login": login, "disabled": disabled})
             }
         })
     }

@@ -552,3 +552,64 @@ impl Reader {
         Ok((out, withdrawn))
     }
 }
+
+/// A named reviewer of the office, as the operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reviewer {
+    pub login: String,
+    pub name: String,
+    pub must_change: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl Writer {
+    /// Creates a reviewer with a one-time password's hash.
+    pub fn add_reviewer(&mut self, login: &str, name: &str, hash: &str, now: i64) -> Result<Result<(), Denied>> {
+        let n = self.conn.execute(
+            "INSERT INTO reviewers (login, name, hash, must_change, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)
+             ON CONFLICT (login) DO NOTHING",
+            params![login, name, hash, now],
+        )?;
+        Ok(if n == 0 { Err(Denied::Exists) } else { Ok(()) })
+    }
+
+    /// Sets a reviewer's password hash; `must_change` for a one-time password.
+    pub fn set_reviewer_password(&mut self, login: &str, hash: &str, must_change: bool, now: i64) -> Result<Result<(), Denied>> {
+        let n = self.conn.execute(
+            "UPDATE reviewers SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE login = ?1",
+            params![login, hash, must_change, now],
+        )?;
+        Ok(if n == 0 { Err(Denied::NotFound) } else { Ok(()) })
+    }
+
+    /// Disables (or enables again) a reviewer.
+    pub fn set_reviewer_disabled(&mut self, login: &str, disabled: bool, now: i64) -> Result<Result<(), Denied>> {
+        let n = self.conn.execute("UPDATE reviewers SET disabled = ?2, updated_at = ?3 WHERE login = ?1", params![login, disabled, now])?;
+        Ok(if n == 0 { Err(Denied::NotFound) } else { Ok(()) })
+    }
+}
+
+impl Reader {
+    pub fn reviewers(&self) -> Result<Vec<Reviewer>> {
+        let mut st =
+            self.conn.prepare("SELECT login, name, must_change, disabled, created_at FROM reviewers ORDER BY created_at, login")?;
+        let rows = st.query_map([], |r| {
+            Ok(Reviewer { login: r.get(0)?, name: r.get(1)?, must_change: r.get(2)?, disabled: r.get(3)?, created_at: r.get(4)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A reviewer and its password hash, for signing in.
+    pub fn reviewer_credentials(&self, login: &str) -> Result<Option<(Reviewer, String)>> {
+        Ok(self
+            .conn
+            .query_row("SELECT login, name, must_change, disabled, created_at, hash FROM reviewers WHERE login = ?1", [login], |r| {
+                Ok((
+                    Reviewer { login: r.get(0)?, name: r.get(1)?, must_change: r.get(2)?, disabled: r.get(3)?, created_at: r.get(4)? },
+                    r.get(5)?,
+                ))
+            })
+            .optional()?)
+    }
+}

@@ -253,4 +253,15 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (slug, version, pos)
     ) WITHOUT ROWID;
     CREATE UNIQUE INDEX package_members_by_reg_no ON package_members(slug, version, reg_no);",
+    // 10: the office's named reviewers: each signs in to the review pages with a
+    // password of its own, and every decision records the account.
+    "CREATE TABLE reviewers (
+        login       TEXT PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        hash        TEXT    NOT NULL,  -- Argon2id, PHC string
+        must_change INTEGER NOT NULL,  -- 1 until the one-time password is changed
+        disabled    INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );",
 ];

@@ -264,7 +264,7 @@ fn a_store_written_before_online_registration_opens_and_keeps_its_data() {
             .execute_batch(
                 "DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
                  DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
-                 DROP TABLE packages; PRAGMA user_version = 7;",
+                 DROP TABLE packages; DROP TABLE reviewers; PRAGMA user_version = 7;",
             )
             .unwrap();
     }
@@ -288,7 +288,9 @@ fn a_store_written_before_packages_opens_keeps_its_data_and_publishes() {
         ingest(&mut w, "a", vec![Row::Upsert(record(1, "甲"))]);
         assert_eq!(w.add_unit("91350100M000100Y43", "武汉大学", "$argon2id$x", 1).unwrap(), Ok(()));
         w.conn
-            .execute_batch("DROP TABLE package_members; DROP TABLE package_versions; DROP TABLE packages; PRAGMA user_version = 8;")
+            .execute_batch(
+                "DROP TABLE package_members; DROP TABLE package_versions; DROP TABLE packages; DROP TABLE reviewers; PRAGMA user_version = 8;",
+            )
             .unwrap();
     }
     let mut w = Writer::open(Some(&path), "000000").unwrap();
@@ -335,7 +337,7 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
                  ALTER TABLE children DROP COLUMN held_back_reason;
                  DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
                  DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
-                 DROP TABLE packages; PRAGMA user_version = 6;",
+                 DROP TABLE packages; DROP TABLE reviewers; PRAGMA user_version = 6;",
             )
             .unwrap();
     }

@@ -25,14 +25,125 @@ const PATH: &str = "/admin";
 
 /// The operator's live session, when this request carries one.
 pub(super) fn signed_in(api: &Api, headers: &HeaderMap) -> Option<(String, Session)> {
-    let token = api.token_value()?;
     let id = session::cookie(headers, COOKIE)?;
-    api.sessions.get(id, &token, Instant::now()).map(|s| (id.to_string(), s))
+    // An operator's session holds while the token is the one it signed in with; a
+    // named reviewer's while its password is.
+    let secret = match api.sessions.subject(id)?.strip_prefix("reviewer:") {
+        Some(login) => api.registration.as_deref()?.reviewer_key(login)?,
+        None => api.token_value()?,
+    };
+    api.sessions.get(id, &secret, Instant::now()).map(|s| (id.to_string(), s))
+}
+
+/// Whether the session is the operators' (not a named reviewer's).
+pub(super) fn is_operator(s: &Session) -> bool {
+    s.subject == "operator"
 }
 
 #[derive(serde::Deserialize)]
 pub struct Login {
+    #[serde(default)]
     token: String,
+    /// A named reviewer's login and password (instead of the token).
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    new_password: String,
+    #[serde(default)]
+    repeat: String,
+}
+
+fn reviewer_password_form(error: Option<&str>, login: &str) -> String {
+    format!(
+        "<h1>审核员修改密码</h1><p>第一次登录先把一次性密码改成自己的密码：至少 10 个字符，不含登录名。</p>{}\
+         <form class=\"login\" method=\"post\" action=\"/admin/password\">\
+         <label>登录名<input name=\"login\" value=\"{}\" required autocomplete=\"username\"></label>\
+         <label>一次性密码（或现在的密码）<input type=\"password\" name=\"password\" required autocomplete=\"current-password\"></label>\
+         <label>新密码<input type=\"password\" name=\"new_password\" required minlength=\"10\" autocomplete=\"new-password\"></label>\
+         <label>再输一遍新密码<input type=\"password\" name=\"repeat\" required minlength=\"10\" autocomplete=\"new-password\"></label>\
+         <button type=\"submit\">修改并登录</button></form>",
+        error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default(),
+        esc(login)
+    )
+}
+
+fn reviewer_signed_in(api: &Api, login: &str, secret: &str) -> Response {
+    let id = api.sessions.open(&format!("reviewer:{login}"), secret, Instant::now());
+    let mut r = Redirect::to("/admin/review").into_response();
+    r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&session::set_cookie(COOKIE, &id, PATH)).expect("ASCII cookie"));
+    r
+}
+
+fn refused_text(e: &crate::registration::Refused) -> String {
+    match e {
+        crate::registration::Refused::Unauthorized => "登录名或密码不对。".into(),
+        crate::registration::Refused::TooMany(s) => format!("密码错误次数太多，请 {} 分钟后再试。", s.div_ceil(60)),
+        crate::registration::Refused::Invalid(errors) => errors.first().map(|x| x.message.clone()).unwrap_or_default(),
+        other => crate::registration::zh_message(other),
+    }
+}
+
+/// A named reviewer signs in (`/admin/login` with a login): to the review queue, or
+/// first to the password change.
+async fn reviewer_login(api: &Api, f: &Login) -> Response {
+    let Some(reg) = api.registration.as_deref() else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page("管理", "admin", &login_form(Some("本节点不办理在线登记，没有审核员账号。"), api.has_token()))),
+        )
+            .into_response();
+    };
+    match reg.reviewer_sign_in(&f.login, &f.password).await {
+        Ok((r, secret)) => reviewer_signed_in(api, &r.login, &secret),
+        Err(crate::registration::Refused::Forbidden("password_change_required", _)) => (
+            StatusCode::FORBIDDEN,
+            Html(page("管理", "admin", &reviewer_password_form(Some("这是一次性密码：请先改成自己的密码。"), &f.login))),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::from_u16(e.page_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Html(page("管理", "admin", &login_form(Some(&refused_text(&e)), api.has_token()))),
+        )
+            .into_response(),
+    }
+}
+
+/// `/admin/password`: a named reviewer's password change, then signed in.
+pub async fn reviewer_password(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<Login>,
+) -> Response {
+    if let Err(e) = limit(&api, addr) {
+        return e.into_response();
+    }
+    if !session::same_origin(&headers) {
+        return forbidden("请从本站的管理页修改密码。");
+    }
+    let Some(reg) = api.registration.as_deref() else { return forbidden("本节点不办理在线登记。") };
+    if f.new_password != f.repeat {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(page("管理", "admin", &reviewer_password_form(Some("两次输入的新密码不一样。"), &f.login))),
+        )
+            .into_response();
+    }
+    if let Err(e) = reg.change_reviewer_password(&f.login, &f.password, &f.new_password).await {
+        return (
+            StatusCode::from_u16(e.page_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            Html(page("管理", "admin", &reviewer_password_form(Some(&refused_text(&e)), &f.login))),
+        )
+            .into_response();
+    }
+    match reg.reviewer_sign_in(&f.login, &f.new_password).await {
+        Ok((r, secret)) => reviewer_signed_in(&api, &r.login, &secret),
+        Err(e) => {
+            (StatusCode::UNAUTHORIZED, Html(page("管理", "admin", &login_form(Some(&refused_text(&e)), api.has_token())))).into_response()
+        }
+    }
 }
 
 fn forbidden(why: &str) -> Response {
@@ -55,6 +166,9 @@ pub async fn login(
     if !session::same_origin(&headers) {
         tracing::warn!(client = %addr, "admin sign-in refused: posted from another site");
         return forbidden("请从本站的管理页登录。");
+    }
+    if !f.login.trim().is_empty() {
+        return reviewer_login(&api, &f).await;
     }
     let Some(token) = api.token_value().filter(|_| api.token_matches(&f.token)) else {
         tracing::warn!(client = %addr, "admin sign-in refused: wrong token");
@@ -85,12 +199,18 @@ pub async fn logout(State(api): State<Arc<Api>>, headers: HeaderMap, Form(f): Fo
 }
 
 fn login_form(error: Option<&str>, has_token: bool) -> String {
+    let reviewer = "<h2>审核员登录</h2><form class=\"login reviewer-login\" method=\"post\" action=\"/admin/login\">\
+         <label>登录名<input name=\"login\" autocomplete=\"username\" required></label>\
+         <label>密码<input type=\"password\" name=\"password\" autocomplete=\"current-password\" required></label>\
+         <button type=\"submit\">登录</button></form>";
+    let error = error.map(|e| format!("<p class=\"error\">{}</p>", esc(e))).unwrap_or_default();
     if !has_token {
-        return "<h1>管理</h1><p class=\"error\">本节点没有设置运维口令。请在配置的 <code>[http]</code> 中设置 <code>token_file</code>（一行至少 16 个字符，文件权限 0600）并重新启动。</p>".into();
+        return format!(
+            "<h1>管理</h1>{error}<p class=\"error\">本节点没有设置运维口令。请在配置的 <code>[http]</code> 中设置 <code>token_file</code>（一行至少 16 个字符，文件权限 0600）并重新启动。</p>{reviewer}"
+        );
     }
     format!(
-        "<h1>管理</h1>{}<form class=\"login\" method=\"post\" action=\"/admin/login\"><label>运维口令<input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label><button type=\"submit\">登录</button></form>",
-        error.map(|e| format!("<p class=\"error\">{}</p>", esc(e))).unwrap_or_default()
+        "<h1>管理</h1>{error}<form class=\"login\" method=\"post\" action=\"/admin/login\"><label>运维口令<input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label><button type=\"submit\">登录</button></form>{reviewer}"
     )
 }
 

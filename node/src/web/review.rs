@@ -51,7 +51,7 @@ fn age(ms: i64) -> String {
 }
 
 fn nav() -> &'static str {
-    "<p class=\"crumbs\"><a href=\"/admin\">管理</a> · <a href=\"/admin/review\">审核队列</a> · <a href=\"/admin/units\">单位账户</a></p>"
+    "<p class=\"crumbs\"><a href=\"/admin\">管理</a> · <a href=\"/admin/review\">审核队列</a> · <a href=\"/admin/units\">单位账户</a> · <a href=\"/admin/reviewers\">审核员</a></p>"
 }
 
 /// The queue: submissions waiting for review, oldest first.
@@ -170,15 +170,19 @@ fn render(s: &crate::store::registration::Submission, session: &Session, notice:
     }
     if s.state == SubState::Submitted {
         let token = esc(&session.form_token);
+        // A named reviewer's decisions carry its account; with the operators' token the
+        // reviewer types a name.
+        let who = match session.subject.strip_prefix("reviewer:") {
+            Some(login) => format!("<p class=\"note\">审核人：{}（本账号）</p>", esc(login)),
+            None => "<label>审核人<input name=\"reviewer\" required maxlength=\"100\"></label>".to_string(),
+        };
         let _ = write!(
             b,
             "<h2>审核</h2><form method=\"post\" action=\"/admin/review/{id}/approve\" class=\"decide\">\
-             <input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\">\
-             <label>审核人<input name=\"reviewer\" required maxlength=\"100\"></label>\
+             <input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\">{who}\
              <button type=\"submit\" name=\"approve\">批准并登记</button></form>\
              <form method=\"post\" action=\"/admin/review/{id}/return\" class=\"decide\">\
-             <input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\">\
-             <label>审核人<input name=\"reviewer\" required maxlength=\"100\"></label>\
+             <input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\">{who}\
              <label>退回原因<textarea name=\"reason\" required maxlength=\"2000\"></textarea></label>\
              <button type=\"submit\" name=\"return\">退回修改</button></form>",
             id = esc(&s.id)
@@ -249,11 +253,12 @@ async fn decide(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap, id: String,
         )
             .into_response();
     }
-    let outcome = if approve {
-        reg.approve(&id, &f.reviewer).await.map(|_| ())
-    } else {
-        reg.return_to_unit(&id, &f.reviewer, &f.reason).await.map(|_| ())
+    let who = match session.subject.strip_prefix("reviewer:") {
+        Some(login) => reg.reviewer_label(login).await,
+        None => f.reviewer.clone(),
     };
+    let outcome =
+        if approve { reg.approve(&id, &who).await.map(|_| ()) } else { reg.return_to_unit(&id, &who, &f.reason).await.map(|_| ()) };
     match outcome {
         Ok(()) => Redirect::to(&format!("/admin/review/{id}")).into_response(),
         Err(r) => {
@@ -291,14 +296,7 @@ pub async fn return_to_unit(
 }
 
 pub(super) fn status_of(r: &Refused) -> StatusCode {
-    match r {
-        Refused::NotFound => StatusCode::NOT_FOUND,
-        Refused::Conflict(_) => StatusCode::CONFLICT,
-        Refused::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Refused::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Refused::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(r.page_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 fn error(r: Refused) -> Response {
@@ -434,4 +432,131 @@ pub async fn unit_action(
     };
     let notice = result.unwrap_or_else(|r| format!("<p class=\"error\">{}</p>", esc(&crate::registration::zh_message(&r))));
     units_page(reg, &session, Some(notice)).await
+}
+
+/// `/admin/reviewers`: the office's named reviewers (operators only).
+pub async fn reviewers(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    let (session, reg) = match gate(&api, addr, &headers) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    if !super::admin::is_operator(&session) {
+        return operators_only();
+    }
+    reviewers_page(reg, &session, None).await
+}
+
+fn operators_only() -> Response {
+    let mut r = html(format!("{}<h1>审核员</h1><p class=\"error\">只有用运维口令登录的管理员能管理审核员账号。</p>", nav()));
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r
+}
+
+async fn reviewers_page(reg: &Registration, session: &Session, notice: Option<String>) -> Response {
+    let list = match reg.reviewers().await {
+        Ok(l) => l,
+        Err(e) => return error(e),
+    };
+    let token = esc(&session.form_token);
+    let mut b = format!("{}<h1>审核员</h1><p>每位审核员用自己的账号登录审核页，处理记录写明是谁。</p>", nav());
+    if let Some(n) = notice {
+        b.push_str(&n);
+    }
+    let _ = write!(
+        b,
+        "<form method=\"post\" action=\"/admin/reviewers\" class=\"decide\"><input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\">\
+         <label>登录名<input name=\"login\" required maxlength=\"32\" pattern=\"[a-z0-9._-]{{2,32}}\" autocapitalize=\"none\"></label>\
+         <label>姓名<input name=\"name\" required maxlength=\"50\"></label><button type=\"submit\">创建审核员</button></form>"
+    );
+    if list.is_empty() {
+        b.push_str("<p class=\"empty\">还没有审核员账号。</p>");
+    } else {
+        b.push_str("<div class=\"wide\"><table><thead><tr><th>登录名</th><th>姓名</th><th>状态</th><th></th></tr></thead><tbody>");
+        for r in &list {
+            let state = if r.disabled {
+                "已停用"
+            } else if r.must_change {
+                "一次性密码未修改"
+            } else {
+                "正常"
+            };
+            let (action, label) = if r.disabled { ("enable", "启用") } else { ("disable", "停用") };
+            let _ = write!(
+                b,
+                "<tr><td>{login}</td><td><bdi>{}</bdi></td><td>{state}</td><td><form method=\"post\" action=\"/admin/reviewers/{login}/{action}\">\
+                 <input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\"><button type=\"submit\">{label}</button></form></td></tr>",
+                esc(&r.name),
+                login = esc(&r.login)
+            );
+        }
+        b.push_str("</tbody></table></div>");
+    }
+    html(b)
+}
+
+#[derive(serde::Deserialize)]
+pub struct ReviewerForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    name: String,
+}
+
+pub async fn add_reviewer(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<ReviewerForm>,
+) -> Response {
+    let (session, reg) = match gate(&api, addr, &headers) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    if !super::admin::is_operator(&session) {
+        return operators_only();
+    }
+    if !session::form_ok(&session, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let notice = match reg.add_reviewer(&f.login, &f.name).await {
+        Ok(r) => format!(
+            "<p class=\"notice\">已创建审核员 {}（{}）。一次性密码：<code class=\"otp\">{}</code>（只显示这一次；第一次登录时必须修改）</p>",
+            esc(&r.name),
+            esc(&r.login),
+            esc(&r.password)
+        ),
+        Err(r) => format!("<p class=\"error\">{}</p>", esc(&crate::registration::zh_message(&r))),
+    };
+    reviewers_page(reg, &session, Some(notice)).await
+}
+
+pub async fn reviewer_action(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((login, action)): Path<(String, String)>,
+    Form(f): Form<ReviewerForm>,
+) -> Response {
+    let (session, reg) = match gate(&api, addr, &headers) {
+        Ok(g) => g,
+        Err(r) => return r,
+    };
+    if !super::admin::is_operator(&session) {
+        return operators_only();
+    }
+    if !session::form_ok(&session, &headers, &f.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let done = match action.as_str() {
+        "disable" => reg.set_reviewer_disabled(&login, true).await,
+        "enable" => reg.set_reviewer_disabled(&login, false).await,
+        _ => Err(Refused::NotFound),
+    };
+    let notice = match done {
+        Ok(()) => format!("<p class=\"notice\">{} 已{}。</p>", esc(&login), if action == "disable" { "停用" } else { "启用" }),
+        Err(r) => format!("<p class=\"error\">{}</p>", esc(&crate::registration::zh_message(&r))),
+    };
+    reviewers_page(reg, &session, Some(notice)).await
 }
