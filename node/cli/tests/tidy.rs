@@ -437,11 +437,29 @@ fn no_sqlite_connection_is_opened_on_an_async_worker() {
     assert!(!bodies[1].contains(".reader()"), "{bodies:?}");
 }
 
+/// Where a line's `//` comment starts, outside any string on that line (`"http://…"`
+/// is code).
+fn comment_start(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    let mut in_str = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\\' if in_str => i += 1,
+            b'"' => in_str = !in_str,
+            b'/' if !in_str && b.get(i + 1) == Some(&b'/') => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Each `fn` of `text` with its first line (1-based) and its length in lines.
 fn functions(text: &str) -> Vec<(String, usize, usize)> {
     let code: String = text
         .lines()
-        .map(|l| match l.find("//") {
+        .map(|l| match comment_start(l) {
             Some(i) => &l[..i],
             None => l,
         })

@@ -40,17 +40,6 @@ async fn by_post(
     serve(api, addr, headers, args).await
 }
 
-/// The site pages and the schema are under: `[http] public_url`, else the address the
-/// request came to (a name of letters, digits, dots, dashes and a port only).
-fn site(api: &Api, headers: &HeaderMap) -> String {
-    if let Some(u) = api.cfg.http.as_ref().and_then(|h| h.public_url.clone()) {
-        return u;
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let safe = !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-    format!("http://{}", if safe { host } else { "localhost" })
-}
-
 async fn serve(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap, args: Vec<(String, String)>) -> Response {
     if let Err(e) = limit(&api, addr) {
         return e.into_response();
@@ -59,7 +48,7 @@ async fn serve(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap, args: Vec<(S
         return (StatusCode::NOT_FOUND, "OAI-PMH is off at this node: its config has no [oai] section (docs/open-data.md)\n")
             .into_response();
     };
-    let site = site(&api, &headers);
+    let site = api.site(&headers);
     let table = api.table.clone();
     let name = oai.repository_name.clone().unwrap_or_else(|| {
         let region = table.get(&api.cfg.node_id).map(|r| r.name.clone()).unwrap_or_default();

@@ -142,6 +142,18 @@ impl Api {
         }
     }
 
+    /// The address links the node prints point at (certificates, OAI-PMH): `[http]
+    /// public_url`, else the address the request came to (a name of letters, digits,
+    /// dots, dashes and a port only; anything else is `localhost`).
+    pub(crate) fn site(&self, headers: &HeaderMap) -> String {
+        if let Some(u) = self.cfg.http.as_ref().and_then(|h| h.public_url.clone()) {
+            return u;
+        }
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let safe = !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+        format!("http://{}", if safe { host } else { "localhost" })
+    }
+
     /// Whether `given` is the operators' token (false when there is none).
     pub(crate) fn token_matches(&self, given: &str) -> bool {
         self.token_value().is_some_and(|t| crate::web::session::constant_time_eq(given.trim().as_bytes(), t.as_bytes()))

@@ -13,17 +13,6 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Where the certificate says to verify it: `[http] public_url`, else the address
-/// the page was asked at.
-pub(super) fn site(api: &Api, headers: &HeaderMap) -> String {
-    if let Some(u) = api.cfg.http.as_ref().and_then(|h| h.public_url.clone()) {
-        return u;
-    }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let safe = !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-    format!("http://{}", if safe { host } else { "localhost" })
-}
-
 /// The certificate's body.
 pub fn render(c: &Certificate, site: &str) -> String {
     let link = format!("{site}/verify?reg_no={}&code={}", enc(&c.reg_no), enc(&c.code));
@@ -68,7 +57,7 @@ pub async fn for_office(
     let Some(reg) = api.registration.as_deref() else { return super::not_found() };
     match reg.certificate(None, &id).await {
         Ok(c) => {
-            let mut r = Html(page("科技成果登记证书", "admin", &render(&c, &site(&api, &headers)))).into_response();
+            let mut r = Html(page("科技成果登记证书", "admin", &render(&c, &api.site(&headers)))).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }

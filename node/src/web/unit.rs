@@ -757,7 +757,7 @@ pub async fn certificate(
         Err(r) => return r,
     };
     match api.registration.as_deref().expect("gated").certificate(Some(&uscc), &id).await {
-        Ok(c) => html("科技成果登记证书", super::certificate::render(&c, &super::certificate::site(&api, &headers)), StatusCode::OK),
+        Ok(c) => html("科技成果登记证书", super::certificate::render(&c, &api.site(&headers)), StatusCode::OK),
         Err(e) => error(&s, &e),
     }
 }
