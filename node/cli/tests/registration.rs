@@ -616,6 +616,38 @@ fn the_registration_api_answers_as_docs_openapi_json_says() {
         "/api/v1/operator/submissions/{id}/approve",
         &post(&addr, &format!("/api/v1/operator/submissions/{id}/approve"), &op(), json!({})),
     );
+    // Members: created, listed, signed in, their submission checked by the unit.
+    let m = post(&addr, "/api/v1/unit/members", &auth, json!({"name": "张三"}));
+    check("post", "/api/v1/unit/members", &m);
+    let (login, otp) = (m.json()["login"].as_str().unwrap().to_string(), m.json()["password"].as_str().unwrap().to_string());
+    check("post", "/api/v1/unit/members", &post(&addr, "/api/v1/unit/members", &auth, json!({"name": "李四", "login": login})));
+    check("get", "/api/v1/unit/members", &get(&addr, "/api/v1/unit/members", &h(&auth)));
+    let r = post(&addr, "/api/v1/unit/password", &[], json!({"login": login, "password": otp, "new_password": "张三自己的密码2026"}));
+    check("post", "/api/v1/unit/password", &r);
+    let t = post(&addr, "/api/v1/unit/token", &[], json!({"login": login, "password": "张三自己的密码2026"}));
+    check("post", "/api/v1/unit/token", &t);
+    let member = bearer(t.json()["token"].as_str().unwrap());
+    check("get", "/api/v1/unit/members", &get(&addr, "/api/v1/unit/members", &h(&member)));
+    let mid =
+        post(&addr, "/api/v1/unit/submissions", &member, with_pdf(achievement("填报人的成果"))).json()["id"].as_str().unwrap().to_string();
+    check("post", "/api/v1/unit/submissions/{id}/pass", &post(&addr, &format!("/api/v1/unit/submissions/{mid}/pass"), &member, json!({})));
+    check(
+        "post",
+        "/api/v1/unit/submissions/{id}/return",
+        &post(&addr, &format!("/api/v1/unit/submissions/{mid}/return"), &auth, json!({"reason": ""})),
+    );
+    check(
+        "post",
+        "/api/v1/unit/submissions/{id}/return",
+        &post(&addr, &format!("/api/v1/unit/submissions/{mid}/return"), &auth, json!({"reason": "补充验收报告"})),
+    );
+    check("post", "/api/v1/unit/submissions/{id}/pass", &post(&addr, &format!("/api/v1/unit/submissions/{mid}/pass"), &auth, json!({})));
+    post(&addr, &format!("/api/v1/unit/submissions/{mid}/submit"), &member, json!({}));
+    check("post", "/api/v1/unit/submissions/{id}/pass", &post(&addr, &format!("/api/v1/unit/submissions/{mid}/pass"), &auth, json!({})));
+    check("post", "/api/v1/unit/members/{login}/reset", &post(&addr, &format!("/api/v1/unit/members/{login}/reset"), &auth, json!({})));
+    check("post", "/api/v1/unit/members/{login}/disable", &post(&addr, &format!("/api/v1/unit/members/{login}/disable"), &auth, json!({})));
+    check("post", "/api/v1/unit/members/{login}/enable", &post(&addr, &format!("/api/v1/unit/members/{login}/enable"), &auth, json!({})));
+    check("post", "/api/v1/unit/members/{login}/enable", &post(&addr, "/api/v1/unit/members/nobody/enable", &auth, json!({})));
     check("post", "/api/v1/operator/units/{uscc}/reset", &post(&addr, &format!("/api/v1/operator/units/{USCC}/reset"), &op(), json!({})));
     check(
         "post",
@@ -678,4 +710,99 @@ fn a_named_reviewer_signs_in_with_its_own_password_and_its_decisions_say_so() {
     assert_eq!((r.status, r.header("location")), (303, Some("/admin")));
     let list = node.cli(&["reviewer", "list", "--config", &cfg]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("wang  王审核  disabled"));
+}
+
+/// Creates a member of the unit `token` signs in, changes its one-time password, signs
+/// it in: its login and token.
+fn member(addr: &str, token: &str, name: &str) -> (String, String) {
+    let r = post(addr, "/api/v1/unit/members", &bearer(token), json!({"name": name}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let (login, otp) = (r.json()["login"].as_str().unwrap().to_string(), r.json()["password"].as_str().unwrap().to_string());
+    let early = post(addr, "/api/v1/unit/token", &[], json!({"login": login, "password": otp}));
+    assert_eq!((early.status, early.json()["code"].as_str()), (403, Some("password_change_required")));
+    let mine = format!("{name}的填报密码2026");
+    let r = post(addr, "/api/v1/unit/password", &[], json!({"login": login, "password": otp, "new_password": mine}));
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = post(addr, "/api/v1/unit/token", &[], json!({"login": login.to_uppercase(), "password": mine}));
+    assert_eq!(r.status, 200, "logins ignore case: {}", r.text());
+    (login, r.json()["token"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn a_members_submission_waits_for_its_unit_which_passes_it_on_and_only_its_own_are_seen() {
+    let (node, addr) = office(&[]);
+    let unit_token = unit(&addr, USCC, "武汉大学");
+    let other = unit(&addr, OTHER_USCC, "北京大学");
+    let (zhang, zt) = member(&addr, &unit_token, "张三");
+    let (_, lt) = member(&addr, &unit_token, "李四");
+    assert_eq!(zhang, format!("{}-1", USCC.to_lowercase()), "a made-up login: the unit's code and a number");
+    // A member's password may not contain its login or its unit's code.
+    let weak = post(
+        &addr,
+        "/api/v1/unit/password",
+        &[],
+        json!({"login": zhang, "password": "张三的填报密码2026", "new_password": format!("x{zhang}")}),
+    );
+    assert_eq!((weak.status, weak.json()["errors"][0]["code"].as_str()), (422, Some("weak_password")));
+
+    // The member submits: it waits for the unit, not in the office's queue.
+    let r = post(&addr, "/api/v1/unit/submissions", &bearer(&zt), with_pdf(achievement("张三的芯片")));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["state"], "unit_review");
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    let queue = get(&addr, "/api/v1/operator/submissions?state=submitted", &h(&op())).json();
+    assert!(queue["submissions"].as_array().unwrap().is_empty(), "{queue}");
+    let a = post(&addr, &format!("/api/v1/operator/submissions/{id}/approve"), &op(), json!({"reviewer": "王"}));
+    assert_eq!(a.status, 409, "the office cannot approve before the unit's check");
+
+    // Who sees it: the member and its unit; not another member, not another unit.
+    let seen = |t: &str| get(&addr, &format!("/api/v1/unit/submissions/{id}"), &h(&bearer(t))).status;
+    assert_eq!((seen(&zt), seen(&unit_token), seen(&lt), seen(&other)), (200, 200, 404, 404));
+    let listed = |t: &str| get(&addr, "/api/v1/unit/submissions", &h(&bearer(t))).json()["submissions"].as_array().unwrap().len();
+    assert_eq!((listed(&zt), listed(&unit_token), listed(&lt)), (1, 1, 0));
+    let sub = get(&addr, &format!("/api/v1/unit/submissions/{id}"), &h(&bearer(&unit_token))).json();
+    assert_eq!((sub["member"]["login"].as_str(), sub["member"]["name"].as_str()), (Some(zhang.as_str()), Some("张三")));
+
+    // Only the unit account checks: a member may neither pass nor manage members.
+    let p = post(&addr, &format!("/api/v1/unit/submissions/{id}/pass"), &bearer(&zt), json!({}));
+    assert_eq!((p.status, p.json()["code"].as_str()), (403, Some("unit_account_required")));
+    assert_eq!(post(&addr, "/api/v1/unit/members", &bearer(&zt), json!({"name": "王五"})).status, 403);
+    assert_eq!(post(&addr, &format!("/api/v1/unit/submissions/{id}/pass"), &bearer(&other), json!({})).status, 404);
+
+    // Returned with a reason; the member fixes and submits again; the unit passes it.
+    let r = post(&addr, &format!("/api/v1/unit/submissions/{id}/return"), &bearer(&unit_token), json!({"reason": "请补充评价报告"}));
+    assert_eq!((r.status, r.json()["state"].as_str(), r.json()["reason"].as_str()), (200, Some("returned"), Some("请补充评价报告")));
+    let r = post(&addr, &format!("/api/v1/unit/submissions/{id}/submit"), &bearer(&zt), json!({}));
+    assert_eq!(r.json()["state"], "unit_review");
+    let r = post(&addr, &format!("/api/v1/unit/submissions/{id}/pass"), &bearer(&unit_token), json!({}));
+    assert_eq!((r.status, r.json()["state"].as_str()), (200, Some("submitted")), "{}", r.text());
+    let a = post(&addr, &format!("/api/v1/operator/submissions/{id}/approve"), &op(), json!({"reviewer": "王审核"}));
+    assert_eq!(a.status, 200, "{}", a.text());
+    let reg_no = a.json()["reg_no"].as_str().unwrap().to_string();
+    let sub = get(&addr, &format!("/api/v1/unit/submissions/{id}"), &h(&bearer(&zt))).json();
+    assert_eq!((sub["state"].as_str(), sub["reg_no"].as_str()), (Some("registered"), Some(reg_no.as_str())));
+    let actions: Vec<&str> = sub["decisions"].as_array().unwrap().iter().map(|d| d["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["submit", "unit_return", "submit", "pass", "approve"]);
+    assert_eq!(sub["decisions"][0]["who"], format!("member:{zhang}"));
+    assert_eq!(sub["decisions"][3]["who"], format!("unit:{USCC}"));
+    assert_eq!(node.query(&["--operator", "--reg-no", &reg_no])[0]["title"], "张三的芯片");
+
+    // Another member cannot change it; its own member's change goes through the unit again.
+    let mut change = with_pdf(achievement("张三的芯片（第二版）"));
+    change["reg_no"] = json!(reg_no);
+    let r = post(&addr, "/api/v1/unit/submissions", &bearer(&lt), change.clone());
+    assert_eq!(r.status, 422, "another member's record: {}", r.text());
+    let r = post(&addr, "/api/v1/unit/submissions", &bearer(&zt), change);
+    assert_eq!((r.status, r.json()["state"].as_str()), (201, Some("unit_review")), "{}", r.text());
+
+    // Disabled: the member's token ends and it cannot sign in; disabling the unit stops its members too.
+    assert_eq!(post(&addr, &format!("/api/v1/unit/members/{zhang}/disable"), &bearer(&unit_token), json!({})).status, 204);
+    assert_eq!(get(&addr, "/api/v1/unit/submissions", &h(&bearer(&zt))).status, 401);
+    let t = post(&addr, "/api/v1/unit/token", &[], json!({"login": zhang, "password": "张三的填报密码2026"}));
+    assert_eq!((t.status, t.json()["code"].as_str()), (403, Some("member_disabled")));
+    assert_eq!(post(&addr, &format!("/api/v1/operator/units/{USCC}/disable"), &op(), json!({})).status, 204);
+    assert_eq!(get(&addr, "/api/v1/unit/submissions", &h(&bearer(&lt))).status, 401, "the unit's members' tokens end with it");
+    let t =
+        post(&addr, "/api/v1/unit/token", &[], json!({"login": format!("{}-2", USCC.to_lowercase()), "password": "李四的填报密码2026"}));
+    assert_eq!((t.status, t.json()["code"].as_str()), (403, Some("unit_disabled")));
 }

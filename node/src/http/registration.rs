@@ -6,7 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 use super::state::{limit, Api, ApiError};
-use crate::registration::{evidence, submission_json, Refused, Registration};
+use crate::registration::{evidence, submission_json, Account, Refused, Registration};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -30,6 +30,12 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/v1/unit/submissions/{id}/submit", post(unit_submit))
         .route("/api/v1/unit/submissions/{id}/attachments", post(unit_attach))
         .route("/api/v1/unit/submissions/{id}/attachments/{n}", get(unit_attachment))
+        .route("/api/v1/unit/submissions/{id}/pass", post(unit_pass))
+        .route("/api/v1/unit/submissions/{id}/return", post(unit_return))
+        .route("/api/v1/unit/members", post(unit_add_member).get(unit_members))
+        .route("/api/v1/unit/members/{login}/disable", post(unit_disable_member))
+        .route("/api/v1/unit/members/{login}/enable", post(unit_enable_member))
+        .route("/api/v1/unit/members/{login}/reset", post(unit_reset_member))
         .route("/api/v1/operator/units", post(operator_add_unit).get(operator_units))
         .route("/api/v1/operator/units/{uscc}/reset", post(operator_reset_unit))
         .route("/api/v1/operator/units/{uscc}/disable", post(operator_disable_unit))
@@ -77,10 +83,10 @@ fn service(api: &Api) -> Result<&Registration, Response> {
     })
 }
 
-/// The unit a bearer token names.
-fn bearer(reg: &Registration, headers: &HeaderMap) -> Result<String, Response> {
+/// The account (a unit, or one of its members) a bearer token names.
+fn bearer(reg: &Registration, headers: &HeaderMap) -> Result<Account, Response> {
     let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    token.and_then(|t| reg.auth.bearer(t.trim())).map(|b| b.uscc).ok_or_else(|| refused(Refused::Unauthorized))
+    token.and_then(|t| reg.auth.bearer(t.trim())).ok_or_else(|| refused(Refused::Unauthorized))
 }
 
 /// Bodies held at once (uploads of evidence, submissions with inline attachments): each
@@ -129,7 +135,12 @@ async fn unit_password(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectIn
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
     let m = tri!(object(body).await);
-    match reg.change_password(&text(&m, "uscc"), &text(&m, "password"), &text(&m, "new_password")).await {
+    let changed = if m.contains_key("login") {
+        reg.change_member_password(&text(&m, "login"), &text(&m, "password"), &text(&m, "new_password")).await
+    } else {
+        reg.change_password(&text(&m, "uscc"), &text(&m, "password"), &text(&m, "new_password")).await
+    };
+    match changed {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refused(r),
     }
@@ -139,11 +150,12 @@ async fn unit_token(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
     let m = tri!(object(body).await);
-    if m.contains_key("login") {
-        // Member accounts come with the unit's own pages (online registration II).
-        return refused(Refused::Unauthorized);
-    }
-    match reg.token(&text(&m, "uscc"), &text(&m, "password")).await {
+    let signed_in = if m.contains_key("login") {
+        reg.member_token(&text(&m, "login"), &text(&m, "password")).await
+    } else {
+        reg.token(&text(&m, "uscc"), &text(&m, "password")).await
+    };
+    match signed_in {
         Ok((token, expires_in)) => Json(json!({"token": token, "expires_in": expires_in})).into_response(),
         Err(r) => refused(r),
     }
@@ -152,10 +164,10 @@ async fn unit_token(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<
 async fn unit_create(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Response {
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
-    let uscc = tri!(bearer(reg, &headers));
+    let acc = tri!(bearer(reg, &headers));
     let _slot = tri!(body_slot().await);
     let m = tri!(object(body).await);
-    match reg.save(&uscc, None, m).await {
+    match reg.save(&acc, None, m).await {
         Ok(s) => (StatusCode::CREATED, Json(json!({"id": s.id, "state": s.state.as_str()}))).into_response(),
         Err(r) => refused(r),
     }
@@ -170,12 +182,12 @@ async fn unit_update(
 ) -> Response {
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
-    let uscc = tri!(bearer(reg, &headers));
+    let acc = tri!(bearer(reg, &headers));
     let _slot = tri!(body_slot().await);
     let mut m = tri!(object(body).await);
     // A replaced object stays where it is (a draft, or returned); `…/submit` submits.
     m.insert("draft".into(), Value::Bool(true));
-    match reg.save(&uscc, Some(&id), m).await {
+    match reg.save(&acc, Some(&id), m).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
         Err(r) => refused(r),
     }
@@ -189,8 +201,8 @@ async fn unit_submit(
 ) -> Response {
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
-    let uscc = tri!(bearer(reg, &headers));
-    match reg.submit(&uscc, &id).await {
+    let acc = tri!(bearer(reg, &headers));
+    match reg.submit(&acc, &id).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
         Err(r) => refused(r),
     }
@@ -199,8 +211,8 @@ async fn unit_submit(
 async fn unit_list(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
-    let uscc = tri!(bearer(reg, &headers));
-    match reg.submissions(Some(&uscc), None).await {
+    let acc = tri!(bearer(reg, &headers));
+    match reg.submissions(Some(&acc), None).await {
         Ok(list) => Json(json!({"submissions": list.iter().map(submission_json).collect::<Vec<_>>()})).into_response(),
         Err(r) => refused(r),
     }
@@ -214,8 +226,8 @@ async fn unit_get(
 ) -> Response {
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
-    let uscc = tri!(bearer(reg, &headers));
-    match reg.submission(Some(&uscc), &id).await {
+    let acc = tri!(bearer(reg, &headers));
+    match reg.submission(Some(&acc), &id).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
         Err(r) => refused(r),
     }
@@ -233,9 +245,9 @@ async fn unit_attach(
 ) -> Response {
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
-    let uscc = tri!(bearer(reg, &headers));
+    let acc = tri!(bearer(reg, &headers));
     // Not the unit's (or no such) submission: 404 before a byte is read.
-    if let Err(r) = reg.submission(Some(&uscc), &id).await {
+    if let Err(r) = reg.submission(Some(&acc), &id).await {
         return refused(r);
     }
     // A declared length over the cap is refused before a byte is read; an undeclared or
@@ -255,7 +267,7 @@ async fn unit_attach(
         bytes.extend_from_slice(&chunk);
     }
     let (ty, name) = (q.get("type").cloned().unwrap_or_default(), q.get("name").cloned().unwrap_or_default());
-    match reg.add_attachment(&uscc, &id, &ty, &name, bytes).await {
+    match reg.add_attachment(&acc, &id, &ty, &name, bytes).await {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(r) => refused(r),
     }
@@ -269,15 +281,117 @@ async fn unit_attachment(
 ) -> Response {
     tri!(rate(&api, addr));
     let reg = tri!(service(&api));
-    let uscc = tri!(bearer(reg, &headers));
-    attachment(reg, &id, n, Some(&uscc)).await
+    let acc = tri!(bearer(reg, &headers));
+    attachment(reg, &id, n, Some(&acc)).await
+}
+
+async fn unit_pass(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    tri!(rate(&api, addr));
+    let reg = tri!(service(&api));
+    let acc = tri!(bearer(reg, &headers));
+    match reg.unit_pass(&acc, &id).await {
+        Ok(s) => Json(submission_json(&s)).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+async fn unit_return(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    tri!(rate(&api, addr));
+    let reg = tri!(service(&api));
+    let acc = tri!(bearer(reg, &headers));
+    let m = tri!(object(body).await);
+    match reg.unit_return(&acc, &id, &text(&m, "reason")).await {
+        Ok(s) => Json(submission_json(&s)).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+async fn unit_add_member(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    tri!(rate(&api, addr));
+    let reg = tri!(service(&api));
+    let acc = tri!(bearer(reg, &headers));
+    let m = tri!(object(body).await);
+    let login = m.get("login").and_then(Value::as_str);
+    match reg.add_member(&acc, &text(&m, "name"), login).await {
+        Ok(n) => (StatusCode::CREATED, Json(json!(n))).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+async fn unit_members(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    tri!(rate(&api, addr));
+    let reg = tri!(service(&api));
+    let acc = tri!(bearer(reg, &headers));
+    match reg.members(&acc).await {
+        Ok(list) => Json(json!({"members": list})).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+async fn member_switch(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap, login: String, disabled: bool) -> Response {
+    tri!(rate(&api, addr));
+    let reg = tri!(service(&api));
+    let acc = tri!(bearer(reg, &headers));
+    match reg.set_member_disabled(&acc, &login, disabled).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+async fn unit_disable_member(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+) -> Response {
+    member_switch(api, addr, headers, login, true).await
+}
+
+async fn unit_enable_member(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+) -> Response {
+    member_switch(api, addr, headers, login, false).await
+}
+
+async fn unit_reset_member(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(login): Path<String>,
+) -> Response {
+    tri!(rate(&api, addr));
+    let reg = tri!(service(&api));
+    let acc = tri!(bearer(reg, &headers));
+    match reg.reset_member(&acc, &login).await {
+        Ok(n) => Json(json!(n)).into_response(),
+        Err(r) => refused(r),
+    }
 }
 
 /// Evidence as a file that is never a page: its own content type (PDF and images
 /// inline, OFD downloaded), `Content-Security-Policy: sandbox`, no sniffing.
-pub(crate) async fn attachment(reg: &Registration, id: &str, n: u32, uscc: Option<&str>) -> Response {
-    let (i, u) = (id.to_string(), uscc.map(str::to_string));
-    let found = match reg.store.read(move |r| r.attachment(&i, n, u.as_deref())).await {
+pub(crate) async fn attachment(reg: &Registration, id: &str, n: u32, acc: Option<&Account>) -> Response {
+    let (i, a) = (id.to_string(), acc.cloned());
+    let found = match reg.store.read(move |r| r.attachment(&i, n, a.as_ref())).await {
         Ok(f) => f,
         Err(e) => return refused(Refused::Store(e)),
     };

@@ -64,11 +64,8 @@ pub fn one_time_password() -> String {
     chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
 }
 
-/// Who a token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bearer {
-    pub uscc: String,
-}
+/// Who a token belongs to: a unit account or one of its members.
+pub type Bearer = crate::store::registration::Account;
 
 struct TokenEntry {
     bearer: Bearer,
@@ -89,8 +86,8 @@ struct Failures {
 }
 
 impl Auth {
-    /// A new token for `uscc` (its fingerprint kept, never the token).
-    pub fn issue(&self, uscc: &str) -> String {
+    /// A new token for `account` (its fingerprint kept, never the token).
+    pub fn issue(&self, account: &Bearer) -> String {
         let token = crate::web::session::random_hex();
         let mut map = self.tokens.lock().expect("tokens lock");
         let now = Instant::now();
@@ -100,7 +97,7 @@ impl Auth {
                 map.remove(&k);
             }
         }
-        map.insert(fingerprint(&token), TokenEntry { bearer: Bearer { uscc: uscc.to_string() }, expires: now + token_lifetime() });
+        map.insert(fingerprint(&token), TokenEntry { bearer: account.clone(), expires: now + token_lifetime() });
         token
     }
 
@@ -110,9 +107,14 @@ impl Auth {
         map.get(&fingerprint(token)).filter(|e| e.expires > Instant::now()).map(|e| e.bearer.clone())
     }
 
-    /// Ends every token of `uscc` (a new password, a disabled unit).
+    /// Ends every token of `uscc` and its members (a new password, a disabled unit).
     pub fn revoke(&self, uscc: &str) {
         self.tokens.lock().expect("tokens lock").retain(|_, e| e.bearer.uscc != uscc);
+    }
+
+    /// Ends every token of one member.
+    pub fn revoke_member(&self, login: &str) {
+        self.tokens.lock().expect("tokens lock").retain(|_, e| e.bearer.member.as_deref() != Some(login));
     }
 
     /// Seconds until `account` may try again, if it is closed.
@@ -174,11 +176,20 @@ mod tests {
     #[test]
     fn tokens_belong_to_their_unit_until_revoked() {
         let auth = Auth::default();
-        let t = auth.issue("91350100M000100Y43");
-        assert_eq!(auth.bearer(&t).unwrap().uscc, "91350100M000100Y43");
+        let unit = Bearer::unit("91350100M000100Y43");
+        let member = Bearer { member: Some("91350100m000100y43-1".into()), ..unit.clone() };
+        let t = auth.issue(&unit);
+        let m = auth.issue(&member);
+        assert_eq!(auth.bearer(&t).unwrap(), unit);
+        assert_eq!(auth.bearer(&m).unwrap(), member);
         assert!(auth.bearer("guess").is_none());
+        auth.revoke_member("91350100m000100y43-1");
+        assert!(auth.bearer(&m).is_none());
+        assert!(auth.bearer(&t).is_some(), "the unit's token stays");
+        let m = auth.issue(&member);
         auth.revoke("91350100M000100Y43");
         assert!(auth.bearer(&t).is_none());
+        assert!(auth.bearer(&m).is_none(), "a unit's revocation ends its members' tokens");
     }
 
     #[test]

@@ -11,8 +11,10 @@
 pub mod auth;
 pub mod certificate;
 pub mod evidence;
+pub mod members;
 pub mod reviewers;
 
+pub use crate::store::registration::Account;
 use crate::store::registration::{Denied, NewAttachment, Submission};
 use crate::store::{Store, StoreError};
 use huijiao_protocol::registration::{self, Asked, State, MAX_ATTACHMENTS};
@@ -189,7 +191,7 @@ impl Registration {
                 "the one-time password must be changed first (POST /api/v1/unit/password)".into(),
             ));
         }
-        Ok((self.auth.issue(&unit.uscc), auth::token_lifetime().as_secs()))
+        Ok((self.auth.issue(&Account::unit(&unit.uscc)), auth::token_lifetime().as_secs()))
     }
 
     /// Signs a unit in to the pages: the unit, and the secret its page session is tied
@@ -233,7 +235,7 @@ impl Registration {
 
     /// Creates a submission (`id` None) or replaces a draft's or returned one's object;
     /// submits it unless `draft`. Nothing of a classified submission is kept.
-    pub async fn save(&self, uscc: &str, id: Option<&str>, mut body: Map<String, Value>) -> Result<Submission, Refused> {
+    pub async fn save(&self, acc: &Account, id: Option<&str>, mut body: Map<String, Value>) -> Result<Submission, Refused> {
         let draft = match body.remove("draft") {
             None | Some(Value::Null) | Some(Value::Bool(false)) => false,
             Some(Value::Bool(true)) => true,
@@ -270,26 +272,26 @@ impl Registration {
         for (ty, name, bytes) in attachments {
             checked.push(evidence::check(&ty, &name, bytes).map_err(|e| Refused::Invalid(vec![e]))?);
         }
-        let asked = self.asked(uscc, &body).await?;
+        let asked = self.asked(acc, &body).await?;
         let create = id.is_none();
         let id = id.map_or_else(new_id, str::to_string);
-        let (sid, u, now) = (id.clone(), uscc.to_string(), crate::clock::now_ms());
+        let (sid, a, now) = (id.clone(), acc.clone(), crate::clock::now_ms());
         let submit = (!draft).then(|| (self.regions.clone(), crate::clock::today()));
         self.store
-            .run(move |w| w.save_submission(&sid, &u, create, &asked, &body, checked, submit.as_ref().map(|(r, d)| (&**r, *d)), now))
+            .run(move |w| w.save_submission(&sid, &a, create, &asked, &body, checked, submit.as_ref().map(|(r, d)| (&**r, *d)), now))
             .await?
             .map_err(Refused::from)?;
-        self.submission(Some(uscc), &id).await
+        self.submission(Some(acc), &id).await
     }
 
     /// What a unit's object asks for (a new record, or a change or withdrawal of one of
     /// its own), refusing what is malformed whatever the draft.
-    async fn asked(&self, uscc: &str, body: &Map<String, Value>) -> Result<Asked, Refused> {
+    async fn asked(&self, acc: &Account, body: &Map<String, Value>) -> Result<Asked, Refused> {
         let named = body.get("reg_no").and_then(Value::as_str).map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty());
         let held = match named.clone() {
             Some(r) => {
-                let u = uscc.to_string();
-                self.store.read(move |reader| reader.units_record(&u, &r)).await?
+                let a = acc.clone();
+                self.store.read(move |reader| reader.units_record(&a, &r)).await?
             }
             None => None,
         };
@@ -301,27 +303,28 @@ impl Registration {
     }
 
     /// Adds evidence sent as raw bytes.
-    pub async fn add_attachment(&self, uscc: &str, id: &str, ty: &str, name: &str, bytes: Vec<u8>) -> Result<Value, Refused> {
+    pub async fn add_attachment(&self, acc: &Account, id: &str, ty: &str, name: &str, bytes: Vec<u8>) -> Result<Value, Refused> {
         screen(&Map::new(), &[name])?;
         let a: NewAttachment = evidence::check(ty, name, bytes).map_err(|e| Refused::Invalid(vec![e]))?;
         let answer = json!({"type": a.ty, "name": a.name, "size": a.bytes.len(), "sha256": a.sha256});
-        let (i, u) = (id.to_string(), uscc.to_string());
-        self.store.run(move |w| w.add_attachment(&i, &u, a)).await?.map_err(Refused::from)?;
+        let (i, acc) = (id.to_string(), acc.clone());
+        self.store.run(move |w| w.add_attachment(&i, &acc, a)).await?.map_err(Refused::from)?;
         Ok(answer)
     }
 
-    /// Submits a draft or a returned submission for review.
-    pub async fn submit(&self, uscc: &str, id: &str) -> Result<Submission, Refused> {
-        let (i, u, regions, today, now) =
-            (id.to_string(), uscc.to_string(), self.regions.clone(), crate::clock::today(), crate::clock::now_ms());
-        self.store.run(move |w| w.submit(&i, &u, &regions, today, now)).await?.map_err(Refused::from)?;
-        self.submission(Some(uscc), id).await
+    /// Submits a draft or a returned submission for review (a member's to its unit's
+    /// check first).
+    pub async fn submit(&self, acc: &Account, id: &str) -> Result<Submission, Refused> {
+        let (i, a, regions, today, now) =
+            (id.to_string(), acc.clone(), self.regions.clone(), crate::clock::today(), crate::clock::now_ms());
+        self.store.run(move |w| w.submit(&i, &a, &regions, today, now)).await?.map_err(Refused::from)?;
+        self.submission(Some(acc), id).await
     }
 
-    /// The 登记证书 of a registered submission (with `uscc`, only that unit's): its
+    /// The 登记证书 of a registered submission (with `acc`, only one it sees): its
     /// record as it stands now, with its check code.
-    pub async fn certificate(&self, uscc: Option<&str>, id: &str) -> Result<certificate::Certificate, Refused> {
-        let sub = self.submission(uscc, id).await?;
+    pub async fn certificate(&self, acc: Option<&Account>, id: &str) -> Result<certificate::Certificate, Refused> {
+        let sub = self.submission(acc, id).await?;
         let reg_no = match (&sub.state, &sub.reg_no) {
             (State::Registered, Some(r)) => r.clone(),
             _ => {
@@ -349,16 +352,16 @@ impl Registration {
         Ok(certificate::verify(&key, code, &versions, &self.office).map(|c| (c, withdrawn)))
     }
 
-    /// One submission; with `uscc`, only that unit's.
-    pub async fn submission(&self, uscc: Option<&str>, id: &str) -> Result<Submission, Refused> {
-        let (i, u) = (id.to_string(), uscc.map(str::to_string));
-        self.store.read(move |r| r.submission(&i, u.as_deref())).await?.ok_or(Refused::NotFound)
+    /// One submission; with `acc`, only one that account sees.
+    pub async fn submission(&self, acc: Option<&Account>, id: &str) -> Result<Submission, Refused> {
+        let (i, a) = (id.to_string(), acc.cloned());
+        self.store.read(move |r| r.submission(&i, a.as_ref())).await?.ok_or(Refused::NotFound)
     }
 
-    /// Submissions of a unit, or in a state.
-    pub async fn submissions(&self, uscc: Option<&str>, state: Option<State>) -> Result<Vec<Submission>, Refused> {
-        let u = uscc.map(str::to_string);
-        Ok(self.store.read(move |r| r.submissions(u.as_deref(), state, 1000)).await?)
+    /// Submissions an account sees, or in a state.
+    pub async fn submissions(&self, acc: Option<&Account>, state: Option<State>) -> Result<Vec<Submission>, Refused> {
+        let a = acc.cloned();
+        Ok(self.store.read(move |r| r.submissions(a.as_ref(), state, 1000)).await?)
     }
 
     /// Approves a submission: its 登记号 and the record's version.
@@ -438,6 +441,7 @@ pub fn submission_json(s: &Submission) -> Value {
         "record": s.body,
         "attachments": s.attachments,
         "unit": {"uscc": s.uscc, "name": s.unit_name},
+        "member": s.member.as_ref().map(|m| json!({"login": m, "name": s.member_name})),
         "created_at": crate::clock::rfc3339_china(s.created_at),
         "updated_at": crate::clock::rfc3339_china(s.updated_at),
         "submitted_at": s.submitted_at.map(crate::clock::rfc3339_china),

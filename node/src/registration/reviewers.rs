@@ -6,7 +6,7 @@
 //! password or disabling the account ends it.
 
 use super::{auth, Refused, Registration};
-use crate::store::registration::Reviewer;
+use crate::store::accounts::Reviewer;
 use huijiao_protocol::report::RowError;
 
 /// A new reviewer and its one-time password (shown once, never kept).

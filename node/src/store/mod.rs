@@ -9,6 +9,7 @@
 //! Durability: WAL with `synchronous = FULL`, so a commit that returned survives power
 //! loss; the inbox moves a file and a parent acknowledges a batch only after that.
 
+pub mod accounts;
 pub mod backup;
 pub mod catalogue;
 mod error;

@@ -2,6 +2,7 @@
 //! evidence, decisions, and the approval that assigns the 登记号 and enters the record
 //! through the same rule as a file's row (`protocol::apply::decide_local`, by
 //! `ingest::apply_local`), in one transaction with the serial and the decision.
+//! The office's reviewers and the units' members are `store::accounts`.
 
 use super::error::{Context, Result};
 use super::ingest::{apply_local, Applied, Prepared};
@@ -36,6 +37,33 @@ pub struct Unit {
     pub must_change: bool,
     pub disabled: bool,
     pub created_at: i64,
+}
+
+/// Who acts for a unit: the unit account itself, or one of its members (填报人).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Account {
+    pub uscc: String,
+    /// The member's login; none for the unit account.
+    pub member: Option<String>,
+}
+
+impl Account {
+    pub fn unit(uscc: &str) -> Account {
+        Account { uscc: uscc.to_string(), member: None }
+    }
+
+    /// How decisions record it: `unit:<USCC>` or `member:<login>`.
+    pub fn who(&self) -> String {
+        match &self.member {
+            Some(m) => format!("member:{m}"),
+            None => format!("unit:{}", self.uscc),
+        }
+    }
+
+    /// Whether it may see `s`: its unit's, and a member only its own.
+    pub fn sees(&self, s: &Submission) -> bool {
+        s.uscc == self.uscc && (self.member.is_none() || s.member == self.member)
+    }
 }
 
 /// One piece of evidence.
@@ -78,6 +106,10 @@ pub struct Submission {
     pub id: String,
     pub uscc: String,
     pub unit_name: String,
+    /// The member who filled it in (none: the unit account).
+    pub member: Option<String>,
+    /// That member's name.
+    pub member_name: Option<String>,
     pub state: State,
     pub asked: String,
     pub reg_no: Option<String>,
@@ -139,7 +171,7 @@ impl Writer {
     pub fn save_submission(
         &mut self,
         id: &str,
-        uscc: &str,
+        acc: &Account,
         create: bool,
         asked: &Asked,
         body: &Map<String, Value>,
@@ -152,11 +184,12 @@ impl Writer {
         let body = serde_json::to_string(body).context("a submission")?;
         if create {
             tx.execute(
-                "INSERT INTO submissions (id, uscc, state, asked, reg_no, body, created_at, updated_at) VALUES (?1, ?2, 'draft', ?3, ?4, ?5, ?6, ?6)",
-                params![id, uscc, asked, reg_no, body, now],
+                "INSERT INTO submissions (id, uscc, member, state, asked, reg_no, body, created_at, updated_at)
+                 VALUES (?1, ?2, ?7, 'draft', ?3, ?4, ?5, ?6, ?6)",
+                params![id, acc.uscc, asked, reg_no, body, now, acc.member],
             )?;
         } else {
-            match state_of(&tx, id, uscc)? {
+            match state_of(&tx, id, acc)? {
                 None => return Ok(Err(Denied::NotFound)),
                 Some(s) if !s.editable() => return Ok(Err(Denied::WrongState(s))),
                 Some(_) => {}
@@ -171,7 +204,7 @@ impl Writer {
         }
         if let Some((regions, today)) = submit {
             let node = self.node_id.clone();
-            if let Err(d) = submit_in(&tx, &node, id, uscc, regions, today, now)? {
+            if let Err(d) = submit_in(&tx, &node, id, acc, regions, today, now)? {
                 return Ok(Err(d));
             }
         }
@@ -179,10 +212,10 @@ impl Writer {
         Ok(Ok(()))
     }
 
-    /// Adds evidence to a draft or a returned submission of `uscc`; returns its number.
-    pub fn add_attachment(&mut self, id: &str, uscc: &str, a: NewAttachment) -> Result<Result<u32, Denied>> {
+    /// Adds evidence to a draft or a returned submission `acc` sees; returns its number.
+    pub fn add_attachment(&mut self, id: &str, acc: &Account, a: NewAttachment) -> Result<Result<u32, Denied>> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        match state_of(&tx, id, uscc)? {
+        match state_of(&tx, id, acc)? {
             None => return Ok(Err(Denied::NotFound)),
             Some(s) if !s.editable() => return Ok(Err(Denied::WrongState(s))),
             Some(_) => {}
@@ -195,16 +228,62 @@ impl Writer {
         Ok(Ok(n))
     }
 
-    /// Submits a draft or a returned submission of `uscc` for review: every rule of
-    /// spec §3 and the evidence rule (§6.2) checked as of `today`.
-    pub fn submit(&mut self, id: &str, uscc: &str, regions: &RegionTable, today: Date, now: i64) -> Result<Result<State, Denied>> {
+    /// Submits a draft or a returned submission `acc` sees: every rule of spec §3 and
+    /// the evidence rule (§6.2) checked as of `today`. A member's goes to its unit's
+    /// check (`unit_review`), the unit account's straight to the office (`submitted`).
+    pub fn submit(&mut self, id: &str, acc: &Account, regions: &RegionTable, today: Date, now: i64) -> Result<Result<State, Denied>> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Err(d) = submit_in(&tx, &node, id, uscc, regions, today, now)? {
-            return Ok(Err(d));
-        }
+        let state = match submit_in(&tx, &node, id, acc, regions, today, now)? {
+            Ok(s) => s,
+            Err(d) => return Ok(Err(d)),
+        };
         tx.commit()?;
-        Ok(Ok(State::Submitted))
+        Ok(Ok(state))
+    }
+
+    /// The unit's check of a member's submission (spec §6.1): passed on to the office
+    /// (`submitted`, checked again as of `today`), or returned to the member with
+    /// `reason`. Only the unit account decides; the decision records it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn unit_decide(
+        &mut self,
+        id: &str,
+        uscc: &str,
+        pass: bool,
+        reason: Option<&str>,
+        regions: &RegionTable,
+        today: Date,
+        now: i64,
+    ) -> Result<Result<State, Denied>> {
+        let node = self.node_id.clone();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(sub) = load(&tx, id)?.filter(|s| s.uscc == uscc) else { return Ok(Err(Denied::NotFound)) };
+        if sub.state != State::UnitReview {
+            return Ok(Err(Denied::WrongState(sub.state)));
+        }
+        let who = Account::unit(uscc).who();
+        let state = if pass {
+            let v = Validator { regions, today, node: Some(&node) };
+            if let Err(errors) = check(&tx, &node, &v, &sub)? {
+                return Ok(Err(Denied::Invalid(errors)));
+            }
+            tx.execute(
+                "UPDATE submissions SET state = 'submitted', reason = NULL, submitted_at = ?2, updated_at = ?2 WHERE id = ?1",
+                params![id, now],
+            )?;
+            tx.execute("INSERT INTO decisions (submission, at, who, action) VALUES (?1, ?2, ?3, 'pass')", params![id, now, who])?;
+            State::Submitted
+        } else {
+            tx.execute("UPDATE submissions SET state = 'returned', reason = ?2, updated_at = ?3 WHERE id = ?1", params![id, reason, now])?;
+            tx.execute(
+                "INSERT INTO decisions (submission, at, who, action, reason) VALUES (?1, ?2, ?3, 'unit_return', ?4)",
+                params![id, now, who, reason],
+            )?;
+            State::Returned
+        };
+        tx.commit()?;
+        Ok(Ok(state))
     }
 
     /// Approves a submitted submission: checks it again as of `today`, assigns the
@@ -289,12 +368,12 @@ fn submit_in(
     tx: &Transaction<'_>,
     node: &str,
     id: &str,
-    uscc: &str,
+    acc: &Account,
     regions: &RegionTable,
     today: Date,
     now: i64,
-) -> Result<Result<(), Denied>> {
-    let Some(sub) = load(tx, id)?.filter(|s| s.uscc == uscc) else { return Ok(Err(Denied::NotFound)) };
+) -> Result<Result<State, Denied>> {
+    let Some(sub) = load(tx, id)?.filter(|s| acc.sees(s)) else { return Ok(Err(Denied::NotFound)) };
     if !sub.state.editable() {
         return Ok(Err(Denied::WrongState(sub.state)));
     }
@@ -308,21 +387,26 @@ fn submit_in(
             return Ok(Err(Denied::Invalid(vec![registration::missing_evidence(r.kind)])));
         }
     }
+    // A member's submission waits for its unit's check; the unit's own goes to the office.
+    let state = if acc.member.is_some() { State::UnitReview } else { State::Submitted };
     tx.execute(
-        "UPDATE submissions SET state = 'submitted', reason = NULL, submitted_at = ?2, updated_at = ?2 WHERE id = ?1",
-        params![id, now],
+        "UPDATE submissions SET state = ?3, reason = NULL, submitted_at = CASE WHEN ?3 = 'submitted' THEN ?2 END, updated_at = ?2
+         WHERE id = ?1",
+        params![id, now, state.as_str()],
     )?;
-    tx.execute(
-        "INSERT INTO decisions (submission, at, who, action) VALUES (?1, ?2, ?3, 'submit')",
-        params![id, now, format!("unit:{uscc}")],
-    )?;
-    Ok(Ok(()))
+    tx.execute("INSERT INTO decisions (submission, at, who, action) VALUES (?1, ?2, ?3, 'submit')", params![id, now, acc.who()])?;
+    Ok(Ok(state))
 }
 
-/// The state of submission `id` if it is `uscc`'s.
-fn state_of(tx: &Transaction<'_>, id: &str, uscc: &str) -> Result<Option<State>> {
-    let s: Option<String> =
-        tx.query_row("SELECT state FROM submissions WHERE id = ?1 AND uscc = ?2", [id, uscc], |r| r.get(0)).optional()?;
+/// The state of submission `id` if `acc` sees it.
+fn state_of(tx: &Transaction<'_>, id: &str, acc: &Account) -> Result<Option<State>> {
+    let s: Option<String> = tx
+        .query_row(
+            "SELECT state FROM submissions WHERE id = ?1 AND uscc = ?2 AND (?3 IS NULL OR member = ?3)",
+            params![id, acc.uscc, acc.member],
+            |r| r.get(0),
+        )
+        .optional()?;
     Ok(s.and_then(|s| State::parse(&s)))
 }
 
@@ -359,7 +443,8 @@ fn check(
 ) -> Result<std::result::Result<(Asked, Row), Vec<RowError>>> {
     let mut lookups = Vec::new();
     for reg_no in sub.reg_no.iter().chain(sub.body.get("reg_no").and_then(Value::as_str).map(|s| s.to_ascii_uppercase()).as_ref()) {
-        lookups.push((reg_no.clone(), units_record(conn, &sub.uscc, reg_no)?));
+        let acc = Account { uscc: sub.uscc.clone(), member: sub.member.clone() };
+        lookups.push((reg_no.clone(), units_record(conn, &acc, reg_no)?));
     }
     let registered = |r: &str| lookups.iter().find(|(k, _)| k == r).and_then(|(_, rec)| rec.clone());
     let (asked, raw) = match registration::submission_row(&sub.body, node, v.today, &sub.unit_name, registered) {
@@ -369,12 +454,14 @@ fn check(
     Ok(registration::validate_submission(v, &asked, &raw).map(|row| (asked, row)))
 }
 
-/// The current record of `reg_no` if `uscc` registered it online here and it stands
-/// (not withdrawn): what a change or withdrawal by that unit may name.
-fn units_record(conn: &rusqlite::Connection, uscc: &str, reg_no: &str) -> Result<Option<Record>> {
+/// The current record of `reg_no` if `acc`'s unit registered it online here (a
+/// member: from its own submission) and it stands (not withdrawn): what a change or
+/// withdrawal by that account may name.
+fn units_record(conn: &rusqlite::Connection, acc: &Account, reg_no: &str) -> Result<Option<Record>> {
     let theirs: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM submissions WHERE uscc = ?1 AND reg_no = ?2 AND asked = 'new' AND state = 'registered')",
-        [uscc, reg_no],
+        "SELECT EXISTS (SELECT 1 FROM submissions WHERE uscc = ?1 AND reg_no = ?2 AND asked = 'new' AND state = 'registered'
+                        AND (?3 IS NULL OR member = ?3))",
+        params![acc.uscc, reg_no, acc.member],
         |r| r.get(0),
     )?;
     if !theirs {
@@ -409,8 +496,9 @@ fn next_serial(tx: &Transaction<'_>, prefix: &str, node: &str, r: &Record) -> Re
 fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Submission>> {
     let row = conn
         .query_row(
-            "SELECT s.id, s.uscc, coalesce(u.name, ''), s.state, s.asked, s.reg_no, s.body, s.reason, s.created_at, s.updated_at, s.submitted_at
-             FROM submissions s LEFT JOIN units u ON u.uscc = s.uscc WHERE s.id = ?1",
+            "SELECT s.id, s.uscc, coalesce(u.name, ''), s.state, s.asked, s.reg_no, s.body, s.reason, s.created_at, s.updated_at,
+                    s.submitted_at, s.member, m.name
+             FROM submissions s LEFT JOIN units u ON u.uscc = s.uscc LEFT JOIN members m ON m.login = s.member WHERE s.id = ?1",
             [id],
             submission_row,
         )
@@ -446,6 +534,8 @@ fn submission_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Submission>>
             id: r.get(0).unwrap_or_default(),
             uscc: r.get(1).unwrap_or_default(),
             unit_name: r.get(2).unwrap_or_default(),
+            member: r.get(11).unwrap_or_default(),
+            member_name: r.get(12).unwrap_or_default(),
             state: State::parse(&state).unwrap_or(State::Draft),
             asked: r.get(4).unwrap_or_default(),
             reg_no: r.get(5).unwrap_or_default(),
@@ -490,21 +580,23 @@ impl Reader {
             .optional()?)
     }
 
-    /// One submission; with `uscc`, only if it is that unit's.
-    pub fn submission(&self, id: &str, uscc: Option<&str>) -> Result<Option<Submission>> {
-        Ok(load(&self.conn, id)?.filter(|s| uscc.is_none_or(|u| s.uscc == u)))
+    /// One submission; with `acc`, only if that account sees it.
+    pub fn submission(&self, id: &str, acc: Option<&Account>) -> Result<Option<Submission>> {
+        Ok(load(&self.conn, id)?.filter(|s| acc.is_none_or(|a| a.sees(s))))
     }
 
-    /// Submissions, newest first: a unit's (`uscc`), or in a state (the queue is
-    /// `submitted`, oldest first).
-    pub fn submissions(&self, uscc: Option<&str>, state: Option<State>, limit: usize) -> Result<Vec<Submission>> {
+    /// Submissions, newest first: those an account sees (`acc`), or in a state (the
+    /// queue is `submitted`, oldest first).
+    pub fn submissions(&self, acc: Option<&Account>, state: Option<State>, limit: usize) -> Result<Vec<Submission>> {
         let order = if state == Some(State::Submitted) { "s.submitted_at, s.id" } else { "s.updated_at DESC, s.id" };
         let sql = format!(
-            "SELECT s.id FROM submissions s WHERE (?1 IS NULL OR s.uscc = ?1) AND (?2 IS NULL OR s.state = ?2) ORDER BY {order} LIMIT ?3"
+            "SELECT s.id FROM submissions s WHERE (?1 IS NULL OR s.uscc = ?1) AND (?4 IS NULL OR s.member = ?4)
+             AND (?2 IS NULL OR s.state = ?2) ORDER BY {order} LIMIT ?3"
         );
         let mut st = self.conn.prepare(&sql)?;
+        let (uscc, member) = (acc.map(|a| a.uscc.as_str()), acc.and_then(|a| a.member.as_deref()));
         let ids: Vec<String> =
-            st.query_map(params![uscc, state.map(State::as_str), limit as i64], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            st.query_map(params![uscc, state.map(State::as_str), limit as i64, member], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(s) = load(&self.conn, &id)? {
@@ -514,9 +606,9 @@ impl Reader {
         Ok(out)
     }
 
-    /// Evidence `n` of submission `id` with its bytes; with `uscc`, only that unit's.
-    pub fn attachment(&self, id: &str, n: u32, uscc: Option<&str>) -> Result<Option<(Attachment, Vec<u8>)>> {
-        let Some(sub) = self.submission(id, uscc)? else { return Ok(None) };
+    /// Evidence `n` of submission `id` with its bytes; with `acc`, only what it sees.
+    pub fn attachment(&self, id: &str, n: u32, acc: Option<&Account>) -> Result<Option<(Attachment, Vec<u8>)>> {
+        let Some(sub) = self.submission(id, acc)? else { return Ok(None) };
         let Some(a) = sub.attachments.into_iter().find(|a| a.n == n) else { return Ok(None) };
         let bytes: Vec<u8> = self.conn.query_row("SELECT bytes FROM attachment_bytes WHERE sha256 = ?1", [&a.sha256], |r| r.get(0))?;
         Ok(Some((a, bytes)))
@@ -531,9 +623,9 @@ impl Reader {
         Ok(Queue { waiting: n as u64, oldest_submitted_at: oldest })
     }
 
-    /// The current record of `reg_no` if `uscc` registered it online here and it stands.
-    pub fn units_record(&self, uscc: &str, reg_no: &str) -> Result<Option<Record>> {
-        units_record(&self.conn, uscc, reg_no)
+    /// The current record of `reg_no` if `acc` registered it online here and it stands.
+    pub fn units_record(&self, acc: &Account, reg_no: &str) -> Result<Option<Record>> {
+        units_record(&self.conn, acc, reg_no)
     }
 }
 
@@ -550,66 +642,5 @@ impl Reader {
         let withdrawn: bool =
             self.conn.query_row("SELECT coalesce((SELECT withdrawn FROM records WHERE reg_no = ?1), 0)", [reg_no], |r| r.get(0))?;
         Ok((out, withdrawn))
-    }
-}
-
-/// A named reviewer of the office, as the operators see it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Reviewer {
-    pub login: String,
-    pub name: String,
-    pub must_change: bool,
-    pub disabled: bool,
-    pub created_at: i64,
-}
-
-impl Writer {
-    /// Creates a reviewer with a one-time password's hash.
-    pub fn add_reviewer(&mut self, login: &str, name: &str, hash: &str, now: i64) -> Result<Result<(), Denied>> {
-        let n = self.conn.execute(
-            "INSERT INTO reviewers (login, name, hash, must_change, created_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?4)
-             ON CONFLICT (login) DO NOTHING",
-            params![login, name, hash, now],
-        )?;
-        Ok(if n == 0 { Err(Denied::Exists) } else { Ok(()) })
-    }
-
-    /// Sets a reviewer's password hash; `must_change` for a one-time password.
-    pub fn set_reviewer_password(&mut self, login: &str, hash: &str, must_change: bool, now: i64) -> Result<Result<(), Denied>> {
-        let n = self.conn.execute(
-            "UPDATE reviewers SET hash = ?2, must_change = ?3, updated_at = ?4 WHERE login = ?1",
-            params![login, hash, must_change, now],
-        )?;
-        Ok(if n == 0 { Err(Denied::NotFound) } else { Ok(()) })
-    }
-
-    /// Disables (or enables again) a reviewer.
-    pub fn set_reviewer_disabled(&mut self, login: &str, disabled: bool, now: i64) -> Result<Result<(), Denied>> {
-        let n = self.conn.execute("UPDATE reviewers SET disabled = ?2, updated_at = ?3 WHERE login = ?1", params![login, disabled, now])?;
-        Ok(if n == 0 { Err(Denied::NotFound) } else { Ok(()) })
-    }
-}
-
-impl Reader {
-    pub fn reviewers(&self) -> Result<Vec<Reviewer>> {
-        let mut st =
-            self.conn.prepare("SELECT login, name, must_change, disabled, created_at FROM reviewers ORDER BY created_at, login")?;
-        let rows = st.query_map([], |r| {
-            Ok(Reviewer { login: r.get(0)?, name: r.get(1)?, must_change: r.get(2)?, disabled: r.get(3)?, created_at: r.get(4)? })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// A reviewer and its password hash, for signing in.
-    pub fn reviewer_credentials(&self, login: &str) -> Result<Option<(Reviewer, String)>> {
-        Ok(self
-            .conn
-            .query_row("SELECT login, name, must_change, disabled, created_at, hash FROM reviewers WHERE login = ?1", [login], |r| {
-                Ok((
-                    Reviewer { login: r.get(0)?, name: r.get(1)?, must_change: r.get(2)?, disabled: r.get(3)?, created_at: r.get(4)? },
-                    r.get(5)?,
-                ))
-            })
-            .optional()?)
     }
 }

@@ -264,4 +264,18 @@ pub const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         updated_at  INTEGER NOT NULL
     );",
+    // 11: a unit's member accounts (填报人, spec §6.1): each signs in with the login its
+    // unit gave it; its submissions wait for the unit's check (`unit_review`).
+    // `submissions.member` (from 8) names the member who filled one in.
+    "CREATE TABLE members (
+        login       TEXT PRIMARY KEY,  -- lower case, unique on the node
+        uscc        TEXT    NOT NULL,  -- its unit
+        name        TEXT    NOT NULL,
+        hash        TEXT    NOT NULL,  -- Argon2id, PHC string
+        must_change INTEGER NOT NULL,  -- 1 until the one-time password is changed
+        disabled    INTEGER NOT NULL DEFAULT 0,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX members_by_unit ON members(uscc, created_at);",
 ];

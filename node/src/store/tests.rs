@@ -264,7 +264,7 @@ fn a_store_written_before_online_registration_opens_and_keeps_its_data() {
             .execute_batch(
                 "DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
                  DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
-                 DROP TABLE packages; DROP TABLE reviewers; PRAGMA user_version = 7;",
+                 DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; PRAGMA user_version = 7;",
             )
             .unwrap();
     }
@@ -279,6 +279,36 @@ fn a_store_written_before_online_registration_opens_and_keeps_its_data() {
 }
 
 #[test]
+fn a_store_written_before_member_accounts_opens_and_keeps_its_submissions() {
+    // A store as the previous release left it: schema 10, a unit and its submission.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut w = Writer::open(Some(&path), "420100").unwrap();
+        ingest(&mut w, "a", vec![Row::Upsert(record(1, "甲"))]);
+        assert_eq!(w.add_unit("91350100M000100Y43", "武汉大学", "$argon2id$x", 1).unwrap(), Ok(()));
+        w.conn
+            .execute_batch(
+                "INSERT INTO submissions (id, uscc, state, asked, body, created_at, updated_at)
+                 VALUES ('s1', '91350100M000100Y43', 'draft', 'new', '{\"title\":\"旧草稿\"}', 1, 1);
+                 DROP TABLE members; PRAGMA user_version = 10;",
+            )
+            .unwrap();
+    }
+    let mut w = Writer::open(Some(&path), "420100").unwrap();
+    let v: i64 = w.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v as usize, schema::MIGRATIONS.len());
+    assert_eq!(versions(&w).len(), 1, "the records are still there");
+    let r = Reader::open(&path).unwrap();
+    let unit = super::registration::Account::unit("91350100M000100Y43");
+    let sub = r.submission("s1", Some(&unit)).unwrap().expect("the unit's draft");
+    assert_eq!((sub.title(), sub.member.as_deref()), ("旧草稿", None));
+    // And it takes members at once.
+    assert_eq!(w.add_member("91350100M000100Y43", "zhang", "张三", "$argon2id$x", 2).unwrap(), Ok(()));
+    assert_eq!(Reader::open(&path).unwrap().unit_members("91350100M000100Y43").unwrap().len(), 1);
+}
+
+#[test]
 fn a_store_written_before_packages_opens_keeps_its_data_and_publishes() {
     // A store as the previous release left it: schema 8, a record and a unit.
     let dir = tempfile::tempdir().unwrap();
@@ -289,7 +319,7 @@ fn a_store_written_before_packages_opens_keeps_its_data_and_publishes() {
         assert_eq!(w.add_unit("91350100M000100Y43", "武汉大学", "$argon2id$x", 1).unwrap(), Ok(()));
         w.conn
             .execute_batch(
-                "DROP TABLE package_members; DROP TABLE package_versions; DROP TABLE packages; DROP TABLE reviewers; PRAGMA user_version = 8;",
+                "DROP TABLE package_members; DROP TABLE package_versions; DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; PRAGMA user_version = 8;",
             )
             .unwrap();
     }
@@ -337,7 +367,7 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
                  ALTER TABLE children DROP COLUMN held_back_reason;
                  DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
                  DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
-                 DROP TABLE packages; DROP TABLE reviewers; PRAGMA user_version = 6;",
+                 DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; PRAGMA user_version = 6;",
             )
             .unwrap();
     }
@@ -351,6 +381,7 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
 
 mod registration {
     use super::*;
+    use crate::store::registration::Account;
     use crate::store::registration::{Denied, NewAttachment};
     use huijiao_protocol::registration::{Asked, State};
     use huijiao_protocol::{Date, RegionTable};
@@ -363,6 +394,11 @@ mod registration {
 
     /// A submitted achievement of the unit, with a fitting PDF.
     fn submitted(w: &mut Writer, id: &str, title: &str) {
+        submitted_by(w, &Account::unit(USCC), id, title);
+    }
+
+    /// An achievement `acc` submitted, with a fitting PDF.
+    fn submitted_by(w: &mut Writer, acc: &Account, id: &str, title: &str) {
         let body: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
             "title": title, "kind": "应用技术", "persons": ["张三"], "discipline": "413", "industry": "C27",
             "stage": "初期阶段", "task_source": "计划外", "abstract": "简介", "secret": "公开", "first_unit": "武汉大学"
@@ -376,8 +412,70 @@ mod registration {
             bytes: b"%PDF-1.7".to_vec(),
         };
         let table = RegionTable::embedded();
-        let r = w.save_submission(id, USCC, true, &Asked::New, &body, vec![pdf], Some((table, today())), 1).unwrap();
+        let r = w.save_submission(id, acc, true, &Asked::New, &body, vec![pdf], Some((table, today())), 1).unwrap();
         assert_eq!(r, Ok(()));
+    }
+
+    #[test]
+    fn a_members_submission_waits_for_its_units_check_and_only_its_unit_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let w = &mut Writer::open(Some(&path), NODE).unwrap();
+        let r = Reader::open(&path).unwrap();
+        {
+            w.add_unit(USCC, "武汉大学", "h", 1).unwrap().unwrap();
+            w.add_unit("91420100MA4KXXXX5Q", "别的单位", "h", 1).unwrap().unwrap();
+            assert_eq!(w.add_member(USCC, "zhang", "张三", "h", 1).unwrap(), Ok(()));
+            assert_eq!(w.add_member(USCC, "zhang", "张三", "h", 1).unwrap(), Err(Denied::Exists));
+            assert_eq!(w.add_member("91000000000000000X", "li", "李四", "h", 1).unwrap(), Err(Denied::NotFound), "no such unit");
+            w.add_member(USCC, "wang", "王五", "h", 1).unwrap().unwrap();
+            let zhang = Account { uscc: USCC.into(), member: Some("zhang".into()) };
+            let wang = Account { uscc: USCC.into(), member: Some("wang".into()) };
+            submitted_by(w, &zhang, "m1", "张三的成果");
+            submitted_by(w, &Account::unit(USCC), "u1", "单位的成果");
+            let table = RegionTable::embedded();
+            // The member's waits for its unit; the office cannot approve it yet.
+            assert_eq!(w.approve("m1", "王", table, today(), 2).unwrap(), Err(Denied::WrongState(State::UnitReview)));
+            assert_eq!(r.review_queue().unwrap().waiting, 1, "only the unit's own reached the office");
+            // Only the member's unit decides.
+            assert_eq!(w.unit_decide("m1", "91420100MA4KXXXX5Q", true, None, table, today(), 3).unwrap(), Err(Denied::NotFound));
+            assert_eq!(w.unit_decide("u1", USCC, true, None, table, today(), 3).unwrap(), Err(Denied::WrongState(State::Submitted)));
+            // Returned with a reason, resubmitted by the member: back to its unit.
+            assert_eq!(w.unit_decide("m1", USCC, false, Some("补充证明"), table, today(), 3).unwrap(), Ok(State::Returned));
+            assert_eq!(w.submit("m1", &wang, table, today(), 4).unwrap(), Err(Denied::NotFound), "another member's");
+            assert_eq!(w.submit("m1", &zhang, table, today(), 4).unwrap(), Ok(State::UnitReview));
+            assert_eq!(w.unit_decide("m1", USCC, true, None, table, today(), 5).unwrap(), Ok(State::Submitted));
+            assert!(w.approve("m1", "王", table, today(), 6).unwrap().is_ok());
+            let sub = r.submission("m1", None).unwrap().unwrap();
+            assert_eq!((sub.member.as_deref(), sub.member_name.as_deref()), (Some("zhang"), Some("张三")));
+            let actions: Vec<(&str, &str)> = sub.decisions.iter().map(|d| (d.action.as_str(), d.who.as_str())).collect();
+            let unit = format!("unit:{USCC}");
+            assert_eq!(
+                actions,
+                [
+                    ("submit", "member:zhang"),
+                    ("unit_return", unit.as_str()),
+                    ("submit", "member:zhang"),
+                    ("pass", unit.as_str()),
+                    ("approve", "王")
+                ]
+            );
+            // What each account sees.
+            let ids = |acc: &Account| -> Vec<String> {
+                let mut v: Vec<String> = r.submissions(Some(acc), None, 100).unwrap().into_iter().map(|s| s.id).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(ids(&Account::unit(USCC)), ["m1", "u1"]);
+            assert_eq!(ids(&zhang), ["m1"]);
+            assert!(ids(&wang).is_empty());
+            assert!(r.submission("m1", Some(&wang)).unwrap().is_none());
+            // A member may change only a record registered from its own submission.
+            let reg_no = sub.reg_no.unwrap();
+            assert!(r.units_record(&zhang, &reg_no).unwrap().is_some());
+            assert!(r.units_record(&wang, &reg_no).unwrap().is_none());
+            assert!(r.units_record(&Account::unit(USCC), &reg_no).unwrap().is_some());
+        }
     }
 
     #[test]
@@ -430,7 +528,18 @@ mod registration {
                 sha256: "00".into(),
                 bytes: b"%PDF-".to_vec(),
             };
-            let r = w.save_submission("s", USCC, true, &Asked::New, &body, vec![pdf], Some((RegionTable::embedded(), today())), 1).unwrap();
+            let r = w
+                .save_submission(
+                    "s",
+                    &Account::unit(USCC),
+                    true,
+                    &Asked::New,
+                    &body,
+                    vec![pdf],
+                    Some((RegionTable::embedded(), today())),
+                    1,
+                )
+                .unwrap();
             assert!(matches!(r, Err(Denied::Invalid(e)) if e[0].code == "missing_evidence"));
             let kept: i64 = w.conn.query_row("SELECT count(*) FROM submissions", [], |r| r.get(0)).unwrap();
             assert_eq!(kept, 0, "nothing kept");

@@ -18,6 +18,7 @@ mod packages_admin;
 mod review;
 pub mod session;
 mod unit;
+mod unit_members;
 
 use crate::http::state::{limit, public_view, Api, ApiError};
 use crate::publish::{self, region_path, Endpoint, Group};
@@ -69,6 +70,10 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/unit/submissions/{id}/attachments", post(unit::upload))
         .route("/unit/submissions/{id}/attachments/{n}", get(unit::attachment))
         .route("/unit/submissions/{id}/certificate", get(unit::certificate))
+        .route("/unit/submissions/{id}/pass", post(unit_members::pass))
+        .route("/unit/submissions/{id}/return", post(unit_members::return_to_member))
+        .route("/unit/members", get(unit_members::list).post(unit_members::add))
+        .route("/unit/members/{login}/{action}", post(unit_members::action))
         .route("/admin/units", get(review::units).post(review::add_unit))
         .route("/admin/units/{uscc}/{action}", post(review::unit_action))
         .route("/admin/packages", get(packages_admin::list).post(packages_admin::create))

@@ -122,6 +122,9 @@ fn render(s: &crate::store::registration::Submission, session: &Session, notice:
         esc(&s.unit_name),
         esc(&s.uscc)
     );
+    if let (Some(login), name) = (&s.member, &s.member_name) {
+        let _ = write!(b, "<tr><th>填报人</th><td><bdi>{}</bdi>（{}）</td></tr>", esc(name.as_deref().unwrap_or_default()), esc(login));
+    }
     if let Some(r) = &s.reg_no {
         let cert = if s.state == SubState::Registered {
             format!(
@@ -197,6 +200,8 @@ fn render(s: &crate::store::registration::Submission, session: &Session, notice:
                 "submit" => "提交审核",
                 "approve" => "批准",
                 "return" => "退回",
+                "pass" => "单位审核通过",
+                "unit_return" => "单位退回填报人",
                 other => other,
             };
             let note = match (&d.reg_no, &d.reason) {

@@ -16,7 +16,8 @@
 use super::html::{esc, options, page};
 use super::session::{self, Session, FORM_TOKEN};
 use crate::http::state::{limit, Api};
-use crate::registration::{Refused, Registration};
+use crate::registration::members::{account_named, SignInName};
+use crate::registration::{Account, Refused, Registration};
 use crate::store::registration::Submission;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Form, Path, State};
@@ -35,7 +36,7 @@ const COOKIE: &str = "hj_unit";
 const SEEN: &str = "hj_unit_seen";
 const PATH: &str = "/unit";
 
-fn html(title: &str, body: String, status: StatusCode) -> Response {
+pub(super) fn html(title: &str, body: String, status: StatusCode) -> Response {
     let mut r = (status, Html(page(title, "unit", &body))).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -47,25 +48,40 @@ fn service(api: &Api) -> Result<&Registration, Response> {
         .ok_or_else(|| html("在线登记", "<h1>在线登记</h1><p class=\"error\">本节点不办理在线登记。</p>".into(), StatusCode::NOT_FOUND))
 }
 
-/// The signed-in unit's session and its code, or the sign-in page.
-async fn gate(api: &Api, addr: SocketAddr, headers: &HeaderMap) -> Result<(Session, String), Response> {
+/// A page session's subject: the unit's code, or `member:<login>` and the unit's code.
+fn subject_of(acc: &Account) -> String {
+    match &acc.member {
+        Some(m) => format!("member:{m}:{}", acc.uscc),
+        None => acc.uscc.clone(),
+    }
+}
+
+fn account_of(subject: &str) -> Account {
+    match subject.strip_prefix("member:").and_then(|r| r.rsplit_once(':')) {
+        Some((login, uscc)) => Account { uscc: uscc.to_string(), member: Some(login.to_string()) },
+        None => Account::unit(subject),
+    }
+}
+
+/// The signed-in account's session (a unit's or a member's), or the sign-in page.
+pub(super) async fn gate(api: &Api, addr: SocketAddr, headers: &HeaderMap) -> Result<(Session, Account), Response> {
     limit(api, addr).map_err(IntoResponse::into_response)?;
     let reg = service(api)?;
     let id = session::cookie(headers, COOKIE).ok_or_else(|| Redirect::to(PATH).into_response())?;
-    let uscc = api.unit_sessions.subject(id).ok_or_else(|| Redirect::to(PATH).into_response())?;
-    // The session holds while the unit's password is the one it signed in with.
-    let secret = reg.page_secret(&uscc).await.ok().flatten().unwrap_or_default();
+    let acc = api.unit_sessions.subject(id).map(|s| account_of(&s)).ok_or_else(|| Redirect::to(PATH).into_response())?;
+    // The session holds while the account's password is the one it signed in with.
+    let secret = reg.account_secret(&acc).await.ok().flatten().unwrap_or_default();
     match api.unit_sessions.get(id, &secret, Instant::now()) {
-        Some(s) if !secret.is_empty() => Ok((s, uscc)),
+        Some(s) if !secret.is_empty() => Ok((s, acc)),
         _ => Err(Redirect::to(PATH).into_response()),
     }
 }
 
 fn sign_in_page(error: Option<&str>, uscc: &str) -> String {
     format!(
-        "<h1>单位登录</h1><p>用登记机构开设的单位账户登录：统一社会信用代码和密码。</p>{}\
+        "<h1>单位登录</h1><p>单位账户用统一社会信用代码登录；填报人用单位给的账号登录。</p>{}\
          <form class=\"login\" method=\"post\" action=\"/unit/login\">\
-         <label>统一社会信用代码<input name=\"uscc\" value=\"{}\" required minlength=\"18\" maxlength=\"18\" autocapitalize=\"characters\" autocomplete=\"username\"></label>\
+         <label>统一社会信用代码或填报人账号<input name=\"account\" value=\"{}\" required maxlength=\"40\" autocapitalize=\"none\" autocomplete=\"username\"></label>\
          <label>密码<input type=\"password\" name=\"password\" required autocomplete=\"current-password\"></label><button type=\"submit\">登录</button></form>\
          <p><a href=\"/unit/password\">第一次登录：修改一次性密码</a></p>",
         error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default(),
@@ -75,9 +91,9 @@ fn sign_in_page(error: Option<&str>, uscc: &str) -> String {
 
 fn password_page(error: Option<&str>, uscc: &str) -> String {
     format!(
-        "<h1>修改密码</h1><p>第一次登录先把登记机构给的一次性密码改成自己的密码：至少 10 个字符，不含统一社会信用代码。</p>{}\
+        "<h1>修改密码</h1><p>第一次登录先把收到的一次性密码改成自己的密码：至少 10 个字符，不含统一社会信用代码或账号。</p>{}\
          <form class=\"login\" method=\"post\" action=\"/unit/password\">\
-         <label>统一社会信用代码<input name=\"uscc\" value=\"{}\" required minlength=\"18\" maxlength=\"18\" autocapitalize=\"characters\" autocomplete=\"username\"></label>\
+         <label>统一社会信用代码或填报人账号<input name=\"account\" value=\"{}\" required maxlength=\"40\" autocapitalize=\"none\" autocomplete=\"username\"></label>\
          <label>一次性密码（或现在的密码）<input type=\"password\" name=\"password\" required autocomplete=\"current-password\"></label>\
          <label>新密码<input type=\"password\" name=\"new_password\" required minlength=\"10\" autocomplete=\"new-password\"></label>\
          <label>再输一遍新密码<input type=\"password\" name=\"repeat\" required minlength=\"10\" autocomplete=\"new-password\"></label>\
@@ -107,8 +123,9 @@ pub async fn password_form(State(api): State<Arc<Api>>) -> Response {
 
 #[derive(serde::Deserialize)]
 pub struct SignIn {
-    #[serde(default)]
-    uscc: String,
+    /// A unit's code or a member's login.
+    #[serde(default, alias = "uscc")]
+    account: String,
     #[serde(default)]
     password: String,
     #[serde(default)]
@@ -117,8 +134,8 @@ pub struct SignIn {
     repeat: String,
 }
 
-fn signed_in_at(api: &Api, uscc: &str, secret: &str) -> Response {
-    let id = api.unit_sessions.open(uscc, secret, Instant::now());
+fn signed_in_at(api: &Api, acc: &Account, secret: &str) -> Response {
+    let id = api.unit_sessions.open(&subject_of(acc), secret, Instant::now());
     let mut r = Redirect::to("/unit/submissions").into_response();
     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&session::set_cookie(COOKIE, &id, PATH)).expect("ASCII cookie"));
     r
@@ -126,7 +143,7 @@ fn signed_in_at(api: &Api, uscc: &str, secret: &str) -> Response {
 
 fn refused_message(r: &Refused) -> String {
     match r {
-        Refused::Unauthorized => "统一社会信用代码或密码不对。".into(),
+        Refused::Unauthorized => "账号或密码不对。".into(),
         Refused::TooMany(s) => format!("密码错误次数太多，请 {} 分钟后再试。", s.div_ceil(60)),
         other => crate::registration::zh_message(other),
     }
@@ -148,10 +165,10 @@ pub async fn login(
     if !session::same_origin(&headers) {
         return html("单位登录", sign_in_page(Some("请从本站的登录页登录。"), ""), StatusCode::FORBIDDEN);
     }
-    match reg.page_sign_in(&f.uscc, &f.password).await {
-        Ok((unit, secret)) => signed_in_at(&api, &unit.uscc, &secret),
+    match sign_in(reg, &f.account, &f.password).await {
+        Ok((acc, secret)) => signed_in_at(&api, &acc, &secret),
         Err(Refused::Forbidden("password_change_required", _)) => {
-            html("修改密码", password_page(Some("这是一次性密码：请先改成自己的密码。"), &f.uscc), StatusCode::FORBIDDEN)
+            html("修改密码", password_page(Some("这是一次性密码：请先改成自己的密码。"), &f.account), StatusCode::FORBIDDEN)
         }
         Err(e) => {
             let status = super::review::status_of(&e);
@@ -160,8 +177,16 @@ pub async fn login(
             } else {
                 status
             };
-            html("单位登录", sign_in_page(Some(&refused_message(&e)), &f.uscc), status)
+            html("单位登录", sign_in_page(Some(&refused_message(&e)), &f.account), status)
         }
+    }
+}
+
+/// Signs in the account `typed` names: a unit by its code, else a member by its login.
+async fn sign_in(reg: &Registration, typed: &str, password: &str) -> Result<(Account, String), Refused> {
+    match account_named(typed) {
+        SignInName::Unit(uscc) => reg.page_sign_in(&uscc, password).await.map(|(u, secret)| (Account::unit(&u.uscc), secret)),
+        SignInName::Member(login) => reg.member_sign_in(&login, password).await,
     }
 }
 
@@ -182,18 +207,22 @@ pub async fn change_password(
         return html("修改密码", password_page(Some("请从本站的页面修改密码。"), ""), StatusCode::FORBIDDEN);
     }
     if f.new_password != f.repeat {
-        return html("修改密码", password_page(Some("两次输入的新密码不一样。"), &f.uscc), StatusCode::UNPROCESSABLE_ENTITY);
+        return html("修改密码", password_page(Some("两次输入的新密码不一样。"), &f.account), StatusCode::UNPROCESSABLE_ENTITY);
     }
-    if let Err(e) = reg.change_password(&f.uscc, &f.password, &f.new_password).await {
+    let changed = match account_named(&f.account) {
+        SignInName::Unit(uscc) => reg.change_password(&uscc, &f.password, &f.new_password).await,
+        SignInName::Member(login) => reg.change_member_password(&login, &f.password, &f.new_password).await,
+    };
+    if let Err(e) = changed {
         let msg = match &e {
             Refused::Invalid(errors) => errors.first().map(|x| x.message.clone()).unwrap_or_default(),
             other => refused_message(other),
         };
-        return html("修改密码", password_page(Some(&msg), &f.uscc), super::review::status_of(&e));
+        return html("修改密码", password_page(Some(&msg), &f.account), super::review::status_of(&e));
     }
-    match reg.page_sign_in(&f.uscc, &f.new_password).await {
-        Ok((unit, secret)) => signed_in_at(&api, &unit.uscc, &secret),
-        Err(e) => html("单位登录", sign_in_page(Some(&refused_message(&e)), &f.uscc), StatusCode::UNAUTHORIZED),
+    match sign_in(reg, &f.account, &f.new_password).await {
+        Ok((acc, secret)) => signed_in_at(&api, &acc, &secret),
+        Err(e) => html("单位登录", sign_in_page(Some(&refused_message(&e)), &f.account), StatusCode::UNAUTHORIZED),
     }
 }
 
@@ -222,9 +251,10 @@ pub async fn logout(
     r
 }
 
-fn nav(s: &Session) -> String {
+pub(super) fn nav(s: &Session, acc: &Account) -> String {
+    let members = if acc.member.is_none() { " · <a href=\"/unit/members\">填报人</a>" } else { "" };
     format!(
-        "<p class=\"crumbs\"><a href=\"/unit/submissions\">我的登记</a> · <a href=\"/unit/submissions/new\">新登记</a>\
+        "<p class=\"crumbs\"><a href=\"/unit/submissions\">我的登记</a> · <a href=\"/unit/submissions/new\">新登记</a>{members}\
          <form method=\"post\" action=\"/unit/logout\" class=\"logout\"><input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{}\"><button>退出</button></form></p>",
         esc(&s.form_token)
     )
@@ -237,28 +267,39 @@ fn day(ms: i64) -> String {
 /// `/unit/submissions`: the unit's submissions, newest first; those changed since the
 /// last visit (a cookie of this browser) marked.
 pub async fn list(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    let (s, uscc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
     let reg = api.registration.as_deref().expect("gated");
-    let mut subs = match reg.submissions(Some(&uscc), None).await {
+    let mut subs = match reg.submissions(Some(&acc), None).await {
         Ok(v) => v,
-        Err(e) => return error(&s, &e),
+        Err(e) => return error(&s, &acc, &e),
     };
     subs.sort_by_key(|x| std::cmp::Reverse(x.updated_at));
     let seen: i64 = session::cookie(&headers, SEEN).and_then(|v| v.parse().ok()).unwrap_or(i64::MAX);
-    let mut b = format!("{}<h1>我的登记</h1>", nav(&s));
+    let mut b = format!("{}<h1>我的登记</h1>", nav(&s, &acc));
     if subs.is_empty() {
         b.push_str("<p class=\"empty\">还没有登记。点“新登记”填写登记表。</p>");
+    }
+    let waiting = subs.iter().filter(|x| x.state == SubState::UnitReview).count();
+    if acc.member.is_none() && waiting > 0 {
+        let _ = write!(
+            b,
+            "<p class=\"notice unit-review\">有 {waiting} 份填报人的登记待单位审核：打开它，通过后报送登记机构，或退回填报人修改。</p>"
+        );
     }
     b.push_str("<ul class=\"packages submissions\">");
     for x in &subs {
         let changed = if x.updated_at > seen { " <span class=\"badge new\">有新进展</span>" } else { "" };
         let title = if x.title().is_empty() { "（未填名称）" } else { x.title() };
+        let filled = match (&acc.member, &x.member_name) {
+            (None, Some(name)) => format!(" · 填报人 {}", esc(name)),
+            _ => String::new(),
+        };
         let _ = write!(
             b,
-            "<li><a class=\"title\" href=\"/unit/submissions/{}\"><bdi>{}</bdi></a>{changed}<div class=\"meta\">{} · {}{}</div>{}</li>",
+            "<li><a class=\"title\" href=\"/unit/submissions/{}\"><bdi>{}</bdi></a>{changed}<div class=\"meta\">{} · {}{filled}{}</div>{}</li>",
             esc(&x.id),
             esc(title),
             x.state.zh(),
@@ -278,10 +319,10 @@ pub async fn list(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<So
     r
 }
 
-fn error(s: &Session, e: &Refused) -> Response {
+pub(super) fn error(s: &Session, acc: &Account, e: &Refused) -> Response {
     html(
         "在线登记",
-        format!("{}<p class=\"error\" role=\"alert\">{}</p>", nav(s), esc(&crate::registration::zh_message(e))),
+        format!("{}<p class=\"error\" role=\"alert\">{}</p>", nav(s, acc), esc(&crate::registration::zh_message(e))),
         super::review::status_of(e),
     )
 }
@@ -440,23 +481,23 @@ pub async fn new_form(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
-    let (s, uscc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
     let mut body = Map::new();
     if let Some(reg_no) = q.get("reg_no") {
         let reg = api.registration.as_deref().expect("gated");
-        let mine = reg.submissions(Some(&uscc), Some(SubState::Registered)).await.unwrap_or_default();
+        let mine = reg.submissions(Some(&acc), Some(SubState::Registered)).await.unwrap_or_default();
         let Some(sub) = mine.into_iter().find(|x| x.reg_no.as_deref() == Some(reg_no.as_str())) else {
-            return error(&s, &Refused::NotFound);
+            return error(&s, &acc, &Refused::NotFound);
         };
         body = sub.body;
         body.insert("reg_no".into(), Value::String(reg_no.clone()));
     }
     let b = format!(
         "{}<h1>{}</h1>{}",
-        nav(&s),
+        nav(&s, &acc),
         if body.contains_key("reg_no") { "变更登记" } else { "新登记" },
         form(&s, "/unit/submissions", &body, &[])
     );
@@ -473,17 +514,17 @@ fn fields_of(s: &Session, headers: &HeaderMap, fields: &HashMap<String, String>)
 }
 
 /// Saves (a new one, or edits) and, with `action=submit`, submits.
-async fn save(api: &Api, s: &Session, uscc: &str, id: Option<&str>, fields: &HashMap<String, String>) -> Response {
+async fn save(api: &Api, s: &Session, acc: &Account, id: Option<&str>, fields: &HashMap<String, String>) -> Response {
     let reg = api.registration.as_deref().expect("gated");
     let mut body = body_of(fields);
     let submit = fields.get("action").map(String::as_str) == Some("submit");
     // A new submission is saved as a draft first, so that a refusal keeps nothing but
     // the form; then submitted.
     body.insert("draft".into(), Value::Bool(id.is_none() || !submit));
-    let saved = reg.save(uscc, id, body.clone()).await;
+    let saved = reg.save(acc, id, body.clone()).await;
     // An existing one saved without `draft` was submitted by the save itself.
     let saved = match (saved, submit && id.is_none()) {
-        (Ok(sub), true) => reg.submit(uscc, &sub.id).await.map_err(|e| (Some(sub.id.clone()), e)),
+        (Ok(sub), true) => reg.submit(acc, &sub.id).await.map_err(|e| (Some(sub.id.clone()), e)),
         (Ok(sub), false) => Ok(sub),
         (Err(e), _) => Err((id.map(str::to_string), e)),
     };
@@ -492,7 +533,7 @@ async fn save(api: &Api, s: &Session, uscc: &str, id: Option<&str>, fields: &Has
         Err((saved_id, Refused::Invalid(errors))) => {
             body.remove("draft");
             let action = saved_id.as_deref().map_or_else(|| "/unit/submissions".to_string(), |i| format!("/unit/submissions/{i}"));
-            let mut b = format!("{}<h1>登记表</h1>", nav(s));
+            let mut b = format!("{}<h1>登记表</h1>", nav(s, acc));
             if let Some(i) = &saved_id {
                 if id.is_none() {
                     let _ = write!(
@@ -505,7 +546,7 @@ async fn save(api: &Api, s: &Session, uscc: &str, id: Option<&str>, fields: &Has
             b.push_str(&form(s, &action, &body, &errors));
             html("登记表", b, StatusCode::UNPROCESSABLE_ENTITY)
         }
-        Err((_, e)) => error(s, &e),
+        Err((_, e)) => error(s, acc, &e),
     }
 }
 
@@ -515,14 +556,14 @@ pub async fn create(
     headers: HeaderMap,
     Form(fields): Form<HashMap<String, String>>,
 ) -> Response {
-    let (s, uscc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
     if let Err(r) = fields_of(&s, &headers, &fields) {
         return r;
     }
-    save(&api, &s, &uscc, None, &fields).await
+    save(&api, &s, &acc, None, &fields).await
 }
 
 pub async fn update(
@@ -532,7 +573,7 @@ pub async fn update(
     Path(id): Path<String>,
     Form(fields): Form<HashMap<String, String>>,
 ) -> Response {
-    let (s, uscc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
@@ -542,20 +583,20 @@ pub async fn update(
     if fields.get("op").map(String::as_str) == Some("withdraw") {
         // A withdrawal request for a registered record: a new submission, submitted.
         let reg = api.registration.as_deref().expect("gated");
-        let sub = match reg.submission(Some(&uscc), &id).await {
+        let sub = match reg.submission(Some(&acc), &id).await {
             Ok(x) => x,
-            Err(e) => return error(&s, &e),
+            Err(e) => return error(&s, &acc, &e),
         };
-        let Some(reg_no) = sub.reg_no.filter(|_| sub.state == SubState::Registered) else { return error(&s, &Refused::NotFound) };
+        let Some(reg_no) = sub.reg_no.filter(|_| sub.state == SubState::Registered) else { return error(&s, &acc, &Refused::NotFound) };
         let mut body = Map::new();
         body.insert("reg_no".into(), Value::String(reg_no));
         body.insert("op".into(), Value::String("withdraw".into()));
-        return match reg.save(&uscc, None, body).await {
+        return match reg.save(&acc, None, body).await {
             Ok(w) => Redirect::to(&format!("/unit/submissions/{}", w.id)).into_response(),
-            Err(e) => error(&s, &e),
+            Err(e) => error(&s, &acc, &e),
         };
     }
-    save(&api, &s, &uscc, Some(&id), &fields).await
+    save(&api, &s, &acc, Some(&id), &fields).await
 }
 
 /// `/unit/submissions/{id}`: its state, reason, evidence and decisions; the form while
@@ -566,20 +607,20 @@ pub async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let (s, uscc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
     let reg = api.registration.as_deref().expect("gated");
-    match reg.submission(Some(&uscc), &id).await {
-        Ok(sub) => html("登记", render(&s, &sub, None), StatusCode::OK),
-        Err(e) => error(&s, &e),
+    match reg.submission(Some(&acc), &id).await {
+        Ok(sub) => html("登记", render(&s, &acc, &sub, None), StatusCode::OK),
+        Err(e) => error(&s, &acc, &e),
     }
 }
 
-fn render(s: &Session, sub: &Submission, notice: Option<&str>) -> String {
+pub(super) fn render(s: &Session, acc: &Account, sub: &Submission, notice: Option<&str>) -> String {
     let title = if sub.title().is_empty() { "（未填名称）" } else { sub.title() };
-    let mut b = format!("{}<h1><bdi>{}</bdi></h1>", nav(s), esc(title));
+    let mut b = format!("{}<h1><bdi>{}</bdi></h1>", nav(s, acc), esc(title));
     if let Some(n) = notice {
         let _ = write!(b, "<p class=\"error\" role=\"alert\">{}</p>", esc(n));
     }
@@ -587,11 +628,30 @@ fn render(s: &Session, sub: &Submission, notice: Option<&str>) -> String {
     if let Some(r) = &sub.reg_no {
         let _ = write!(b, " · 登记号 <strong class=\"reg-no\">{}</strong>", esc(r));
     }
+    if let (None, Some(name)) = (&acc.member, &sub.member_name) {
+        let _ = write!(b, " · 填报人 <bdi class=\"member\">{}</bdi>", esc(name));
+    }
     b.push_str("</p>");
     if let (SubState::Returned, Some(r)) = (sub.state, &sub.reason) {
         let _ = write!(b, "<p class=\"error\">退回原因：<bdi>{}</bdi></p>", esc(r));
     }
     let token = esc(&s.form_token);
+    if acc.member.is_none() && sub.state == SubState::UnitReview {
+        // The unit's check of its member's submission (spec §6.1).
+        let _ = write!(
+            b,
+            "<div class=\"unit-check\"><p>这份登记由填报人提交，等待本单位审核：核对内容和证明材料后，通过即报送登记机构；有问题就写明原因退回填报人。</p>\
+             <form method=\"post\" action=\"/unit/submissions/{id}/pass\" class=\"decide pass\"><input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\">\
+             <button type=\"submit\">通过，报送登记机构</button></form>\
+             <form method=\"post\" action=\"/unit/submissions/{id}/return\" class=\"decide return\"><input type=\"hidden\" name=\"{FORM_TOKEN}\" value=\"{token}\">\
+             <label>退回原因<textarea name=\"reason\" rows=\"3\" required maxlength=\"2000\"></textarea></label>\
+             <button type=\"submit\" class=\"secondary\">退回填报人</button></form></div>",
+            id = esc(&sub.id)
+        );
+    }
+    if acc.member.is_some() && sub.state.editable() {
+        b.push_str("<p class=\"note\">提交后先由本单位审核，通过后才报送登记机构。</p>");
+    }
     if sub.state == SubState::Registered && sub.asked != "withdraw" {
         let _ = write!(
             b,
@@ -648,8 +708,10 @@ fn render(s: &Session, sub: &Submission, notice: Option<&str>) -> String {
         b.push_str("<h2>审核记录</h2><ul>");
         for d in &sub.decisions {
             let what = match d.action.as_str() {
-                "approve" => "通过",
-                "return" => "退回",
+                "approve" => "登记机构审核通过",
+                "return" => "登记机构退回",
+                "pass" => "单位审核通过，报送登记机构",
+                "unit_return" => "单位退回",
                 _ => "提交",
             };
             let _ =
@@ -696,38 +758,38 @@ pub async fn upload(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    let (s, uscc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
     let reg = api.registration.as_deref().expect("gated");
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_ATTACHMENT_BYTES as usize + 64 * 1024).await else {
-        return match reg.submission(Some(&uscc), &id).await {
+        return match reg.submission(Some(&acc), &id).await {
             Ok(sub) => html(
                 "登记",
-                render(&s, &sub, Some(&format!("文件太大：每个不超过 {} MB。", MAX_ATTACHMENT_BYTES >> 20))),
+                render(&s, &acc, &sub, Some(&format!("文件太大：每个不超过 {} MB。", MAX_ATTACHMENT_BYTES >> 20))),
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
-            Err(e) => error(&s, &e),
+            Err(e) => error(&s, &acc, &e),
         };
     };
-    let Some(parts) = multipart(&ct, &bytes) else { return error(&s, &Refused::BadRequest("not a form upload".into())) };
+    let Some(parts) = multipart(&ct, &bytes) else { return error(&s, &acc, &Refused::BadRequest("not a form upload".into())) };
     let text = |k: &str| parts.get(k).map(|(_, v)| String::from_utf8_lossy(v).to_string()).unwrap_or_default();
     if !session::form_ok(&s, &headers, &text(FORM_TOKEN)) {
         return html("在线登记", "<p class=\"error\">这个请求不是从本站的页面发出的。</p>".into(), StatusCode::FORBIDDEN);
     }
-    let Some((Some(name), file)) = parts.get("file").cloned() else { return error(&s, &Refused::BadRequest("no file".into())) };
-    match reg.add_attachment(&uscc, &id, &text("type"), &name, file).await {
+    let Some((Some(name), file)) = parts.get("file").cloned() else { return error(&s, &acc, &Refused::BadRequest("no file".into())) };
+    match reg.add_attachment(&acc, &id, &text("type"), &name, file).await {
         Ok(_) => Redirect::to(&format!("/unit/submissions/{id}")).into_response(),
         Err(e) => {
             let msg = match &e {
                 Refused::Invalid(errors) => errors.first().map(|x| x.message.clone()).unwrap_or_default(),
                 other => crate::registration::zh_message(other),
             };
-            match reg.submission(Some(&uscc), &id).await {
-                Ok(sub) => html("登记", render(&s, &sub, Some(&msg)), super::review::status_of(&e)),
-                Err(e) => error(&s, &e),
+            match reg.submission(Some(&acc), &id).await {
+                Ok(sub) => html("登记", render(&s, &acc, &sub, Some(&msg)), super::review::status_of(&e)),
+                Err(e) => error(&s, &acc, &e),
             }
         }
     }
@@ -739,11 +801,11 @@ pub async fn attachment(
     headers: HeaderMap,
     Path((id, n)): Path<(String, u32)>,
 ) -> Response {
-    let (_, uscc) = match gate(&api, addr, &headers).await {
+    let (_, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
-    crate::http::registration::attachment(api.registration.as_deref().expect("gated"), &id, n, Some(&uscc)).await
+    crate::http::registration::attachment(api.registration.as_deref().expect("gated"), &id, n, Some(&acc)).await
 }
 
 pub async fn certificate(
@@ -752,12 +814,12 @@ pub async fn certificate(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let (s, uscc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match gate(&api, addr, &headers).await {
         Ok(g) => g,
         Err(r) => return r,
     };
-    match api.registration.as_deref().expect("gated").certificate(Some(&uscc), &id).await {
+    match api.registration.as_deref().expect("gated").certificate(Some(&acc), &id).await {
         Ok(c) => html("科技成果登记证书", super::certificate::render(&c, &api.site(&headers)), StatusCode::OK),
-        Err(e) => error(&s, &e),
+        Err(e) => error(&s, &acc, &e),
     }
 }
