@@ -142,6 +142,12 @@ pub struct HttpSection {
     /// are ignored).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Serve HTTPS itself: a PEM certificate chain and its private key (mode 0600),
+    /// both or neither. Default: plain HTTP (a reverse proxy in front does TLS).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
 }
 
 fn default_rate_per_minute() -> u32 {
@@ -162,6 +168,8 @@ pub struct Http {
     pub public_url: Option<String>,
     /// Reverse proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// HTTPS served by the node itself: the certificate chain and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// An address block: an address and how many leading bits must match.
@@ -576,6 +584,11 @@ impl Config {
                             .with_context(|| format!("key `http.trusted_proxies`: `{p}` is not an address or a block like 10.0.0.0/8"))
                     })
                     .collect::<anyhow::Result<Vec<_>>>()?;
+                let tls = match (&h.cert, &h.key) {
+                    (Some(c), Some(k)) => Some((abs(c), abs(k))),
+                    (None, None) => None,
+                    _ => bail!("keys `http.cert` and `http.key` go together: the certificate chain and its private key (PEM)"),
+                };
                 Ok(Http {
                     address,
                     token_file: h.token_file.as_deref().map(abs),
@@ -583,6 +596,7 @@ impl Config {
                     query_timeout: Duration::from_millis(h.query_timeout_ms.max(100)),
                     public_url,
                     trusted_proxies,
+                    tls,
                 })
             })
             .transpose()?;

@@ -105,11 +105,13 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
     let http = match &cfg.http {
         Some(h) => {
             let api = Arc::new(crate::http::Api::new(cfg.clone(), store.clone())?.with_registration(registration.clone()));
+            // A missing or broken certificate stops the start, before anything listens.
+            let tls = h.tls.as_ref().map(|(cert, key)| crate::http::tls::acceptor(cert, key)).transpose()?;
             let listener = crate::http::bind(h).await?;
             let addr = listener.local_addr()?;
             crate::fsx::write_atomic(&cfg.data_dir.join(crate::http::HTTP_ADDRESS_FILE), addr.to_string().as_bytes())?;
-            info!(address = %addr, token = h.token_file.is_some(), "HTTP API listening");
-            Some((api, listener))
+            info!(address = %addr, token = h.token_file.is_some(), https = tls.is_some(), "HTTP API listening");
+            Some((api, listener, tls))
         }
         None => None,
     };
@@ -160,8 +162,8 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         info!(address = %bound, "metrics listening");
         tasks.spawn(crate::metrics::serve(cfg.clone(), store.clone(), listener, shutdown.child_token()));
     }
-    if let Some((api, listener)) = http {
-        tasks.spawn(crate::http::serve(api, listener, shutdown.child_token()));
+    if let Some((api, listener, tls)) = http {
+        tasks.spawn(crate::http::serve(api, listener, tls, shutdown.child_token()));
     }
     if let Some(m) = &cfg.mirror {
         // An unreadable URL file stops the start (a typo should not wait for a page);

@@ -10,7 +10,7 @@
 //!
 //! Rooms: `state` (what the handlers share, `ApiError`), `api` (the JSON handlers),
 //! `registration` (online registration, spec §6.4), `packages` (科技成果包), `oai`
-//! (OAI-PMH);
+//! (OAI-PMH), `tls` (HTTPS served by the node itself);
 //! the pages are `crate::web`. This module mounts both and serves them.
 
 mod api;
@@ -18,6 +18,7 @@ mod oai;
 pub(crate) mod packages;
 pub(crate) mod registration;
 pub(crate) mod state;
+pub mod tls;
 
 use api::*;
 pub use state::{read_token, Api, ApiError};
@@ -85,14 +86,15 @@ async fn forwarded(
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let mut https = false;
+    // Served over TLS by the node itself, every cookie is Secure.
+    let mut https = api.cfg.http.as_ref().is_some_and(|h| h.tls.is_some());
     let trusted = api.cfg.http.as_ref().map(|h| h.trusted_proxies.as_slice()).unwrap_or_default();
     let peer = req.extensions().get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0);
     if let Some(peer) = peer.filter(|p| trusted.iter().any(|c| c.contains(p.ip()))) {
         if let Some(client) = forwarded_client(req.headers(), trusted) {
             req.extensions_mut().insert(axum::extract::ConnectInfo(SocketAddr::new(client, peer.port())));
         }
-        https = req
+        https |= req
             .headers()
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -138,12 +140,29 @@ pub async fn bind(http: &Http) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(http.address).await.with_context(|| format!("cannot listen for HTTP on {}", http.address))
 }
 
-/// Serves the API until `shutdown`; open connections get three seconds to finish.
-pub async fn serve(api: Arc<Api>, listener: tokio::net::TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Serves the API until `shutdown` (over TLS with `tls`: `[http] cert`/`key`); open
+/// connections get three seconds to finish.
+pub async fn serve(
+    api: Arc<Api>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
-    let server = tokio::spawn(async move { server.await });
+    let server = match tls {
+        None => {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            tokio::spawn(async move { server.await })
+        }
+        Some(acceptor) => {
+            // `tap_io` lends the listener axum's connect-info for its address type.
+            let listener = tls::TlsListener::new(listener, acceptor, shutdown.clone())?.tap_io(|_| ());
+            let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+            tokio::spawn(async move { server.await })
+        }
+    };
     shutdown.cancelled().await;
     match tokio::time::timeout(Duration::from_secs(3), server).await {
         Ok(r) => r.context("the HTTP server failed")?.context("the HTTP server failed"),

@@ -151,7 +151,8 @@ impl Api {
         }
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
         let safe = !host.is_empty() && host.len() <= 255 && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-        format!("http://{}", if safe { host } else { "localhost" })
+        let scheme = if self.cfg.http.as_ref().is_some_and(|h| h.tls.is_some()) { "https" } else { "http" };
+        format!("{scheme}://{}", if safe { host } else { "localhost" })
     }
 
     /// Whether `given` is the operators' token (false when there is none).
