@@ -1,15 +1,20 @@
 //! The benchmark tool:
 //!
 //! ```sh
-//! cargo run --release -p integration --bin bench -- all          # every scenario
+//! cargo run --release -p integration --bin bench -- all          # every scenario but catalogue
 //! cargo run --release -p integration --bin bench -- ingest sync  # some
+//! cargo run --release -p integration --bin bench -- catalogue    # ten million records: by name only
 //! cargo run --release -p integration --bin bench -- --smoke all  # tiny, checks it works
 //! ```
 //!
-//! Scenarios: ingest, sync (with catchup), bighop, latency, fanin, idle, hostile, catalogue. Prints a table and
-//! writes `bench-results/results.json` and `bench-results/results.md` (the table
-//! BENCHMARKS.md holds). Node processes are the real `huijiao` binary beside this one
-//! (built first when missing or older than its sources; `integration::huijiao_bin`).
+//! Scenarios: ingest, sync (with catchup), bighop, latency, fanin, idle, hostile, mirror,
+//! and catalogue (not in `all`: it builds a ten-million-record catalogue, an hour on a
+//! fresh machine; run it when the catalogue changes). Prints a table with each row's
+//! previous measurement (the last row of the same scenario and metric in BENCHMARKS.md)
+//! beside the new one, and writes `bench-results/results.json` and
+//! `bench-results/results.md` (the table BENCHMARKS.md holds). Node processes are the
+//! real `huijiao` binary beside this one (built first when missing or older than its
+//! sources; `integration::huijiao_bin`).
 
 use integration::bench::{self, Machine, Row, Size};
 use std::process::ExitCode;
@@ -31,14 +36,19 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         Some(i) => std::path::PathBuf::from(args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--out needs a folder"))?),
         None => std::path::PathBuf::from("bench-results"),
     };
-    let all = ["ingest", "sync", "bighop", "latency", "fanin", "idle", "hostile", "catalogue", "mirror"];
+    // `all` leaves out the ten-million-record catalogue (run it by name).
+    let all = ["ingest", "sync", "bighop", "latency", "fanin", "idle", "hostile", "mirror"];
+    let named = ["catalogue", "catchup"];
     let mut wanted: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--") && Some(*a) != out.to_str()).collect();
     if wanted.is_empty() || wanted.contains(&"all") {
+        let extra: Vec<&str> = wanted.iter().copied().filter(|w| named.contains(w)).collect();
         wanted = all.to_vec();
+        wanted.extend(extra);
     }
-    if let Some(bad) = wanted.iter().find(|w| !all.contains(w) && **w != "catchup") {
-        anyhow::bail!("unknown scenario `{bad}` (scenarios: {}, or all)", all.join(", "));
+    if let Some(bad) = wanted.iter().find(|w| !all.contains(w) && !named.contains(w)) {
+        anyhow::bail!("unknown scenario `{bad}` (scenarios: {}, catalogue, or all)", all.join(", "));
     }
+    let before = previous(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../BENCHMARKS.md"));
     let size = Size { smoke };
     let root = tempfile::tempdir_in(std::env::var("HUIJIAO_BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string()))?;
     let machine = Machine::probe(root.path());
@@ -63,9 +73,20 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                 _ => bench::idle(size).await,
             }
         })?;
+        // Each scenario's rows as soon as it ends, beside their last recorded value.
+        for row in &r {
+            eprintln!(
+                "  {} | {}: {} {} (before: {})",
+                row.scenario,
+                row.metric,
+                num(row.measured),
+                row.unit,
+                before.get(&(row.scenario.clone(), row.metric.clone())).map_or("none recorded", String::as_str)
+            );
+        }
         rows.extend(r);
     }
-    let table = markdown(&rows);
+    let table = markdown(&rows, &before);
     println!("{table}");
     std::fs::create_dir_all(&out)?;
     std::fs::write(
@@ -83,16 +104,56 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn markdown(rows: &[Row]) -> String {
-    let mut s =
-        String::from("| scenario | metric | goal | measured | baseline | ratio | met | note |\n|---|---|---|---|---|---|---|---|\n");
+fn num(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// The last measurement BENCHMARKS.md records for each (scenario, metric): from every
+/// table with a `measured` column, later rows winning.
+fn previous(path: &std::path::Path) -> std::collections::HashMap<(String, String), String> {
+    let mut out = std::collections::HashMap::new();
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut columns: Option<(usize, usize, usize)> = None;
+    for line in text.lines() {
+        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        if !line.trim_start().starts_with('|') {
+            columns = None;
+            continue;
+        }
+        if cells.first() == Some(&"scenario") {
+            let at = |name: &str| cells.iter().position(|c| *c == name);
+            columns = match (at("metric"), at("measured")) {
+                (Some(m), Some(v)) => Some((0, m, v)),
+                _ => None,
+            };
+            continue;
+        }
+        if let Some((s, m, v)) = columns {
+            if let (Some(sc), Some(me), Some(val)) = (cells.get(s), cells.get(m), cells.get(v)) {
+                if !val.is_empty() && !val.starts_with("---") {
+                    out.insert((sc.to_string(), me.to_string()), val.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn markdown(rows: &[Row], before: &std::collections::HashMap<(String, String), String>) -> String {
+    let mut s = String::from(
+        "| scenario | metric | goal | before | measured | baseline | ratio | met | note |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
     for r in rows {
-        let num = |x: f64| if x >= 100.0 { format!("{x:.0}") } else { format!("{x:.2}") };
         s.push_str(&format!(
-            "| {} | {} | {} | {} {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} {} | {} | {} | {} | {} |\n",
             r.scenario,
             r.metric,
             r.goal,
+            before.get(&(r.scenario.clone(), r.metric.clone())).map_or("", String::as_str),
             num(r.measured),
             r.unit,
             r.baseline.map(num).unwrap_or_default(),
