@@ -132,7 +132,22 @@ pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -
             return refuse(r, keep);
         }
     };
-    let dest = unique_dest(&dirs.processed.join(&day), &dest_name(name), &ctx.store)?;
+    // A file committed in parts before a crash or a stop resumes after its last part,
+    // bound for the place chosen then; a file whose bytes changed meanwhile is new.
+    let progress = {
+        let (sha, source) = (sha.clone(), path_text(path));
+        ctx.store.call_blocking(move |w| -> crate::store::Result<_> {
+            w.drop_progress_of(&source, &sha)?;
+            w.file_progress(&sha)
+        })??
+    };
+    let (dest, received_at) = match &progress {
+        Some(p) => {
+            info!(file = %name.escape_debug(), parts = p.parts, after_row = p.rows_done, "resuming a file after its last committed part");
+            (PathBuf::from(&p.dest), p.received_at)
+        }
+        None => (unique_dest(&dirs.processed.join(&day), &dest_name(name), &ctx.store)?, crate::clock::now_ms()),
+    };
     let dest_dir = dest.parent().context("destination has no folder")?.to_path_buf();
     std::fs::create_dir_all(&dest_dir).with_context(|| format!("cannot create {}", show(&dest_dir)))?;
     let meta = FileMeta {
@@ -140,36 +155,50 @@ pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -
         name: name.to_string(),
         source_path: path_text(path),
         dest: dest.to_string_lossy().into_owned(),
-        received_at: crate::clock::now_ms(),
+        received_at,
     };
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    let (atx, arx) = std::sync::mpsc::sync_channel(8);
-    let result = ctx.store.submit(move |w| w.ingest_file(meta, rx, atx))?;
+    let changed_since = {
+        let (file, stamp, path) = (src.file.try_clone().context("the open file")?, src.stamp, path.to_path_buf());
+        Box::new(move || {
+            let now = file.metadata().map(|m| ingest::Stamp::of(&m)).ok();
+            let by_path = std::fs::symlink_metadata(&path).map(|m| ingest::Stamp::of(&m)).ok();
+            now != Some(stamp) || by_path != Some(stamp)
+        })
+    };
+    let mut sink = parts::StoreSink::new(ctx.store.clone(), meta, format, progress, changed_since);
     let validator = Validator { regions: &cfg.regions, today: crate::clock::today(), node: Some(&cfg.node_id) };
     let spool_bytes = ctx.limits.min_rejected_bytes.max(src.stamp.size.saturating_mul(4));
     let mut spool =
         Spool::new(&ctx.limits.temp_dir, spool_bytes).with_context(|| format!("cannot make a spool in {}", show(&ctx.limits.temp_dir)))?;
     let reading = ingest::read(&src.file, format, encoding, &ctx.limits, &ctx.cancel).context("cannot start reading")?;
-    let mut sink = StoreSink { tx: Some(tx), answers: arx, sent: 0, answered: 0 };
     // Three stages on their own threads: reading, checking (here), writing.
     let checked = ingest::validate(reading, Report::new(name, &sha), &validator, &ctx.limits, CHUNK_ROWS, &mut sink, Some(&mut spool));
     let mut report = checked.report;
-    let abandon = |sink: StoreSink| {
-        drop(sink);
-        let _ = result.recv();
-    };
     if checked.cancelled {
-        abandon(sink);
+        // Parts already committed stay: the next start resumes after them.
+        sink.abandon();
         return Ok(Outcome::Cancelled);
     }
     if changed(&src, path) {
-        abandon(sink);
-        info!(file = %show(path), "the file changed while it was read; nothing was stored, it is read again once it settles");
+        let parts = sink.parts_stored();
+        sink.abandon();
+        if parts {
+            warn!(file = %show(path), "the file changed while it was read; the parts committed before stay, the rest is read again once it settles");
+        } else {
+            info!(file = %show(path), "the file changed while it was read; nothing was stored, it is read again once it settles");
+        }
         return Ok(Outcome::Unsettled);
+    }
+    if report.refused.is_some() && sink.parts_stored() {
+        // Only reading can fail after the first part (the header decided the rest):
+        // a failure to retry, which resumes after the last part.
+        let why = report.refused.as_ref().map(|r| r.message.clone()).unwrap_or_default();
+        sink.abandon();
+        anyhow::bail!("reading {} failed after parts of it were committed (they stay; a retry resumes after them): {why}", show(path));
     }
     if report.refused.is_some() {
         // Refused on the way (a missing column, no rows): abandon the transaction.
-        abandon(sink);
+        sink.abandon();
         let keep = checked.not_echoed == 0 && !screen(&src.file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked();
         return Ok(Outcome::done(refuse_file(ctx, dirs, path, name, &day, report, keep)?));
     }
@@ -188,10 +217,7 @@ pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -
         let f = out.into_inner().map_err(|e| e.into_error())?;
         f.sync_all().with_context(|| format!("cannot write {}", show(&tmp)))?;
     }
-    let Some(tx) = sink.tx.take() else { anyhow::bail!("the store writer stopped during the ingest") };
-    let _ = tx.send(IngestMsg::Done(Box::new(report)));
-    drop(tx);
-    let summary = result.recv().context("the store writer stopped during the ingest")??;
+    let summary = sink.finish(report)?;
     // Committed durably: only now may the file leave the inbox.
     let entry = FileEntry {
         meta: FileMeta {
@@ -213,37 +239,6 @@ pub(super) fn changed(src: &ingest::Source, path: &Path) -> bool {
     let now = src.file.metadata().map(|m| ingest::Stamp::of(&m)).ok();
     let by_path = std::fs::symlink_metadata(path).map(|m| ingest::Stamp::of(&m)).ok();
     now != Some(src.stamp) || by_path != Some(src.stamp)
-}
-
-/// The store as a [`RowSink`]: chunks go to the writer, its answers come back.
-pub(super) struct StoreSink {
-    tx: Option<std::sync::mpsc::SyncSender<IngestMsg>>,
-    answers: std::sync::mpsc::Receiver<Vec<RowError>>,
-    sent: u64,
-    answered: u64,
-}
-
-impl RowSink for StoreSink {
-    fn send(&mut self, rows: Vec<(u64, Row)>) {
-        let prepared = rows.into_iter().map(|(n, row)| Prepared::new(n, row)).collect();
-        // A closed channel means the writer failed; its error arrives on its result.
-        if let Some(tx) = &self.tx {
-            if tx.send(IngestMsg::Rows(prepared)).is_ok() {
-                self.sent += 1;
-            }
-        }
-    }
-
-    fn answer(&mut self, wait: bool) -> Option<Vec<RowError>> {
-        if self.answered == self.sent {
-            return None;
-        }
-        let a = if wait { self.answers.recv().ok() } else { self.answers.try_recv().ok() };
-        if a.is_some() {
-            self.answered += 1;
-        }
-        a
-    }
 }
 
 /// A file whose bytes are already in the journal: either a restart after a crash

@@ -22,10 +22,13 @@
 //! a file that fails, or that the node dies on, [`MAX_FAILURES`] times is set aside.
 //!
 //! Rooms: `watch` (events and rescans), `settle` (is a file complete?), `handle` (one
-//! file, exactly once), `archive` (after the commit: move, reports, set aside).
+//! file, exactly once), `parts` (the store as the checking stage's sink: a big file
+//! committed in parts, and resumed after them), `archive` (after the commit: move,
+//! reports, set aside).
 
 mod archive;
 mod handle;
+mod parts;
 mod settle;
 mod watch;
 

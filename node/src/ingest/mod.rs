@@ -457,6 +457,9 @@ fn csv_grid_row(rec: text::CsvRecord) -> form::GridRow {
 /// Where valid rows go. The store answers each chunk, in order, with the rows it
 /// refused (`unknown_record`, `not_origin`, `withdrawn_record`).
 pub trait RowSink {
+    /// Nothing read later can refuse the whole file any more (its header has every
+    /// required column): a store may commit what it has in parts (spec v1.2 §2).
+    fn whole_file_decided(&mut self) {}
     fn send(&mut self, rows: Vec<(u64, Row)>);
     /// The answer for the oldest unanswered chunk; `wait` blocks for it. None when
     /// no answer can come (nothing pending, or the store went away).
@@ -693,6 +696,11 @@ pub fn validate(
                     missing = missing_required(present);
                     // Without an `op` column every row is an upsert, so the header decides.
                     refusal = missing_column_refusal(&missing, !present.contains(&Field::Op));
+                }
+                // With every required column there (or none to be had from a header),
+                // only an unreadable file could still refuse the whole of it.
+                if missing.is_empty() && refusal.is_none() {
+                    sink.whole_file_decided();
                 }
             }
             Piece::Refused(r) => refusal = Some(r),

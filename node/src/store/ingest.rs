@@ -32,12 +32,39 @@ pub struct FileEntry {
     pub moved: bool,
 }
 
-/// What the inbox streams to [`Writer::ingest_file`]: valid rows in chunks, then the
-/// final report (which already counts the rows the store refused). A sender that goes
-/// away without `Done` rolls the file back.
+/// What the inbox streams to [`Writer::ingest_part`]: valid rows in chunks, then
+/// either `Commit` (a part ends: everything sent so far is committed, with the file's
+/// progress) or the final report (which already counts the rows the store refused). A
+/// sender that goes away without either rolls back the part in progress; parts
+/// committed before it stay, and the file resumes after them.
 pub enum IngestMsg {
     Rows(Vec<Prepared>),
+    /// The part ends with the valid rows up to this data row of the file.
+    Commit {
+        through_row: u64,
+    },
     Done(Box<Report>),
+}
+
+/// How far a file committed in parts got (spec v1.2 §2), as a restart finds it.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub dest: String,
+    pub received_at: i64,
+    /// The file row of the last valid row committed: a resume sends only later rows.
+    pub rows_done: u64,
+    pub parts: u64,
+    /// The rows the store refused in committed parts, by row.
+    pub refused: Vec<RowError>,
+}
+
+/// How a part ended.
+#[derive(Debug)]
+pub enum PartEnd {
+    /// Committed with the file's progress; more parts follow.
+    Committed,
+    /// The file's last part, with its journal entry.
+    Done(Box<IngestSummary>),
 }
 
 /// How often a file may be started without finishing (the node died while reading
@@ -131,9 +158,57 @@ impl Writer {
         rows.map(|r| r?).collect()
     }
 
-    /// Whether an unfinished move has already claimed `dest`.
+    /// Whether an unfinished move, or a file in progress, has already claimed `dest`.
     pub fn dest_reserved(&self, dest: &str) -> Result<bool> {
-        Ok(self.conn.query_row("SELECT 1 FROM files WHERE dest = ?1 AND moved = 0", [dest], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM files WHERE dest = ?1 AND moved = 0 UNION ALL SELECT 1 FROM file_progress WHERE dest = ?1",
+                [dest],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The progress of a file committed in parts and not finished (a restart resumes
+    /// it); `None` for a file not begun, or begun in one part.
+    pub fn file_progress(&self, sha256: &str) -> Result<Option<Progress>> {
+        let found = self
+            .conn
+            .query_row("SELECT dest, received_at, rows_done, parts FROM file_progress WHERE sha256 = ?1", [sha256], |r| {
+                Ok(Progress {
+                    dest: r.get(0)?,
+                    received_at: r.get(1)?,
+                    rows_done: r.get::<_, i64>(2)? as u64,
+                    parts: r.get::<_, i64>(3)? as u64,
+                    refused: Vec::new(),
+                })
+            })
+            .optional()?;
+        let Some(mut p) = found else { return Ok(None) };
+        let mut st = self.conn.prepare("SELECT error FROM file_progress_refused WHERE sha256 = ?1 ORDER BY row")?;
+        let errors: Vec<String> = st.query_map([sha256], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        for e in errors {
+            p.refused.push(serde_json::from_str(&e).context("corrupt refusal in the file progress")?);
+        }
+        Ok(Some(p))
+    }
+
+    /// Forgets a file's progress (its bytes changed before it finished: the parts it
+    /// committed stay in the store as the valid rows they were).
+    pub fn drop_progress_of(&self, source_path: &str, keep_sha256: &str) -> Result<()> {
+        let olds: Vec<String> = self
+            .conn
+            .prepare("SELECT sha256 FROM file_progress WHERE source_path = ?1 AND sha256 <> ?2")?
+            .query_map([source_path, keep_sha256], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for sha in olds {
+            tracing::warn!(file = %source_path, "a file changed after parts of it were committed; those rows stay, the new content is read as a new file");
+            self.conn.execute("DELETE FROM file_progress WHERE sha256 = ?1", [&sha])?;
+            self.conn.execute("DELETE FROM file_progress_refused WHERE sha256 = ?1", [&sha])?;
+        }
+        Ok(())
     }
 
     pub fn mark_moved(&self, sha256: &str) -> Result<()> {
@@ -141,21 +216,42 @@ impl Writer {
         Ok(())
     }
 
-    /// Stores one file's valid rows and its journal entry in one durable transaction.
-    /// Rows arrive in chunks while the sender is still validating later ones; each
-    /// chunk is answered on `answers` with the rows the store refused
-    /// (`unknown_record`, `not_origin`, `withdrawn_record`), so the sender can count
-    /// them and echo them in `NAME.rejected.csv` before it sends the final report.
+    /// Stores one file's valid rows and its journal entry, in one durable transaction
+    /// or in parts (as the sender's `Commit`s say), on this one job of the writer.
     pub fn ingest_file(
         &mut self,
         meta: FileMeta,
         rows: Receiver<IngestMsg>,
         answers: std::sync::mpsc::SyncSender<Vec<RowError>>,
     ) -> Result<IngestSummary> {
+        loop {
+            if let PartEnd::Done(summary) = self.ingest_part(&meta, &rows, &answers)? {
+                return Ok(*summary);
+            }
+        }
+    }
+
+    /// Stores one part of a file: rows arrive in chunks while the sender is still
+    /// validating later ones; each chunk is answered on `answers` with the rows the
+    /// store refused (`unknown_record`, `not_origin`, `withdrawn_record`), so the
+    /// sender can count them and echo them in `NAME.rejected.csv`. `Commit` ends the
+    /// part durably with the file's progress (the uplink may send it at once); the
+    /// final report ends the file with its journal entry. Between parts the writer is
+    /// free for other work: each part is its own job.
+    ///
+    /// One piece: a part's transaction from its first row to its commit, with the
+    /// progress and journal rows that must be in the same transaction.
+    pub fn ingest_part(
+        &mut self,
+        meta: &FileMeta,
+        rows: &Receiver<IngestMsg>,
+        answers: &std::sync::mpsc::SyncSender<Vec<RowError>>,
+    ) -> Result<PartEnd> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut summary =
             IngestSummary { report: Report::new(&meta.name, &meta.sha256), inserted: 0, updated: 0, withdrawn: 0, unchanged: 0 };
+        let mut refused_here: Vec<RowError> = Vec::new();
         // The first 16 hex digits name the file well enough for an audit; the full
         // hash is in the journal, and 48 bytes less per change add up.
         let source = format!("file:{}", &meta.sha256[..meta.sha256.len().min(16)]);
@@ -173,12 +269,60 @@ impl Writer {
                             Err(e) => refused.push(e),
                         }
                     }
+                    refused_here.extend(refused.iter().cloned());
                     let _ = answers.send(refused);
                 }
+                Ok(IngestMsg::Commit { through_row }) => {
+                    tx.execute(
+                        "INSERT INTO file_progress (sha256, name, source_path, dest, received_at, rows_done, parts, inserted, updated, withdrawn, unchanged)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10)
+                         ON CONFLICT (sha256) DO UPDATE SET rows_done = excluded.rows_done, parts = parts + 1,
+                           inserted = inserted + excluded.inserted, updated = updated + excluded.updated,
+                           withdrawn = withdrawn + excluded.withdrawn, unchanged = unchanged + excluded.unchanged",
+                        params![
+                            meta.sha256,
+                            meta.name,
+                            meta.source_path,
+                            meta.dest,
+                            meta.received_at,
+                            through_row as i64,
+                            summary.inserted as i64,
+                            summary.updated as i64,
+                            summary.withdrawn as i64,
+                            summary.unchanged as i64
+                        ],
+                    )
+                    .context("cannot record the file's progress")?;
+                    let mut st =
+                        tx.prepare_cached("INSERT OR IGNORE INTO file_progress_refused (sha256, row, error) VALUES (?1, ?2, ?3)")?;
+                    for e in &refused_here {
+                        st.execute(params![meta.sha256, e.row as i64, serde_json::to_string(e).context("a row error")?])?;
+                    }
+                    drop(st);
+                    tx.commit().context("cannot commit a part of the file")?;
+                    if summary.inserted + summary.updated + summary.withdrawn > 0 {
+                        self.notify_changes();
+                    }
+                    return Ok(PartEnd::Committed);
+                }
                 Ok(IngestMsg::Done(report)) => break *report,
-                Err(_) => bail!("ingest of {} was abandoned before it finished; nothing was stored", meta.name),
+                Err(_) => bail!("ingest of {} was abandoned before it finished; its part in progress was not stored", meta.name),
             }
         };
+        // The counts of the parts committed before this last one.
+        let before: Option<(i64, i64, i64, i64)> = tx
+            .query_row("SELECT inserted, updated, withdrawn, unchanged FROM file_progress WHERE sha256 = ?1", [&meta.sha256], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        if let Some((i, u, w, n)) = before {
+            summary.inserted += i as u64;
+            summary.updated += u as u64;
+            summary.withdrawn += w as u64;
+            summary.unchanged += n as u64;
+            tx.execute("DELETE FROM file_progress WHERE sha256 = ?1", [&meta.sha256])?;
+            tx.execute("DELETE FROM file_progress_refused WHERE sha256 = ?1", [&meta.sha256])?;
+        }
         tx.execute(
             "INSERT INTO files (sha256, name, source_path, dest, received_at, report, moved) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
             params![
@@ -197,7 +341,7 @@ impl Writer {
             self.notify_changes();
         }
         summary.report = report;
-        Ok(summary)
+        Ok(PartEnd::Done(Box::new(summary)))
     }
 
     /// Notes that the inbox starts on `path`; returns how many times it has started

@@ -23,7 +23,7 @@ mod schema;
 mod sync;
 
 pub use error::{Result, StoreError};
-pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary, Prepared, PreparedRecord, MAX_ATTEMPTS};
+pub use ingest::{FileEntry, FileMeta, IngestMsg, IngestSummary, PartEnd, Prepared, PreparedRecord, Progress, MAX_ATTEMPTS};
 pub use query::{Filter, Reader, StoreStatus, StoredRecord};
 pub use sync::{ApplyError, BatchOutcome, ChildStatus, Quarantined, RefusalStatus, StuckChange, UplinkStatus};
 

@@ -278,4 +278,28 @@ pub const MIGRATIONS: &[&str] = &[
         updated_at  INTEGER NOT NULL
     );
     CREATE INDEX members_by_unit ON members(uscc, created_at);",
+    // 12: a big file committed in parts (spec v1.2 §2): how far each file in progress
+    // got (the last data row whose part is committed), where it will go, what the
+    // store counted so far, and the rows the store refused in committed parts, so a
+    // restart resumes after the last part with the same report. The entry becomes the
+    // file's `files` row with its last part.
+    "CREATE TABLE file_progress (
+        sha256      TEXT PRIMARY KEY,
+        name        TEXT    NOT NULL,
+        source_path TEXT    NOT NULL,
+        dest        TEXT    NOT NULL,
+        received_at INTEGER NOT NULL,
+        rows_done   INTEGER NOT NULL,  -- the file row of the last row committed
+        parts       INTEGER NOT NULL,
+        inserted    INTEGER NOT NULL,
+        updated     INTEGER NOT NULL,
+        withdrawn   INTEGER NOT NULL,
+        unchanged   INTEGER NOT NULL
+    );
+    CREATE TABLE file_progress_refused (
+        sha256 TEXT    NOT NULL,
+        row    INTEGER NOT NULL,
+        error  TEXT    NOT NULL,       -- the row's error as JSON (spec §5)
+        PRIMARY KEY (sha256, row, error)
+    ) WITHOUT ROWID;",
 ];

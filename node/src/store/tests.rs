@@ -264,7 +264,7 @@ fn a_store_written_before_online_registration_opens_and_keeps_its_data() {
             .execute_batch(
                 "DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
                  DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
-                 DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; PRAGMA user_version = 7;",
+                 DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; DROP TABLE file_progress; DROP TABLE file_progress_refused; PRAGMA user_version = 7;",
             )
             .unwrap();
     }
@@ -291,7 +291,7 @@ fn a_store_written_before_member_accounts_opens_and_keeps_its_submissions() {
             .execute_batch(
                 "INSERT INTO submissions (id, uscc, state, asked, body, created_at, updated_at)
                  VALUES ('s1', '91350100M000100Y43', 'draft', 'new', '{\"title\":\"旧草稿\"}', 1, 1);
-                 DROP TABLE members; PRAGMA user_version = 10;",
+                 DROP TABLE members; DROP TABLE file_progress; DROP TABLE file_progress_refused; PRAGMA user_version = 10;",
             )
             .unwrap();
     }
@@ -319,7 +319,7 @@ fn a_store_written_before_packages_opens_keeps_its_data_and_publishes() {
         assert_eq!(w.add_unit("91350100M000100Y43", "武汉大学", "$argon2id$x", 1).unwrap(), Ok(()));
         w.conn
             .execute_batch(
-                "DROP TABLE package_members; DROP TABLE package_versions; DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; PRAGMA user_version = 8;",
+                "DROP TABLE package_members; DROP TABLE package_versions; DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; DROP TABLE file_progress; DROP TABLE file_progress_refused; PRAGMA user_version = 8;",
             )
             .unwrap();
     }
@@ -367,7 +367,7 @@ fn a_store_written_before_the_last_migration_opens_and_keeps_its_data() {
                  ALTER TABLE children DROP COLUMN held_back_reason;
                  DROP TABLE units; DROP TABLE submissions; DROP TABLE attachments; DROP TABLE attachment_bytes;
                  DROP TABLE decisions; DROP TABLE serials; DROP TABLE package_members; DROP TABLE package_versions;
-                 DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; PRAGMA user_version = 6;",
+                 DROP TABLE packages; DROP TABLE reviewers; DROP TABLE members; DROP TABLE file_progress; DROP TABLE file_progress_refused; PRAGMA user_version = 6;",
             )
             .unwrap();
     }
@@ -545,4 +545,69 @@ mod registration {
             assert_eq!(kept, 0, "nothing kept");
         });
     }
+}
+
+#[test]
+fn a_file_in_parts_keeps_its_progress_and_refusals_until_its_last_part() {
+    both(|w| {
+        let meta = FileMeta {
+            sha256: "abc".into(),
+            name: "big.csv".into(),
+            source_path: "/in/big.csv".into(),
+            dest: "/p/big.csv".into(),
+            received_at: 7,
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        let (atx, arx) = std::sync::mpsc::sync_channel(8);
+        // Part 1: two records and a withdrawal of one never held (refused by the store).
+        tx.send(IngestMsg::Rows(vec![
+            Prepared::new(2, Row::Upsert(record(1, "甲"))),
+            Prepared::new(3, Row::Withdraw { reg_no: record(9, "无").reg_no }),
+            Prepared::new(4, Row::Upsert(record(2, "乙"))),
+        ]))
+        .unwrap();
+        tx.send(IngestMsg::Commit { through_row: 4 }).unwrap();
+        assert!(matches!(w.ingest_part(&meta, &rx, &atx).unwrap(), PartEnd::Committed));
+        assert_eq!(arx.try_recv().unwrap().iter().map(|e| (e.row, e.code.as_str())).collect::<Vec<_>>(), [(3, "unknown_record")]);
+        assert_eq!(versions(w).len(), 2, "the part is committed");
+        let p = w.file_progress("abc").unwrap().expect("progress");
+        assert_eq!((p.rows_done, p.parts, p.dest.as_str(), p.received_at), (4, 1, "/p/big.csv", 7));
+        assert_eq!(p.refused.len(), 1);
+        assert!(w.dest_reserved("/p/big.csv").unwrap(), "a file in progress holds its place");
+        assert!(w.lookup_file("abc").unwrap().is_none(), "not journalled as done");
+        // Part 2 is abandoned (a crash): nothing of it stays, part 1 does.
+        let (tx2, rx2) = std::sync::mpsc::sync_channel(8);
+        tx2.send(IngestMsg::Rows(vec![Prepared::new(5, Row::Upsert(record(3, "丙")))])).unwrap();
+        drop(tx2);
+        assert!(w.ingest_part(&meta, &rx2, &atx).is_err());
+        assert_eq!(versions(w).len(), 2);
+        // The resume's last part: the journal entry, the counts of every part, no progress left.
+        let (tx3, rx3) = std::sync::mpsc::sync_channel(8);
+        tx3.send(IngestMsg::Rows(vec![Prepared::new(5, Row::Upsert(record(3, "丙")))])).unwrap();
+        tx3.send(IngestMsg::Done(Box::new(Report::new("big.csv", "abc")))).unwrap();
+        let PartEnd::Done(s) = w.ingest_part(&meta, &rx3, &atx).unwrap() else { panic!("the last part") };
+        assert_eq!((s.inserted, s.updated, s.withdrawn), (3, 0, 0));
+        assert!(w.file_progress("abc").unwrap().is_none());
+        assert!(w.lookup_file("abc").unwrap().is_some());
+        let left: i64 = w.conn.query_row("SELECT count(*) FROM file_progress_refused", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0);
+    });
+}
+
+#[test]
+fn a_store_written_before_files_in_parts_opens_and_resumes_nothing() {
+    // A store as the previous release left it: schema 11, a file journalled.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    {
+        let mut w = Writer::open(Some(&path), "420100").unwrap();
+        ingest(&mut w, "old", vec![Row::Upsert(record(1, "甲"))]);
+        w.conn.execute_batch("DROP TABLE file_progress; DROP TABLE file_progress_refused; PRAGMA user_version = 11;").unwrap();
+    }
+    let w = Writer::open(Some(&path), "420100").unwrap();
+    let v: i64 = w.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v as usize, schema::MIGRATIONS.len());
+    assert!(w.lookup_file("old").unwrap().is_some(), "the journal is still there");
+    assert!(w.file_progress("old").unwrap().is_none());
+    assert_eq!(versions(&w).len(), 1);
 }
