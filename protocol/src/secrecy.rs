@@ -59,10 +59,41 @@ pub fn is_classified_text(s: &str) -> bool {
 /// Whether any text of a file carries a classified marking (spec v1.2 §3, the whole
 /// file): as [`is_classified_text`], except that 秘密 inside 技术秘密 or 商业秘密 (kinds of
 /// intellectual property, 知识产权) is not one.
+///
+/// Every marking ends in 密 once normalized, and only 密 or a compatibility ideograph
+/// becomes 密: so only the text just before each such character is normalized — back
+/// to its [`WINDOW`]th visible character (invisible ones are dropped by the
+/// normalization, so however many an evasion puts in, the marking and a 技术/商业
+/// before it are inside) — not the whole text, which in a register full of 技术秘密
+/// patents is most of the file.
 pub fn file_text_is_marked(s: &str) -> bool {
-    if !s.chars().any(|c| c == '密' || matches!(c, '\u{F900}'..='\u{FAFF}' | '\u{2F800}'..='\u{2FA1F}')) {
-        return false;
+    let mut visible: std::collections::VecDeque<usize> = std::collections::VecDeque::with_capacity(WINDOW + 1);
+    let mut chars = s.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '密' || matches!(c, '\u{F900}'..='\u{FAFF}' | '\u{2F800}'..='\u{2FA1F}') {
+            let start = if visible.len() < WINDOW { 0 } else { visible[0] };
+            // One character more, for anything that composes with this one.
+            let end = chars.peek().map_or(s.len(), |(j, n)| j + n.len_utf8());
+            if window_is_marked(&s[start..end]) {
+                return true;
+            }
+        }
+        if !is_invisible(c) {
+            if visible.len() == WINDOW {
+                visible.pop_front();
+            }
+            visible.push_back(i);
+        }
     }
+    false
+}
+
+/// Visible characters before a 密 that [`file_text_is_marked`] normalizes: the longest
+/// marking with 技术 or 商业 before it is four, NFKC never shortens a run of CJK
+/// characters, and the margin covers combining marks that compose.
+const WINDOW: usize = 32;
+
+fn window_is_marked(s: &str) -> bool {
     let n = normalize(s).replace("技术秘密", "技术□").replace("商业秘密", "商业□");
     MARKINGS.iter().any(|m| n.contains(m))
 }
@@ -217,6 +248,40 @@ mod tests {
         assert!(!file_text_is_marked("知识产权：技术秘密:JSMM-1；商业秘密"));
         assert!(file_text_is_marked("技术秘密；另有秘密资料"));
         assert!(!file_text_is_marked("保密期限 5 年，密码学"));
+        // However many invisible characters come between, and however far into a long text.
+        let hidden = format!("{}机{}密", "技术秘密；".repeat(5000), "\u{200B}".repeat(500));
+        assert!(file_text_is_marked(&hidden));
+        assert!(!file_text_is_marked(&format!("技术{}秘密", "\u{200B}".repeat(500))), "技术 before it, invisibles between");
+        assert!(
+            file_text_is_marked(&format!("㊙{}\u{FAB5}x", "\u{FEFF}".repeat(100)))
+                == window_is_marked(&format!("㊙{}\u{FAB5}x", "\u{FEFF}".repeat(100)))
+        );
+    }
+
+    /// The windowed scan says what normalizing the whole text would, on random texts
+    /// of the characters that matter (markings' parts, 技术 and 商业, invisible ones, a
+    /// combining mark, compatibility and circled ideographs, filler).
+    #[test]
+    fn the_windowed_scan_agrees_with_normalizing_the_whole_text() {
+        let alphabet: Vec<char> = "秘密机绝涉技术商业祕機絕㊙\u{200B}\u{FEFF} \u{0301}\u{F9B1}\u{FAB5}甲乙，a1".chars().collect();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let len = (x % 60) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let whole = s_has(&text);
+            assert_eq!(file_text_is_marked(&text), whole, "{text:?}");
+        }
+        fn s_has(s: &str) -> bool {
+            let n = normalize(s).replace("技术秘密", "技术□").replace("商业秘密", "商业□");
+            MARKINGS.iter().any(|m| n.contains(m))
+        }
     }
 
     #[test]

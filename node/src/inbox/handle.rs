@@ -1,6 +1,7 @@
 //! Handling one file exactly once: the shared file pipeline (`ingest::prepare`,
-//! `read`, `validate`), the store transaction fed in chunks, the whole-file screen,
-//! the rejected rows made durable before the commit.
+//! `read`, `validate`), the store fed in chunks and parts (`parts`), the whole-file
+//! screen (beside the reading for a text file), the rejected rows made durable before
+//! the last commit.
 
 use super::*;
 
@@ -171,6 +172,14 @@ pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -
     let mut spool =
         Spool::new(&ctx.limits.temp_dir, spool_bytes).with_context(|| format!("cannot make a spool in {}", show(&ctx.limits.temp_dir)))?;
     let reading = ingest::read(&src.file, format, encoding, &ctx.limits, &ctx.cancel).context("cannot start reading")?;
+    // The whole-file screen of a text file runs beside the reading, not after it.
+    let mut screening = screen_beside(&src, format, encoding, ctx);
+    let file = &src.file;
+    let mut marked = move || match screening.take() {
+        // A screen that could not finish keeps the original out of the archive.
+        Some(h) => h.join().map_or(true, |s| s.is_marked()),
+        None => screen(file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked(),
+    };
     // Three stages on their own threads: reading, checking (here), writing.
     let checked = ingest::validate(reading, Report::new(name, &sha), &validator, &ctx.limits, CHUNK_ROWS, &mut sink, Some(&mut spool));
     let mut report = checked.report;
@@ -199,14 +208,14 @@ pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -
     if report.refused.is_some() {
         // Refused on the way (a missing column, no rows): abandon the transaction.
         sink.abandon();
-        let keep = checked.not_echoed == 0 && !screen(&src.file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked();
+        let keep = checked.not_echoed == 0 && !marked();
         return Ok(Outcome::done(refuse_file(ctx, dirs, path, name, &day, report, keep)?));
     }
     // The whole file, not only the rows read (spec v1.2 §3): a marking anywhere keeps
     // the original out of the archive.
     if checked.not_echoed > 0 {
         report.warnings.push(not_kept_warning(checked.not_echoed));
-    } else if screen(&src.file, Some(format), encoding, &ctx.limits, &ctx.cancel).is_marked() {
+    } else if marked() {
         report.warnings.push(marked_file_warning());
     }
     // The rejected rows, durable before the commit that says they exist.
@@ -283,4 +292,28 @@ pub(super) fn redrop(ctx: &Ctx, dirs: &InboxDir, path: &Path, name: &str, day: &
     let keep = !report.warnings.iter().any(|w| w.code == "original_not_kept");
     let dest = unique_dest(&dirs.processed.join(day), &dest_name(name), &ctx.store)?;
     finish(path, &dest, &report, keep)
+}
+
+/// The whole-file screen of a CSV or JSON file on a thread of its own, reading an
+/// independent opening of the same file (so neither moves the other's offset); `None`
+/// where that cannot be had (then the screen runs after the reading, as for a
+/// workbook, whose screen reads its archive).
+fn screen_beside(
+    src: &ingest::Source,
+    format: Format,
+    encoding: Option<ingest::TextEncoding>,
+    ctx: &Ctx,
+) -> Option<std::thread::JoinHandle<ingest::screen::Screened>> {
+    use std::os::fd::AsRawFd;
+    if !matches!(format, Format::Csv | Format::Json | Format::Jsonl) {
+        return None;
+    }
+    let file = std::fs::File::open(format!("/proc/self/fd/{}", src.file.as_raw_fd())).ok()?;
+    // The same file, not whatever the name leads to now.
+    let (a, b) = (file.metadata().ok()?, src.file.metadata().ok()?);
+    if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+        return None;
+    }
+    let (limits, cancel) = (ctx.limits.clone(), ctx.cancel.clone());
+    std::thread::Builder::new().name("file-screen".into()).spawn(move || screen(&file, Some(format), encoding, &limits, &cancel)).ok()
 }
