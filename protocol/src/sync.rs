@@ -557,8 +557,12 @@ pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>, regi
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CheckedChange {
+    /// The change; an upsert's body is in `text` instead (`change.body` is `None`).
     pub change: Change,
     pub record: Option<Record>,
+    /// An upsert's body as the text it was checked to be (UTF-8 checked once, here, so
+    /// a store writes it without checking it again).
+    pub text: Option<String>,
     /// A hop time was not believable (before the hop before it, or too far in the
     /// future) and was replaced by the parent's receipt time: the child's clock (or a
     /// clock below it) is off.
@@ -670,8 +674,8 @@ pub fn check_batch_range(child: &str, after: u64, upto: u64, changes: &[CheckedC
 
 /// Checks a change from `child` and keeps the record it parsed.
 pub fn checked(child: &str, mut change: Change, checks: &Checks<'_>) -> Result<CheckedChange, PeerRefusal> {
-    let (record, clock_corrected) = check_change(child, &mut change, checks)?;
-    Ok(CheckedChange { change, record, clock_corrected })
+    let (record, clock_corrected, text) = check_change_text(child, &mut change, checks)?;
+    Ok(CheckedChange { change, record, text, clock_corrected })
 }
 
 /// Checks one change from `child` — a certificate proves who the child is, not that
@@ -686,6 +690,15 @@ pub fn checked(child: &str, mut change: Change, checks: &Checks<'_>) -> Result<C
 /// must not get stuck); the second value says so. Returns the parsed record of an
 /// upsert, so it is parsed only once.
 pub fn check_change(child: &str, c: &mut Change, checks: &Checks<'_>) -> Result<(Option<Record>, bool), PeerRefusal> {
+    let (record, corrected, text) = check_change_text(child, c, checks)?;
+    if let Some(t) = text {
+        c.body = Some(t.into_bytes());
+    }
+    Ok((record, corrected))
+}
+
+/// [`check_change`], handing an upsert's body back as text (taken out of the change).
+fn check_change_text(child: &str, c: &mut Change, checks: &Checks<'_>) -> Result<(Option<Record>, bool, Option<String>), PeerRefusal> {
     let what = |c: &Change| format!("change {} of {} (version {}) from node {child}", c.seq, c.reg_no, c.version);
     if !regions::covers(child, &c.region) || !regions::covers(child, &c.origin) {
         return Err(PeerRefusal::new(
@@ -725,42 +738,59 @@ pub fn check_change(child: &str, c: &mut Change, checks: &Checks<'_>) -> Result<
         }
         previous = hop.accepted_at_ms;
     }
-    let record = match (c.op, &c.body) {
+    let (record, text) = match (c.op, c.body.take()) {
         (Op::Upsert, Some(body)) if body.len() > MAX_CHANGE_BODY => {
-            return Err(PeerRefusal::new(
-                "bad_change",
-                format!("{}: body of {} bytes is over the limit of {MAX_CHANGE_BODY}", what(c), body.len()),
-            ))
+            let message = format!("{}: body of {} bytes is over the limit of {MAX_CHANGE_BODY}", what(c), body.len());
+            c.body = Some(body);
+            return Err(PeerRefusal::new("bad_change", message));
         }
         (Op::Upsert, Some(body)) => {
-            if sha256(body) != c.hash {
+            if sha256(&body) != c.hash {
+                c.body = Some(body);
                 return Err(PeerRefusal::new("bad_change", format!("{}: body does not match its hash", what(c))));
             }
-            let rec =
-                Record::from_json(body).map_err(|e| PeerRefusal::new("bad_change", format!("{}: body is not a record: {e}", what(c))))?;
+            // UTF-8 checked once for the whole body; the parser then reads text.
+            let text = match String::from_utf8(body) {
+                Ok(t) => t,
+                Err(e) => {
+                    c.body = Some(e.into_bytes());
+                    return Err(PeerRefusal::new("bad_change", format!("{}: body is not UTF-8 JSON", what(c))));
+                }
+            };
+            let rec = match serde_json::from_str::<Record>(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    let message = format!("{}: body is not a record: {e}", what(c));
+                    c.body = Some(text.into_bytes());
+                    return Err(PeerRefusal::new("bad_change", message));
+                }
+            };
             if rec.reg_no != c.reg_no || rec.region != c.region {
+                c.body = Some(text.into_bytes());
                 return Err(PeerRefusal::new("bad_change", format!("{}: body names another record", what(c))));
             }
             let v = Validator { regions: checks.regions, today: Date::from_days(checks.today.to_days() + 1), node: Some(child) };
             if let Err(errors) = v.check_record(&rec) {
                 let e = &errors[0];
-                return Err(PeerRefusal::new(
-                    "bad_change",
-                    format!(
-                        "{}: breaks the submission format: {} in field {} ({})",
-                        what(c),
-                        e.code,
-                        e.field.as_deref().unwrap_or("?"),
-                        e.message
-                    ),
-                ));
+                let message = format!(
+                    "{}: breaks the submission format: {} in field {} ({})",
+                    what(c),
+                    e.code,
+                    e.field.as_deref().unwrap_or("?"),
+                    e.message
+                );
+                c.body = Some(text.into_bytes());
+                return Err(PeerRefusal::new("bad_change", message));
             }
-            Some(rec)
+            (Some(rec), Some(text))
         }
-        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => None,
-        _ => return Err(PeerRefusal::new("bad_change", format!("{}: body and operation disagree", what(c)))),
+        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => (None, None),
+        (_, body) => {
+            c.body = body;
+            return Err(PeerRefusal::new("bad_change", format!("{}: body and operation disagree", what(c))));
+        }
     };
-    Ok((record, corrected))
+    Ok((record, corrected, text))
 }
 
 #[cfg(test)]
@@ -787,5 +817,12 @@ pub fn check_recovered(node: &str, c: Change) -> Result<CheckedChange, PeerRefus
         (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => None,
         _ => return Err(PeerRefusal::new("bad_change", format!("record {}: body and hash disagree", c.reg_no))),
     };
-    Ok(CheckedChange { change: c, record, clock_corrected: false })
+    let mut c = c;
+    let text = c
+        .body
+        .take()
+        .map(String::from_utf8)
+        .transpose()
+        .map_err(|_| PeerRefusal::new("bad_change", "a record's body is not UTF-8 JSON".to_string()))?;
+    Ok(CheckedChange { change: c, record, text, clock_corrected: false })
 }

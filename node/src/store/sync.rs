@@ -259,7 +259,7 @@ impl Writer {
     ) -> Result<BatchOutcome, ApplyError> {
         check_batch_range(child, after, upto, &checked).map_err(ApplyError::Refused)?;
         let corrected = checked.iter().filter(|c| c.clock_corrected).count() as i64;
-        let (changes, records): (Vec<_>, Vec<_>) = checked.into_iter().map(|c| (c.change, c.record)).unzip();
+        let (changes, records): (Vec<_>, Vec<_>) = checked.into_iter().map(|c| (c.change, (c.record, c.text))).unzip();
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cursor: i64 = tx
@@ -275,10 +275,11 @@ impl Writer {
         // The last change received, so a rewound child is recognised even when its
         // log has grown past the cursor again.
         let check = changes.last().map(|c| (c.seq as i64, wire::fingerprint(&c.reg_no, c.version, c.op, &c.hash)));
-        for (c, rec) in changes.into_iter().zip(records) {
+        for (c, (rec, text)) in changes.into_iter().zip(records) {
             let hops = apply::hops_at_parent(&c.hops, &node, now);
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
-            let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
+            // Checked as UTF-8 once, by the check that parsed it.
+            let body = text.as_deref();
             let new = NewChange {
                 reg_no: &c.reg_no,
                 origin: &c.origin,
@@ -447,7 +448,7 @@ impl Writer {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut restored = 0;
         let mut last_restored: Option<String> = None;
-        for CheckedChange { change: c, record: rec, .. } in checked {
+        for CheckedChange { change: c, record: rec, text, .. } in checked {
             let cur = current(&tx, &c.reg_no)?;
             let held = cur.as_ref().map(|h| Held {
                 origin: &h.origin,
@@ -462,7 +463,7 @@ impl Writer {
             }
             let hops = apply::hops_recovered(&c.hops, &node, now);
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
-            let body = c.body.as_deref().map(|b| std::str::from_utf8(b).context("record bodies are UTF-8 JSON")).transpose()?;
+            let body = text.as_deref();
             let new = NewChange {
                 reg_no: &c.reg_no,
                 origin: &c.origin,
