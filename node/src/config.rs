@@ -67,7 +67,8 @@ pub struct ConfigFile {
     /// error, so no office's records silently stay behind.
     #[serde(default)]
     pub standalone: bool,
-    /// The search index over the store (`catalogue.db`). Default: on.
+    /// The search index over the store (`catalogue.db`). Default: kept following the
+    /// store where `[http]` serves it; elsewhere brought up to date when read.
     #[serde(default)]
     pub catalogue: CatalogueSection,
     /// The read API (and web pages) over the catalogue. Default: off.
@@ -101,19 +102,16 @@ pub struct MetricsSection {
 }
 
 /// `[catalogue]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogueSection {
-    /// Keep the search index following the store. Default true; `huijiao query` with a
-    /// search and `[http]` need it.
-    #[serde(default = "default_true")]
-    pub index: bool,
-}
-
-impl Default for CatalogueSection {
-    fn default() -> Self {
-        CatalogueSection { index: true }
-    }
+    /// Keep the search index following the store as it changes. Default: true where
+    /// `[http]` serves the catalogue, false elsewhere — there nothing reads it but
+    /// `huijiao query` with a search, which first brings it up to date with the store
+    /// (every commit indexed twice over, on a node where nobody searches, costs a big
+    /// file a fifth of the machine).
+    #[serde(default)]
+    pub index: Option<bool>,
 }
 
 /// `[http]`.
@@ -563,8 +561,8 @@ impl Config {
                     .address
                     .parse()
                     .with_context(|| format!("key `http.address`: `{}` is not an address like 127.0.0.1:8080", h.address))?;
-                if !file.catalogue.index {
-                    bail!("section `[http]` serves the catalogue: it needs `[catalogue] index = true`");
+                if file.catalogue.index == Some(false) {
+                    bail!("section `[http]` serves the catalogue: it needs `[catalogue] index = true` (the default with `[http]`)");
                 }
                 if h.rate_per_minute == 0 {
                     bail!("key `http.rate_per_minute` must be at least 1");
@@ -611,7 +609,7 @@ impl Config {
             parent,
             tls,
             sync: file.sync.clone(),
-            index: file.catalogue.index,
+            index: file.catalogue.index.unwrap_or(file.http.is_some()),
             http,
             registration,
             oai,

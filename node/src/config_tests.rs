@@ -80,3 +80,18 @@ fn address_blocks_match_their_bits() {
     assert_eq!(Cidr::parse("10.0.0.0/33"), None);
     assert_eq!(Cidr::parse("proxy"), None);
 }
+
+#[test]
+fn the_catalogue_follows_the_store_where_http_serves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("n.toml");
+    let with = |extra: &str| {
+        std::fs::write(&p, format!("node_id = \"420102\"\ndata_dir = \"d\"\nstandalone = true\n{extra}")).unwrap();
+        Config::load(&p).map_err(|e| format!("{e:#}"))
+    };
+    assert!(!with("").unwrap().index, "nothing reads it: brought up to date when queried");
+    assert!(with("[http]\naddress = \"127.0.0.1:0\"\n").unwrap().index, "served: kept following");
+    assert!(with("[catalogue]\nindex = true\n").unwrap().index, "asked for");
+    let e = with("[catalogue]\nindex = false\n[http]\naddress = \"127.0.0.1:0\"\n").unwrap_err();
+    assert!(e.contains("index = true"), "{e}");
+}
