@@ -72,15 +72,19 @@ fn outcome(f: &Federation, id: &str) -> Outcome {
     let report_file = find(&node.dir, "big.jsonl.report.json").expect("the report");
     let report = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
     let rejected = std::fs::read(find(&node.dir, "big.jsonl.rejected.csv").expect("the rejected rows")).unwrap();
-    let records = node
+    Outcome { report, rejected, records: states(f, id) }
+}
+
+/// A node's records: body hash, version and whether withdrawn, by reg_no.
+fn states(f: &Federation, id: &str) -> BTreeMap<String, (String, i64, bool)> {
+    f.node(id)
         .reader()
         .unwrap()
         .record_states()
         .unwrap()
         .into_iter()
         .map(|s| (s.reg_no.clone(), (huijiao_protocol::record::hex(&s.hash), s.version, s.withdrawn)))
-        .collect();
-    Outcome { report, rejected, records }
+        .collect()
 }
 
 async fn county_with_parent() -> Federation {
@@ -109,16 +113,7 @@ async fn settled(f: &Federation) -> Outcome {
     .unwrap();
     let parent = f.node("420100").holdings().unwrap();
     assert!(parent.duplicated.is_empty(), "changes stored twice at the parent: {:?}", &parent.duplicated[..parent.duplicated.len().min(5)]);
-    let at_parent: BTreeMap<String, (String, i64, bool)> = f
-        .node("420100")
-        .reader()
-        .unwrap()
-        .record_states()
-        .unwrap()
-        .into_iter()
-        .map(|s| (s.reg_no.clone(), (huijiao_protocol::record::hex(&s.hash), s.version, s.withdrawn)))
-        .collect();
-    assert!(at_parent == county.records, "the parent holds what the county holds");
+    assert!(states(f, "420100") == county.records, "the parent holds what the county holds");
     county
 }
 

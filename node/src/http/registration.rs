@@ -89,6 +89,20 @@ fn bearer(reg: &Registration, headers: &HeaderMap) -> Result<Account, Response> 
     token.and_then(|t| reg.auth.bearer(t.trim())).ok_or_else(|| refused(Refused::Unauthorized))
 }
 
+/// The unit handlers' gate: the client's rate, the service, the bearer's account.
+fn unit_gate<'a>(api: &'a Api, addr: SocketAddr, headers: &HeaderMap) -> Result<(&'a Registration, Account), Response> {
+    rate(api, addr)?;
+    let reg = service(api)?;
+    Ok((reg, bearer(reg, headers)?))
+}
+
+/// The operator handlers' gate: the client's rate, the operators' token, the service.
+fn operator_gate<'a>(api: &'a Api, addr: SocketAddr, headers: &HeaderMap) -> Result<&'a Registration, Response> {
+    rate(api, addr)?;
+    operator(api, headers)?;
+    service(api)
+}
+
 /// Bodies held at once (uploads of evidence, submissions with inline attachments): each
 /// is read whole, up to its cap, so this bounds their memory (4 × 20 MiB).
 static BODIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
@@ -162,9 +176,7 @@ async fn unit_token(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<
 }
 
 async fn unit_create(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     let _slot = tri!(body_slot().await);
     let m = tri!(object(body).await);
     match reg.save(&acc, None, m).await {
@@ -180,9 +192,7 @@ async fn unit_update(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     let _slot = tri!(body_slot().await);
     let mut m = tri!(object(body).await);
     // A replaced object stays where it is (a draft, or returned); `…/submit` submits.
@@ -199,9 +209,7 @@ async fn unit_submit(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     match reg.submit(&acc, &id).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
         Err(r) => refused(r),
@@ -209,9 +217,7 @@ async fn unit_submit(
 }
 
 async fn unit_list(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     match reg.submissions(Some(&acc), None).await {
         Ok(list) => Json(json!({"submissions": list.iter().map(submission_json).collect::<Vec<_>>()})).into_response(),
         Err(r) => refused(r),
@@ -224,9 +230,7 @@ async fn unit_get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     match reg.submission(Some(&acc), &id).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
         Err(r) => refused(r),
@@ -243,9 +247,7 @@ async fn unit_attach(
     Query(q): Query<HashMap<String, String>>,
     body: Body,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     // Not the unit's (or no such) submission: 404 before a byte is read.
     if let Err(r) = reg.submission(Some(&acc), &id).await {
         return refused(r);
@@ -279,9 +281,7 @@ async fn unit_attachment(
     headers: HeaderMap,
     Path((id, n)): Path<(String, u32)>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     attachment(reg, &id, n, Some(&acc)).await
 }
 
@@ -291,9 +291,7 @@ async fn unit_pass(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     match reg.unit_pass(&acc, &id).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
         Err(r) => refused(r),
@@ -307,9 +305,7 @@ async fn unit_return(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     let m = tri!(object(body).await);
     match reg.unit_return(&acc, &id, &text(&m, "reason")).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
@@ -323,9 +319,7 @@ async fn unit_add_member(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     let m = tri!(object(body).await);
     let login = m.get("login").and_then(Value::as_str);
     match reg.add_member(&acc, &text(&m, "name"), login).await {
@@ -335,9 +329,7 @@ async fn unit_add_member(
 }
 
 async fn unit_members(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     match reg.members(&acc).await {
         Ok(list) => Json(json!({"members": list})).into_response(),
         Err(r) => refused(r),
@@ -345,9 +337,7 @@ async fn unit_members(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInf
 }
 
 async fn member_switch(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap, login: String, disabled: bool) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     match reg.set_member_disabled(&acc, &login, disabled).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refused(r),
@@ -378,9 +368,7 @@ async fn unit_reset_member(
     headers: HeaderMap,
     Path(login): Path<String>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    let reg = tri!(service(&api));
-    let acc = tri!(bearer(reg, &headers));
+    let (reg, acc) = tri!(unit_gate(&api, addr, &headers));
     match reg.reset_member(&acc, &login).await {
         Ok(n) => Json(json!(n)).into_response(),
         Err(r) => refused(r),
@@ -427,9 +415,7 @@ async fn operator_add_unit(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     let m = tri!(object(body).await);
     match reg.add_unit(&text(&m, "uscc"), &text(&m, "name")).await {
         Ok(u) => (StatusCode::CREATED, Json(json!(u))).into_response(),
@@ -438,9 +424,7 @@ async fn operator_add_unit(
 }
 
 async fn operator_units(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     match reg.store.read(|r| r.units()).await {
         Ok(units) => Json(json!({"units": units})).into_response(),
         Err(e) => refused(Refused::Store(e)),
@@ -453,9 +437,7 @@ async fn operator_reset_unit(
     headers: HeaderMap,
     Path(uscc): Path<String>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     match reg.reset_unit(&uscc).await {
         Ok(u) => Json(json!(u)).into_response(),
         Err(r) => refused(r),
@@ -463,9 +445,7 @@ async fn operator_reset_unit(
 }
 
 async fn disable(api: Arc<Api>, addr: SocketAddr, headers: HeaderMap, uscc: String, disabled: bool) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     match reg.set_disabled(&uscc, disabled).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refused(r),
@@ -496,9 +476,7 @@ async fn operator_submissions(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     let state = match q.get("state").map(String::as_str) {
         None | Some("") => None,
         Some(s) => match SubState::parse(s) {
@@ -524,9 +502,7 @@ async fn operator_submission(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     match reg.submission(None, &id).await {
         Ok(s) => Json(submission_json(&s)).into_response(),
         Err(r) => refused(r),
@@ -539,9 +515,7 @@ async fn operator_attachment(
     headers: HeaderMap,
     Path((id, n)): Path<(String, u32)>,
 ) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     attachment(reg, &id, n, None).await
 }
 
@@ -552,9 +526,7 @@ async fn operator_approve(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     let m = tri!(object(body).await);
     match reg.approve(&id, &text(&m, "reviewer")).await {
         Ok((reg_no, version)) => Json(json!({"reg_no": reg_no, "version": version})).into_response(),
@@ -569,9 +541,7 @@ async fn operator_return(
     Path(id): Path<String>,
     body: Body,
 ) -> Response {
-    tri!(rate(&api, addr));
-    tri!(operator(&api, &headers));
-    let reg = tri!(service(&api));
+    let reg = tri!(operator_gate(&api, addr, &headers));
     let m = tri!(object(body).await);
     match reg.return_to_unit(&id, &text(&m, "reviewer"), &text(&m, "reason")).await {
         Ok(state) => Json(json!({"state": state.as_str()})).into_response(),

@@ -8,7 +8,6 @@ use super::{auth, Account, Refused, Registration};
 use crate::store::accounts::Member;
 use crate::store::registration::{Denied, Submission};
 use huijiao_protocol::registration::{self, State};
-use huijiao_protocol::report::RowError;
 use huijiao_protocol::secrecy;
 
 /// A new member and its one-time password (shown once to its unit, never kept).
@@ -192,13 +191,7 @@ impl Registration {
                 .then(|| huijiao_protocol::report::zh_en("新密码不能包含登录账号", "a new password must not contain the login"))
         });
         if let Some(why) = why {
-            return Err(Refused::Invalid(vec![RowError {
-                row: 1,
-                reg_no: None,
-                field: Some("new_password".into()),
-                code: "weak_password".into(),
-                message: why,
-            }]));
+            return Err(super::weak_password(why));
         }
         let hash = auth::hash(new_password.to_string()).await.map_err(Refused::Internal)?;
         let (l, now) = (member.login.clone(), crate::clock::now_ms());

@@ -217,13 +217,7 @@ impl Registration {
     pub async fn change_password(&self, uscc: &str, password: &str, new_password: &str) -> Result<(), Refused> {
         let unit = self.check_password(uscc, password).await?;
         if let Some(why) = registration::password_refusal(&unit.uscc, new_password) {
-            return Err(Refused::Invalid(vec![RowError {
-                row: 1,
-                reg_no: None,
-                field: Some("new_password".into()),
-                code: "weak_password".into(),
-                message: why,
-            }]));
+            return Err(weak_password(why));
         }
         let hash = auth::hash(new_password.to_string()).await.map_err(Refused::Internal)?;
         let (u, now) = (unit.uscc.clone(), crate::clock::now_ms());
@@ -389,6 +383,17 @@ impl Registration {
         tracing::info!(submission = %id, reviewer = %reviewer, "submission returned");
         Ok(state)
     }
+}
+
+/// The refusal of a new password that breaks the rule (`why`, Chinese and English).
+pub(crate) fn weak_password(why: String) -> Refused {
+    Refused::Invalid(vec![RowError {
+        row: 1,
+        reg_no: None,
+        field: Some("new_password".into()),
+        code: "weak_password".into(),
+        message: why,
+    }])
 }
 
 /// Who decided: a reviewer's name, 1 to 100 characters.

@@ -36,6 +36,19 @@ fn units_only(s: &Session, acc: &Account) -> Response {
     html("填报人", format!("{}<h1>填报人</h1><p class=\"error\">只有单位账户能管理填报人。</p>", nav(s, acc)), StatusCode::FORBIDDEN)
 }
 
+/// A form the unit account posts: signed in as the unit (not a member), from this
+/// node's own page.
+async fn unit_form(api: &Api, addr: SocketAddr, headers: &HeaderMap, csrf: &str) -> Result<(Session, Account), Response> {
+    let (s, acc) = gate(api, addr, headers).await?;
+    if acc.member.is_some() {
+        return Err(units_only(&s, &acc));
+    }
+    if !session::form_ok(&s, headers, csrf) {
+        return Err(not_from_here());
+    }
+    Ok((s, acc))
+}
+
 /// `/unit/members`: the unit's members and the form to add one.
 pub async fn list(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
     let (s, acc) = match gate(&api, addr, &headers).await {
@@ -117,16 +130,10 @@ pub async fn add(
     headers: HeaderMap,
     Form(f): Form<MemberForm>,
 ) -> Response {
-    let (s, acc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match unit_form(&api, addr, &headers, &f.csrf).await {
         Ok(g) => g,
         Err(r) => return r,
     };
-    if acc.member.is_some() {
-        return units_only(&s, &acc);
-    }
-    if !session::form_ok(&s, &headers, &f.csrf) {
-        return not_from_here();
-    }
     let reg = api.registration.as_deref().expect("gated");
     let login = Some(f.login.as_str()).filter(|l| !l.trim().is_empty());
     match reg.add_member(&acc, &f.name, login).await {
@@ -143,16 +150,10 @@ pub async fn action(
     Path((login, action)): Path<(String, String)>,
     Form(f): Form<MemberForm>,
 ) -> Response {
-    let (s, acc) = match gate(&api, addr, &headers).await {
+    let (s, acc) = match unit_form(&api, addr, &headers, &f.csrf).await {
         Ok(g) => g,
         Err(r) => return r,
     };
-    if acc.member.is_some() {
-        return units_only(&s, &acc);
-    }
-    if !session::form_ok(&s, &headers, &f.csrf) {
-        return not_from_here();
-    }
     let reg = api.registration.as_deref().expect("gated");
     let done = match action.as_str() {
         "disable" | "enable" => reg
