@@ -80,9 +80,11 @@ async fn slowdown(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     Ok(out)
 }
 
+/// The county keeps its catalogue following the store only when asked (it serves no
+/// `[http]`), as a node with `[catalogue] index = true` does.
 fn index_toml(index: bool) -> &'static str {
     if index {
-        ""
+        "\n[catalogue]\nindex = true\n"
     } else {
         "\n[catalogue]\nindex = false\n"
     }
