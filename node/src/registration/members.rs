@@ -130,24 +130,10 @@ impl Registration {
     /// Checks a member's password (failures counted per member as a unit's are).
     async fn check_member(&self, login: &str, password: &str) -> Result<(Member, String), Refused> {
         let login = login.trim().to_ascii_lowercase();
-        if let Some(wait) = self.auth.locked(&lock_key(&login)) {
-            return Err(Refused::TooMany(wait));
-        }
+        self.not_locked(&lock_key(&login))?;
         let l = login.clone();
-        let found = self.store.read(move |r| r.member_credentials(&l)).await?;
-        let hash = match &found {
-            Some((_, h, _)) => h.clone(),
-            None => tokio::task::spawn_blocking(super::dummy_hash).await.map_err(|e| Refused::Internal(e.into()))?,
-        };
-        if !auth::verify(password.to_string(), hash.clone()).await || found.is_none() {
-            self.auth.failed(&lock_key(&login));
-            return Err(match self.auth.locked(&lock_key(&login)) {
-                Some(wait) => Refused::TooMany(wait),
-                None => Refused::Unauthorized,
-            });
-        }
-        self.auth.succeeded(&lock_key(&login));
-        let (member, _, unit_disabled) = found.expect("checked");
+        let found = self.store.read(move |r| r.member_credentials(&l)).await?.map(|(m, hash, unit_disabled)| ((m, unit_disabled), hash));
+        let ((member, unit_disabled), hash) = self.verify_sign_in(&lock_key(&login), found, password).await?;
         if unit_disabled {
             return Err(Refused::Forbidden("unit_disabled", "this member's unit account is disabled; ask the registering office".into()));
         }

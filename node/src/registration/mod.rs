@@ -154,28 +154,44 @@ impl Registration {
         Ok(())
     }
 
+    /// Refuses an account closed by too many failed sign-ins (`key`: its failure count's name).
+    fn not_locked(&self, key: &str) -> Result<(), Refused> {
+        match self.auth.locked(key) {
+            Some(wait) => Err(Refused::TooMany(wait)),
+            None => Ok(()),
+        }
+    }
+
+    /// The password check every kind of account shares: `found` is the account and its
+    /// hash if it exists — an unknown one costs a hash too, so timing does not tell
+    /// which exist; a failure is counted under `key`, and the fifth closes the account.
+    async fn verify_sign_in<T: Send>(&self, key: &str, found: Option<(T, String)>, password: &str) -> Result<(T, String), Refused> {
+        let hash = match &found {
+            Some((_, h)) => h.clone(),
+            None => tokio::task::spawn_blocking(dummy_hash).await.map_err(|e| Refused::Internal(e.into()))?,
+        };
+        // Verified whether the account exists or not: the same time either way.
+        let matches = auth::verify(password.to_string(), hash).await;
+        match found {
+            Some(f) if matches => {
+                self.auth.succeeded(key);
+                Ok(f)
+            }
+            _ => {
+                self.auth.failed(key);
+                self.not_locked(key)?;
+                Err(Refused::Unauthorized)
+            }
+        }
+    }
+
     /// Checks a unit's password (counting failures); the unit when it matches.
     async fn check_password(&self, uscc: &str, password: &str) -> Result<crate::store::registration::Unit, Refused> {
         let uscc = uscc.trim().to_ascii_uppercase();
-        if let Some(wait) = self.auth.locked(&uscc) {
-            return Err(Refused::TooMany(wait));
-        }
+        self.not_locked(&uscc)?;
         let key = uscc.clone();
         let found = self.store.read(move |r| r.unit_credentials(&key)).await?;
-        // An unknown unit costs a hash too, so timing does not tell which exist.
-        let (unit, hash) = match found {
-            Some(f) => (Some(f.0), f.1),
-            None => (None, tokio::task::spawn_blocking(dummy_hash).await.map_err(|e| Refused::Internal(e.into()))?),
-        };
-        if !auth::verify(password.to_string(), hash).await || unit.is_none() {
-            self.auth.failed(&uscc);
-            return Err(match self.auth.locked(&uscc) {
-                Some(wait) => Refused::TooMany(wait),
-                None => Refused::Unauthorized,
-            });
-        }
-        self.auth.succeeded(&uscc);
-        let unit = unit.expect("checked");
+        let (unit, _) = self.verify_sign_in(&uscc, found, password).await?;
         if unit.disabled {
             return Err(Refused::Forbidden("unit_disabled", "this unit account is disabled; ask the registering office".into()));
         }

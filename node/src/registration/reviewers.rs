@@ -7,7 +7,6 @@
 
 use super::{auth, Refused, Registration};
 use crate::store::accounts::Reviewer;
-use huijiao_protocol::report::RowError;
 
 /// A new reviewer and its one-time password (shown once, never kept).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -61,24 +60,10 @@ impl Registration {
     /// Checks a reviewer's password (failures counted as a unit's are).
     async fn check_reviewer(&self, login: &str, password: &str) -> Result<(Reviewer, String), Refused> {
         let login = login.trim().to_ascii_lowercase();
-        if let Some(wait) = self.auth.locked(&account(&login)) {
-            return Err(Refused::TooMany(wait));
-        }
+        self.not_locked(&account(&login))?;
         let l = login.clone();
         let found = self.store.read(move |r| r.reviewer_credentials(&l)).await?;
-        let hash = match &found {
-            Some((_, h)) => h.clone(),
-            None => tokio::task::spawn_blocking(super::dummy_hash).await.map_err(|e| Refused::Internal(e.into()))?,
-        };
-        if !auth::verify(password.to_string(), hash).await || found.is_none() {
-            self.auth.failed(&account(&login));
-            return Err(match self.auth.locked(&account(&login)) {
-                Some(wait) => Refused::TooMany(wait),
-                None => Refused::Unauthorized,
-            });
-        }
-        self.auth.succeeded(&account(&login));
-        let (reviewer, hash) = found.expect("checked");
+        let (reviewer, hash) = self.verify_sign_in(&account(&login), found, password).await?;
         if reviewer.disabled {
             return Err(Refused::Forbidden("reviewer_disabled", "this reviewer account is disabled".into()));
         }
@@ -101,13 +86,9 @@ impl Registration {
         let (reviewer, _) = self.check_reviewer(login, password).await?;
         let weak = new_password.chars().count() < 10 || new_password.to_ascii_lowercase().contains(&reviewer.login);
         if weak {
-            return Err(Refused::Invalid(vec![RowError {
-                row: 1,
-                reg_no: None,
-                field: Some("new_password".into()),
-                code: "weak_password".into(),
-                message: "新密码至少 10 个字符，且不含登录名 (at least 10 characters, not containing the login)".into(),
-            }]));
+            return Err(super::weak_password(
+                "新密码至少 10 个字符，且不含登录名 (at least 10 characters, not containing the login)".into(),
+            ));
         }
         let hash = auth::hash(new_password.to_string()).await.map_err(Refused::Internal)?;
         let (l, now) = (reviewer.login.clone(), crate::clock::now_ms());
