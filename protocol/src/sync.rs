@@ -806,23 +806,21 @@ pub fn check_recovered(node: &str, c: Change) -> Result<CheckedChange, PeerRefus
             format!("record {} (origin {}) is not from node {node}'s subtree", c.reg_no, c.origin),
         ));
     }
-    let record = match (c.op, &c.body) {
-        (Op::Upsert, Some(body)) if sha256(body) == c.hash && body.len() <= MAX_CHANGE_BODY => {
-            let rec = Record::from_json(body).map_err(|e| PeerRefusal::new("bad_change", format!("record {}: {e}", c.reg_no)))?;
+    let mut c = c;
+    let (record, text) = match (c.op, c.body.take()) {
+        (Op::Upsert, Some(body)) if sha256(&body) == c.hash && body.len() <= MAX_CHANGE_BODY => {
+            // UTF-8 checked once; the parser then reads the text.
+            let text = String::from_utf8(body)
+                .map_err(|_| PeerRefusal::new("bad_change", format!("record {}: the body is not UTF-8 JSON", c.reg_no)))?;
+            let rec =
+                serde_json::from_str::<Record>(&text).map_err(|e| PeerRefusal::new("bad_change", format!("record {}: {e}", c.reg_no)))?;
             if rec.reg_no != c.reg_no || rec.region != c.region {
                 return Err(PeerRefusal::new("bad_change", format!("record {}: the body names another record", c.reg_no)));
             }
-            Some(rec)
+            (Some(rec), Some(text))
         }
-        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => None,
+        (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => (None, None),
         _ => return Err(PeerRefusal::new("bad_change", format!("record {}: body and hash disagree", c.reg_no))),
     };
-    let mut c = c;
-    let text = c
-        .body
-        .take()
-        .map(String::from_utf8)
-        .transpose()
-        .map_err(|_| PeerRefusal::new("bad_change", "a record's body is not UTF-8 JSON".to_string()))?;
     Ok(CheckedChange { change: c, record, text, clock_corrected: false })
 }

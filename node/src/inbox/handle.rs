@@ -160,11 +160,7 @@ pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -
     };
     let changed_since = {
         let (file, stamp, path) = (src.file.try_clone().context("the open file")?, src.stamp, path.to_path_buf());
-        Box::new(move || {
-            let now = file.metadata().map(|m| ingest::Stamp::of(&m)).ok();
-            let by_path = std::fs::symlink_metadata(&path).map(|m| ingest::Stamp::of(&m)).ok();
-            now != Some(stamp) || by_path != Some(stamp)
-        })
+        Box::new(move || moved_from(&file, stamp, &path))
     };
     let mut sink = parts::StoreSink::new(ctx.store.clone(), meta, format, progress, changed_since);
     let validator = Validator { regions: &cfg.regions, today: crate::clock::today(), node: Some(&cfg.node_id) };
@@ -245,9 +241,14 @@ pub(super) fn handle_attempt(ctx: &Ctx, inbox: usize, path: &Path, name: &str) -
 
 /// Whether the file changed since it was opened (a writer still at work).
 pub(super) fn changed(src: &ingest::Source, path: &Path) -> bool {
-    let now = src.file.metadata().map(|m| ingest::Stamp::of(&m)).ok();
+    moved_from(&src.file, src.stamp, path)
+}
+
+/// Whether `file` (open) or what `path` names now is no longer as `stamp` found it.
+fn moved_from(file: &std::fs::File, stamp: ingest::Stamp, path: &Path) -> bool {
+    let now = file.metadata().map(|m| ingest::Stamp::of(&m)).ok();
     let by_path = std::fs::symlink_metadata(path).map(|m| ingest::Stamp::of(&m)).ok();
-    now != Some(src.stamp) || by_path != Some(src.stamp)
+    now != Some(stamp) || by_path != Some(stamp)
 }
 
 /// A file whose bytes are already in the journal: either a restart after a crash

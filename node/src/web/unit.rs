@@ -170,15 +170,7 @@ pub async fn login(
         Err(Refused::Forbidden("password_change_required", _)) => {
             html("修改密码", password_page(Some("这是一次性密码：请先改成自己的密码。"), &f.account), StatusCode::FORBIDDEN)
         }
-        Err(e) => {
-            let status = super::review::status_of(&e);
-            let status = if status == StatusCode::INTERNAL_SERVER_ERROR && matches!(e, Refused::Unauthorized) {
-                StatusCode::UNAUTHORIZED
-            } else {
-                status
-            };
-            html("单位登录", sign_in_page(Some(&refused_message(&e)), &f.account), status)
-        }
+        Err(e) => html("单位登录", sign_in_page(Some(&refused_message(&e)), &f.account), super::review::status_of(&e)),
     }
 }
 
