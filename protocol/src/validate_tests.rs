@@ -1,4 +1,5 @@
 use super::*;
+use crate::record::Secret;
 use proptest::prelude::*;
 
 fn today() -> Date {
@@ -282,4 +283,165 @@ proptest! {
         let row = RawRow { row: 1, cells: Field::ALL.iter().copied().zip(values).collect() };
         let _ = validator(Some("420000")).validate(&row);
     }
+}
+
+/// A record the intake makes from `good()`.
+fn good_record() -> Record {
+    match validator(None).validate(&RawRow { row: 2, cells: good() }) {
+        Ok(Row::Upsert(r)) => r,
+        other => panic!("good() is not good: {other:?}"),
+    }
+}
+
+/// Values a field may take in the generated records below: the format's own, and the
+/// ones that differ from it in a way a hostile child could try.
+fn texts() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "测试成果",
+        "",
+        " ",
+        " 前后空格 ",
+        "'=1+1",
+        "'-5",
+        "'",
+        "=1+1",
+        "甲;乙",
+        "甲、乙",
+        "甲；乙",
+        "a\tb",
+        "\u{3000}全角空格",
+        "4201022024Y0001",
+        "4201022024y0001",
+        "420102",
+        "110101",
+        "000000",
+        "999999",
+        "413",
+        "41301",
+        "4130",
+        "C27",
+        "c27",
+        "C",
+        "Z99",
+        "I6510",
+        "初期阶段",
+        "国际领先",
+        "计划外",
+        "国家计划",
+        "转让",
+        "发明专利:ZL2024",
+        "发明专利：ZL2024",
+        "发明专利:",
+        "专利:1",
+        "技术秘密: 1",
+        "027-8888 8888",
+        "+86 27 8888",
+        "12345",
+        "027-8888x",
+        "2024YFC001",
+    ])
+    .prop_map(str::to_string)
+    .boxed()
+    .prop_union(prop::string::string_regex("[ a-z甲乙;、'=]{0,6}").unwrap().boxed())
+    .or(prop::sample::select(vec![30usize, 31, 50, 51, 100, 101, 2000, 2001]).prop_map(|n| "字".repeat(n)).boxed())
+}
+
+fn numbers() -> impl Strategy<Value = Option<f64>> {
+    prop_oneof![
+        Just(None),
+        prop::sample::select(vec![0.0, -0.0, 1.0, -1.0, 0.1 + 0.2, 12.5, 1e-7, 1e15, 1e16, 1e21, 1e300, f64::NAN, f64::INFINITY])
+            .prop_map(Some),
+        any::<f64>().prop_map(Some),
+    ]
+}
+
+fn dates() -> impl Strategy<Value = Date> {
+    prop::sample::select(vec![(2024, 3, 5), (2023, 3, 5), (2026, 11, 26), (2026, 11, 27), (2029, 3, 5), (2029, 3, 6), (2031, 1, 1)])
+        .prop_map(|(y, m, d)| Date::new(y, m, d).unwrap())
+}
+
+fn strings(n: usize) -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(texts(), 0..n)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// The fast check passes a record only where its cells pass: it is sound.
+    #[test]
+    fn the_fast_check_passes_only_what_the_cells_pass(
+        pick in prop::collection::vec(prop::bool::weighted(0.12), 26),
+        t in prop::collection::vec(texts(), 16),
+        l in prop::collection::vec(strings(22), 5),
+        n in prop::collection::vec(numbers(), 2),
+        d in prop::collection::vec(dates(), 2),
+        kind in prop::sample::select(vec![Kind::Applied, Kind::Basic, Kind::Soft]),
+        trl in prop::option::of(0u8..12),
+        flags in prop::collection::vec(any::<bool>(), 4),
+        node in prop::sample::select(vec![None, Some("420100"), Some("110000")]),
+    ) {
+        let mut r = good_record();
+        // Each field keeps its good value or takes a generated one.
+        let text = |i: usize| t[i].clone();
+        let opt = |i: usize, on: bool| on.then(|| t[i].clone());
+        if pick[0] { r.reg_no = text(0); }
+        if pick[1] { r.title = text(1); }
+        if pick[2] { r.kind = kind; }
+        if pick[3] { r.region = text(2); }
+        if pick[4] { r.reg_date = d[0]; }
+        if pick[5] { r.first_unit = text(3); }
+        if pick[6] { r.units = l[0].clone(); }
+        if pick[7] { r.persons = l[1].clone(); }
+        if pick[8] { r.keywords = l[2].clone(); }
+        if pick[9] { r.discipline = text(4); }
+        if pick[10] { r.industry = opt(5, flags[0]); }
+        if pick[11] { r.stage = opt(6, flags[1]); }
+        if pick[12] { r.level = opt(7, flags[2]); }
+        if pick[13] { r.trl = trl; }
+        if pick[14] { r.task_source = text(8); }
+        if pick[15] { r.plan_no = opt(9, flags[3]); }
+        if pick[16] { r.fiscal_funded = Some(flags[0]); }
+        if pick[17] { r.ip = l[3].clone(); }
+        if pick[18] { r.transfer = opt(10, flags[1]); }
+        if pick[19] { r.r#abstract = text(11); }
+        if pick[20] { r.funding = n[0]; }
+        if pick[21] { r.benefit = n[1]; }
+        if pick[22] { r.contact = opt(12, flags[2]); }
+        if pick[23] { r.phone = opt(13, flags[3]); }
+        if pick[24] { r.secret = if flags[0] { Secret::Internal } else { Secret::Public }; }
+        if pick[25] { r.embargo_until = Some(d[1]); }
+        let v = validator(node);
+        if v.passes(&r) {
+            prop_assert!(v.check_through_cells(&r).is_ok(), "the fast check passed what the cells refuse: {:?}", v.check_through_cells(&r));
+        }
+    }
+}
+
+#[test]
+fn records_as_the_intake_writes_them_take_the_fast_way() {
+    let v = validator(Some("420100"));
+    let mut r = good_record();
+    assert!(v.passes(&r));
+    // Every field filled, as a full register row would.
+    r.units = vec!["武汉大学".into(), "华中科技大学".into()];
+    r.keywords = vec!["材料".into()];
+    r.level = Some("国内领先".into());
+    r.trl = Some(6);
+    r.fiscal_funded = Some(true);
+    r.ip = vec!["发明专利:ZL202410000001.1".into(), "技术秘密：工艺".into()];
+    r.transfer = Some("许可".into());
+    r.funding = Some(120.5);
+    r.benefit = Some(-3.0);
+    r.contact = Some("王五".into());
+    r.phone = Some("027-8888 8888".into());
+    r.secret = Secret::Internal;
+    r.embargo_until = Some(Date::new(2027, 1, 1).unwrap());
+    assert!(v.passes(&r));
+    assert_eq!(v.check_record(&r), Ok(()));
+    // Outside the node, a cell not as the format writes it: the long way, and its errors.
+    assert!(!validator(Some("110000")).passes(&r));
+    assert_eq!(validator(Some("110000")).check_record(&r).unwrap_err()[0].code, "outside_jurisdiction");
+    r.title = " 前后空格".into();
+    assert!(!v.passes(&r));
+    assert_eq!(v.check_record(&r).unwrap_err()[0].code, "not_canonical");
 }
