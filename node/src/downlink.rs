@@ -585,7 +585,10 @@ impl ChildLink<'_> {
         }
         let child = self.child;
         let (c, log, now) = (child.to_string(), self.s.log_id().to_string(), crate::clock::now_ms());
-        match self.store.call(move |w| w.apply_batch(&c, &log, after, upto, changes, now)).await? {
+        // The batch comes back to be freed here, not on the writer thread.
+        let (applied, changes) = self.store.call(move |w| (w.apply_batch(&c, &log, after, upto, &changes, now), changes)).await?;
+        drop(changes);
+        match applied {
             Ok(out) => {
                 for (reg_no, origin, held) in &out.conflict_list {
                     warn!(child = %child, reg_no = %reg_no, arriving_origin = %origin, held_origin = %held, "conflict: quarantined the second arrival");

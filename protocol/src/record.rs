@@ -111,6 +111,22 @@ pub struct Record {
     pub embargo_until: Option<Date>,
 }
 
+/// What a store keeps of a record beside its body (the columns its lists and the
+/// public view filter on), taken from the record where it was parsed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordFacts {
+    pub kind: Kind,
+    pub reg_date: Date,
+    pub secret: Secret,
+    pub embargo_until: Option<Date>,
+}
+
+impl RecordFacts {
+    pub fn of(r: &Record) -> RecordFacts {
+        RecordFacts { kind: r.kind, reg_date: r.reg_date, secret: r.secret, embargo_until: r.embargo_until }
+    }
+}
+
 /// A SHA-256 content hash.
 pub type Hash = [u8; 32];
 

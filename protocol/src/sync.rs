@@ -14,7 +14,7 @@
 //! other, and the checks of what a child sends.
 
 use crate::date::Date;
-use crate::record::{sha256, withdraw_hash, Record};
+use crate::record::{sha256, withdraw_hash, Record, RecordFacts};
 use crate::regions::{self, RegionTable};
 use crate::validate::Validator;
 use crate::wire::*;
@@ -551,15 +551,18 @@ pub fn authorize_child(parent: &str, child: &str, allow: Option<&[String]>, regi
     }
 }
 
-/// A change that passed [`check_change`], with its parsed record (for an upsert).
-/// Only `check_change` makes one, so a store that takes `CheckedChange`s knows the
-/// checks ran.
+/// A change that passed [`check_change`], with what a store keeps of its record
+/// beside the body (for an upsert). Only `check_change` makes one, so a store that
+/// takes `CheckedChange`s knows the checks ran.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CheckedChange {
     /// The change; an upsert's body is in `text` instead (`change.body` is `None`).
     pub change: Change,
-    pub record: Option<Record>,
+    /// The parsed record's facts. The record itself is dropped by the check, on the
+    /// thread that parsed it: freeing its two dozen strings on the store's writer
+    /// thread instead took a seventh of the writer's time at a parent.
+    pub facts: Option<RecordFacts>,
     /// An upsert's body as the text it was checked to be (UTF-8 checked once, here, so
     /// a store writes it without checking it again).
     pub text: Option<String>,
@@ -675,7 +678,7 @@ pub fn check_batch_range(child: &str, after: u64, upto: u64, changes: &[CheckedC
 /// Checks a change from `child` and keeps the record it parsed.
 pub fn checked(child: &str, mut change: Change, checks: &Checks<'_>) -> Result<CheckedChange, PeerRefusal> {
     let (record, clock_corrected, text) = check_change_text(child, &mut change, checks)?;
-    Ok(CheckedChange { change, record, text, clock_corrected })
+    Ok(CheckedChange { change, facts: record.as_ref().map(RecordFacts::of), text, clock_corrected })
 }
 
 /// Checks one change from `child` — a certificate proves who the child is, not that
@@ -822,5 +825,5 @@ pub fn check_recovered(node: &str, c: Change) -> Result<CheckedChange, PeerRefus
         (Op::Withdraw, None) if c.hash == withdraw_hash(&c.reg_no) => (None, None),
         _ => return Err(PeerRefusal::new("bad_change", format!("record {}: body and hash disagree", c.reg_no))),
     };
-    Ok(CheckedChange { change: c, record, text, clock_corrected: false })
+    Ok(CheckedChange { change: c, facts: record.as_ref().map(RecordFacts::of), text, clock_corrected: false })
 }

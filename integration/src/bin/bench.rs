@@ -7,9 +7,10 @@
 //! cargo run --release -p integration --bin bench -- --smoke all  # tiny, checks it works
 //! ```
 //!
-//! Scenarios: ingest, sync (with catchup), bighop, latency, fanin, idle, hostile, mirror,
-//! and catalogue (not in `all`: it builds a ten-million-record catalogue, an hour on a
-//! fresh machine; run it when the catalogue changes). Prints a table with each row's
+//! Scenarios: ingest, sync (with catchup and apply), bighop, latency, fanin, idle,
+//! hostile, mirror, and, by name only, catalogue (not in `all`: it builds a
+//! ten-million-record catalogue, an hour on a fresh machine; run it when the catalogue
+//! changes) and apply (the parent's apply alone, also a row of sync). Prints a table with each row's
 //! previous measurement (the last row of the same scenario and metric in BENCHMARKS.md)
 //! beside the new one, and writes `bench-results/results.json` and
 //! `bench-results/results.md` (the table BENCHMARKS.md holds). Node processes are the
@@ -31,6 +32,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        // The module's own text is the usage.
+        println!("usage: bench [--smoke] [--out DIR] [all | SCENARIO ...]\n");
+        println!("scenarios: ingest, sync (with catchup and apply), bighop, latency, fanin, idle, hostile, mirror;");
+        println!("by name only: catalogue (ten million records), apply (the parent's apply alone)");
+        return Ok(());
+    }
     let smoke = args.iter().any(|a| a == "--smoke");
     let out = match args.iter().position(|a| a == "--out") {
         Some(i) => std::path::PathBuf::from(args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--out needs a folder"))?),
@@ -38,7 +46,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     };
     // `all` leaves out the ten-million-record catalogue (run it by name).
     let all = ["ingest", "sync", "bighop", "latency", "fanin", "idle", "hostile", "mirror"];
-    let named = ["catalogue", "catchup"];
+    let named = ["catalogue", "catchup", "apply"];
     let mut wanted: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--") && Some(*a) != out.to_str()).collect();
     if wanted.is_empty() || wanted.contains(&"all") {
         let extra: Vec<&str> = wanted.iter().copied().filter(|w| named.contains(w)).collect();
@@ -64,6 +72,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             match *w {
                 "ingest" => bench::ingest(size, root.path()).await,
                 "sync" | "catchup" => bench::sync(size, root.path()).await.map(|(r, _)| r),
+                "apply" => bench::apply(size, root.path()).await,
                 "latency" => bench::latency(size).await,
                 "bighop" => bench::bighop(size, root.path()).await,
                 "fanin" => bench::fanin(size).await,

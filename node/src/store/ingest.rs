@@ -1,7 +1,7 @@
 //! Local ingest: rows from an inbox file become changes at this node, their origin.
 
 use super::error::{bail, Context, Result};
-use super::rows::{append_change, insert_record, next_seq, update_record, withdraw_record, NewChange, RecordCols};
+use super::rows::{append_change, insert_record, update_record, withdraw_record, NewChange, RecordCols, Seqs};
 use super::StoreError;
 use super::Writer;
 use huijiao_protocol::apply::{decide_local, Held, Local, LocalRefusal};
@@ -99,7 +99,12 @@ impl Prepared {
                 let hash = sha256(body.as_bytes());
                 Prepared {
                     row_no,
-                    upsert: Some(PreparedRecord { hash, cols: RecordCols::of(&rec), region: rec.region, body }),
+                    upsert: Some(PreparedRecord {
+                        hash,
+                        cols: RecordCols::of(&huijiao_protocol::record::RecordFacts::of(&rec)),
+                        region: rec.region,
+                        body,
+                    }),
                     reg_no: rec.reg_no,
                 }
             }
@@ -249,6 +254,7 @@ impl Writer {
     ) -> Result<PartEnd> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seqs = Seqs::start(&tx)?;
         let mut summary =
             IngestSummary { report: Report::new(&meta.name, &meta.sha256), inserted: 0, updated: 0, withdrawn: 0, unchanged: 0 };
         let mut refused_here: Vec<RowError> = Vec::new();
@@ -261,7 +267,7 @@ impl Writer {
                     let now = crate::clock::now_ms();
                     let mut refused = Vec::new();
                     for row in chunk {
-                        match apply_local(&tx, &node, &source, row, now)? {
+                        match apply_local(&tx, &mut seqs, &node, &source, row, now)? {
                             Ok(Applied::Inserted) => summary.inserted += 1,
                             Ok(Applied::Updated) => summary.updated += 1,
                             Ok(Applied::Withdrawn) => summary.withdrawn += 1,
@@ -384,7 +390,14 @@ pub(crate) fn current(tx: &Transaction<'_>, reg_no: &str) -> rusqlite::Result<Op
 
 /// Applies one row at its origin. The outer error is a database failure (the file is
 /// rolled back); the inner one a row the store refuses.
-pub(super) fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: Prepared, now: i64) -> Result<Result<Applied, RowError>> {
+pub(super) fn apply_local(
+    tx: &Transaction<'_>,
+    seqs: &mut Seqs,
+    node: &str,
+    source: &str,
+    row: Prepared,
+    now: i64,
+) -> Result<Result<Applied, RowError>> {
     let (row_no, reg_no) = (row.row_no, row.reg_no.as_str());
     let hops = format!("[[\"{node}\",{now}]]");
     let base = NewChange {
@@ -403,10 +416,9 @@ pub(super) fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: P
     // answer for a record not held), and look the record up only when it exists.
     let upsert_hash = row.upsert.as_ref().map(|r| &r.hash[..]);
     if let (Local::Insert, Some(rec)) = (decide_local(None, node, upsert_hash), &row.upsert) {
-        let seq = next_seq(tx)?;
         let new = NewChange { region: &rec.region, hash: &rec.hash, body: Some(&rec.body), ..base };
-        if insert_record(tx, seq, &new, &rec.cols)? {
-            append_change(tx, seq, &new)?;
+        if insert_record(tx, seqs.peek(), &new, &rec.cols)? {
+            append_change(tx, seqs, &new)?;
             return Ok(Ok(Applied::Inserted));
         }
     }
@@ -431,17 +443,15 @@ pub(super) fn apply_local(tx: &Transaction<'_>, node: &str, source: &str, row: P
         ),
         (Local::Unchanged, ..) => Ok(Ok(Applied::Unchanged)),
         (Local::Update { version }, Some(rec), _) => {
-            let seq = next_seq(tx)?;
             let new = NewChange { version: version as i64, region: &rec.region, hash: &rec.hash, body: Some(&rec.body), ..base };
-            append_change(tx, seq, &new)?;
+            let seq = append_change(tx, seqs, &new)?;
             update_record(tx, seq, &new, &rec.cols)?;
             Ok(Ok(Applied::Updated))
         }
         (Local::Withdraw { version }, _, Some(cur)) => {
-            let seq = next_seq(tx)?;
             let hash = withdraw_hash(reg_no);
             let new = NewChange { version: version as i64, op: Op::Withdraw, region: &cur.region, hash: &hash, ..base };
-            append_change(tx, seq, &new)?;
+            let seq = append_change(tx, seqs, &new)?;
             withdraw_record(tx, seq, &new)?;
             Ok(Ok(Applied::Withdrawn))
         }

@@ -6,6 +6,7 @@
 
 use super::error::{Context, Result};
 use super::ingest::{apply_local, Applied, Prepared};
+use super::rows::Seqs;
 use super::{Reader, Writer};
 use huijiao_protocol::registration::{self, Asked, State};
 use huijiao_protocol::report::RowError;
@@ -317,7 +318,7 @@ impl Writer {
         };
         let reg_no = row.reg_no().to_string();
         let source = format!("online:{id}");
-        let applied = apply_local(&tx, &node, &source, Prepared::new(1, row), now)?;
+        let applied = apply_local(&tx, &mut Seqs::start(&tx)?, &node, &source, Prepared::new(1, row), now)?;
         let applied = match applied {
             Ok(a) => a,
             Err(e) => return Ok(Err(Denied::Invalid(vec![e]))),

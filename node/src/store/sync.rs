@@ -7,7 +7,7 @@
 
 use super::error::{Context, Result, StoreError};
 use super::ingest::current;
-use super::rows::{append_change, insert_record, next_seq, op_code, update_record, withdraw_record, NewChange, RecordCols};
+use super::rows::{append_change, insert_record, op_code, update_record, withdraw_record, NewChange, RecordCols, Seqs};
 use super::{Reader, Writer};
 use huijiao_protocol::apply::{self, decide, decide_recovered, Decision, Held, Recovered};
 use huijiao_protocol::sync::{check_batch_range, CheckedChange};
@@ -244,7 +244,9 @@ impl Writer {
     /// Applies a batch `(after, upto]` from `child` in one transaction that also moves
     /// the child's cursor; nothing of it is applied if any change is refused.
     /// The changes come checked (`protocol::sync::checked`, done by the downlink off
-    /// the writer thread); their parsed records fill the columns.
+    /// the writer thread); their records' facts fill the columns. They are borrowed,
+    /// so the caller frees them off the writer thread (thousands of small strings a
+    /// batch).
     ///
     /// One piece: one transaction, whose steps (the cursor check, each change through the
     /// rule, the cursor moved) must commit together.
@@ -254,14 +256,14 @@ impl Writer {
         log_id: &str,
         after: u64,
         upto: u64,
-        checked: Vec<CheckedChange>,
+        checked: &[CheckedChange],
         now: i64,
     ) -> Result<BatchOutcome, ApplyError> {
-        check_batch_range(child, after, upto, &checked).map_err(ApplyError::Refused)?;
+        check_batch_range(child, after, upto, checked).map_err(ApplyError::Refused)?;
         let corrected = checked.iter().filter(|c| c.clock_corrected).count() as i64;
-        let (changes, records): (Vec<_>, Vec<_>) = checked.into_iter().map(|c| (c.change, (c.record, c.text))).unzip();
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seqs = Seqs::start(&tx)?;
         let cursor: i64 = tx
             .query_row("SELECT cursor FROM cursors WHERE child = ?1 AND log_id = ?2", [child, log_id], |r| r.get(0))
             .optional()?
@@ -274,8 +276,8 @@ impl Writer {
         let source = format!("child:{child}");
         // The last change received, so a rewound child is recognised even when its
         // log has grown past the cursor again.
-        let check = changes.last().map(|c| (c.seq as i64, wire::fingerprint(&c.reg_no, c.version, c.op, &c.hash)));
-        for (c, (rec, text)) in changes.into_iter().zip(records) {
+        let check = checked.last().map(|c| &c.change).map(|c| (c.seq as i64, wire::fingerprint(&c.reg_no, c.version, c.op, &c.hash)));
+        for CheckedChange { change: c, facts: rec, text, .. } in checked {
             let hops = apply::hops_at_parent(&c.hops, &node, now);
             let hops_json = serde_json::to_string(&hops.iter().map(|h| (&h.node, h.accepted_at_ms)).collect::<Vec<_>>()).context("hops")?;
             // Checked as UTF-8 once, by the check that parsed it.
@@ -295,10 +297,9 @@ impl Writer {
             let cols = rec.as_ref().map(RecordCols::of);
             // A record this node has never seen is inserted without a lookup first: the
             // rule's answer for a record not held (the insert finds out whether it is new).
-            if let (Decision::Apply, Some(cols)) = (decide(None, &c), &cols) {
-                let seq = next_seq(&tx)?;
-                if insert_record(&tx, seq, &new, cols)? {
-                    append_change(&tx, seq, &new)?;
+            if let (Decision::Apply, Some(cols)) = (decide(None, c), &cols) {
+                if insert_record(&tx, seqs.peek(), &new, cols)? {
+                    append_change(&tx, &mut seqs, &new)?;
                     out.applied += 1;
                     continue;
                 }
@@ -312,7 +313,7 @@ impl Writer {
             };
             let held =
                 cur.as_ref().map(|h| Held { origin: &h.origin, version: h.version as u64, hash: &h.hash, withdrawn: h.withdrawn, made_at });
-            let conflict = match decide(held, &c) {
+            let conflict = match decide(held, c) {
                 Decision::Apply => None,
                 Decision::Duplicate => {
                     out.duplicates += 1;
@@ -357,8 +358,7 @@ impl Writer {
                 }
                 continue;
             }
-            let seq = next_seq(&tx)?;
-            append_change(&tx, seq, &new)?;
+            let seq = append_change(&tx, &mut seqs, &new)?;
             match &cols {
                 Some(cols) => update_record(&tx, seq, &new, cols)?,
                 None => withdraw_record(&tx, seq, &new)?,
@@ -446,9 +446,10 @@ impl Writer {
     pub fn restore_records(&mut self, checked: Vec<CheckedChange>, now: i64) -> Result<u64> {
         let node = self.node_id.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seqs = Seqs::start(&tx)?;
         let mut restored = 0;
         let mut last_restored: Option<String> = None;
-        for CheckedChange { change: c, record: rec, text, .. } in checked {
+        for CheckedChange { change: c, facts: rec, text, .. } in checked {
             let cur = current(&tx, &c.reg_no)?;
             let held = cur.as_ref().map(|h| Held {
                 origin: &h.origin,
@@ -476,8 +477,7 @@ impl Writer {
                 source: "recover",
                 body,
             };
-            let seq = next_seq(&tx)?;
-            append_change(&tx, seq, &new)?;
+            let seq = append_change(&tx, &mut seqs, &new)?;
             match (decision, &rec) {
                 (Recovered::Insert | Recovered::Update, Some(r)) => {
                     let cols = RecordCols::of(r);

@@ -183,8 +183,8 @@ fn a_store_recovered_from_its_parent_keeps_every_tombstone_and_version() {
     let mut parent = Writer::open(Some(&parent_db), "420100").unwrap();
     let log = Reader::open(&county_db).unwrap().changes_after(0, 100, 1 << 20).unwrap();
     let upto = log.last().unwrap().seq;
-    let checked = log.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
-    let applied = parent.apply_batch(NODE, "log", 0, upto, checked, 1).unwrap();
+    let checked: Vec<_> = log.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
+    let applied = parent.apply_batch(NODE, "log", 0, upto, &checked, 1).unwrap();
     assert_eq!(applied.applied, 7);
     // The county's disk is lost: a new store takes back what the parent holds.
     let (page, more) = Reader::open(&parent_db).unwrap().records_of_subtree(NODE, "", 100, 1 << 20).unwrap();
@@ -204,7 +204,7 @@ fn a_store_recovered_from_its_parent_keeps_every_tombstone_and_version() {
     assert!(log.iter().all(|c| c.hops.len() == 1 && c.hops[0].node == NODE), "{:?}", log.iter().map(|c| &c.hops).collect::<Vec<_>>());
     let upto = log.last().unwrap().seq;
     let again: Vec<_> = log.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
-    let replay = parent.apply_batch(NODE, "after-restore", 0, upto, again, 3).unwrap();
+    let replay = parent.apply_batch(NODE, "after-restore", 0, upto, &again, 3).unwrap();
     assert_eq!((replay.applied, replay.conflicts), (0, 0), "the parent takes them as replays");
     // A row for a withdrawn reg_no is refused as before; a change gets the next version.
     let s = ingest(&mut fresh, "e", vec![Row::Upsert(record(1, "甲又来")), Row::Upsert(record(2, "乙再改"))]);
@@ -224,8 +224,8 @@ fn an_older_version_made_after_the_one_held_is_a_conflict_never_silent() {
     let send = |parent: &mut Writer, db: &std::path::Path, log: &str, after: u64| {
         let changes = Reader::open(db).unwrap().changes_after(after, 100, 1 << 20).unwrap();
         let upto = changes.last().unwrap().seq;
-        let checked = changes.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
-        parent.apply_batch(NODE, log, after, upto, checked, 1).unwrap()
+        let checked: Vec<_> = changes.into_iter().map(|c| huijiao_protocol::sync::checked(NODE, c, &checks()).unwrap()).collect();
+        parent.apply_batch(NODE, log, after, upto, &checked, 1).unwrap()
     };
     {
         let mut county = Writer::open(Some(&county_db), NODE).unwrap();
@@ -610,4 +610,44 @@ fn a_store_written_before_files_in_parts_opens_and_resumes_nothing() {
     assert!(w.lookup_file("old").unwrap().is_some(), "the journal is still there");
     assert!(w.file_progress("old").unwrap().is_none());
     assert_eq!(versions(&w).len(), 1);
+}
+
+/// Bytes this thread has read from files (Linux).
+fn thread_read_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+    io.lines().find_map(|l| l.strip_prefix("rchar: ")).unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn the_writer_thread_empties_its_page_cache_after_each_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db"), NODE).unwrap();
+    let long = "简介".repeat(600);
+    let rows: Vec<Row> = (1..=200)
+        .map(|i| {
+            let mut r = record(i, "甲");
+            r.r#abstract = long.clone();
+            Row::Upsert(r)
+        })
+        .collect();
+    store.call_blocking(move |w| ingest(w, "a", rows)).unwrap();
+    // Reads every page of the change log twice in one job: what the first pass read
+    // from the file, and what the second (from the cache) read.
+    let count_twice = |w: &mut Writer| {
+        let count = |w: &Writer| w.conn.query_row("SELECT count(*), sum(length(body)) FROM changes", [], |r| r.get::<_, i64>(0)).unwrap();
+        let before = thread_read_bytes();
+        assert_eq!(count(w), 200);
+        let first = thread_read_bytes() - before;
+        let before = thread_read_bytes();
+        count(w);
+        (first, thread_read_bytes() - before)
+    };
+    // The ingest's pages were released when its job ended: read back now, and cached
+    // within the job.
+    let (first, second) = store.call_blocking(count_twice).unwrap();
+    assert!(first > 10 * 16384, "the log's pages were still cached after the job ({first} bytes read)");
+    assert!(second < 16384, "the job's own pages were not cached within it ({second} bytes read)");
+    // And again after the next job ended.
+    let (again, _) = store.call_blocking(count_twice).unwrap();
+    assert!(again >= first, "{again} < {first}");
 }
