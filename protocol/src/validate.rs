@@ -179,8 +179,7 @@ impl Validator<'_> {
             && !r.persons.is_empty()
             && list_ok(&r.persons, 15, 30)
             && list_ok(&r.keywords, 5, 30)
-            && matches!(r.discipline.len(), 3 | 5 | 7)
-            && r.discipline.bytes().all(|b| b.is_ascii_digit())
+            && is_discipline_code(&r.discipline)
             && r.industry.as_deref().map_or(!applied, is_industry_code)
             && r.stage.as_deref().map_or(!applied, |s| record::STAGES.contains(&s))
             && r.level.as_deref().is_none_or(|s| record::LEVELS.contains(&s))
@@ -191,18 +190,13 @@ impl Validator<'_> {
                 None => r.task_source == record::TASK_SOURCE_UNPLANNED,
             }
             && list_ok(&r.ip, 20, 100)
-            && r.ip.iter().all(|item| match item.split_once([':', '：']) {
-                Some((t, n)) => record::IP_TYPES.contains(&t.trim()) && !n.trim().is_empty(),
-                None => false,
-            })
+            && r.ip.iter().all(|item| is_ip_item(item))
             && r.transfer.as_deref().is_none_or(|s| record::TRANSFERS.contains(&s))
             && text_ok(&r.r#abstract, 2000)
             && r.funding.is_none_or(|x| x >= 0.0 && number_ok(x))
             && r.benefit.is_none_or(number_ok)
             && r.contact.as_deref().is_none_or(|s| text_ok(s, 50))
-            && r.phone.as_deref().is_none_or(|s| {
-                text_ok(s, 20) && s.chars().count() >= 7 && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '))
-            })
+            && r.phone.as_deref().is_none_or(|s| text_ok(s, 20) && is_phone(s))
             && r.embargo_until.is_none_or(|e| e <= r.reg_date.add_years(5))
             && parts.region == r.region
             && parts.letter == r.kind.letter()
@@ -337,7 +331,7 @@ impl Validator<'_> {
         let persons = v.list(Field::Persons, 15, 30, true);
         let keywords = v.list(Field::Keywords, 5, 30, false);
         let discipline = v.code(Field::Discipline, true).map(Cow::into_owned).filter(|s| {
-            let ok = matches!(s.len(), 3 | 5 | 7) && s.bytes().all(|b| b.is_ascii_digit());
+            let ok = is_discipline_code(s);
             if !ok {
                 v.e.push(
                     Field::Discipline,
@@ -549,6 +543,24 @@ fn list_ok(items: &[String], max: usize, item_chars: usize) -> bool {
 /// generated records of the tests include the extremes).
 fn number_ok(x: f64) -> bool {
     x.is_finite()
+}
+
+/// A GB/T 13745 code: exactly 3, 5 or 7 digits.
+fn is_discipline_code(s: &str) -> bool {
+    matches!(s.len(), 3 | 5 | 7) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An ip entry: `TYPE:NUMBER` (either colon), the type from the spec's list.
+fn is_ip_item(item: &str) -> bool {
+    match item.split_once([':', '：']) {
+        Some((t, n)) => record::IP_TYPES.contains(&t.trim()) && !n.trim().is_empty(),
+        None => false,
+    }
+}
+
+/// A telephone number: 7 to 20 characters of digits, `+`, `-` or spaces.
+fn is_phone(s: &str) -> bool {
+    (7..=20).contains(&s.chars().count()) && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '))
 }
 
 fn is_industry_code(s: &str) -> bool {
@@ -860,11 +872,7 @@ impl<'a> Cells<'a> {
     fn ip(&mut self) -> Option<Vec<String>> {
         let items = self.list(Field::Ip, 20, 100, false)?;
         for item in &items {
-            let ok = match item.split_once([':', '：']) {
-                Some((t, n)) => record::IP_TYPES.contains(&t.trim()) && !n.trim().is_empty(),
-                None => false,
-            };
-            if !ok {
+            if !is_ip_item(item) {
                 self.e.push(
                     Field::Ip,
                     "bad_ip",
@@ -903,8 +911,7 @@ impl<'a> Cells<'a> {
 
     fn phone(&mut self) -> Option<String> {
         let s = self.code(Field::Phone, false)?;
-        let n = s.chars().count();
-        if (7..=20).contains(&n) && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ')) {
+        if is_phone(&s) {
             Some(s.into_owned())
         } else {
             self.e.push(

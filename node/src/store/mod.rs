@@ -381,7 +381,6 @@ pub(crate) fn open_reader_connection(path: &Path) -> Result<Connection> {
 }
 
 impl Writer {
-    /// A writer used directly, without the thread (tests and tools).
     /// Empties the page cache of what the last job left unpinned; the writer thread
     /// calls it after each job. A cache that has filled up (64 MiB of pages written
     /// since the start: any node past its first forty thousand records) frees the pages
@@ -393,6 +392,7 @@ impl Writer {
         let _ = self.conn.release_memory();
     }
 
+    /// A writer used directly, without the thread (tests and tools).
     pub fn open(path: Option<&Path>, node_id: &str) -> Result<Writer> {
         let conn = open_writer_connection(path, node_id)?;
         let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?;

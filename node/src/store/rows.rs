@@ -45,7 +45,7 @@ impl RecordCols {
 /// The sequence numbers one transaction hands out. The log is never pruned and only
 /// the writer appends to it, inside its transaction, so `max + 1` read once at the
 /// start and counted on is exact: a batch of two thousand changes asks once, not two
-/// thousand times (that lookup was a seventh of the apply at the parent).
+/// thousand times.
 pub(crate) struct Seqs {
     next: i64,
 }
