@@ -71,7 +71,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         let r = rt.block_on(async {
             match *w {
                 "ingest" => bench::ingest(size, root.path()).await,
-                "sync" | "catchup" => bench::sync(size, root.path()).await.map(|(r, _)| r),
+                "sync" => bench::sync(size, root.path()).await.map(|(r, _)| r),
+                "catchup" => bench::catchup(size, root.path()).await,
                 "apply" => bench::apply(size, root.path()).await,
                 "latency" => bench::latency(size).await,
                 "bighop" => bench::bighop(size, root.path()).await,

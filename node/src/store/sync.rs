@@ -553,7 +553,7 @@ impl Reader {
             let hash: Vec<u8> = r.get(6)?;
             let hops: String = r.get(7)?;
             let hops: Vec<(String, i64)> = serde_json::from_str(&hops).context("corrupt hop list in the store")?;
-            let body: Option<String> = r.get(8)?;
+            let body = body_bytes(r, 8)?;
             bytes += body.as_ref().map_or(64, |b| b.len() + 64);
             out.push(Change {
                 seq: r.get::<_, i64>(0)? as u64,
@@ -563,7 +563,7 @@ impl Reader {
                 op: if r.get::<_, i64>(4)? == 0 { Op::Upsert } else { Op::Withdraw },
                 region: r.get(5)?,
                 hash: hash.try_into().map_err(|_: Vec<u8>| StoreError::corrupt("a change hash in the store", "not 32 bytes"))?,
-                body: body.map(String::into_bytes),
+                body,
                 hops: hops.into_iter().map(|(node, accepted_at_ms)| Hop { node, accepted_at_ms }).collect(),
             });
             if bytes >= max_bytes {
@@ -602,12 +602,12 @@ impl Reader {
             }
             records += 1;
             let withdrawn = r.get::<_, i64>(3)? != 0;
-            let body: Option<String> = r.get(7)?;
+            let mut body = body_bytes(r, 7)?;
             bytes += body.as_ref().map_or(64, |b| b.len() + 64);
             let (reg_no, origin, region): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(4)?);
             if withdrawn {
                 // The content before the withdrawal (when the store still has it).
-                if let Some(body) = body {
+                if let Some(body) = body.take() {
                     out.push(Change {
                         seq: 0,
                         reg_no: reg_no.clone(),
@@ -616,7 +616,7 @@ impl Reader {
                         op: Op::Upsert,
                         region: region.clone(),
                         hash: hash_of(r.get(9)?)?,
-                        body: Some(body.into_bytes()),
+                        body: Some(body),
                         hops: hops_of(r.get(10)?)?,
                     });
                 }
@@ -629,7 +629,8 @@ impl Reader {
                 op: if withdrawn { Op::Withdraw } else { Op::Upsert },
                 region,
                 hash: hash_of(r.get(5)?)?,
-                body: if withdrawn { None } else { r.get::<_, Option<String>>(7)?.map(String::into_bytes) },
+                // A withdrawal carries no body (the one before it was taken above).
+                body,
                 hops: hops_of(r.get(6)?)?,
             });
         }
@@ -819,4 +820,16 @@ fn made_at(tx: &rusqlite::Transaction<'_>, reg_no: &str) -> Result<Option<i64>> 
     let Some(hops) = hops else { return Ok(None) };
     let hops: Vec<(String, i64)> = serde_json::from_str(&hops).map_err(|e| StoreError::corrupt("a hop list in the store", e))?;
     Ok(hops.first().map(|h| h.1))
+}
+
+/// A change's body as the bytes the store holds, for sending on: the parent checks
+/// them (hash, UTF-8, the record) whatever this node did, so the sender does not
+/// check its own text again.
+fn body_bytes(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+    use rusqlite::types::ValueRef;
+    match r.get_ref(i)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(b) | ValueRef::Blob(b) => Ok(Some(b.to_vec())),
+        other => Err(rusqlite::Error::InvalidColumnType(i, "body".into(), other.data_type())),
+    }
 }
