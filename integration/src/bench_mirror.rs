@@ -1,7 +1,7 @@
 //! `mirror`: the PostgreSQL mirror catching up a store of 1,000,000 records (smoke:
 //! 5,000) into a private cluster, against the baseline of the same run — a raw
 //! server-side `COPY` of the very rows the mirror wrote, into a plain table of the
-//! same shape (no client, no upsert, no history).
+//! same shape and compression (no client, no upsert, no index, no history).
 
 use crate::bench::{preload_tagged, progress, records, Row, Size};
 use huijiao_kit::postgres::Cluster;
@@ -36,7 +36,7 @@ pub async fn mirror(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
     // The baseline: the same rows, COPY'd by the server from a file into a plain table.
     let file = pg.dir().join("raw.copy");
     pg.psql(&format!("COPY huijiao.records TO '{}'", file.display()))?;
-    pg.psql("CREATE TABLE raw (LIKE huijiao.records)")?;
+    pg.psql("CREATE TABLE raw (LIKE huijiao.records INCLUDING COMPRESSION)")?;
     let t = Instant::now();
     pg.psql(&format!("COPY raw FROM '{}'", file.display()))?;
     let raw = f64::from(n) / t.elapsed().as_secs_f64();

@@ -113,6 +113,14 @@ fn the_mirror_equals_the_store_row_by_row_and_follows_it() {
         format!("{changes}|{changes}|{changes}")
     );
     assert_eq!(pg.psql("SELECT cursor FROM huijiao.mirror").unwrap().trim(), changes.to_string());
+    // The large values are kept with lz4, also in a schema made with pglz before.
+    let compression = "SELECT string_agg(attname || '=' || attcompression::text, ',' ORDER BY attname) FROM pg_attribute \
+                       WHERE attrelid = 'huijiao.records'::regclass AND attname IN ('abstract', 'provenance', 'record')";
+    assert_eq!(pg.psql(compression).unwrap().trim(), "abstract=l,provenance=l,record=l");
+    pg.psql("ALTER TABLE huijiao.records ALTER COLUMN record SET COMPRESSION pglz").unwrap();
+    let out = mirror(&node, &["--postgres", &pg.url(), "--once"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(pg.psql(compression).unwrap().trim(), "abstract=l,provenance=l,record=l");
     // The public view: only public records, no private column, no history.
     let out = mirror(&node, &["--postgres", &pg.url(), "--once", "--schema", "open", "--view", "public"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

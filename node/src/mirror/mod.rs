@@ -138,40 +138,42 @@ pub async fn run(cfg: &Config, opts: &Options, shutdown: CancellationToken) -> a
 
 /// One piece: a connection's life — connect and lock, then batch after batch from the
 /// cursor in PostgreSQL (or from the start of a new log), the public view's daily
-/// embargo sweep when idle, and the report after each step.
+/// embargo sweep when idle, and the report after each step. While PostgreSQL applies
+/// one batch, the next is read from the store and turned into COPY rows on the
+/// blocking pool, from the state the batch being applied will leave; it is used only
+/// if PostgreSQL then shows exactly that state.
 async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, status: &mut MirrorStatus) -> anyhow::Result<()> {
     let client = pg::connect(&opts.url).await?;
     let mut pg = pg::Pg::prepare(client, &opts.schema, opts.view, &cfg.node_id).await?;
     tracing::info!(schema = %opts.schema, view = opts.view.as_str(), "PostgreSQL mirror connected");
     let db = cfg.db_path();
+    let view = opts.view;
+    let mut ahead: Option<(pg::State, tokio::task::JoinHandle<anyhow::Result<Next>>)> = None;
     loop {
         if shutdown.is_cancelled() {
             return Ok(());
         }
         let state = pg.state().await?;
         let today = crate::clock::today();
-        let (log_id, last) = read(&db, |r| Ok((r.log_id()?, r.last_seq()?))).await?;
-        let new_log = state.log_id != log_id;
-        let reset = new_log && (state.cursor > 0 || !state.log_id.is_empty());
-        if reset {
-            tracing::info!(schema = %opts.schema, "the store has a new change log (restored or replaced): mirroring it from its start");
-        }
-        let cursor = if new_log { 0 } else { state.cursor };
-        let first_sweep = (opts.view == View::Public && state.swept.is_none()).then(|| today.to_string());
-        let changes = read(&db, move |r| Ok(r.log_after(cursor, BATCH)?)).await?;
-        let mut batch = pg::Batch {
-            changes: Vec::new(),
-            records: Vec::new(),
-            missing: Vec::new(),
-            cursor,
-            log_id: log_id.clone(),
-            reset,
-            swept: first_sweep,
-            today,
+        let next = match ahead.take() {
+            Some((expected, handle)) if expected == state => {
+                let next = handle.await.context("the store reader task failed")??;
+                if next.batch.today == today {
+                    next
+                } else {
+                    read_next(&db, view, state.clone(), today).await?
+                }
+            }
+            Some((_, handle)) => {
+                handle.abort();
+                read_next(&db, view, state.clone(), today).await?
+            }
+            None => read_next(&db, view, state.clone(), today).await?,
         };
-        if changes.is_empty() {
+        let Next { mut batch, last } = next;
+        if batch.changes == 0 {
             // Idle: in the public view, records whose embargo lapsed since the last sweep.
-            let due = match (&state.swept, opts.view) {
+            let due = match (&state.swept, view) {
                 (Some(s), View::Public) if *s != today.to_string() => {
                     let from = Date::parse(s).unwrap_or(today);
                     Some(read(&db, move |r| Ok(r.embargoes_lapsed(from, today)?)).await?)
@@ -179,14 +181,18 @@ async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, sta
                 _ => None,
             };
             if let Some(due) = due {
-                batch.records = read(&db, move |r| Ok(r.current(&due.iter().map(String::as_str).collect::<Vec<_>>())?)).await?;
+                batch.records = read(&db, move |r| {
+                    let records = r.current(&due.iter().map(String::as_str).collect::<Vec<_>>())?;
+                    Ok(pg::record_rows(view, today, &records))
+                })
+                .await?;
                 batch.swept = Some(today.to_string());
             }
             if batch.reset || batch.swept.is_some() {
                 pg.apply(&batch).await?;
             }
             *status = MirrorStatus {
-                cursor,
+                cursor: batch.cursor,
                 last_seq: last,
                 ok_at: Some(crate::clock::now_ms()),
                 error: None,
@@ -203,20 +209,13 @@ async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, sta
             }
             continue;
         }
-        let mut touched: Vec<String> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for c in &changes {
-            if seen.insert(c.reg_no.clone()) {
-                touched.push(c.reg_no.clone());
-            }
-        }
-        let wanted = touched.clone();
-        let records = read(&db, move |r| Ok(r.current(&wanted.iter().map(String::as_str).collect::<Vec<_>>())?)).await?;
-        let found: std::collections::HashSet<&str> = records.iter().map(|r| r.record.reg_no.as_str()).collect();
-        batch.missing = touched.iter().filter(|t| !found.contains(t.as_str())).cloned().collect();
-        batch.cursor = changes.last().map_or(cursor, |c| c.seq);
-        batch.records = records;
-        batch.changes = changes;
+        // The state this batch leaves in PostgreSQL, and the next batch read from it.
+        let leaves = pg::State { log_id: batch.log_id.clone(), cursor: batch.cursor, swept: batch.swept.clone().or(state.swept.clone()) };
+        let following = {
+            let (db, leaves) = (db.clone(), leaves.clone());
+            tokio::task::spawn_blocking(move || with_reader(&db, |r| next_batch(r, view, &leaves, today)))
+        };
+        ahead = Some((leaves, following));
         pg.apply(&batch).await?;
         *status = MirrorStatus {
             cursor: batch.cursor,
@@ -228,4 +227,50 @@ async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, sta
         };
         report(&cfg.data_dir, status);
     }
+}
+
+/// The next batch from the store, and the log's last seq when it was read.
+struct Next {
+    batch: pg::Batch,
+    last: i64,
+}
+
+async fn read_next(db: &Path, view: View, state: pg::State, today: Date) -> anyhow::Result<Next> {
+    read(db, move |r| next_batch(r, view, &state, today)).await
+}
+
+/// Reads the batch that follows `state` in PostgreSQL (the whole log again when the
+/// store has a new one) and turns it into COPY rows: the changes, and the records they
+/// touched as the store holds them now.
+fn next_batch(r: &Reader, view: View, state: &pg::State, today: Date) -> anyhow::Result<Next> {
+    let (log_id, last) = (r.log_id()?, r.last_seq()?);
+    let new_log = state.log_id != log_id;
+    let reset = new_log && (state.cursor > 0 || !state.log_id.is_empty());
+    if reset {
+        tracing::info!("the store has a new change log (restored or replaced): mirroring it from its start");
+    }
+    let cursor = if new_log { 0 } else { state.cursor };
+    let first_sweep = (view == View::Public && state.swept.is_none()).then(|| today.to_string());
+    let changes = r.log_after(cursor, BATCH)?;
+    let mut touched: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for c in &changes {
+        if seen.insert(c.reg_no.as_str()) {
+            touched.push(c.reg_no.as_str());
+        }
+    }
+    let records = r.current(&touched)?;
+    let found: std::collections::HashSet<&str> = records.iter().map(|r| r.record.reg_no.as_str()).collect();
+    let batch = pg::Batch {
+        changes: changes.len(),
+        change_rows: if view == View::Operator { pg::change_rows(&changes) } else { Default::default() },
+        records: pg::record_rows(view, today, &records),
+        missing: touched.iter().filter(|t| !found.contains(*t)).map(|t| t.to_string()).collect(),
+        cursor: changes.last().map_or(cursor, |c| c.seq),
+        log_id,
+        reset,
+        swept: first_sweep,
+        today,
+    };
+    Ok(Next { batch, last })
 }
