@@ -451,30 +451,30 @@ fn encoded_frames(db: &Path, batch: usize) -> anyhow::Result<Vec<Vec<u8>>> {
 /// `apply`: the parent's apply alone (also a row of `sync`), for measuring a change
 /// to it without the hops around it.
 pub async fn apply(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
+    let (recs_db, n) = backlog(size, root, "apply-backlog.db")?;
+    Ok(vec![apply_row(&recs_db, root, n).await?])
+}
+
+/// A county store at `root/file` whose log holds the scenarios' backlog (1,000,000
+/// changes; smoke: 4,000), and its length.
+fn backlog(size: Size, root: &Path, file: &str) -> anyhow::Result<(PathBuf, u32)> {
     let n: u32 = size.pick(1_000_000, 4_000);
-    let recs_db = root.join("apply-backlog.db");
+    let recs_db = root.join(file);
     progress("building the backlog", 0, 1);
     preload(&recs_db, "420102", &records("420102", 0, n, 99))?;
     progress("building the backlog", 1, 1);
-    Ok(vec![apply_row(&recs_db, root, n).await?])
+    Ok((recs_db, n))
 }
 
 /// `sync`: one hop, a child with a backlog connects until the parent has committed and
 /// acknowledged everything; baseline: raw quinn with the same TLS sending the same
 /// encoded bytes on one stream, no store. Also `catchup` over three hops.
 pub async fn sync(size: Size, root: &Path) -> anyhow::Result<(Vec<Row>, PathBuf)> {
-    let n: u32 = size.pick(1_000_000, 4_000);
+    let (recs_db, n) = backlog(size, root, "backlog.db")?;
     let mut f = Federation::new()?;
     f.extra_toml.push_str("batch_changes = 2000\n");
     f.add("420100", None)?;
     f.add("420102", Some("420100"))?;
-    let recs_db = root.join("backlog.db");
-    {
-        progress("building the backlog", 0, 1);
-        let recs = records("420102", 0, n, 99);
-        preload(&recs_db, "420102", &recs)?;
-        progress("building the backlog", 1, 1);
-    }
     std::fs::create_dir_all(f.node("420102").dir.join("data"))?;
     std::fs::copy(&recs_db, f.node("420102").db())?;
     f.start("420100").await?;
@@ -514,11 +514,7 @@ pub async fn sync(size: Size, root: &Path) -> anyhow::Result<(Vec<Row>, PathBuf)
 
 /// `catchup` alone: the three-hop catch-up of `sync`, from a backlog of its own.
 pub async fn catchup(size: Size, root: &Path) -> anyhow::Result<Vec<Row>> {
-    let n: u32 = size.pick(1_000_000, 4_000);
-    let recs_db = root.join("catchup-backlog.db");
-    progress("building the backlog", 0, 1);
-    preload(&recs_db, "420102", &records("420102", 0, n, 99))?;
-    progress("building the backlog", 1, 1);
+    let (recs_db, n) = backlog(size, root, "catchup-backlog.db")?;
     Ok(vec![catchup_row(&recs_db, n).await?])
 }
 

@@ -10,7 +10,8 @@
 //! Scenarios: ingest, sync (with catchup and apply), bighop, latency, fanin, idle,
 //! hostile, mirror, and, by name only, catalogue (not in `all`: it builds a
 //! ten-million-record catalogue, an hour on a fresh machine; run it when the catalogue
-//! changes) and apply (the parent's apply alone, also a row of sync). Prints a table with each row's
+//! changes), apply (the parent's apply alone) and catchup (the three-hop catch-up alone),
+//! each also a row of sync. Prints a table with each row's
 //! previous measurement (the last row of the same scenario and metric in BENCHMARKS.md)
 //! beside the new one, and writes `bench-results/results.json` and
 //! `bench-results/results.md` (the table BENCHMARKS.md holds). Node processes are the
@@ -36,7 +37,7 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         // The module's own text is the usage.
         println!("usage: bench [--smoke] [--out DIR] [all | SCENARIO ...]\n");
         println!("scenarios: ingest, sync (with catchup and apply), bighop, latency, fanin, idle, hostile, mirror;");
-        println!("by name only: catalogue (ten million records), apply (the parent's apply alone)");
+        println!("by name only: catalogue (ten million records), apply (the parent's apply alone), catchup (the three hops alone)");
         return Ok(());
     }
     let smoke = args.iter().any(|a| a == "--smoke");
