@@ -171,6 +171,9 @@ async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, sta
             None => read_next(&db, view, state.clone(), today).await?,
         };
         let Next { mut batch, last } = next;
+        if batch.reset {
+            tracing::info!(schema = %opts.schema, "the store has a new change log (restored or replaced): mirroring it from its start");
+        }
         if batch.changes == 0 {
             // Idle: in the public view, records whose embargo lapsed since the last sweep.
             let due = match (&state.swept, view) {
@@ -246,9 +249,6 @@ fn next_batch(r: &Reader, view: View, state: &pg::State, today: Date) -> anyhow:
     let (log_id, last) = (r.log_id()?, r.last_seq()?);
     let new_log = state.log_id != log_id;
     let reset = new_log && (state.cursor > 0 || !state.log_id.is_empty());
-    if reset {
-        tracing::info!("the store has a new change log (restored or replaced): mirroring it from its start");
-    }
     let cursor = if new_log { 0 } else { state.cursor };
     let first_sweep = (view == View::Public && state.swept.is_none()).then(|| today.to_string());
     let changes = r.log_after(cursor, BATCH)?;
