@@ -189,6 +189,9 @@ async fn the_catalogue_and_admin_pages_in_chromium() {
     assert!(!d.source().unwrap().contains(TOKEN), "no secret in the page");
     d.type_into(&d.find("input[name=token]").unwrap(), TOKEN).unwrap();
     d.click(&d.find("form.login button").unwrap()).unwrap();
+    // Reloading /admin before the sign-in's answer has arrived would abandon it (and
+    // its session cookie): wait for the signed-in page first.
+    d.wait_for("signed in", LIMIT, |d| Ok(d.find_all("form.logout")?.len() == 1)).unwrap();
     d.wait_for("the province online", LIMIT, |d| {
         d.goto(&format!("{base}/admin"))?;
         Ok(d.find("tr[data-node='420000']").and_then(|e| d.attr(&e, "data-state")).ok().flatten().as_deref() == Some("ok"))
