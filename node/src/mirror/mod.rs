@@ -155,20 +155,21 @@ async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, sta
         }
         let state = pg.state().await?;
         let today = crate::clock::today();
-        let next = match ahead.take() {
-            Some((expected, handle)) if expected == state => {
-                let next = handle.await.context("the store reader task failed")??;
-                if next.batch.today == today {
-                    next
-                } else {
-                    read_next(&db, view, state.clone(), today).await?
-                }
-            }
+        // The batch read ahead, when it was read from the state PostgreSQL now shows.
+        let ready = match ahead.take() {
+            Some((expected, handle)) if expected == state => Some(handle.await.context("the store reader task failed")??),
             Some((_, handle)) => {
                 handle.abort();
-                read_next(&db, view, state.clone(), today).await?
+                None
             }
-            None => read_next(&db, view, state.clone(), today).await?,
+            None => None,
+        };
+        let next = match ready {
+            Some(next) if next.batch.today == today => next,
+            _ => {
+                let state = state.clone();
+                read(&db, move |r| next_batch(r, view, &state, today)).await?
+            }
         };
         let Next { mut batch, last } = next;
         if batch.reset {
@@ -236,10 +237,6 @@ async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, sta
 struct Next {
     batch: pg::Batch,
     last: i64,
-}
-
-async fn read_next(db: &Path, view: View, state: pg::State, today: Date) -> anyhow::Result<Next> {
-    read(db, move |r| next_batch(r, view, &state, today)).await
 }
 
 /// Reads the batch that follows `state` in PostgreSQL (the whole log again when the

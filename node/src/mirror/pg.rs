@@ -232,7 +232,8 @@ async fn copy(sink: tokio_postgres::CopyInSink<Bytes>, buf: impl Into<Bytes>) ->
     Ok(())
 }
 
-/// The COPY rows of the records from `records` (its `records` row when the view shows it; otherwise only its number, to be removed).
+/// Each record's row of `records` when the view shows it; otherwise only its number,
+/// for the record to be removed.
 pub fn record_rows(view: View, today: huijiao_protocol::Date, records: &[StoredRecord]) -> Vec<RecordRow> {
     records
         .iter()
