@@ -302,14 +302,20 @@ fn raw_insert_rate(db: &Path, bodies: &[(String, String)], per_txn: usize) -> an
     Ok(bodies.len() as f64 / t.elapsed().as_secs_f64())
 }
 
-/// What a parent checks a child's changes against, now.
-fn parent_checks() -> huijiao_protocol::sync::Checks<'static> {
-    huijiao_protocol::sync::Checks {
+/// Checks a batch of the county 420102's changes as its parent does (against the
+/// region table and the clock, now).
+fn check_as_parent(changes: Vec<huijiao_protocol::wire::Change>) -> anyhow::Result<Vec<huijiao_protocol::sync::CheckedChange>> {
+    let checks = huijiao_protocol::sync::Checks {
         regions: huijiao_protocol::RegionTable::embedded(),
         today: huijiao::clock::today(),
         now_ms: huijiao::clock::now_ms(),
         max_skew_ms: 300_000,
-    }
+    };
+    changes
+        .into_iter()
+        .map(|c| huijiao_protocol::sync::checked("420102", c, &checks))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Checks and applies every change of `backlog` (a county's store) into a fresh parent
@@ -318,18 +324,13 @@ fn parent_checks() -> huijiao_protocol::sync::Checks<'static> {
 fn apply_serial(backlog: &Path, db: &Path, batch: usize) -> anyhow::Result<(f64, f64)> {
     let r = huijiao::store::Reader::open(backlog)?;
     let mut w = Writer::open(Some(db), "420100")?;
-    let checks = parent_checks();
     let (mut after, mut n, mut checking, mut total) = (0u64, 0usize, Duration::ZERO, Duration::ZERO);
     loop {
         let changes = r.changes_after(after, batch, 4 << 20)?;
         let Some(last) = changes.last().map(|c| c.seq) else { break };
         n += changes.len();
         let t = Instant::now();
-        let checked = changes
-            .into_iter()
-            .map(|c| huijiao_protocol::sync::checked("420102", c, &checks))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let checked = check_as_parent(changes)?;
         let c = t.elapsed();
         let out =
             w.apply_batch("420102", "bench", after, last, &checked, huijiao::clock::now_ms()).map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -360,12 +361,7 @@ async fn apply_pipelined(backlog: &Path, db: &Path, batch: usize) -> anyhow::Res
             let changes = r.changes_after(after, batch, 4 << 20)?;
             let Some(last) = changes.last().map(|c| c.seq) else { break };
             n += changes.len();
-            let checks = parent_checks();
-            let checked = changes
-                .into_iter()
-                .map(|c| huijiao_protocol::sync::checked("420102", c, &checks))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let checked = check_as_parent(changes)?;
             if tx.blocking_send((after, last, checked)).is_err() {
                 break;
             }
