@@ -107,12 +107,59 @@ fn the_mirror_equals_the_store_row_by_row_and_follows_it() {
         pg.psql("SELECT pg_typeof(reg_date)::text || ' ' || pg_typeof(persons)::text FROM huijiao.records LIMIT 1").unwrap().trim(),
         "date text[]"
     );
+    // Every typed column (sent in COPY's binary form) holds what the record's JSON
+    // holds, to the number's scale.
+    let lists = ["units", "persons", "keywords", "ip"];
+    let scalars = [
+        ("title", "text"),
+        ("kind", "text"),
+        ("region", "text"),
+        ("reg_date", "date"),
+        ("first_unit", "text"),
+        ("discipline", "text"),
+        ("industry", "text"),
+        ("stage", "text"),
+        ("level", "text"),
+        ("trl", "integer"),
+        ("task_source", "text"),
+        ("plan_no", "text"),
+        ("fiscal_funded", "boolean"),
+        ("transfer", "text"),
+        ("abstract", "text"),
+        ("contact", "text"),
+        ("phone", "text"),
+        ("secret", "text"),
+        ("embargo_until", "date"),
+    ];
+    let mut differs: Vec<String> = lists
+        .iter()
+        .map(|k| format!("{k} IS DISTINCT FROM ARRAY(SELECT jsonb_array_elements_text(record->'{k}'))"))
+        .chain(scalars.iter().map(|(k, t)| format!("{k} IS DISTINCT FROM (record->>'{k}')::{t}")))
+        .chain(["funding", "benefit"].iter().map(|k| format!("{k}::text IS DISTINCT FROM (record->>'{k}')::numeric::text")))
+        .collect();
+    differs.push("updated_at IS DISTINCT FROM (provenance->>'updated_at')::timestamptz".into());
+    assert_eq!(pg.psql(&format!("SELECT count(*) FROM huijiao.records WHERE {}", differs.join(" OR "))).unwrap().trim(), "0");
+    assert_ne!(pg.psql("SELECT count(*) FROM huijiao.records WHERE funding IS NOT NULL AND trl IS NOT NULL").unwrap().trim(), "0");
     let changes = 3000 + gone.len();
     assert_eq!(
         pg.psql("SELECT count(*), count(DISTINCT seq), max(seq) FROM huijiao.changes").unwrap().trim(),
         format!("{changes}|{changes}|{changes}")
     );
     assert_eq!(pg.psql("SELECT cursor FROM huijiao.mirror").unwrap().trim(), changes.to_string());
+    assert_eq!(
+        pg.psql(
+            "SELECT count(*) FROM huijiao.changes c JOIN huijiao.records r USING (reg_no) WHERE c.region <> r.region \
+             OR (extract(epoch FROM c.accepted_at) * 1000)::bigint <> (c.hops->-1->>'accepted_at_ms')::bigint"
+        )
+        .unwrap()
+        .trim(),
+        "0"
+    );
+    // Codes compare byte by byte, so `LIKE '42%'` can use the region index.
+    assert_eq!(
+        pg.psql("SELECT string_agg(attname || '=' || collname, ',' ORDER BY attname) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation WHERE attrelid = 'huijiao.records'::regclass AND attname IN ('reg_no', 'region', 'industry')").unwrap().trim(),
+        "industry=C,reg_no=C,region=C"
+    );
     // The large values are kept with lz4, also in a schema made with pglz before.
     let compression = "SELECT string_agg(attname || '=' || attcompression::text, ',' ORDER BY attname) FROM pg_attribute \
                        WHERE attrelid = 'huijiao.records'::regclass AND attname IN ('abstract', 'provenance', 'record')";

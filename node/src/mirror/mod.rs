@@ -10,6 +10,7 @@
 //! Rooms: this file (the loop, views, status), `pg` (the schema and the batch in
 //! PostgreSQL).
 
+mod copy;
 pub mod pg;
 
 use crate::config::Config;
