@@ -521,7 +521,12 @@ fn mirror(
     view: Option<String>,
     once: bool,
 ) -> anyhow::Result<i32> {
+    // It logs as the daemon does (its retries, its catch-up), to stderr.
+    huijiao::logging::init()?;
     let cfg = huijiao::config::Config::load(config)?;
+    if let Some(spec) = &cfg.log {
+        huijiao::logging::set_filter(spec)?;
+    }
     let section = cfg.mirror.clone();
     let url = match (postgres, &section) {
         (Some(u), _) => u,

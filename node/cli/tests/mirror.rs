@@ -231,6 +231,15 @@ fn a_kill_of_the_mirror_and_a_postgresql_crash_lose_and_repeat_nothing() {
     m.wait().unwrap();
     let at_kill = cursor();
     assert!(at_kill < 200_000, "killed mid-way ({at_kill})");
+    // A catch-up from nothing goes without its secondary indexes; stopped before it
+    // caught up, the next start builds them and goes on with them.
+    let indexes = |schema: &str| {
+        pg.psql(&format!("SELECT count(*) FROM pg_indexes WHERE schemaname = '{schema}' AND indexname NOT LIKE '%_pkey'"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(indexes("huijiao"), "0");
     let mut m = spawn_mirror(&node, &pg.url());
     wait_for("progress after the kill", Duration::from_secs(60), || cursor() > at_kill);
     let at_crash = cursor();
@@ -256,4 +265,14 @@ fn a_kill_of_the_mirror_and_a_postgresql_crash_lose_and_repeat_nothing() {
         })
         .collect();
     assert!(got == want, "the mirror differs from the store");
+    assert_eq!(indexes("huijiao"), "4");
+    // Uninterrupted, the indexes are built once it has caught up, before `--once` ends.
+    let out = mirror(&node, &["--postgres", &pg.url(), "--once", "--schema", "again"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("indexes are built"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(indexes("again"), "4");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM again.records r JOIN huijiao.records h USING (reg_no, version, title)").unwrap().trim(),
+        "200000"
+    );
 }

@@ -177,6 +177,7 @@ async fn session(cfg: &Config, opts: &Options, shutdown: &CancellationToken, sta
             tracing::info!(schema = %opts.schema, "the store has a new change log (restored or replaced): mirroring it from its start");
         }
         if batch.changes == 0 {
+            pg.caught_up().await?;
             // Idle: in the public view, records whose embargo lapsed since the last sweep.
             let due = match (&state.swept, view) {
                 (Some(s), View::Public) if *s != today.to_string() => {

@@ -60,18 +60,29 @@ fn ddl(s: &str) -> String {
              reg_no text COLLATE \"C\" PRIMARY KEY, version bigint NOT NULL, withdrawn boolean NOT NULL, origin text COLLATE \"C\" NOT NULL,
              {}, record jsonb NOT NULL, provenance jsonb NOT NULL, updated_at timestamptz NOT NULL)
              WITH (toast_tuple_target = 8160);
-         CREATE INDEX IF NOT EXISTS records_region_date ON {s}.records (region, reg_date);
-         CREATE INDEX IF NOT EXISTS records_date ON {s}.records (reg_date);
-         CREATE INDEX IF NOT EXISTS records_industry ON {s}.records (industry);
          CREATE TABLE IF NOT EXISTS {s}.changes (
              seq bigint PRIMARY KEY, reg_no text COLLATE \"C\" NOT NULL, version bigint NOT NULL, op text NOT NULL,
              origin text COLLATE \"C\" NOT NULL, region text COLLATE \"C\" NOT NULL, accepted_at timestamptz NOT NULL, hops jsonb NOT NULL);
-         CREATE INDEX IF NOT EXISTS changes_reg_no ON {s}.changes (reg_no, seq);
          CREATE TABLE IF NOT EXISTS {s}.mirror (
              id integer PRIMARY KEY CHECK (id = 1), node_id text NOT NULL, view text NOT NULL, log_id text NOT NULL,
-             cursor bigint NOT NULL, swept date, updated_at timestamptz NOT NULL);",
-        cols.join(", ")
+             cursor bigint NOT NULL, swept date, updated_at timestamptz NOT NULL);
+         {}",
+        cols.join(", "),
+        indexes(s)
     )
+}
+
+/// The secondary indexes (beside the primary keys), by name and definition.
+const INDEXES: [(&str, &str); 4] = [
+    ("records_region_date", "records (region, reg_date)"),
+    ("records_date", "records (reg_date)"),
+    ("records_industry", "records (industry)"),
+    ("changes_reg_no", "changes (reg_no, seq)"),
+];
+
+/// The statements that create the secondary indexes that are missing.
+fn indexes(s: &str) -> String {
+    INDEXES.iter().map(|(name, on)| format!("CREATE INDEX IF NOT EXISTS {name} ON {s}.{on};")).collect::<Vec<_>>().join("\n")
 }
 
 /// A connected mirror holding its schema's lock.
@@ -79,6 +90,20 @@ pub struct Pg {
     pub client: Client,
     schema: String,
     view: View,
+    /// Filling an empty schema from the start of a log: the secondary indexes are
+    /// dropped with the first batch and built once, when caught up (see
+    /// [`Pg::caught_up`]); a mirror stopped before that builds them when it next
+    /// starts, and goes on with them.
+    loading: Loading,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loading {
+    No,
+    /// Empty; the indexes are dropped with the first batch.
+    Empty,
+    /// The indexes are dropped; built when caught up.
+    Unindexed,
 }
 
 /// Where the mirror stands in PostgreSQL.
@@ -126,7 +151,12 @@ impl Pg {
         );
         lz4_values(&client, schema).await;
         client.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS hj_stage (LIKE {schema}.records) ON COMMIT DELETE ROWS")).await?;
-        Ok(Pg { client, schema: schema.to_string(), view })
+        let empty: bool = client
+            .query_one(&format!("SELECT cursor = 0 AND NOT EXISTS (SELECT 1 FROM {schema}.records) FROM {schema}.mirror WHERE id = 1"), &[])
+            .await?
+            .get(0);
+        let loading = if empty { Loading::Empty } else { Loading::No };
+        Ok(Pg { client, schema: schema.to_string(), view, loading })
     }
 
     pub async fn state(&self) -> anyhow::Result<State> {
@@ -143,6 +173,13 @@ impl Pg {
         let tx = self.client.transaction().await?;
         if b.reset {
             tx.batch_execute(&format!("TRUNCATE {s}.records, {s}.changes")).await?;
+        }
+        // A catch-up from nothing: each row goes in without the secondary indexes,
+        // built once at the end (about a tenth of the catch-up's time saved).
+        let unindexed = self.loading == Loading::Empty && b.changes >= super::BATCH;
+        if unindexed {
+            let names: Vec<String> = INDEXES.iter().map(|(name, _)| format!("{s}.{name}")).collect();
+            tx.batch_execute(&format!("DROP INDEX IF EXISTS {}", names.join(", "))).await?;
         }
         let (shown, hidden): (Vec<&RecordRow>, Vec<&RecordRow>) = b.records.iter().partition(|r| r.copy.is_some());
         if !shown.is_empty() {
@@ -190,6 +227,23 @@ impl Pg {
         )
         .await?;
         tx.commit().await?;
+        if unindexed {
+            self.loading = Loading::Unindexed;
+        } else if self.loading == Loading::Empty {
+            self.loading = Loading::No;
+        }
+        Ok(())
+    }
+
+    /// Called when the mirror has caught up with the store: builds the secondary
+    /// indexes a catch-up from nothing went without.
+    pub async fn caught_up(&mut self) -> anyhow::Result<()> {
+        if self.loading == Loading::Unindexed {
+            let t = std::time::Instant::now();
+            self.client.batch_execute(&indexes(&self.schema)).await.context("cannot build the mirror's indexes")?;
+            tracing::info!(schema = %self.schema, secs = t.elapsed().as_secs_f64(), "caught up: the mirror's indexes are built");
+        }
+        self.loading = Loading::No;
         Ok(())
     }
 }
