@@ -109,33 +109,34 @@ fn the_mirror_equals_the_store_row_by_row_and_follows_it() {
     );
     // Every typed column (sent in COPY's binary form) holds what the record's JSON
     // holds, to the number's scale.
-    let lists = ["units", "persons", "keywords", "ip"];
-    let scalars = [
-        ("title", "text"),
-        ("kind", "text"),
-        ("region", "text"),
-        ("reg_date", "date"),
-        ("first_unit", "text"),
-        ("discipline", "text"),
-        ("industry", "text"),
-        ("stage", "text"),
-        ("level", "text"),
-        ("trl", "integer"),
-        ("task_source", "text"),
-        ("plan_no", "text"),
-        ("fiscal_funded", "boolean"),
-        ("transfer", "text"),
-        ("abstract", "text"),
-        ("contact", "text"),
-        ("phone", "text"),
-        ("secret", "text"),
-        ("embargo_until", "date"),
-    ];
-    let mut differs: Vec<String> = lists
+    // Each key of the record has its column (the types as PostgreSQL reports them).
+    let columns: Vec<(String, String)> = pg
+        .psql(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'huijiao' AND table_name = 'records' \
+             AND column_name NOT IN ('reg_no', 'version', 'withdrawn', 'origin', 'record', 'provenance', 'updated_at')",
+        )
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (k, t) = l.split_once('|').unwrap();
+            (k.to_string(), t.to_string())
+        })
+        .collect();
+    let keys: Vec<String> = columns.iter().map(|(k, _)| format!("'{k}'")).chain(["'reg_no'".to_string()]).collect();
+    assert_eq!(
+        pg.psql(&format!("SELECT count(*) FROM huijiao.records, jsonb_object_keys(record) k WHERE k NOT IN ({})", keys.join(", ")))
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    assert_eq!(columns.len(), 25);
+    let mut differs: Vec<String> = columns
         .iter()
-        .map(|k| format!("{k} IS DISTINCT FROM ARRAY(SELECT jsonb_array_elements_text(record->'{k}'))"))
-        .chain(scalars.iter().map(|(k, t)| format!("{k} IS DISTINCT FROM (record->>'{k}')::{t}")))
-        .chain(["funding", "benefit"].iter().map(|k| format!("{k}::text IS DISTINCT FROM (record->>'{k}')::numeric::text")))
+        .map(|(k, t)| match t.as_str() {
+            "ARRAY" => format!("{k} IS DISTINCT FROM ARRAY(SELECT jsonb_array_elements_text(record->'{k}'))"),
+            "numeric" => format!("{k}::text IS DISTINCT FROM (record->>'{k}')::numeric::text"),
+            t => format!("{k} IS DISTINCT FROM (record->>'{k}')::{t}"),
+        })
         .collect();
     differs.push("updated_at IS DISTINCT FROM (provenance->>'updated_at')::timestamptz".into());
     assert_eq!(pg.psql(&format!("SELECT count(*) FROM huijiao.records WHERE {}", differs.join(" OR "))).unwrap().trim(), "0");
