@@ -151,8 +151,16 @@ impl Pg {
         );
         lz4_values(&client, schema).await;
         client.batch_execute(&format!("CREATE TEMP TABLE IF NOT EXISTS hj_stage (LIKE {schema}.records) ON COMMIT DELETE ROWS")).await?;
+        // Empty, and the mirror's role owns the table (only an owner drops and builds
+        // indexes; a schema made by someone else keeps its indexes all along).
         let empty: bool = client
-            .query_one(&format!("SELECT cursor = 0 AND NOT EXISTS (SELECT 1 FROM {schema}.records) FROM {schema}.mirror WHERE id = 1"), &[])
+            .query_one(
+                &format!(
+                    "SELECT m.cursor = 0 AND NOT EXISTS (SELECT 1 FROM {schema}.records) AND pg_has_role(c.relowner, 'USAGE') \
+                     FROM {schema}.mirror m, pg_class c WHERE m.id = 1 AND c.oid = '{schema}.records'::regclass"
+                ),
+                &[],
+            )
             .await?
             .get(0);
         let loading = if empty { Loading::Empty } else { Loading::No };
