@@ -8,16 +8,26 @@
 use huijiao_protocol::Date;
 
 /// The stream's start: the signature, no flags, no header extension.
-pub const HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+const HEADER: &[u8; 19] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// The stream's end: a field count of -1.
-pub const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
+const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 
 /// The OID of `text`, the element type of the `text[]` columns.
 const TEXT_OID: i32 = 25;
 
 /// Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch for dates and times.
 const PG_EPOCH_DAYS: i64 = 10_957;
+
+/// One COPY stream of `capacity` bytes or so: the header, the tuples `fill` writes,
+/// the trailer.
+pub fn stream(capacity: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADER.len() + capacity + TRAILER.len());
+    buf.extend_from_slice(HEADER);
+    fill(&mut buf);
+    buf.extend_from_slice(&TRAILER);
+    buf
+}
 
 /// Starts a tuple of `fields` fields.
 pub fn tuple(buf: &mut Vec<u8>, fields: i16) {
@@ -32,6 +42,15 @@ pub fn null(buf: &mut Vec<u8>) {
 fn raw(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&len(bytes.len()).to_be_bytes());
     buf.extend_from_slice(bytes);
+}
+
+/// A field `write` writes in place, its length filled in afterwards.
+fn sized(buf: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+    let at = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    write(buf);
+    let n = len(buf.len() - at - 4);
+    buf[at..at + 4].copy_from_slice(&n.to_be_bytes());
 }
 
 /// A field's length: a value of 2 GiB or more cannot be a field, and cannot reach
@@ -66,34 +85,30 @@ pub fn timestamptz_ms(buf: &mut Vec<u8>, ms: i64) {
     int8(buf, (ms - PG_EPOCH_DAYS * 86_400_000) * 1000);
 }
 
-/// A `jsonb` field: the format's version byte (1), then `v` as JSON text, written in
-/// place and its length filled in afterwards.
+/// A `jsonb` field: the format's version byte (1), then `v` as JSON text.
 pub fn jsonb(buf: &mut Vec<u8>, v: &serde_json::Value) {
-    let at = buf.len();
-    buf.extend_from_slice(&[0, 0, 0, 0, 1]);
-    // A JSON value (string keys only) written to memory cannot fail.
-    serde_json::to_writer(&mut *buf, v).expect("a JSON value serializes");
-    let n = len(buf.len() - at - 4);
-    buf[at..at + 4].copy_from_slice(&n.to_be_bytes());
+    sized(buf, |buf| {
+        buf.push(1);
+        // A JSON value (string keys only) written to memory cannot fail.
+        serde_json::to_writer(&mut *buf, v).expect("a JSON value serializes");
+    });
 }
 
 /// A one-dimensional `text[]` without NULLs (an empty list is the empty array).
 pub fn text_array(buf: &mut Vec<u8>, items: &[&str]) {
-    let at = buf.len();
-    buf.extend_from_slice(&[0; 4]);
-    let n = items.len();
-    buf.extend_from_slice(&i32::from(n > 0).to_be_bytes());
-    buf.extend_from_slice(&0i32.to_be_bytes());
-    buf.extend_from_slice(&TEXT_OID.to_be_bytes());
-    if n > 0 {
-        buf.extend_from_slice(&len(n).to_be_bytes());
-        buf.extend_from_slice(&1i32.to_be_bytes());
-        for item in items {
-            text(buf, item);
+    sized(buf, |buf| {
+        let n = items.len();
+        buf.extend_from_slice(&i32::from(n > 0).to_be_bytes());
+        buf.extend_from_slice(&0i32.to_be_bytes());
+        buf.extend_from_slice(&TEXT_OID.to_be_bytes());
+        if n > 0 {
+            buf.extend_from_slice(&len(n).to_be_bytes());
+            buf.extend_from_slice(&1i32.to_be_bytes());
+            for item in items {
+                text(buf, item);
+            }
         }
-    }
-    let total = len(buf.len() - at - 4);
-    buf[at..at + 4].copy_from_slice(&total.to_be_bytes());
+    });
 }
 
 /// A `numeric` of `shown`, a JSON number as the record's JSON writes it (`-12.50`,
@@ -136,15 +151,15 @@ pub fn numeric(buf: &mut Vec<u8>, shown: &str) {
         weight = 0;
     }
     let sign: u16 = if negative && !groups.is_empty() { 0x4000 } else { 0 };
-    let mut field = Vec::with_capacity(8 + 2 * groups.len());
-    field.extend_from_slice(&(groups.len() as i16).to_be_bytes());
-    field.extend_from_slice(&(weight as i16).to_be_bytes());
-    field.extend_from_slice(&sign.to_be_bytes());
-    field.extend_from_slice(&(dscale as i16).to_be_bytes());
-    for g in groups {
-        field.extend_from_slice(&g.to_be_bytes());
-    }
-    raw(buf, &field);
+    sized(buf, |buf| {
+        buf.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+        buf.extend_from_slice(&(weight as i16).to_be_bytes());
+        buf.extend_from_slice(&sign.to_be_bytes());
+        buf.extend_from_slice(&(dscale as i16).to_be_bytes());
+        for g in groups {
+            buf.extend_from_slice(&g.to_be_bytes());
+        }
+    });
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! `mirror-<schema>.json` in the data folder, which `status` and `/metrics` read.
 //!
 //! Rooms: this file (the loop, views, status), `pg` (the schema and the batch in
-//! PostgreSQL).
+//! PostgreSQL), `copy` (COPY's binary format).
 
 mod copy;
 pub mod pg;

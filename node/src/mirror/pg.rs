@@ -319,13 +319,11 @@ pub fn record_rows(view: View, today: huijiao_protocol::Date, records: &[StoredR
 
 /// The COPY rows of `changes` for the `changes` table.
 pub fn change_rows(changes: &[LogChange]) -> Bytes {
-    let mut buf = Vec::with_capacity(changes.len() * 200);
-    buf.extend_from_slice(copy::HEADER);
-    for c in changes {
-        change_row(&mut buf, c);
-    }
-    buf.extend_from_slice(&copy::TRAILER);
-    Bytes::from(buf)
+    Bytes::from(copy::stream(changes.len() * 200, |buf| {
+        for c in changes {
+            change_row(buf, c);
+        }
+    }))
 }
 
 /// One record of a batch: its `records` row, or `None` when the view does not show it.
@@ -338,13 +336,11 @@ pub struct RecordRow {
 /// The rows of `rows` as one COPY's data.
 fn joined(rows: &[&RecordRow]) -> Vec<u8> {
     let size: usize = rows.iter().map(|r| r.copy.as_ref().map_or(0, Vec::len)).sum();
-    let mut buf = Vec::with_capacity(copy::HEADER.len() + size + copy::TRAILER.len());
-    buf.extend_from_slice(copy::HEADER);
-    for r in rows {
-        buf.extend_from_slice(r.copy.as_deref().unwrap_or_default());
-    }
-    buf.extend_from_slice(&copy::TRAILER);
-    buf
+    copy::stream(size, |buf| {
+        for r in rows {
+            buf.extend_from_slice(r.copy.as_deref().unwrap_or_default());
+        }
+    })
 }
 
 /// One batch for [`Pg::apply`], its rows already built.
