@@ -295,4 +295,20 @@ fn a_kill_of_the_mirror_and_a_postgresql_crash_lose_and_repeat_nothing() {
         pg.psql("SELECT count(*) FROM again.records r JOIN huijiao.records h USING (reg_no, version, title)").unwrap().trim(),
         "200000"
     );
+    // A record whose text holds U+0000 (a JSON drop may carry `\u0000`), which
+    // PostgreSQL's text cannot: mirrored without it, and the mirror goes on.
+    let mut odd = records(200_001, 1, 17).remove(0);
+    odd.title = "含\u{0}空字符的成果".into();
+    odd.keywords = vec!["甲\u{0}乙".into()];
+    node.drop_file("odd.jsonl", &synth::jsonl(std::slice::from_ref(&odd)));
+    assert_eq!(node.wait_handled("odd.jsonl", 1)["accepted"], 1);
+    let out = mirror(&node, &["--postgres", &pg.url(), "--once"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        pg.psql(&format!("SELECT title, record->>'title', keywords[1] FROM huijiao.records WHERE reg_no = '{}'", odd.reg_no))
+            .unwrap()
+            .trim(),
+        "含空字符的成果|含空字符的成果|甲乙"
+    );
+    assert_eq!(pg.psql("SELECT cursor FROM huijiao.mirror").unwrap().trim(), "200001");
 }

@@ -365,13 +365,14 @@ pub struct Batch {
 /// A record's row of `records`, in the table's column order, from its JSON as the
 /// view shows it.
 fn record_row(buf: &mut Vec<u8>, r: &StoredRecord, view: View) {
-    let json: Map<String, Value> = match view {
+    let mut json: Map<String, Value> = match view {
         View::Public => r.record.public_json(),
         View::Operator => match serde_json::to_value(&r.record) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
         },
     };
+    json.values_mut().for_each(without_nul);
     let updated = crate::clock::rfc3339_china(r.updated_at);
     let provenance = match view {
         View::Operator => serde_json::json!({
@@ -391,6 +392,18 @@ fn record_row(buf: &mut Vec<u8>, r: &StoredRecord, view: View) {
     copy::jsonb(buf, &Value::Object(json));
     copy::jsonb(buf, &provenance);
     copy::timestamptz_ms(buf, r.updated_at);
+}
+
+/// PostgreSQL's `text`, and the strings of its `jsonb`, cannot hold U+0000, which a
+/// record's text can (a JSON drop's `\u0000`): it is left out, as the OAI-PMH feed
+/// leaves out control characters, rather than PostgreSQL refusing the batch for ever.
+fn without_nul(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+        Value::Array(items) => items.iter_mut().for_each(without_nul),
+        Value::Object(m) => m.values_mut().for_each(without_nul),
+        _ => {}
+    }
 }
 
 /// One typed column's field from the record's JSON value. A value that does not fit
