@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 /// The file in `data_dir` where a listening node writes the address it bound (useful
-/// with port 0).
+/// with port 0), once all its listeners (QUIC, HTTP, metrics) are bound.
 pub const LISTEN_ADDRESS_FILE: &str = "listen-address";
 
 /// The file in `data_dir` where the node writes the address `[metrics]` bound.
@@ -87,9 +87,6 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         (Some(e), Some(_)) => Some(e.local_addr()?),
         _ => None,
     };
-    if let Some(a) = listen_addr {
-        crate::fsx::write_atomic(&cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string().as_bytes())?;
-    }
     // Online registration: one service for the API, the pages and the admin socket.
     let registration = cfg.registration.as_ref().map(|r| {
         Arc::new(crate::registration::Registration {
@@ -115,6 +112,21 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         }
         None => None,
     };
+    let metrics = match cfg.metrics {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            let bound = listener.local_addr()?;
+            crate::fsx::write_atomic(&cfg.data_dir.join(METRICS_ADDRESS_FILE), bound.to_string().as_bytes())?;
+            info!(address = %bound, "metrics listening");
+            Some(listener)
+        }
+        None => None,
+    };
+    // Written once every listener is bound: whoever waits for this file (a test, a
+    // script) may then read `http-address` and `metrics-address` too.
+    if let Some(a) = listen_addr {
+        crate::fsx::write_atomic(&cfg.data_dir.join(LISTEN_ADDRESS_FILE), a.to_string().as_bytes())?;
+    }
     // The catalogue follows the store on a thread of its own, woken by its commits.
     let indexer = if cfg.index {
         let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
@@ -155,11 +167,7 @@ pub async fn start(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<R
         }
         reload = Some(tx);
     }
-    if let Some(addr) = cfg.metrics {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
-        let bound = listener.local_addr()?;
-        crate::fsx::write_atomic(&cfg.data_dir.join(METRICS_ADDRESS_FILE), bound.to_string().as_bytes())?;
-        info!(address = %bound, "metrics listening");
+    if let Some(listener) = metrics {
         tasks.spawn(crate::metrics::serve(cfg.clone(), store.clone(), listener, shutdown.child_token()));
     }
     if let Some((api, listener, tls)) = http {
