@@ -324,11 +324,20 @@ fn metrics_parse_as_prometheus_text_and_healthz_answers() {
     let addr = std::fs::read_to_string(&f).unwrap();
     node.drop_file("a.csv", &std::fs::read(common::samples().join("utf8-zh.csv")).unwrap());
     let report = node.wait_handled("a.csv", 1);
-    let r = common::http::get(&addr, "/metrics", &[]);
-    assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().contains("openmetrics-text"));
-    let lines: Vec<String> = r.text().lines().map(str::to_string).collect();
-    let scrape = prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("Prometheus text");
+    let scrape_now = || {
+        let r = common::http::get(&addr, "/metrics", &[]);
+        assert_eq!(r.status, 200);
+        assert!(r.header("content-type").unwrap().contains("openmetrics-text"));
+        let lines: Vec<String> = r.text().lines().map(str::to_string).collect();
+        prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("Prometheus text")
+    };
+    // The counters are bumped when the file's handling returns, a moment after its
+    // report appears: wait for the file to be counted.
+    let mut scrape = scrape_now();
+    wait_for("the file counted in /metrics", Duration::from_secs(30), || {
+        scrape = scrape_now();
+        scrape.samples.iter().any(|s| s.metric == "huijiao_files_total")
+    });
     let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
         scrape
             .samples
