@@ -77,7 +77,7 @@ fn a_package_freezes_its_versions_and_never_shows_what_stopped_being_public() {
     let bad = put(&addr, "rice", json!({"title": "水稻", "field": "农业"}));
     assert_eq!((bad.status, bad.json()["field"].as_str()), (422, Some("field")), "{}", bad.text());
     assert_eq!(put(&addr, "Rice!", json!({"title": "水稻"})).status, 422);
-    let def = json!({"title": "水稻技术包", "field": "现代农业", "description": "南方稻区可推广的技术。",
+    let def = json!({"title": "水稻技术包", "field": "现代农业", "description": "南方稻区可推广的技术。\u{7}",
         "query": {"q": "水稻"}, "include": [internal.reg_no]});
     assert_eq!(put(&addr, "rice", def.clone()).status, 201);
     let refused = publish(&addr, "rice");
@@ -158,6 +158,8 @@ fn a_package_freezes_its_versions_and_never_shows_what_stopped_being_public() {
     for feed in ["/packages.atom", "/packages/rice.atom"] {
         let r = get(&addr, feed, &[]);
         assert_eq!(r.header("content-type"), Some("application/atom+xml; charset=utf-8"));
+        // A control character pasted into the description cannot reach the XML.
+        assert!(!r.text().chars().any(|c| c < ' ' && !"\t\n\r".contains(c)), "{feed} carries a control character");
         let entries = atom_entries(&r.text());
         assert_eq!(entries, ["水稻技术包（第 2 版）", "水稻技术包（第 1 版）"], "{feed}");
     }

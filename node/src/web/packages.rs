@@ -220,9 +220,11 @@ pub async fn feed_all(State(api): State<Arc<Api>>, ConnectInfo(addr): ConnectInf
     feed(&api, addr, None).await
 }
 
-/// Escapes text for XML.
+/// Text for the feed's XML: escaped, and the control characters XML 1.0 cannot carry
+/// dropped (a description pasted with one would otherwise break the feed for every
+/// reader).
 fn xml(s: &str) -> String {
-    esc(s)
+    crate::oai::xml::esc(s)
 }
 
 /// The Atom feed of publications, of every package or of one.
