@@ -107,8 +107,6 @@ fn the_mirror_equals_the_store_row_by_row_and_follows_it() {
         pg.psql("SELECT pg_typeof(reg_date)::text || ' ' || pg_typeof(persons)::text FROM huijiao.records LIMIT 1").unwrap().trim(),
         "date text[]"
     );
-    // Every typed column (sent in COPY's binary form) holds what the record's JSON
-    // holds, to the number's scale.
     // Each key of the record has its column (the types as PostgreSQL reports them).
     let columns: Vec<(String, String)> = pg
         .psql(
@@ -130,6 +128,8 @@ fn the_mirror_equals_the_store_row_by_row_and_follows_it() {
         "0"
     );
     assert_eq!(columns.len(), 25);
+    // Every typed column (sent in COPY's binary form) holds what the record's JSON
+    // holds, to the number's scale.
     let mut differs: Vec<String> = columns
         .iter()
         .map(|(k, t)| match t.as_str() {
